@@ -1,0 +1,5 @@
+//! The imperative shell around delivery: actors move messages and call the
+//! pure core; they never run a blocking call on their event loop.
+
+pub mod endpoint;
+pub mod router;

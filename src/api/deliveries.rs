@@ -1,0 +1,105 @@
+use super::problem::ApiError;
+use super::{page, rfc3339, AppState, PageParams};
+use crate::core::delivery::DeliveryState;
+use crate::core::domain::FieldError;
+use crate::store::deliveries::{self, DeliveryFilter};
+use crate::store::models::{AttemptRow, DeliveryRow};
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+#[derive(Deserialize)]
+pub struct ListParams {
+    endpoint_id: Option<String>,
+    state: Option<String>,
+    limit: Option<i64>,
+    cursor: Option<String>,
+}
+
+pub fn delivery_summary(row: &DeliveryRow) -> Value {
+    json!({
+        "id": row.id,
+        "endpoint_id": row.endpoint_id,
+        "state": row.state,
+        "attempt_count": row.attempt_count,
+        "next_attempt_at": row.next_attempt_at.map(rfc3339),
+    })
+}
+
+fn delivery_view(row: &DeliveryRow) -> Value {
+    let mut view = delivery_summary(row);
+    view["event_id"] = json!(row.event_id);
+    view["created_at"] = json!(rfc3339(row.created_at));
+    view["updated_at"] = json!(rfc3339(row.updated_at));
+    view
+}
+
+fn attempt_view(row: &AttemptRow) -> Value {
+    json!({
+        "id": row.id,
+        "attempt": row.attempt,
+        "started_at": rfc3339(row.started_at),
+        "duration_ms": row.duration_ms,
+        "status_code": row.status_code,
+        "response_headers": row.response_headers.as_deref().and_then(|h| serde_json::from_str::<Value>(h).ok()),
+        "response_body": row.response_body,
+        "error_kind": row.error_kind,
+        "error_message": row.error_message,
+    })
+}
+
+pub async fn list(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    tenant: web::Path<String>,
+    params: web::Query<ListParams>,
+) -> Result<HttpResponse, ApiError> {
+    let tenant = tenant.into_inner();
+    state.keys.require_tenant(&request, &tenant).await?;
+    let params = params.into_inner();
+    if let Some(wanted) = &params.state {
+        if DeliveryState::parse(wanted).is_none() {
+            return Err(
+                FieldError::new("state", "must be one of pending, succeeded, failed").into(),
+            );
+        }
+    }
+    let page_params = PageParams {
+        limit: params.limit,
+        cursor: params.cursor,
+    };
+    let limit = page_params.limit()?;
+    let cursor = page_params.cursor();
+    let filter = DeliveryFilter {
+        endpoint_id: params.endpoint_id,
+        state: params.state,
+    };
+    let rows = state
+        .store
+        .run(move |db| deliveries::list(db, &tenant, &filter, cursor.as_deref(), limit + 1))
+        .await?;
+    Ok(HttpResponse::Ok().json(page(rows, limit, |r| &r.id, |r| delivery_view(&r))))
+}
+
+pub async fn get(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (tenant, id) = path.into_inner();
+    state.keys.require_tenant(&request, &tenant).await?;
+    let found = state
+        .store
+        .run(move |db| {
+            let Some(delivery) = deliveries::find(db, &tenant, &id)? else {
+                return Ok(None);
+            };
+            let attempts = deliveries::attempts_of(db, &id)?;
+            Ok(Some((delivery, attempts)))
+        })
+        .await?;
+    let (delivery, attempts) = found.ok_or(ApiError::NotFound("delivery"))?;
+    let mut view = delivery_view(&delivery);
+    view["attempts"] = attempts.iter().map(attempt_view).collect();
+    Ok(HttpResponse::Ok().json(view))
+}

@@ -1,0 +1,128 @@
+use super::deliveries::delivery_summary;
+use super::problem::{parse_json, ApiError};
+use super::AppState;
+use crate::actors::router::Publish;
+use crate::core::domain::{parse_event_id, parse_event_type, FieldError};
+use crate::ids;
+use crate::store::deliveries;
+use crate::store::events::{self, Ingested};
+use crate::store::models::EventRow;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewEvent {
+    #[serde(rename = "type")]
+    event_type: String,
+    payload: Value,
+    id: Option<String>,
+}
+
+/// What every endpoint receives; serialized once, stored, and sent as is.
+#[derive(Serialize)]
+struct Envelope<'a> {
+    id: &'a str,
+    #[serde(rename = "type")]
+    event_type: &'a str,
+    timestamp: &'a str,
+    tenant_id: &'a str,
+    data: &'a Value,
+}
+
+const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
+
+fn idempotency_key(request: &HttpRequest) -> Result<Option<String>, FieldError> {
+    let Some(value) = request.headers().get(IDEMPOTENCY_KEY) else {
+        return Ok(None);
+    };
+    match value.to_str() {
+        Ok(key) if !key.is_empty() && key.len() <= 255 => Ok(Some(key.to_owned())),
+        _ => Err(FieldError::new(
+            IDEMPOTENCY_KEY,
+            "must be 1 to 255 visible ASCII characters",
+        )),
+    }
+}
+
+pub async fn publish(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    tenant: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let tenant = tenant.into_inner();
+    state.keys.require_tenant(&request, &tenant).await?;
+    let input: NewEvent = parse_json(&body)?;
+    let event_type = parse_event_type(&input.event_type)?;
+    if !input.payload.is_object() {
+        return Err(FieldError::new("payload", "must be a JSON object").into());
+    }
+    let id = match &input.id {
+        Some(id) => parse_event_id(id)?,
+        None => ids::time_ordered("evt"),
+    };
+    let idempotency_key = idempotency_key(&request)?;
+    let now = chrono::Utc::now();
+    let timestamp = now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let body = serde_json::to_string(&Envelope {
+        id: &id,
+        event_type: &event_type,
+        timestamp: &timestamp,
+        tenant_id: &tenant,
+        data: &input.payload,
+    })
+    .map_err(|e| ApiError::Malformed(e.to_string()))?;
+    let event = EventRow {
+        tenant_id: tenant,
+        id,
+        event_type,
+        body,
+        idempotency_key,
+        created_at: now.timestamp_millis(),
+    };
+    let event_id = event.id.clone();
+    let ingested = state
+        .router
+        .send(Publish(event))
+        .await
+        .map_err(|_| ApiError::Unavailable)??;
+    Ok(match ingested {
+        Ingested::New { deliveries } => {
+            HttpResponse::Accepted().json(json!({"id": event_id, "deliveries": deliveries}))
+        }
+        Ingested::Duplicate {
+            event_id,
+            deliveries,
+        } => HttpResponse::Ok().json(json!({"id": event_id, "deliveries": deliveries})),
+    })
+}
+
+pub async fn get(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (tenant, id) = path.into_inner();
+    state.keys.require_tenant(&request, &tenant).await?;
+    let found = state
+        .store
+        .run(move |db| {
+            let Some(event) = events::find(db, &tenant, &id)? else {
+                return Ok(None);
+            };
+            let fan_out = deliveries::for_event(db, &tenant, &id)?;
+            Ok(Some((event, fan_out)))
+        })
+        .await?;
+    let (event, fan_out) = found.ok_or(ApiError::NotFound("event"))?;
+    let envelope: Value = serde_json::from_str(&event.body).unwrap_or(Value::Null);
+    Ok(HttpResponse::Ok().json(json!({
+        "id": event.id,
+        "type": event.event_type,
+        "timestamp": envelope["timestamp"],
+        "payload": envelope["data"],
+        "deliveries": fan_out.iter().map(delivery_summary).collect::<Vec<_>>(),
+    })))
+}

@@ -1,0 +1,140 @@
+//! The HTTP API: one module a resource. A handler parses its input into
+//! domain values, calls the store or the router, and maps the result.
+
+pub mod auth;
+pub mod deliveries;
+pub mod endpoints;
+pub mod events;
+pub mod health;
+pub mod problem;
+pub mod tenants;
+
+use crate::actors::router::Router;
+use crate::store::Store;
+use actix::Addr;
+use actix_web::dev::ServiceResponse;
+use actix_web::http::header::CONTENT_TYPE;
+use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers};
+use actix_web::web;
+use serde::{Deserialize, Serialize};
+
+pub struct AppState {
+    pub store: Store,
+    pub router: Addr<Router>,
+    pub keys: auth::Keys,
+}
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/healthz", web::get().to(health::healthz))
+        .service(
+            web::scope("/v1/tenants")
+                .route("", web::post().to(tenants::create))
+                .route("", web::get().to(tenants::list))
+                .route("/{tenant}/endpoints", web::post().to(endpoints::create))
+                .route("/{tenant}/endpoints", web::get().to(endpoints::list))
+                .route("/{tenant}/endpoints/{id}", web::get().to(endpoints::get))
+                .route(
+                    "/{tenant}/endpoints/{id}",
+                    web::patch().to(endpoints::update),
+                )
+                .route(
+                    "/{tenant}/endpoints/{id}",
+                    web::delete().to(endpoints::delete),
+                )
+                .route("/{tenant}/events", web::post().to(events::publish))
+                .route("/{tenant}/events/{id}", web::get().to(events::get))
+                .route("/{tenant}/deliveries", web::get().to(deliveries::list))
+                .route("/{tenant}/deliveries/{id}", web::get().to(deliveries::get)),
+        );
+}
+
+/// Errors raised outside our handlers (unknown route, bad query string,
+/// oversized body) become problem+json like every other error.
+pub fn problem_errors<B: 'static>() -> ErrorHandlers<B> {
+    ErrorHandlers::new().default_handler(as_problem)
+}
+
+fn as_problem<B>(response: ServiceResponse<B>) -> actix_web::Result<ErrorHandlerResponse<B>> {
+    let is_problem = response
+        .headers()
+        .get(CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes() == b"application/problem+json");
+    if is_problem {
+        return Ok(ErrorHandlerResponse::Response(
+            response.map_into_left_body(),
+        ));
+    }
+    let (request, original) = response.into_parts();
+    let status = original.status();
+    let detail = original
+        .error()
+        .map(ToString::to_string)
+        .unwrap_or_else(|| status.canonical_reason().unwrap_or("error").to_owned());
+    let title = status.canonical_reason().unwrap_or("Error");
+    let problem = problem::problem_response(status, title, detail, None);
+    Ok(ErrorHandlerResponse::Response(
+        ServiceResponse::new(request, problem).map_into_right_body::<B>(),
+    ))
+}
+
+/// `limit` and `cursor` of every list.
+#[derive(Debug, Deserialize)]
+pub struct PageParams {
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
+}
+
+pub const DEFAULT_PAGE: i64 = 100;
+pub const MAX_PAGE: i64 = 1000;
+
+impl PageParams {
+    pub fn limit(&self) -> Result<i64, problem::ApiError> {
+        match self.limit {
+            None => Ok(DEFAULT_PAGE),
+            Some(limit) if (1..=MAX_PAGE).contains(&limit) => Ok(limit),
+            Some(_) => Err(crate::core::domain::FieldError::new(
+                "limit",
+                format!("must be between 1 and {MAX_PAGE}"),
+            )
+            .into()),
+        }
+    }
+
+    pub fn cursor(&self) -> Option<String> {
+        self.cursor.clone()
+    }
+}
+
+#[derive(Serialize)]
+pub struct Page<T> {
+    data: Vec<T>,
+    next: Option<String>,
+}
+
+/// Builds a page from `limit + 1` fetched rows: the extra row only tells
+/// whether another page exists; the cursor is the last returned id.
+pub fn page<R, T>(
+    mut rows: Vec<R>,
+    limit: i64,
+    id_of: impl Fn(&R) -> &str,
+    view: impl Fn(R) -> T,
+) -> Page<T> {
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    let more = rows.len() > limit;
+    rows.truncate(limit);
+    let next = if more {
+        rows.last().map(|r| id_of(r).to_owned())
+    } else {
+        None
+    };
+    Page {
+        data: rows.into_iter().map(view).collect(),
+        next,
+    }
+}
+
+pub fn rfc3339(millis: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(millis)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}

@@ -1,0 +1,173 @@
+//! Errors as `application/problem+json` (RFC 9457), and request-body parsing
+//! that names the offending field.
+
+use crate::core::domain::FieldError;
+use crate::store::StoreError;
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("a valid API key is required: send Authorization: Bearer <key>")]
+    Unauthorized,
+    #[error("this API key may not use this route")]
+    Forbidden,
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Malformed(String),
+    #[error("{}: {}", .0.field, .0.reason)]
+    Invalid(FieldError),
+    #[error("storage failure")]
+    Store(#[from] StoreError),
+    #[error("the service is shutting down")]
+    Unavailable,
+}
+
+impl From<FieldError> for ApiError {
+    fn from(error: FieldError) -> Self {
+        ApiError::Invalid(error)
+    }
+}
+
+#[derive(Serialize)]
+struct Problem<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    title: &'static str,
+    status: u16,
+    detail: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<&'a str>,
+}
+
+impl ApiError {
+    fn title(&self) -> &'static str {
+        match self {
+            ApiError::Unauthorized => "Unauthorized",
+            ApiError::Forbidden => "Forbidden",
+            ApiError::NotFound(_) => "Not Found",
+            ApiError::Conflict(_) => "Conflict",
+            ApiError::Malformed(_) => "Malformed request",
+            ApiError::Invalid(_) => "Invalid field",
+            ApiError::Store(_) => "Internal Server Error",
+            ApiError::Unavailable => "Service Unavailable",
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Malformed(_) => StatusCode::BAD_REQUEST,
+            ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status_code();
+        let detail = match self {
+            ApiError::Store(error) => {
+                log::error!("request failed: {error}");
+                "the request could not be completed; it changed nothing".to_owned()
+            }
+            other => other.to_string(),
+        };
+        let field = match self {
+            ApiError::Invalid(error) => Some(error.field.as_str()),
+            _ => None,
+        };
+        problem_response(status, self.title(), detail, field)
+    }
+}
+
+pub fn problem_response(
+    status: StatusCode,
+    title: &'static str,
+    detail: String,
+    field: Option<&str>,
+) -> HttpResponse {
+    HttpResponse::build(status)
+        .content_type("application/problem+json")
+        .json(Problem {
+            kind: "about:blank",
+            title,
+            status: status.as_u16(),
+            detail,
+            field,
+        })
+}
+
+/// Parses a JSON body: bad syntax is a 400, a wrong shape a 422 naming the
+/// field.
+pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let value: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::Malformed(format!("the body is not valid JSON: {e}")))?;
+    serde_path_to_error::deserialize(value).map_err(|error| {
+        let path = error.path().to_string();
+        let reason = error.inner().to_string();
+        ApiError::Invalid(field_error(&path, &reason))
+    })
+}
+
+/// serde reports a missing field at its parent; name the field itself.
+fn field_error(path: &str, reason: &str) -> FieldError {
+    let named = reason
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.split('`').next());
+    let field = match (named, path) {
+        (Some(name), ".") => name.to_owned(),
+        (Some(name), parent) => format!("{parent}.{name}"),
+        (None, path) => path.to_owned(),
+    };
+    FieldError::new(field, reason)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(serde::Deserialize, Debug)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Input {
+        url: String,
+        tags: Option<Vec<String>>,
+    }
+
+    fn invalid_field(body: &str) -> String {
+        match parse_json::<Input>(body.as_bytes()) {
+            Err(ApiError::Invalid(error)) => error.field,
+            other => panic!("expected a field error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn names_missing_unknown_and_mistyped_fields() {
+        assert_eq!(invalid_field("{}"), "url");
+        assert_eq!(invalid_field(r#"{"url": "x", "colour": 1}"#), "colour");
+        assert_eq!(invalid_field(r#"{"url": 5}"#), "url");
+        assert_eq!(
+            invalid_field(r#"{"url": "x", "tags": ["a", 3]}"#),
+            "tags[1]"
+        );
+    }
+
+    #[test]
+    fn bad_syntax_is_malformed() {
+        assert!(matches!(
+            parse_json::<Input>(b"{"),
+            Err(ApiError::Malformed(_))
+        ));
+    }
+}

@@ -1,0 +1,143 @@
+//! The delivery state machine: the one place where a delivery's state is decided.
+
+use super::retry;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryState {
+    /// Waiting for its next attempt (due now or at `next_attempt_at`).
+    Pending,
+    Succeeded,
+    /// Every scheduled attempt failed; kept and visible.
+    Failed,
+}
+
+impl DeliveryState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryState::Pending => "pending",
+            DeliveryState::Succeeded => "succeeded",
+            DeliveryState::Failed => "failed",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<DeliveryState> {
+        match value {
+            "pending" => Some(DeliveryState::Pending),
+            "succeeded" => Some(DeliveryState::Succeeded),
+            "failed" => Some(DeliveryState::Failed),
+            _ => None,
+        }
+    }
+}
+
+/// How one HTTP attempt ended, as far as the state machine cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptVerdict {
+    Delivered,
+    /// Failed; `retry_after` is the receiver's own request, when it made one
+    /// with a status that allows it (429 or 503).
+    Failed {
+        retry_after: Option<Duration>,
+    },
+}
+
+/// Only a 2xx is a success: redirects are not followed, so a 3xx fails.
+pub fn verdict_for_status(status: u16, retry_after: Option<Duration>) -> AttemptVerdict {
+    match status {
+        200..=299 => AttemptVerdict::Delivered,
+        429 | 503 => AttemptVerdict::Failed { retry_after },
+        _ => AttemptVerdict::Failed { retry_after: None },
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Transition {
+    pub state: DeliveryState,
+    /// Set when `state` is `Pending`: how long until the next attempt.
+    pub retry_in: Option<Duration>,
+}
+
+/// What a delivery becomes after its `attempts_made`-th attempt.
+pub fn after_attempt(
+    verdict: AttemptVerdict,
+    attempts_made: u32,
+    schedule: &[u32],
+    jitter_unit: f64,
+) -> Transition {
+    match verdict {
+        AttemptVerdict::Delivered => Transition {
+            state: DeliveryState::Succeeded,
+            retry_in: None,
+        },
+        AttemptVerdict::Failed { retry_after } => {
+            match retry::next_delay(schedule, attempts_made, jitter_unit, retry_after) {
+                Some(delay) => Transition {
+                    state: DeliveryState::Pending,
+                    retry_in: Some(delay),
+                },
+                None => Transition {
+                    state: DeliveryState::Failed,
+                    retry_in: None,
+                },
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn success_ends_the_delivery() {
+        let t = after_attempt(AttemptVerdict::Delivered, 3, &[1, 2], 0.0);
+        assert_eq!(t.state, DeliveryState::Succeeded);
+        assert_eq!(t.retry_in, None);
+    }
+
+    #[test]
+    fn failure_retries_until_the_schedule_is_spent() {
+        let failed = AttemptVerdict::Failed { retry_after: None };
+        let first = after_attempt(failed, 1, &[5], 0.0);
+        assert_eq!(first.state, DeliveryState::Pending);
+        assert_eq!(first.retry_in, Some(Duration::from_secs(5)));
+        assert_eq!(
+            after_attempt(failed, 2, &[5], 0.0).state,
+            DeliveryState::Failed
+        );
+    }
+
+    #[test]
+    fn redirects_and_server_errors_fail() {
+        assert_eq!(
+            verdict_for_status(302, None),
+            AttemptVerdict::Failed { retry_after: None }
+        );
+        assert_eq!(verdict_for_status(204, None), AttemptVerdict::Delivered);
+    }
+
+    #[test]
+    fn retry_after_counts_only_for_429_and_503() {
+        let asked = Some(Duration::from_secs(9));
+        assert_eq!(
+            verdict_for_status(429, asked),
+            AttemptVerdict::Failed { retry_after: asked }
+        );
+        assert_eq!(
+            verdict_for_status(500, asked),
+            AttemptVerdict::Failed { retry_after: None }
+        );
+    }
+
+    #[test]
+    fn states_round_trip_through_their_names() {
+        for state in [
+            DeliveryState::Pending,
+            DeliveryState::Succeeded,
+            DeliveryState::Failed,
+        ] {
+            assert_eq!(DeliveryState::parse(state.as_str()), Some(state));
+        }
+    }
+}

@@ -1,0 +1,9 @@
+//! Pure logic: no I/O, no clocks read, no randomness drawn. Everything here is a
+//! function of its arguments and is unit-tested next to its code.
+
+pub mod delivery;
+pub mod domain;
+pub mod endpoint;
+pub mod matching;
+pub mod retry;
+pub mod signing;

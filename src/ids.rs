@@ -1,0 +1,53 @@
+//! Identifiers and secrets drawn from the clock and the system's randomness.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+
+/// `<prefix>_<uuid v7>`: unique and ordered by creation time, so ids double
+/// as stable pagination cursors.
+pub fn time_ordered(prefix: &str) -> String {
+    format!("{prefix}_{}", uuid::Uuid::now_v7().simple())
+}
+
+pub fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut bytes = [0u8; N];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    bytes
+}
+
+/// A new API key: 32 random bytes, URL-safe base64, with a readable prefix.
+pub fn api_key(prefix: &str) -> String {
+    format!("{prefix}_{}", URL_SAFE_NO_PAD.encode(random_bytes::<32>()))
+}
+
+/// Keys are stored only as this digest; they carry 256 random bits, so a
+/// plain SHA-256 is enough (no password-stretching needed).
+pub fn key_hash(key: &str) -> String {
+    Sha256::digest(key.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_sort_by_creation() {
+        let first = time_ordered("evt");
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let second = time_ordered("evt");
+        assert!(first.starts_with("evt_"));
+        assert!(first < second);
+    }
+
+    #[test]
+    fn key_hash_is_stable_hex() {
+        assert_eq!(key_hash("abc").len(), 64);
+        assert_eq!(key_hash("abc"), key_hash("abc"));
+        assert_ne!(api_key("hr"), api_key("hr"));
+    }
+}

@@ -1,0 +1,13 @@
+//! hookrelay: durable, signed webhook delivery.
+//!
+//! Request → [`api`] → [`store`] (durable) + [`actors::router`] → one
+//! [`actors::endpoint`] actor per endpoint → [`core`] decisions → [`sender`].
+
+pub mod actors;
+pub mod api;
+pub mod config;
+pub mod core;
+pub mod ids;
+pub mod sender;
+pub mod startup;
+pub mod store;

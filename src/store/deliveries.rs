@@ -1,0 +1,135 @@
+//! Deliveries and their attempts.
+
+use super::models::{AttemptRow, DeliveryRow};
+use super::schema::{attempts, deliveries, events};
+use super::{dispatch, Db, StoreError};
+use crate::core::delivery::DeliveryState;
+use diesel::prelude::*;
+use std::sync::Arc;
+
+/// A delivery waiting in an endpoint actor's queue, with the bytes to send.
+#[derive(Debug, Clone)]
+pub struct QueuedDelivery {
+    pub delivery_id: String,
+    pub event_id: String,
+    pub body: Arc<str>,
+    pub attempt_count: u32,
+    /// Milliseconds since the epoch; `None` means due now.
+    pub next_attempt_at: Option<i64>,
+}
+
+/// The outcome of one attempt, to be stored with the delivery's new state.
+#[derive(Debug, Clone)]
+pub struct AttemptRecord {
+    pub attempt: AttemptRow,
+    pub state: DeliveryState,
+    pub next_attempt_at: Option<i64>,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct DeliveryFilter {
+    pub endpoint_id: Option<String>,
+    pub state: Option<String>,
+}
+
+pub fn pending_for_endpoint(
+    db: &mut Db,
+    endpoint_id: &str,
+) -> Result<Vec<QueuedDelivery>, StoreError> {
+    let rows: Vec<(String, String, i32, Option<i64>, String)> = dispatch!(db, c => deliveries::table
+        .inner_join(events::table.on(events::tenant_id
+            .eq(deliveries::tenant_id)
+            .and(events::id.eq(deliveries::event_id))))
+        .filter(deliveries::endpoint_id.eq(endpoint_id))
+        .filter(deliveries::state.eq(DeliveryState::Pending.as_str()))
+        .order(deliveries::id)
+        .select((
+            deliveries::id,
+            deliveries::event_id,
+            deliveries::attempt_count,
+            deliveries::next_attempt_at,
+            events::body,
+        ))
+        .load(c))?;
+    Ok(rows
+        .into_iter()
+        .map(
+            |(delivery_id, event_id, attempt_count, next_attempt_at, body)| QueuedDelivery {
+                delivery_id,
+                event_id,
+                body: body.into(),
+                attempt_count: u32::try_from(attempt_count).unwrap_or_default(),
+                next_attempt_at,
+            },
+        )
+        .collect())
+}
+
+pub fn record_attempt(db: &mut Db, record: &AttemptRecord, now: i64) -> Result<(), StoreError> {
+    dispatch!(db, c => diesel::insert_into(attempts::table).values(&record.attempt).execute(c))?;
+    dispatch!(db, c => diesel::update(deliveries::table.find(&record.attempt.delivery_id))
+        .set((
+            deliveries::state.eq(record.state.as_str()),
+            deliveries::attempt_count.eq(record.attempt.attempt),
+            deliveries::next_attempt_at.eq(record.next_attempt_at),
+            deliveries::updated_at.eq(now),
+        ))
+        .execute(c))?;
+    Ok(())
+}
+
+pub fn list(
+    db: &mut Db,
+    tenant_id: &str,
+    filter: &DeliveryFilter,
+    after: Option<&str>,
+    limit: i64,
+) -> Result<Vec<DeliveryRow>, StoreError> {
+    // Boxed queries are tied to one backend, so each is built inside dispatch!.
+    let after = after.unwrap_or_default();
+    Ok(dispatch!(db, c => {
+        let mut query = deliveries::table
+            .filter(deliveries::tenant_id.eq(tenant_id))
+            .filter(deliveries::id.gt(after))
+            .order(deliveries::id)
+            .limit(limit)
+            .into_boxed();
+        if let Some(endpoint_id) = &filter.endpoint_id {
+            query = query.filter(deliveries::endpoint_id.eq(endpoint_id));
+        }
+        if let Some(state) = &filter.state {
+            query = query.filter(deliveries::state.eq(state));
+        }
+        query.select(DeliveryRow::as_select()).load(c)
+    })?)
+}
+
+pub fn for_event(
+    db: &mut Db,
+    tenant_id: &str,
+    event_id: &str,
+) -> Result<Vec<DeliveryRow>, StoreError> {
+    Ok(dispatch!(db, c => deliveries::table
+        .filter(deliveries::tenant_id.eq(tenant_id))
+        .filter(deliveries::event_id.eq(event_id))
+        .order(deliveries::id)
+        .select(DeliveryRow::as_select())
+        .load(c))?)
+}
+
+pub fn find(db: &mut Db, tenant_id: &str, id: &str) -> Result<Option<DeliveryRow>, StoreError> {
+    Ok(dispatch!(db, c => deliveries::table
+        .filter(deliveries::tenant_id.eq(tenant_id))
+        .filter(deliveries::id.eq(id))
+        .select(DeliveryRow::as_select())
+        .first(c)
+        .optional())?)
+}
+
+pub fn attempts_of(db: &mut Db, delivery_id: &str) -> Result<Vec<AttemptRow>, StoreError> {
+    Ok(dispatch!(db, c => attempts::table
+        .filter(attempts::delivery_id.eq(delivery_id))
+        .order(attempts::attempt)
+        .select(AttemptRow::as_select())
+        .load(c))?)
+}

@@ -1,0 +1,82 @@
+//! Events and their fan-out into deliveries.
+
+use super::models::{DeliveryRow, EventRow};
+use super::schema::{deliveries, events};
+use super::{dispatch, Db, StoreError};
+use diesel::prelude::*;
+
+/// What ingestion did with an event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ingested {
+    /// Written now, with this many deliveries.
+    New { deliveries: usize },
+    /// The id or idempotency key was seen before: the original event, untouched.
+    Duplicate { event_id: String, deliveries: usize },
+}
+
+/// Writes the event and its deliveries together, unless the tenant already
+/// has an event with the same id or idempotency key.
+pub fn ingest(
+    db: &mut Db,
+    event: &EventRow,
+    fan_out: &[DeliveryRow],
+) -> Result<Ingested, StoreError> {
+    let inserted = dispatch!(db, c => diesel::insert_into(events::table)
+        .values(event)
+        .on_conflict_do_nothing()
+        .execute(c))?;
+    if inserted == 0 {
+        let original =
+            find_duplicate(db, event)?.ok_or(StoreError::Query(diesel::result::Error::NotFound))?;
+        let deliveries = count_deliveries(db, &event.tenant_id, &original)?;
+        return Ok(Ingested::Duplicate {
+            event_id: original,
+            deliveries,
+        });
+    }
+    if !fan_out.is_empty() {
+        dispatch!(db, c => diesel::insert_into(deliveries::table).values(fan_out).execute(c))?;
+    }
+    Ok(Ingested::New {
+        deliveries: fan_out.len(),
+    })
+}
+
+fn find_duplicate(db: &mut Db, event: &EventRow) -> Result<Option<String>, StoreError> {
+    let by_id: Option<String> = dispatch!(db, c => events::table
+        .filter(events::tenant_id.eq(&event.tenant_id))
+        .filter(events::id.eq(&event.id))
+        .select(events::id)
+        .first(c)
+        .optional())?;
+    if by_id.is_some() {
+        return Ok(by_id);
+    }
+    let Some(key) = &event.idempotency_key else {
+        return Ok(None);
+    };
+    Ok(dispatch!(db, c => events::table
+        .filter(events::tenant_id.eq(&event.tenant_id))
+        .filter(events::idempotency_key.eq(key))
+        .select(events::id)
+        .first(c)
+        .optional())?)
+}
+
+fn count_deliveries(db: &mut Db, tenant_id: &str, event_id: &str) -> Result<usize, StoreError> {
+    let count: i64 = dispatch!(db, c => deliveries::table
+        .filter(deliveries::tenant_id.eq(tenant_id))
+        .filter(deliveries::event_id.eq(event_id))
+        .count()
+        .get_result(c))?;
+    Ok(usize::try_from(count).unwrap_or_default())
+}
+
+pub fn find(db: &mut Db, tenant_id: &str, id: &str) -> Result<Option<EventRow>, StoreError> {
+    Ok(dispatch!(db, c => events::table
+        .filter(events::tenant_id.eq(tenant_id))
+        .filter(events::id.eq(id))
+        .select(EventRow::as_select())
+        .first(c)
+        .optional())?)
+}

@@ -1,0 +1,202 @@
+//! Storage: one code path over SQLite and PostgreSQL.
+//!
+//! Queries are written once against diesel's DSL and compiled for both
+//! backends by [`dispatch!`]; diesel's `MultiConnection` was not used because
+//! its combined backend lacks `ON CONFLICT` and `RETURNING`, which ingestion
+//! relies on. Every function here blocks: callers run them through
+//! [`Store::run`] (a blocking thread) or the dedicated [`writer`] thread.
+
+pub mod deliveries;
+pub mod endpoints;
+pub mod events;
+pub mod models;
+pub mod schema;
+pub mod tenants;
+pub mod writer;
+
+use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
+use diesel::r2d2::{ConnectionManager, CustomizeConnection, PooledConnection};
+use diesel::{PgConnection, SqliteConnection};
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+use std::time::Duration;
+
+const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Query(#[from] diesel::result::Error),
+    #[error("database connection error: {0}")]
+    Pool(#[from] r2d2::Error),
+    #[error("migration failed: {0}")]
+    Migration(String),
+    #[error("unsupported DATABASE_URL {0:?}: use sqlite://<path> or postgres://…")]
+    UnsupportedUrl(String),
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+    #[error("the storage writer has stopped")]
+    WriterGone,
+    #[error("blocking task failed: {0}")]
+    Blocking(String),
+}
+
+/// A connection of either backend; run queries on it with [`dispatch!`].
+pub enum Db {
+    Sqlite(PooledConnection<ConnectionManager<SqliteConnection>>),
+    Postgres(PooledConnection<ConnectionManager<PgConnection>>),
+}
+
+/// Runs the same diesel expression on whichever backend `$db` holds.
+#[macro_export]
+macro_rules! dispatch {
+    ($db:expr, $conn:ident => $body:expr) => {
+        match $db {
+            $crate::store::Db::Sqlite(pooled) => {
+                let $conn: &mut diesel::SqliteConnection = &mut **pooled;
+                $body
+            }
+            $crate::store::Db::Postgres(pooled) => {
+                let $conn: &mut diesel::PgConnection = &mut **pooled;
+                $body
+            }
+        }
+    };
+}
+pub use dispatch;
+
+impl Db {
+    /// Runs `work` in one transaction. On SQLite it takes the write lock up
+    /// front (`BEGIN IMMEDIATE`) so a read-then-write never fails half-way
+    /// on a lock upgrade.
+    pub fn transaction<T, E>(&mut self, work: impl FnOnce(&mut Db) -> Result<T, E>) -> Result<T, E>
+    where
+        E: From<diesel::result::Error>,
+    {
+        match self {
+            Db::Sqlite(c) => {
+                AnsiTransactionManager::begin_transaction_sql(&mut **c, "BEGIN IMMEDIATE")?
+            }
+            Db::Postgres(c) => AnsiTransactionManager::begin_transaction(&mut **c)?,
+        }
+        match work(self) {
+            Ok(value) => {
+                dispatch!(self, c => AnsiTransactionManager::commit_transaction(c))?;
+                Ok(value)
+            }
+            Err(error) => {
+                // The work's error is the one worth reporting.
+                let _ = dispatch!(self, c => AnsiTransactionManager::rollback_transaction(c));
+                Err(error)
+            }
+        }
+    }
+
+    pub fn ping(&mut self) -> Result<(), StoreError> {
+        dispatch!(self, c => c.batch_execute("SELECT 1"))?;
+        Ok(())
+    }
+}
+
+#[derive(Clone)]
+enum Pool {
+    Sqlite(r2d2::Pool<ConnectionManager<SqliteConnection>>),
+    Postgres(r2d2::Pool<ConnectionManager<PgConnection>>),
+}
+
+/// The connection pool of the configured backend.
+#[derive(Clone)]
+pub struct Store {
+    pool: Pool,
+}
+
+#[derive(Debug)]
+struct SqlitePragmas;
+
+impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for SqlitePragmas {
+    fn on_acquire(&self, conn: &mut SqliteConnection) -> Result<(), diesel::r2d2::Error> {
+        // WAL lets readers run beside the writer; synchronous=FULL makes a
+        // commit durable before ingestion answers 2xx.
+        conn.batch_execute(
+            "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; \
+             PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
+        )
+        .map_err(diesel::r2d2::Error::QueryError)
+    }
+}
+
+impl Store {
+    /// Opens the database named by `url`, applying pending migrations.
+    pub fn open(url: &str) -> Result<Store, StoreError> {
+        let pool = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Pool::Postgres(
+                r2d2::Pool::builder()
+                    .max_size(12)
+                    .connection_timeout(Duration::from_secs(10))
+                    .build(ConnectionManager::new(url))?,
+            )
+        } else {
+            let path =
+                sqlite_path(url).ok_or_else(|| StoreError::UnsupportedUrl(url.to_owned()))?;
+            Pool::Sqlite(
+                r2d2::Pool::builder()
+                    .max_size(8)
+                    .connection_timeout(Duration::from_secs(10))
+                    .connection_customizer(Box::new(SqlitePragmas))
+                    .build(ConnectionManager::new(path))?,
+            )
+        };
+        let store = Store { pool };
+        let mut db = store.get()?;
+        dispatch!(&mut db, c => c.run_pending_migrations(MIGRATIONS).map(|_| ()))
+            .map_err(|e| StoreError::Migration(e.to_string()))?;
+        Ok(store)
+    }
+
+    /// A connection for blocking work; never call this on an event loop.
+    pub fn get(&self) -> Result<Db, StoreError> {
+        Ok(match &self.pool {
+            Pool::Sqlite(pool) => Db::Sqlite(pool.get()?),
+            Pool::Postgres(pool) => Db::Postgres(pool.get()?),
+        })
+    }
+
+    /// Runs blocking database work on the blocking thread pool.
+    pub async fn run<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Db) -> Result<T, StoreError> + Send + 'static,
+    {
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || work(&mut store.get()?))
+            .await
+            .map_err(|e| StoreError::Blocking(e.to_string()))?
+    }
+}
+
+/// `sqlite://file.db`, `sqlite:///abs/file.db`, `sqlite:file.db` or a bare path.
+fn sqlite_path(url: &str) -> Option<String> {
+    let path = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .unwrap_or(url);
+    (!path.is_empty() && !path.contains("://")).then(|| path.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sqlite_path;
+
+    #[test]
+    fn sqlite_urls_name_a_file() {
+        assert_eq!(
+            sqlite_path("sqlite://hookrelay.db").as_deref(),
+            Some("hookrelay.db")
+        );
+        assert_eq!(
+            sqlite_path("sqlite:///tmp/x.db").as_deref(),
+            Some("/tmp/x.db")
+        );
+        assert_eq!(sqlite_path("data.db").as_deref(), Some("data.db"));
+        assert_eq!(sqlite_path("mysql://x"), None);
+    }
+}

@@ -1,0 +1,79 @@
+//! Rows as stored. JSON-valued columns hold text; conversion to domain
+//! values lives beside the queries that read them.
+
+use super::schema::{api_keys, attempts, deliveries, endpoints, events, tenants};
+use diesel::prelude::*;
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = tenants)]
+pub struct TenantRow {
+    pub id: String,
+    pub name: String,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = api_keys)]
+pub struct ApiKeyRow {
+    pub key_hash: String,
+    pub tenant_id: Option<String>,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
+#[diesel(table_name = endpoints)]
+pub struct EndpointRow {
+    pub id: String,
+    pub tenant_id: String,
+    pub url: String,
+    pub description: String,
+    pub event_types: String,
+    pub headers: String,
+    pub secret: String,
+    pub timeout_seconds: i32,
+    pub max_in_flight: i32,
+    pub retry_schedule: String,
+    pub status: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = events)]
+pub struct EventRow {
+    pub tenant_id: String,
+    pub id: String,
+    pub event_type: String,
+    pub body: String,
+    pub idempotency_key: Option<String>,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = deliveries)]
+pub struct DeliveryRow {
+    pub id: String,
+    pub tenant_id: String,
+    pub event_id: String,
+    pub endpoint_id: String,
+    pub state: String,
+    pub attempt_count: i32,
+    pub next_attempt_at: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = attempts)]
+pub struct AttemptRow {
+    pub id: String,
+    pub delivery_id: String,
+    pub attempt: i32,
+    pub started_at: i64,
+    pub duration_ms: i64,
+    pub status_code: Option<i32>,
+    pub response_headers: Option<String>,
+    pub response_body: Option<String>,
+    pub error_kind: Option<String>,
+    pub error_message: Option<String>,
+}

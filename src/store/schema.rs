@@ -1,0 +1,82 @@
+// Mirrors migrations/; both backends map these types the same way.
+
+diesel::table! {
+    tenants (id) {
+        id -> Text,
+        name -> Text,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    api_keys (key_hash) {
+        key_hash -> Text,
+        tenant_id -> Nullable<Text>,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    endpoints (id) {
+        id -> Text,
+        tenant_id -> Text,
+        url -> Text,
+        description -> Text,
+        event_types -> Text,
+        headers -> Text,
+        secret -> Text,
+        timeout_seconds -> Integer,
+        max_in_flight -> Integer,
+        retry_schedule -> Text,
+        status -> Text,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    events (tenant_id, id) {
+        tenant_id -> Text,
+        id -> Text,
+        event_type -> Text,
+        body -> Text,
+        idempotency_key -> Nullable<Text>,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    deliveries (id) {
+        id -> Text,
+        tenant_id -> Text,
+        event_id -> Text,
+        endpoint_id -> Text,
+        state -> Text,
+        attempt_count -> Integer,
+        next_attempt_at -> Nullable<BigInt>,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    attempts (id) {
+        id -> Text,
+        delivery_id -> Text,
+        attempt -> Integer,
+        started_at -> BigInt,
+        duration_ms -> BigInt,
+        status_code -> Nullable<Integer>,
+        response_headers -> Nullable<Text>,
+        response_body -> Nullable<Text>,
+        error_kind -> Nullable<Text>,
+        error_message -> Nullable<Text>,
+    }
+}
+
+diesel::joinable!(attempts -> deliveries (delivery_id));
+diesel::joinable!(endpoints -> tenants (tenant_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    tenants, api_keys, endpoints, events, deliveries, attempts,
+);

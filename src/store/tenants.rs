@@ -1,0 +1,80 @@
+//! Tenants and API keys.
+
+use super::models::{ApiKeyRow, TenantRow};
+use super::schema::{api_keys, tenants};
+use super::{dispatch, Db, StoreError};
+use diesel::prelude::*;
+
+/// Who an API key belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyOwner {
+    Admin,
+    Tenant(String),
+}
+
+/// Creates the tenant and its key; `false` when the id is taken.
+pub fn create(db: &mut Db, tenant: &TenantRow, key_hash: &str) -> Result<bool, StoreError> {
+    db.transaction(|db| {
+        let inserted = dispatch!(db, c => diesel::insert_into(tenants::table)
+            .values(tenant)
+            .on_conflict_do_nothing()
+            .execute(c))?;
+        if inserted == 0 {
+            return Ok(false);
+        }
+        let key = ApiKeyRow {
+            key_hash: key_hash.to_owned(),
+            tenant_id: Some(tenant.id.clone()),
+            created_at: tenant.created_at,
+        };
+        dispatch!(db, c => diesel::insert_into(api_keys::table).values(&key).execute(c))?;
+        Ok(true)
+    })
+}
+
+pub fn list(db: &mut Db, after: Option<&str>, limit: i64) -> Result<Vec<TenantRow>, StoreError> {
+    let after = after.unwrap_or_default();
+    Ok(dispatch!(db, c => tenants::table
+        .filter(tenants::id.gt(after))
+        .order(tenants::id)
+        .limit(limit)
+        .select(TenantRow::as_select())
+        .load(c))?)
+}
+
+pub fn exists(db: &mut Db, id: &str) -> Result<bool, StoreError> {
+    let found: Option<String> = dispatch!(db, c => tenants::table
+        .find(id)
+        .select(tenants::id)
+        .first(c)
+        .optional())?;
+    Ok(found.is_some())
+}
+
+pub fn key_owner(db: &mut Db, key_hash: &str) -> Result<Option<KeyOwner>, StoreError> {
+    let row: Option<ApiKeyRow> = dispatch!(db, c => api_keys::table
+        .find(key_hash)
+        .select(ApiKeyRow::as_select())
+        .first(c)
+        .optional())?;
+    Ok(row.map(|row| row.tenant_id.map_or(KeyOwner::Admin, KeyOwner::Tenant)))
+}
+
+pub fn has_admin_key(db: &mut Db) -> Result<bool, StoreError> {
+    let found: Option<String> = dispatch!(db, c => api_keys::table
+        .filter(api_keys::tenant_id.is_null())
+        .select(api_keys::key_hash)
+        .first(c)
+        .optional())?;
+    Ok(found.is_some())
+}
+
+pub fn add_admin_key(db: &mut Db, key_hash: &str, now: i64) -> Result<(), StoreError> {
+    let key = ApiKeyRow {
+        key_hash: key_hash.to_owned(),
+        tenant_id: None,
+        created_at: now,
+    };
+    dispatch!(db, c => diesel::insert_into(api_keys::table).values(&key).execute(c))?;
+    Ok(())
+}
