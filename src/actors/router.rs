@@ -46,6 +46,10 @@ struct Route {
 }
 
 pub struct Router {
+    /// Endpoint actors are spread over one arbiter (thread) per core, so
+    /// sending never queues behind the router or a single busy thread.
+    arbiters: Vec<Arbiter>,
+    next_arbiter: usize,
     writer: Writer,
     client: reqwest::Client,
     routes: HashMap<String, Route>,
@@ -54,7 +58,10 @@ pub struct Router {
 
 impl Router {
     pub fn new(writer: Writer, client: reqwest::Client, endpoints: Vec<EndpointConfig>) -> Self {
+        let threads = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
         let mut router = Router {
+            arbiters: (0..threads).map(|_| Arbiter::new()).collect(),
+            next_arbiter: 0,
             writer,
             client,
             routes: HashMap::new(),
@@ -73,7 +80,11 @@ impl Router {
             self.client.clone(),
             Arc::clone(&config),
         );
-        let actor = Supervisor::start(move |_| EndpointActor::new(for_actor, writer, client));
+        let arbiter = &self.arbiters[self.next_arbiter % self.arbiters.len()];
+        self.next_arbiter += 1;
+        let actor = Supervisor::start_in_arbiter(&arbiter.handle(), move |_| {
+            EndpointActor::new(for_actor, writer, client)
+        });
         self.by_tenant
             .entry(config.tenant_id.clone())
             .or_default()
