@@ -78,10 +78,12 @@ fn start_receiver(arrivals: Arrivals) -> Result<u16, String> {
         .map_err(|e| e.to_string())
 }
 
+/// Takes the body so that the connection stays reusable for the next request.
 async fn receive(
     arrivals: web::Data<Arrivals>,
     request: HttpRequest,
     endpoint: web::Path<usize>,
+    _body: web::Bytes,
 ) -> HttpResponse {
     let now = Instant::now();
     let id = request
