@@ -20,6 +20,44 @@ pub struct Settings {
     /// On SIGTERM/SIGINT, how long in-flight attempts may run before exit.
     #[arg(long, env = "HOOKRELAY_SHUTDOWN_GRACE_SECONDS", default_value_t = 10)]
     pub shutdown_grace_seconds: u64,
+
+    /// Consecutive failed attempts that open an endpoint's circuit breaker.
+    #[arg(long, env = "HOOKRELAY_BREAKER_FAILURES", default_value_t = 5)]
+    pub breaker_failures: u32,
+
+    /// First cool-down of an open breaker; it doubles on every failed probe.
+    #[arg(long, env = "HOOKRELAY_BREAKER_COOLDOWN_SECONDS", default_value_t = 30)]
+    pub breaker_cooldown_seconds: u64,
+
+    /// The longest cool-down an open breaker waits before probing.
+    #[arg(
+        long,
+        env = "HOOKRELAY_BREAKER_MAX_COOLDOWN_SECONDS",
+        default_value_t = 600
+    )]
+    pub breaker_max_cooldown_seconds: u64,
+
+    /// Consecutive-failure counts that raise an `endpoint.failing` alert.
+    #[arg(long, env = "HOOKRELAY_ALERT_THRESHOLDS", value_delimiter = ',', default_values_t = [3, 5, 10])]
+    pub alert_thresholds: Vec<u32>,
+
+    /// Consecutive failures that, together with `disable_after_seconds` of
+    /// failing, disable an endpoint.
+    #[arg(long, env = "HOOKRELAY_DISABLE_AFTER_FAILURES", default_value_t = 10)]
+    pub disable_after_failures: u32,
+
+    /// How long an endpoint must have been failing before it is disabled
+    /// (0: the failure count alone decides).
+    #[arg(long, env = "HOOKRELAY_DISABLE_AFTER_SECONDS", default_value_t = 3600)]
+    pub disable_after_seconds: u64,
+
+    /// Operator URL that receives every alert of every tenant, signed.
+    #[arg(long, env = "HOOKRELAY_ALERT_URL")]
+    pub alert_url: Option<String>,
+
+    /// `whsec_…` secret that signs alerts sent to the alert URL.
+    #[arg(long, env = "HOOKRELAY_ALERT_SECRET", hide_env_values = true)]
+    pub alert_secret: Option<String>,
 }
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://hookrelay.db";
@@ -32,6 +70,14 @@ impl Settings {
             database_url: database_url.into(),
             admin_key: None,
             shutdown_grace_seconds: 10,
+            breaker_failures: 5,
+            breaker_cooldown_seconds: 30,
+            breaker_max_cooldown_seconds: 600,
+            alert_thresholds: vec![3, 5, 10],
+            disable_after_failures: 10,
+            disable_after_seconds: 3600,
+            alert_url: None,
+            alert_secret: None,
         }
     }
 }

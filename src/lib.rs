@@ -11,3 +11,4 @@ pub mod ids;
 pub mod sender;
 pub mod startup;
 pub mod store;
+pub mod time;

@@ -3,10 +3,14 @@
 use crate::actors::router::{DrainAll, Router};
 use crate::api::{self, auth::Keys, AppState};
 use crate::config::Settings;
+use crate::core::domain::parse_endpoint_url;
+use crate::core::limits::HealthLimits;
+use crate::core::signing::Secret;
 use crate::ids;
 use crate::sender;
 use crate::store::writer::Writer;
 use crate::store::{endpoints, tenants, Store, StoreError};
+use crate::time::now_ms;
 use actix::{Actor, Addr};
 use actix_web::dev::Server;
 use actix_web::{web, App, HttpServer};
@@ -24,6 +28,8 @@ pub enum StartupError {
     Listen(String, std::io::Error),
     #[error("cannot build the HTTP client: {0}")]
     Client(#[from] reqwest::Error),
+    #[error("invalid setting: {0}")]
+    Settings(String),
 }
 
 pub struct Application {
@@ -38,6 +44,8 @@ impl Application {
     /// Opens (and migrates) the database, starts the writer and the actors,
     /// and binds the listener. Must run inside an actix system.
     pub async fn build(settings: Settings) -> Result<Application, StartupError> {
+        let health_defaults = health_limits(&settings)?;
+        let alert_target = alert_target(&settings)?;
         let url = settings.database_url.clone();
         let store = tokio::task::spawn_blocking(move || Store::open(&url))
             .await
@@ -46,11 +54,19 @@ impl Application {
             Some(_) => None,
             None => store.run(ensure_admin_key).await?,
         };
+        store
+            .run(move |db| {
+                let target = alert_target
+                    .as_ref()
+                    .map(|(url, secret)| (url.as_str(), secret));
+                endpoints::sync_operator_endpoint(db, target, now_ms())
+            })
+            .await?;
         let writer = Writer::start(&store)?;
         let rows = store.run(endpoints::all).await?;
         let configs = rows
             .iter()
-            .map(|row| row.config())
+            .map(|row| row.config(&health_defaults))
             .collect::<Result<Vec<_>, _>>()?;
         let router = Router::new(writer, sender::build_client()?, configs).start();
 
@@ -64,6 +80,7 @@ impl Application {
             keys: Keys::new(store.clone(), settings.admin_key.as_deref()),
             store,
             router: router.clone(),
+            health_defaults,
         });
         let shutdown_grace = Duration::from_secs(settings.shutdown_grace_seconds);
         let server = HttpServer::new(move || {
@@ -117,6 +134,48 @@ impl Application {
         log::info!("shutdown complete");
         Ok(())
     }
+}
+
+/// The global health limits, refused at start-up when contradictory.
+fn health_limits(settings: &Settings) -> Result<HealthLimits, StartupError> {
+    let limits = HealthLimits {
+        breaker_failures: settings.breaker_failures,
+        breaker_cooldown: Duration::from_secs(settings.breaker_cooldown_seconds),
+        breaker_max_cooldown: Duration::from_secs(settings.breaker_max_cooldown_seconds),
+        alert_thresholds: settings.alert_thresholds.clone(),
+        disable_after_failures: settings.disable_after_failures,
+        disable_after: Duration::from_secs(settings.disable_after_seconds),
+    };
+    limits.check().map_err(|refused| {
+        StartupError::Settings(format!(
+            "HOOKRELAY_{} (--{}) {}",
+            refused.field.to_ascii_uppercase(),
+            refused.field.replace('_', "-"),
+            refused.reason
+        ))
+    })?;
+    Ok(limits)
+}
+
+/// The operator's alert URL and the secret that signs what it receives.
+fn alert_target(settings: &Settings) -> Result<Option<(String, Secret)>, StartupError> {
+    let Some(url) = &settings.alert_url else {
+        return Ok(None);
+    };
+    let url = parse_endpoint_url(url).map_err(|refused| {
+        StartupError::Settings(format!("HOOKRELAY_ALERT_URL {}", refused.reason))
+    })?;
+    let secret = match &settings.alert_secret {
+        Some(secret) => Secret::parse(secret)
+            .map_err(|e| StartupError::Settings(format!("HOOKRELAY_ALERT_SECRET {e}")))?,
+        None => {
+            return Err(StartupError::Settings(
+                "HOOKRELAY_ALERT_SECRET is required with HOOKRELAY_ALERT_URL (whsec_<base64>)"
+                    .to_owned(),
+            ))
+        }
+    };
+    Ok(Some((url.to_string(), secret)))
 }
 
 async fn shutdown_signal() -> std::io::Result<()> {

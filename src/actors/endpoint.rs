@@ -1,16 +1,23 @@
-//! One supervised actor per endpoint: its queue, its concurrency limit and
-//! its retry timers.
+//! One supervised actor per endpoint: its queue, its concurrency limit, its
+//! retry timers, its circuit breaker and its consecutive-failure streak.
 //!
 //! The database is the truth; the actor's queue is a cache of the
-//! endpoint's pending deliveries. On start and on every supervised restart
-//! it reloads that queue, so a restarted actor or process loses nothing.
+//! endpoint's pending deliveries, and its breaker and streak are saved with
+//! every attempt that changes them. On start and on every supervised
+//! restart it reloads all of it, so a restarted actor or process loses
+//! nothing and never hammers an endpoint whose circuit was open.
 
-use crate::core::delivery::{after_attempt, verdict_for_status, AttemptVerdict};
+use super::router::{AlertsRaised, EndpointDisabled, Router};
+use crate::core::breaker::{Breaker, CircuitState, Permit};
+use crate::core::delivery::{after_attempt, verdict_for_status, AttemptVerdict, DeliveryState};
 use crate::core::endpoint::EndpointConfig;
+use crate::core::failure_policy::{AlertKind, DisableReason, Streak};
 use crate::sender::{self, AttemptReport};
 use crate::store::deliveries::{self, AttemptRecord, QueuedDelivery};
-use crate::store::models::AttemptRow;
+use crate::store::models::{AlertRow, AttemptRow, EndpointHealthRow};
 use crate::store::writer::Writer;
+use crate::store::{alerts, endpoints, Db, StoreError};
+use crate::time::now_ms;
 use actix::prelude::*;
 use rand::Rng;
 use std::cmp::Reverse;
@@ -19,7 +26,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::oneshot;
 
-/// How long to wait before reloading the queue after the database failed.
+/// How long to wait before reloading the state after the database failed.
 const RELOAD_BACKOFF: Duration = Duration::from_secs(1);
 
 /// New deliveries, already committed, for this endpoint.
@@ -28,7 +35,7 @@ const RELOAD_BACKOFF: Duration = Duration::from_secs(1);
 pub struct Enqueue(pub Vec<QueuedDelivery>);
 
 /// The endpoint was changed: finish in-flight attempts, then restart under
-/// the supervisor with the new configuration and a queue reloaded from disk.
+/// the supervisor with the new configuration and a state reloaded from disk.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Reconfigure(pub Arc<EndpointConfig>);
@@ -43,12 +50,41 @@ pub struct Retire;
 #[rtype(result = "()")]
 pub struct Drain;
 
+/// An operator disables the endpoint; answers `false` if it already was.
 #[derive(Message)]
-#[rtype(result = "EndpointStats")]
-pub struct GetStats;
+#[rtype(result = "Result<bool, StoreError>")]
+pub struct Disable;
 
-#[derive(Debug, Clone, Copy, serde::Serialize)]
-pub struct EndpointStats {
+/// What becomes of held deliveries when an endpoint is enabled again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Replay {
+    /// Queue them again, in their original order.
+    Held,
+    /// Cancel them (they stay visible).
+    None,
+}
+
+#[derive(Message)]
+#[rtype(result = "Result<EnableOutcome, StoreError>")]
+pub struct Enable(pub Replay);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EnableOutcome {
+    pub replayed: usize,
+    pub cancelled: usize,
+}
+
+#[derive(Message)]
+#[rtype(result = "EndpointSnapshot")]
+pub struct GetSnapshot;
+
+/// The live state of an endpoint, as its actor holds it.
+#[derive(Debug, Clone)]
+pub struct EndpointSnapshot {
+    pub active: bool,
+    pub breaker: Breaker,
+    pub streak: Streak,
+    /// Deliveries due or waiting for a retry time.
     pub queued: usize,
     pub in_flight: usize,
     pub restarts: u32,
@@ -77,16 +113,40 @@ impl Ord for Waiting {
     }
 }
 
+/// What one finished attempt writes, in one transaction.
+#[derive(Clone)]
+struct AttemptWrite {
+    record: AttemptRecord,
+    health: Option<EndpointHealthRow>,
+    alerts: Vec<AlertRow>,
+    disable: Option<DisableReason>,
+}
+
+/// The endpoint's saved state, read when the actor starts.
+struct SavedState {
+    active: bool,
+    health: Option<EndpointHealthRow>,
+    pending: Vec<QueuedDelivery>,
+}
+
 pub struct EndpointActor {
     config: Arc<EndpointConfig>,
     writer: Writer,
     client: reqwest::Client,
+    router: Addr<Router>,
+    /// Nothing is sent until the saved state is loaded.
+    loaded: bool,
+    active: bool,
+    breaker: Breaker,
+    streak: Streak,
+    /// The delivery sent as the half-open probe.
+    probe: Option<String>,
     due: VecDeque<QueuedDelivery>,
     waiting: BinaryHeap<Reverse<Waiting>>,
-    /// Ids in `due`, `waiting` or in flight, so a delivery that arrives both
-    /// from the router and from a reload is queued once.
+    in_flight: HashSet<String>,
+    /// Ids queued or in flight, so a delivery that arrives both from the
+    /// router and from a reload is queued once.
     known: HashSet<String>,
-    in_flight: usize,
     wake: Option<(i64, SpawnHandle)>,
     restart_requested: bool,
     retired: bool,
@@ -96,15 +156,27 @@ pub struct EndpointActor {
 }
 
 impl EndpointActor {
-    pub fn new(config: Arc<EndpointConfig>, writer: Writer, client: reqwest::Client) -> Self {
+    pub fn new(
+        config: Arc<EndpointConfig>,
+        writer: Writer,
+        client: reqwest::Client,
+        router: Addr<Router>,
+    ) -> Self {
+        let breaker = Breaker::closed(&config.limits);
         EndpointActor {
+            active: config.active,
             config,
             writer,
             client,
+            router,
+            loaded: false,
+            breaker,
+            streak: Streak::default(),
+            probe: None,
             due: VecDeque::new(),
             waiting: BinaryHeap::new(),
+            in_flight: HashSet::new(),
             known: HashSet::new(),
-            in_flight: 0,
             wake: None,
             restart_requested: false,
             retired: false,
@@ -114,7 +186,40 @@ impl EndpointActor {
         }
     }
 
-    fn load_queue(&mut self, ctx: &mut Context<Self>) {
+    fn load_state(&mut self, ctx: &mut Context<Self>) {
+        let endpoint_id = self.config.id.clone();
+        let writer = self.writer.clone();
+        let load = async move {
+            writer
+                .call(move |db| saved_state(db, &endpoint_id, now_ms()))
+                .await
+        };
+        ctx.spawn(load.into_actor(self).map(|loaded, act, ctx| match loaded {
+            Ok(saved) => {
+                act.loaded = true;
+                act.active = saved.active;
+                if let Some(health) = saved.health {
+                    act.streak = health.streak();
+                    act.breaker = health.breaker();
+                }
+                act.admit(saved.pending);
+                if !act.active {
+                    act.hold_queue(ctx);
+                }
+                act.pump(ctx);
+            }
+            Err(error) => {
+                log::error!(
+                    "endpoint {}: loading its state failed: {error}",
+                    act.config.id
+                );
+                ctx.run_later(RELOAD_BACKOFF, |act, ctx| act.load_state(ctx));
+            }
+        }));
+    }
+
+    /// After a re-enable: the replayed deliveries are pending on disk.
+    fn reload_queue(&mut self, ctx: &mut Context<Self>) {
         let endpoint_id = self.config.id.clone();
         let writer = self.writer.clone();
         let load = async move {
@@ -129,10 +234,11 @@ impl EndpointActor {
             }
             Err(error) => {
                 log::error!(
-                    "endpoint {}: loading its queue failed: {error}",
+                    "endpoint {}: reloading its queue failed: {error}",
                     act.config.id
                 );
-                ctx.run_later(RELOAD_BACKOFF, |act, ctx| act.load_queue(ctx));
+                act.restart_requested = true;
+                act.after_slot_freed(ctx);
             }
         }));
     }
@@ -152,10 +258,46 @@ impl EndpointActor {
         }
     }
 
-    /// Starts every attempt the concurrency limit allows and arms the timer
-    /// for the next retry.
+    /// Forgets every queued delivery; the caller makes them held on disk.
+    fn clear_queue(&mut self) -> Vec<String> {
+        let mut ids: Vec<String> = self.due.drain(..).map(|d| d.delivery_id).collect();
+        ids.extend(
+            self.waiting
+                .drain()
+                .map(|Reverse(w)| w.delivery.delivery_id),
+        );
+        self.known = self.in_flight.clone();
+        ids
+    }
+
+    /// Deliveries that reached a disabled endpoint as pending are held.
+    fn hold_queue(&mut self, ctx: &mut Context<Self>) {
+        let ids = self.clear_queue();
+        if ids.is_empty() {
+            return;
+        }
+        let writer = self.writer.clone();
+        let hold = async move {
+            writer
+                .call(move |db| deliveries::hold(db, &ids, now_ms()))
+                .await
+        };
+        ctx.spawn(hold.into_actor(self).map(|held, act, ctx| {
+            if let Err(error) = held {
+                log::error!(
+                    "endpoint {}: holding deliveries failed: {error}",
+                    act.config.id
+                );
+                act.restart_requested = true;
+                act.after_slot_freed(ctx);
+            }
+        }));
+    }
+
+    /// Starts every attempt the concurrency limit and the breaker allow,
+    /// and arms the timer for the next one.
     fn pump(&mut self, ctx: &mut Context<Self>) {
-        if self.retired || self.draining || self.restart_requested {
+        if !self.loaded || !self.active || self.retired || self.draining || self.restart_requested {
             return;
         }
         let now = now_ms();
@@ -168,35 +310,54 @@ impl EndpointActor {
                 self.due.push_back(waiting.delivery);
             }
         }
-        while self.in_flight < self.config.max_in_flight {
-            let Some(delivery) = self.due.pop_front() else {
-                break;
-            };
-            self.start_attempt(delivery, ctx);
+        let mut breaker_wait = None;
+        while self.in_flight.len() < self.config.max_in_flight && !self.due.is_empty() {
+            match self.breaker.permit(now) {
+                Permit::Send => {}
+                Permit::Probe => {
+                    if let Some(delivery) = self.due.pop_front() {
+                        self.probe = Some(delivery.delivery_id.clone());
+                        self.start_attempt(delivery, ctx);
+                    }
+                    break;
+                }
+                Permit::WaitUntil(at) => {
+                    breaker_wait = Some(at);
+                    break;
+                }
+                Permit::AwaitProbe => break,
+            }
+            if let Some(delivery) = self.due.pop_front() {
+                self.start_attempt(delivery, ctx);
+            }
         }
-        self.arm_wake(now, ctx);
+        let next_retry = self.waiting.peek().map(|Reverse(w)| w.due_at);
+        let next = match (breaker_wait, next_retry) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        if let Some(at) = next {
+            self.wake_at(at, now, ctx);
+        }
     }
 
-    fn arm_wake(&mut self, now: i64, ctx: &mut Context<Self>) {
-        let Some(Reverse(next)) = self.waiting.peek() else {
-            return;
-        };
-        if let Some((at, handle)) = self.wake {
-            if at <= next.due_at {
+    fn wake_at(&mut self, at: i64, now: i64, ctx: &mut Context<Self>) {
+        if let Some((armed, handle)) = self.wake {
+            if armed <= at {
                 return;
             }
             ctx.cancel_future(handle);
         }
-        let delay = Duration::from_millis(u64::try_from(next.due_at - now).unwrap_or(0));
+        let delay = Duration::from_millis(u64::try_from(at - now).unwrap_or(0));
         let handle = ctx.run_later(delay, |act, ctx| {
             act.wake = None;
             act.pump(ctx);
         });
-        self.wake = Some((next.due_at, handle));
+        self.wake = Some((at, handle));
     }
 
     fn start_attempt(&mut self, delivery: QueuedDelivery, ctx: &mut Context<Self>) {
-        self.in_flight += 1;
+        self.in_flight.insert(delivery.delivery_id.clone());
         let client = self.client.clone();
         let config = Arc::clone(&self.config);
         let event_id = delivery.event_id.clone();
@@ -214,24 +375,33 @@ impl EndpointActor {
         report: AttemptReport,
         ctx: &mut Context<Self>,
     ) {
-        self.in_flight -= 1;
+        self.in_flight.remove(&delivery.delivery_id);
+        let was_probe = self.probe.as_deref() == Some(delivery.delivery_id.as_str());
+        if was_probe {
+            self.probe = None;
+        }
         delivery.attempt_count += 1;
         let verdict = match report.status {
             Some(status) => verdict_for_status(status, report.retry_after),
             None => AttemptVerdict::Failed { retry_after: None },
         };
+        let now = now_ms();
+        let (health, alerts, disable) = self.judge(verdict, &report, was_probe, now);
+        if disable.is_some() {
+            self.active = false;
+            self.clear_queue();
+        }
         let jitter = rand::thread_rng().gen_range(-1.0..=1.0);
         let transition = after_attempt(
             verdict,
             delivery.attempt_count,
             &self.config.retry_schedule,
             jitter,
+            self.active,
         );
-        let now = now_ms();
         let next_attempt_at = transition
             .retry_in
             .map(|delay| now + i64::try_from(delay.as_millis()).unwrap_or(i64::MAX / 2));
-        let record = attempt_record(&delivery, &report, transition.state, next_attempt_at);
         if let Some((kind, message)) = &report.error {
             log::debug!(
                 "endpoint {}: delivery {} attempt {} failed ({}): {message}",
@@ -241,7 +411,13 @@ impl EndpointActor {
                 kind.as_str()
             );
         }
-        self.persist(record, ctx);
+        let write = AttemptWrite {
+            record: self.attempt_record(&delivery, &report, transition.state, next_attempt_at),
+            health,
+            alerts,
+            disable,
+        };
+        self.persist(write, ctx);
 
         match next_attempt_at {
             Some(due_at) => {
@@ -255,14 +431,133 @@ impl EndpointActor {
         self.after_slot_freed(ctx);
     }
 
-    fn persist(&mut self, record: AttemptRecord, ctx: &mut Context<Self>) {
+    /// Feeds an attempt's outcome to the breaker and the failure streak;
+    /// returns the health to save (if it changed), the alerts it raises
+    /// and whether it disables the endpoint.
+    fn judge(
+        &mut self,
+        verdict: AttemptVerdict,
+        report: &AttemptReport,
+        was_probe: bool,
+        now: i64,
+    ) -> (
+        Option<EndpointHealthRow>,
+        Vec<AlertRow>,
+        Option<DisableReason>,
+    ) {
+        let limits = &self.config.limits;
+        let mut alerts = Vec::new();
+        let mut disable = None;
+        if verdict == AttemptVerdict::Delivered {
+            let healthy =
+                self.streak.consecutive_failures == 0 && self.breaker.state == CircuitState::Closed;
+            if healthy {
+                return (None, alerts, None);
+            }
+            let ended = self.streak.clone();
+            self.breaker.after_success(limits);
+            if self.streak.after_success() && self.config.raises_alerts {
+                alerts.push(self.alert(AlertKind::Recovered, &ended, Some(report), None, now));
+            }
+        } else {
+            let gone = report.status == Some(410);
+            let outcome = self.streak.after_failure(limits, now, gone);
+            self.breaker
+                .after_failure(self.streak.consecutive_failures, was_probe, limits, now);
+            if self.config.raises_alerts {
+                for _ in &outcome.crossed {
+                    alerts.push(self.alert(
+                        AlertKind::Failing,
+                        &self.streak,
+                        Some(report),
+                        None,
+                        now,
+                    ));
+                }
+                if self.active {
+                    disable = outcome.disable;
+                }
+                if let Some(reason) = disable {
+                    alerts.push(self.alert(
+                        AlertKind::Disabled,
+                        &self.streak,
+                        Some(report),
+                        Some(reason),
+                        now,
+                    ));
+                }
+            }
+        }
+        let health = EndpointHealthRow::new(&self.config.id, &self.streak, &self.breaker, now);
+        (Some(health), alerts, disable)
+    }
+
+    fn alert(
+        &self,
+        kind: AlertKind,
+        streak: &Streak,
+        report: Option<&AttemptReport>,
+        disabled: Option<DisableReason>,
+        now: i64,
+    ) -> AlertRow {
+        AlertRow {
+            id: crate::ids::time_ordered("alr"),
+            tenant_id: self.config.tenant_id.clone(),
+            endpoint_id: self.config.id.clone(),
+            endpoint_url: self.config.url.clone(),
+            kind: kind.as_str().to_owned(),
+            consecutive_failures: i32::try_from(streak.consecutive_failures).unwrap_or(i32::MAX),
+            failing_since: streak.failing_since,
+            status_code: report.and_then(|r| r.status).map(i32::from),
+            error: report.and_then(describe_failure),
+            disabled_reason: disabled.map(|r| r.as_str().to_owned()),
+            created_at: now,
+            dispatched_at: None,
+        }
+    }
+
+    fn attempt_record(
+        &self,
+        delivery: &QueuedDelivery,
+        report: &AttemptReport,
+        state: DeliveryState,
+        next_attempt_at: Option<i64>,
+    ) -> AttemptRecord {
+        AttemptRecord {
+            attempt: AttemptRow {
+                id: crate::ids::time_ordered("atm"),
+                delivery_id: delivery.delivery_id.clone(),
+                attempt: i32::try_from(delivery.attempt_count).unwrap_or(i32::MAX),
+                started_at: report.started_at_ms,
+                duration_ms: report.duration_ms,
+                status_code: report.status.map(i32::from),
+                response_headers: report
+                    .response_headers
+                    .as_ref()
+                    .and_then(|h| serde_json::to_string(h).ok()),
+                response_body: report.response_body.clone(),
+                error_kind: report
+                    .error
+                    .as_ref()
+                    .map(|(kind, _)| kind.as_str().to_owned()),
+                error_message: report.error.as_ref().map(|(_, message)| message.clone()),
+                endpoint_id: Some(self.config.id.clone()),
+            },
+            state,
+            next_attempt_at,
+        }
+    }
+
+    fn persist(&mut self, write: AttemptWrite, ctx: &mut Context<Self>) {
         let writer = self.writer.clone();
-        let write = async move {
+        let endpoint_id = self.config.id.clone();
+        let job = write.clone();
+        let stored = async move {
             writer
-                .call(move |db| deliveries::record_attempt(db, &record, now_ms()))
+                .call(move |db| store_attempt(db, &endpoint_id, &job))
                 .await
         };
-        ctx.spawn(write.into_actor(self).map(|written, act, ctx| {
+        ctx.spawn(stored.into_actor(self).map(move |written, act, ctx| {
             if let Err(error) = written {
                 // The queue no longer matches the database: restart and reload.
                 log::error!(
@@ -271,12 +566,19 @@ impl EndpointActor {
                 );
                 act.restart_requested = true;
                 act.after_slot_freed(ctx);
+                return;
+            }
+            if !write.alerts.is_empty() {
+                act.router.do_send(AlertsRaised(write.alerts));
+            }
+            if write.disable.is_some() {
+                act.router.do_send(EndpointDisabled(act.config.id.clone()));
             }
         }));
     }
 
     fn after_slot_freed(&mut self, ctx: &mut Context<Self>) {
-        if self.in_flight > 0 {
+        if !self.in_flight.is_empty() {
             if !self.draining && !self.restart_requested {
                 self.pump(ctx);
             }
@@ -294,38 +596,45 @@ impl EndpointActor {
     }
 }
 
-fn attempt_record(
-    delivery: &QueuedDelivery,
-    report: &AttemptReport,
-    state: crate::core::delivery::DeliveryState,
-    next_attempt_at: Option<i64>,
-) -> AttemptRecord {
-    AttemptRecord {
-        attempt: AttemptRow {
-            id: crate::ids::time_ordered("atm"),
-            delivery_id: delivery.delivery_id.clone(),
-            attempt: i32::try_from(delivery.attempt_count).unwrap_or(i32::MAX),
-            started_at: report.started_at_ms,
-            duration_ms: report.duration_ms,
-            status_code: report.status.map(i32::from),
-            response_headers: report
-                .response_headers
-                .as_ref()
-                .and_then(|h| serde_json::to_string(h).ok()),
-            response_body: report.response_body.clone(),
-            error_kind: report
-                .error
-                .as_ref()
-                .map(|(kind, _)| kind.as_str().to_owned()),
-            error_message: report.error.as_ref().map(|(_, message)| message.clone()),
-        },
-        state,
-        next_attempt_at,
-    }
+fn saved_state(db: &mut Db, endpoint_id: &str, now: i64) -> Result<SavedState, StoreError> {
+    let active = endpoints::find_by_id(db, endpoint_id)?.is_some_and(|row| row.is_active());
+    let health = endpoints::load_health(db, endpoint_id)?;
+    let pending = if active {
+        deliveries::pending_for_endpoint(db, endpoint_id)?
+    } else {
+        // Pending rows of a disabled endpoint were committed by a fan-out
+        // that raced the disabling.
+        deliveries::hold_pending(db, endpoint_id, now)?;
+        Vec::new()
+    };
+    Ok(SavedState {
+        active,
+        health,
+        pending,
+    })
 }
 
-pub fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
+fn store_attempt(db: &mut Db, endpoint_id: &str, write: &AttemptWrite) -> Result<(), StoreError> {
+    let now = now_ms();
+    deliveries::record_attempt(db, &write.record, now)?;
+    if let Some(health) = &write.health {
+        endpoints::save_health(db, health)?;
+    }
+    alerts::insert(db, &write.alerts)?;
+    if let Some(reason) = write.disable {
+        endpoints::set_status(db, endpoint_id, Some(reason), now)?;
+        deliveries::hold_pending(db, endpoint_id, now)?;
+    }
+    Ok(())
+}
+
+/// The failure as one line for an alert: the transport error, or the status.
+fn describe_failure(report: &AttemptReport) -> Option<String> {
+    match (&report.error, report.status) {
+        (Some((kind, message)), _) => Some(format!("{}: {message}", kind.as_str())),
+        (None, Some(status)) if !(200..300).contains(&status) => Some(format!("HTTP {status}")),
+        _ => None,
+    }
 }
 
 impl Actor for EndpointActor {
@@ -333,7 +642,7 @@ impl Actor for EndpointActor {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         if !self.retired {
-            self.load_queue(ctx);
+            self.load_state(ctx);
         }
     }
 }
@@ -346,10 +655,12 @@ impl Supervised for EndpointActor {
             self.config.id,
             self.restarts
         );
+        self.loaded = false;
         self.due.clear();
         self.waiting.clear();
         self.known.clear();
-        self.in_flight = 0;
+        self.in_flight.clear();
+        self.probe = None;
         self.wake = None;
         self.restart_requested = false;
     }
@@ -360,6 +671,9 @@ impl Handler<Enqueue> for EndpointActor {
 
     fn handle(&mut self, Enqueue(deliveries): Enqueue, ctx: &mut Context<Self>) {
         self.admit(deliveries);
+        if self.loaded && !self.active {
+            self.hold_queue(ctx);
+        }
         self.pump(ctx);
     }
 }
@@ -379,9 +693,7 @@ impl Handler<Retire> for EndpointActor {
 
     fn handle(&mut self, _: Retire, ctx: &mut Context<Self>) {
         self.retired = true;
-        self.due.clear();
-        self.waiting.clear();
-        self.known.clear();
+        self.clear_queue();
         ctx.stop();
     }
 }
@@ -400,13 +712,100 @@ impl Handler<Drain> for EndpointActor {
     }
 }
 
-impl Handler<GetStats> for EndpointActor {
-    type Result = MessageResult<GetStats>;
+impl Handler<Disable> for EndpointActor {
+    type Result = ResponseActFuture<Self, Result<bool, StoreError>>;
 
-    fn handle(&mut self, _: GetStats, _ctx: &mut Context<Self>) -> Self::Result {
-        MessageResult(EndpointStats {
+    fn handle(&mut self, _: Disable, _ctx: &mut Context<Self>) -> Self::Result {
+        if !self.active {
+            return Box::pin(fut::ready(Ok(false)));
+        }
+        self.active = false;
+        self.clear_queue();
+        let alert = self.alert(
+            AlertKind::Disabled,
+            &self.streak,
+            None,
+            Some(DisableReason::Manual),
+            now_ms(),
+        );
+        let endpoint_id = self.config.id.clone();
+        let writer = self.writer.clone();
+        let stored = alert.clone();
+        let write = async move {
+            writer
+                .call(move |db| {
+                    let now = now_ms();
+                    endpoints::set_status(db, &endpoint_id, Some(DisableReason::Manual), now)?;
+                    deliveries::hold_pending(db, &endpoint_id, now)?;
+                    alerts::insert(db, std::slice::from_ref(&stored))
+                })
+                .await
+        };
+        Box::pin(write.into_actor(self).map(move |written, act, _ctx| {
+            written?;
+            act.router.do_send(AlertsRaised(vec![alert]));
+            Ok(true)
+        }))
+    }
+}
+
+impl Handler<Enable> for EndpointActor {
+    type Result = ResponseActFuture<Self, Result<EnableOutcome, StoreError>>;
+
+    fn handle(&mut self, Enable(replay): Enable, _ctx: &mut Context<Self>) -> Self::Result {
+        let was_active = self.active;
+        let ended = self.streak.clone();
+        self.active = true;
+        self.streak = Streak::default();
+        self.breaker = Breaker::closed(&self.config.limits);
+        self.clear_queue();
+        let now = now_ms();
+        let alert = (!was_active).then(|| self.alert(AlertKind::Enabled, &ended, None, None, now));
+        let health = EndpointHealthRow::new(&self.config.id, &self.streak, &self.breaker, now);
+        let endpoint_id = self.config.id.clone();
+        let writer = self.writer.clone();
+        let stored = alert.clone();
+        let write = async move {
+            writer
+                .call(move |db| {
+                    let now = now_ms();
+                    endpoints::set_status(db, &endpoint_id, None, now)?;
+                    endpoints::save_health(db, &health)?;
+                    alerts::insert(db, stored.as_slice())?;
+                    Ok(match replay {
+                        Replay::Held => EnableOutcome {
+                            replayed: deliveries::release_held(db, &endpoint_id, now)?,
+                            cancelled: 0,
+                        },
+                        Replay::None => EnableOutcome {
+                            replayed: 0,
+                            cancelled: deliveries::cancel_held(db, &endpoint_id, now)?,
+                        },
+                    })
+                })
+                .await
+        };
+        Box::pin(write.into_actor(self).map(move |written, act, ctx| {
+            let outcome = written?;
+            if let Some(alert) = alert {
+                act.router.do_send(AlertsRaised(vec![alert]));
+            }
+            act.reload_queue(ctx);
+            Ok(outcome)
+        }))
+    }
+}
+
+impl Handler<GetSnapshot> for EndpointActor {
+    type Result = MessageResult<GetSnapshot>;
+
+    fn handle(&mut self, _: GetSnapshot, _ctx: &mut Context<Self>) -> Self::Result {
+        MessageResult(EndpointSnapshot {
+            active: self.active,
+            breaker: self.breaker.clone(),
+            streak: self.streak.clone(),
             queued: self.due.len() + self.waiting.len(),
-            in_flight: self.in_flight,
+            in_flight: self.in_flight.len(),
             restarts: self.restarts,
         })
     }

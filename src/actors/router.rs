@@ -1,16 +1,21 @@
-//! The router: the in-memory registry of endpoints and the fan-out of each
-//! new event to the endpoint actors that want it.
+//! The router: the in-memory registry of endpoints, the fan-out of each new
+//! event to the endpoints that subscribe to it, and the dispatch of alerts.
 
+use super::alerts;
 use super::endpoint::{
-    Drain, EndpointActor, EndpointStats, Enqueue, GetStats, Reconfigure, Retire,
+    Disable, Drain, Enable, EnableOutcome, EndpointActor, EndpointSnapshot, Enqueue, GetSnapshot,
+    Reconfigure, Replay, Retire,
 };
 use crate::core::delivery::DeliveryState;
 use crate::core::endpoint::EndpointConfig;
 use crate::store::deliveries::QueuedDelivery;
+use crate::store::endpoints::OPERATOR_ENDPOINT;
 use crate::store::events::{self, Ingested};
-use crate::store::models::{DeliveryRow, EventRow};
+use crate::store::models::{AlertRow, DeliveryRow, EventRow};
+use crate::store::tenants::SYSTEM_TENANT;
 use crate::store::writer::Writer;
-use crate::store::StoreError;
+use crate::store::{self, StoreError};
+use crate::time::now_ms;
 use actix::prelude::*;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -30,9 +35,34 @@ pub struct EndpointSaved(pub EndpointConfig);
 #[rtype(result = "()")]
 pub struct EndpointDeleted(pub String);
 
+/// The live state of one endpoint; `None` when it is unknown.
 #[derive(Message)]
-#[rtype(result = "Option<EndpointStats>")]
-pub struct StatsOf(pub String);
+#[rtype(result = "Option<EndpointSnapshot>")]
+pub struct SnapshotOf(pub String);
+
+/// The live state of every endpoint of a tenant, by endpoint id.
+#[derive(Message)]
+#[rtype(result = "HashMap<String, EndpointSnapshot>")]
+pub struct SnapshotsOfTenant(pub String);
+
+/// An operator disables an endpoint; `None` when it is unknown.
+#[derive(Message)]
+#[rtype(result = "Option<Result<bool, StoreError>>")]
+pub struct DisableEndpoint(pub String);
+
+#[derive(Message)]
+#[rtype(result = "Option<Result<EnableOutcome, StoreError>>")]
+pub struct EnableEndpoint(pub String, pub Replay);
+
+/// An endpoint actor disabled its endpoint (failures or 410 Gone).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct EndpointDisabled(pub String);
+
+/// Alerts just stored, to be notified.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct AlertsRaised(pub Vec<AlertRow>);
 
 /// Graceful shutdown: let every endpoint finish its in-flight attempts,
 /// waiting at most this long.
@@ -45,6 +75,13 @@ struct Route {
     actor: Addr<EndpointActor>,
 }
 
+/// One delivery to create for an event, and the actor to hand it to (none
+/// while the endpoint is disabled: the delivery is held).
+struct Target {
+    row: DeliveryRow,
+    actor: Option<Addr<EndpointActor>>,
+}
+
 pub struct Router {
     /// Endpoint actors are spread over one arbiter (thread) per core, so
     /// sending never queues behind the router or a single busy thread.
@@ -52,6 +89,8 @@ pub struct Router {
     next_arbiter: usize,
     writer: Writer,
     client: reqwest::Client,
+    /// Endpoints to start once the router runs (actors need its address).
+    initial: Vec<EndpointConfig>,
     routes: HashMap<String, Route>,
     by_tenant: HashMap<String, Vec<String>>,
 }
@@ -59,21 +98,18 @@ pub struct Router {
 impl Router {
     pub fn new(writer: Writer, client: reqwest::Client, endpoints: Vec<EndpointConfig>) -> Self {
         let threads = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
-        let mut router = Router {
+        Router {
             arbiters: (0..threads).map(|_| Arbiter::new()).collect(),
             next_arbiter: 0,
             writer,
             client,
+            initial: endpoints,
             routes: HashMap::new(),
             by_tenant: HashMap::new(),
-        };
-        for config in endpoints {
-            router.add(config);
         }
-        router
     }
 
-    fn add(&mut self, config: EndpointConfig) {
+    fn add(&mut self, config: EndpointConfig, router: Addr<Router>) {
         let config = Arc::new(config);
         let (writer, client, for_actor) = (
             self.writer.clone(),
@@ -83,7 +119,7 @@ impl Router {
         let arbiter = &self.arbiters[self.next_arbiter % self.arbiters.len()];
         self.next_arbiter += 1;
         let actor = Supervisor::start_in_arbiter(&arbiter.handle(), move |_| {
-            EndpointActor::new(for_actor, writer, client)
+            EndpointActor::new(for_actor, writer, client, router)
         });
         self.by_tenant
             .entry(config.tenant_id.clone())
@@ -92,57 +128,120 @@ impl Router {
         self.routes
             .insert(config.id.clone(), Route { config, actor });
     }
-}
 
-impl Actor for Router {
-    type Context = Context<Self>;
-}
-
-impl Handler<Publish> for Router {
-    type Result = ResponseFuture<Result<Ingested, StoreError>>;
-
-    fn handle(&mut self, Publish(event): Publish, _ctx: &mut Context<Self>) -> Self::Result {
-        let targets: Vec<(DeliveryRow, Addr<EndpointActor>)> = self
-            .by_tenant
-            .get(&event.tenant_id)
+    /// A delivery for every endpoint of `tenant` that subscribes to
+    /// `event`, except `skip` (an alert never goes to its own endpoint).
+    fn fan_out(&self, tenant: &str, event: &EventRow, skip: Option<&str>) -> Vec<Target> {
+        self.by_tenant
+            .get(tenant)
             .into_iter()
             .flatten()
+            .filter(|id| Some(id.as_str()) != skip)
             .filter_map(|id| self.routes.get(id))
-            .filter(|route| route.config.wants(&event.event_type))
-            .map(|route| (new_delivery(&event, &route.config.id), route.actor.clone()))
+            .filter(|route| route.config.subscribes(&event.event_type))
+            .map(|route| {
+                let active = route.config.active;
+                Target {
+                    row: new_delivery(event, &route.config.id, active),
+                    actor: active.then(|| route.actor.clone()),
+                }
+            })
+            .collect()
+    }
+
+    fn set_active(&mut self, id: &str, active: bool) {
+        if let Some(route) = self.routes.get_mut(id) {
+            if route.config.active != active {
+                Arc::make_mut(&mut route.config).active = active;
+            }
+        }
+    }
+
+    /// Queues an alert's operational events: to the tenant's subscribed
+    /// endpoints and to the operator's alert URL, then marks it dispatched,
+    /// all in one transaction.
+    fn dispatch_alerts(&self, raised: Vec<AlertRow>, ctx: &mut Context<Self>) {
+        let mut batch: Vec<(EventRow, Vec<Target>)> = Vec::new();
+        for alert in &raised {
+            alerts::log(alert);
+            let event = alerts::event(alert, &alert.tenant_id);
+            let targets = self.fan_out(&alert.tenant_id, &event, Some(&alert.endpoint_id));
+            batch.push((event, targets));
+            if alert.tenant_id != SYSTEM_TENANT && self.routes.contains_key(OPERATOR_ENDPOINT) {
+                let event = alerts::event(alert, SYSTEM_TENANT);
+                let targets = self.fan_out(SYSTEM_TENANT, &event, None);
+                batch.push((event, targets));
+            }
+        }
+        let ids: Vec<String> = raised.into_iter().map(|alert| alert.id).collect();
+        let stored: Vec<(EventRow, Vec<DeliveryRow>)> = batch
+            .iter()
+            .map(|(event, targets)| {
+                (
+                    event.clone(),
+                    targets.iter().map(|t| t.row.clone()).collect(),
+                )
+            })
             .collect();
         let writer = self.writer.clone();
-        Box::pin(async move {
-            let rows: Vec<DeliveryRow> = targets.iter().map(|(row, _)| row.clone()).collect();
-            let body: Arc<str> = Arc::from(event.body.as_str());
-            let event_id = event.id.clone();
-            let ingested = writer
-                .call(move |db| events::ingest(db, &event, &rows))
-                .await?;
-            if matches!(ingested, Ingested::New { .. }) {
-                // Only committed deliveries reach an actor.
-                for (row, actor) in targets {
-                    actor.do_send(Enqueue(vec![QueuedDelivery {
-                        delivery_id: row.id,
-                        event_id: event_id.clone(),
-                        body: Arc::clone(&body),
-                        attempt_count: 0,
-                        next_attempt_at: None,
-                    }]));
-                }
-            }
-            Ok(ingested)
-        })
+        let write = async move {
+            writer
+                .call(move |db| {
+                    let ingested = stored
+                        .iter()
+                        .map(|(event, rows)| events::ingest(db, event, rows))
+                        .collect::<Result<Vec<_>, _>>()?;
+                    store::alerts::mark_dispatched(db, &ids, now_ms())?;
+                    Ok(ingested)
+                })
+                .await
+        };
+        ctx.spawn(
+            write
+                .into_actor(self)
+                .map(move |written, _act, _ctx| match written {
+                    Ok(ingested) => {
+                        for ((event, targets), outcome) in batch.into_iter().zip(ingested) {
+                            if matches!(outcome, Ingested::New { .. }) {
+                                hand_over(&event, targets);
+                            }
+                        }
+                    }
+                    // They stay undispatched and are dispatched again at next start.
+                    Err(error) => log::error!("dispatching alerts failed: {error}"),
+                }),
+        );
     }
 }
 
-fn new_delivery(event: &EventRow, endpoint_id: &str) -> DeliveryRow {
+/// Hands committed deliveries to their actors.
+fn hand_over(event: &EventRow, targets: Vec<Target>) {
+    let body: Arc<str> = Arc::from(event.body.as_str());
+    for Target { row, actor } in targets {
+        if let Some(actor) = actor {
+            actor.do_send(Enqueue(vec![QueuedDelivery {
+                delivery_id: row.id,
+                event_id: event.id.clone(),
+                body: Arc::clone(&body),
+                attempt_count: 0,
+                next_attempt_at: None,
+            }]));
+        }
+    }
+}
+
+fn new_delivery(event: &EventRow, endpoint_id: &str, active: bool) -> DeliveryRow {
+    let state = if active {
+        DeliveryState::Pending
+    } else {
+        DeliveryState::Held
+    };
     DeliveryRow {
         id: crate::ids::time_ordered("dlv"),
         tenant_id: event.tenant_id.clone(),
         event_id: event.id.clone(),
         endpoint_id: endpoint_id.to_owned(),
-        state: DeliveryState::Pending.as_str().to_owned(),
+        state: state.as_str().to_owned(),
         attempt_count: 0,
         next_attempt_at: None,
         created_at: event.created_at,
@@ -150,16 +249,57 @@ fn new_delivery(event: &EventRow, endpoint_id: &str) -> DeliveryRow {
     }
 }
 
+impl Actor for Router {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        for config in std::mem::take(&mut self.initial) {
+            self.add(config, ctx.address());
+        }
+        // Alerts stored before a crash but not yet turned into events.
+        let writer = self.writer.clone();
+        let pending = async move { writer.call(store::alerts::undispatched).await };
+        ctx.spawn(pending.into_actor(self).map(|found, act, ctx| match found {
+            Ok(alerts) if !alerts.is_empty() => act.dispatch_alerts(alerts, ctx),
+            Ok(_) => {}
+            Err(error) => log::error!("loading undispatched alerts failed: {error}"),
+        }));
+    }
+}
+
+impl Handler<Publish> for Router {
+    type Result = ResponseFuture<Result<Ingested, StoreError>>;
+
+    fn handle(&mut self, Publish(event): Publish, _ctx: &mut Context<Self>) -> Self::Result {
+        let targets = self.fan_out(&event.tenant_id, &event, None);
+        let writer = self.writer.clone();
+        Box::pin(async move {
+            let rows: Vec<DeliveryRow> = targets.iter().map(|t| t.row.clone()).collect();
+            let stored = event.clone();
+            let ingested = writer
+                .call(move |db| events::ingest(db, &stored, &rows))
+                .await?;
+            if matches!(ingested, Ingested::New { .. }) {
+                // Only committed deliveries reach an actor.
+                hand_over(&event, targets);
+            }
+            Ok(ingested)
+        })
+    }
+}
+
 impl Handler<EndpointSaved> for Router {
     type Result = ();
 
-    fn handle(&mut self, EndpointSaved(config): EndpointSaved, _ctx: &mut Context<Self>) {
+    fn handle(&mut self, EndpointSaved(mut config): EndpointSaved, ctx: &mut Context<Self>) {
         match self.routes.get_mut(&config.id) {
             Some(route) => {
+                // Only disable and enable change the status, through the router.
+                config.active = route.config.active;
                 route.config = Arc::new(config);
                 route.actor.do_send(Reconfigure(Arc::clone(&route.config)));
             }
-            None => self.add(config),
+            None => self.add(config, ctx.address()),
         }
     }
 }
@@ -177,12 +317,93 @@ impl Handler<EndpointDeleted> for Router {
     }
 }
 
-impl Handler<StatsOf> for Router {
-    type Result = ResponseFuture<Option<EndpointStats>>;
+impl Handler<SnapshotOf> for Router {
+    type Result = ResponseFuture<Option<EndpointSnapshot>>;
 
-    fn handle(&mut self, StatsOf(id): StatsOf, _ctx: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, SnapshotOf(id): SnapshotOf, _ctx: &mut Context<Self>) -> Self::Result {
         let actor = self.routes.get(&id).map(|route| route.actor.clone());
-        Box::pin(async move { actor?.send(GetStats).await.ok() })
+        Box::pin(async move { actor?.send(GetSnapshot).await.ok() })
+    }
+}
+
+impl Handler<SnapshotsOfTenant> for Router {
+    type Result = ResponseFuture<HashMap<String, EndpointSnapshot>>;
+
+    fn handle(
+        &mut self,
+        SnapshotsOfTenant(tenant): SnapshotsOfTenant,
+        _ctx: &mut Context<Self>,
+    ) -> Self::Result {
+        let asks: Vec<_> = self
+            .by_tenant
+            .get(&tenant)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.routes.get(id))
+            .map(|route| {
+                let id = route.config.id.clone();
+                let ask = route.actor.send(GetSnapshot);
+                async move { ask.await.ok().map(|snapshot| (id, snapshot)) }
+            })
+            .collect();
+        Box::pin(async move {
+            futures_util::future::join_all(asks)
+                .await
+                .into_iter()
+                .flatten()
+                .collect()
+        })
+    }
+}
+
+impl Handler<DisableEndpoint> for Router {
+    type Result = ResponseFuture<Option<Result<bool, StoreError>>>;
+
+    fn handle(
+        &mut self,
+        DisableEndpoint(id): DisableEndpoint,
+        _ctx: &mut Context<Self>,
+    ) -> Self::Result {
+        // From now on new events are held for it.
+        self.set_active(&id, false);
+        let actor = self.routes.get(&id).map(|route| route.actor.clone());
+        Box::pin(async move {
+            let answer = actor?.send(Disable).await;
+            Some(answer.unwrap_or(Err(StoreError::WriterGone)))
+        })
+    }
+}
+
+impl Handler<EnableEndpoint> for Router {
+    type Result = ResponseFuture<Option<Result<EnableOutcome, StoreError>>>;
+
+    fn handle(
+        &mut self,
+        EnableEndpoint(id, replay): EnableEndpoint,
+        _ctx: &mut Context<Self>,
+    ) -> Self::Result {
+        self.set_active(&id, true);
+        let actor = self.routes.get(&id).map(|route| route.actor.clone());
+        Box::pin(async move {
+            let answer = actor?.send(Enable(replay)).await;
+            Some(answer.unwrap_or(Err(StoreError::WriterGone)))
+        })
+    }
+}
+
+impl Handler<EndpointDisabled> for Router {
+    type Result = ();
+
+    fn handle(&mut self, EndpointDisabled(id): EndpointDisabled, _ctx: &mut Context<Self>) {
+        self.set_active(&id, false);
+    }
+}
+
+impl Handler<AlertsRaised> for Router {
+    type Result = ();
+
+    fn handle(&mut self, AlertsRaised(raised): AlertsRaised, ctx: &mut Context<Self>) {
+        self.dispatch_alerts(raised, ctx);
     }
 }
 

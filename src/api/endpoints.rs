@@ -1,17 +1,17 @@
 use super::problem::{parse_json, ApiError};
 use super::{page, rfc3339, AppState, PageParams};
-use crate::actors::endpoint::EndpointStats;
-use crate::actors::router::{EndpointDeleted, EndpointSaved, StatsOf};
+use crate::actors::endpoint::EndpointSnapshot;
+use crate::actors::router::{EndpointDeleted, EndpointSaved, SnapshotOf};
 use crate::core::domain::{check_custom_header, parse_endpoint_url, FieldError};
-use crate::core::endpoint::{
-    DEFAULT_MAX_IN_FLIGHT, DEFAULT_TIMEOUT_SECONDS, MAX_MAX_IN_FLIGHT, MAX_TIMEOUT_SECONDS,
-};
+use crate::core::endpoint::{EndpointConfig, MAX_MAX_IN_FLIGHT, MAX_TIMEOUT_SECONDS};
+use crate::core::limits::HealthLimits;
 use crate::core::matching::EventTypePattern;
-use crate::core::retry::{check_schedule, DEFAULT_SCHEDULE};
+use crate::core::retry::check_schedule;
 use crate::core::signing::Secret;
 use crate::ids;
-use crate::store::endpoints::{self, ACTIVE};
+use crate::store::endpoints;
 use crate::store::models::EndpointRow;
+use crate::time::now_ms;
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
@@ -20,6 +20,9 @@ use std::collections::BTreeMap;
 
 const MAX_DESCRIPTION: usize = 1024;
 const MAX_EVENT_TYPES: usize = 100;
+/// Upper bound of every seconds-valued health limit (30 days).
+const MAX_LIMIT_SECONDS: u64 = 30 * 24 * 3600;
+const MAX_ALERT_THRESHOLDS: usize = 20;
 
 /// The writable fields; on create `url` is required, on update all are optional.
 #[derive(Deserialize)]
@@ -33,11 +36,18 @@ struct EndpointFields {
     timeout_seconds: Option<u32>,
     max_in_flight: Option<u32>,
     retry_schedule: Option<Vec<u32>>,
+    breaker_failures: Option<u32>,
+    breaker_cooldown_seconds: Option<u64>,
+    breaker_max_cooldown_seconds: Option<u64>,
+    alert_thresholds: Option<Vec<u32>>,
+    disable_after_failures: Option<u32>,
+    disable_after_seconds: Option<u64>,
 }
 
 impl EndpointFields {
     /// Validates every given field and writes it into `row`.
     fn apply_to(self, row: &mut EndpointRow) -> Result<(), FieldError> {
+        self.apply_limits_to(row)?;
         if let Some(url) = self.url {
             row.url = parse_endpoint_url(&url)?.to_string();
         }
@@ -98,6 +108,55 @@ impl EndpointFields {
         }
         Ok(())
     }
+
+    /// Writes the health-limit overrides; [`checked_config`] then checks
+    /// them together with the global settings.
+    fn apply_limits_to(&self, row: &mut EndpointRow) -> Result<(), FieldError> {
+        if let Some(failures) = self.breaker_failures {
+            row.breaker_failures = Some(i32::try_from(failures).unwrap_or(i32::MAX));
+        }
+        if let Some(seconds) = self.breaker_cooldown_seconds {
+            row.breaker_cooldown_seconds =
+                Some(seconds_limit("breaker_cooldown_seconds", seconds)?);
+        }
+        if let Some(seconds) = self.breaker_max_cooldown_seconds {
+            row.breaker_max_cooldown_seconds =
+                Some(seconds_limit("breaker_max_cooldown_seconds", seconds)?);
+        }
+        if let Some(thresholds) = &self.alert_thresholds {
+            if thresholds.len() > MAX_ALERT_THRESHOLDS {
+                return Err(FieldError::new(
+                    "alert_thresholds",
+                    format!("may hold at most {MAX_ALERT_THRESHOLDS} counts"),
+                ));
+            }
+            row.alert_thresholds = Some(to_json(thresholds));
+        }
+        if let Some(failures) = self.disable_after_failures {
+            row.disable_after_failures = Some(i32::try_from(failures).unwrap_or(i32::MAX));
+        }
+        if let Some(seconds) = self.disable_after_seconds {
+            row.disable_after_seconds = Some(seconds_limit("disable_after_seconds", seconds)?);
+        }
+        Ok(())
+    }
+}
+
+fn seconds_limit(field: &str, seconds: u64) -> Result<i64, FieldError> {
+    if seconds > MAX_LIMIT_SECONDS {
+        return Err(FieldError::new(
+            field,
+            format!("must be at most {MAX_LIMIT_SECONDS} seconds"),
+        ));
+    }
+    Ok(i64::try_from(seconds).unwrap_or(i64::MAX))
+}
+
+/// The row's configuration, refused when its overrides contradict each
+/// other or the global settings.
+fn checked_config(row: &EndpointRow, defaults: &HealthLimits) -> Result<EndpointConfig, ApiError> {
+    HealthLimits::resolve(defaults, &row.overrides())?;
+    Ok(row.config(defaults)?)
 }
 
 fn within(field: &str, value: u32, max: u32) -> Result<i32, FieldError> {
@@ -115,7 +174,7 @@ fn to_json<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_string(value).unwrap_or_default()
 }
 
-fn view(row: &EndpointRow, stats: Option<EndpointStats>) -> Value {
+pub fn view(row: &EndpointRow, live: Option<&EndpointSnapshot>) -> Value {
     let mut view = json!({
         "id": row.id,
         "tenant_id": row.tenant_id,
@@ -128,11 +187,23 @@ fn view(row: &EndpointRow, stats: Option<EndpointStats>) -> Value {
         "max_in_flight": row.max_in_flight,
         "retry_schedule": row.retry_schedule_list(),
         "status": row.status,
+        "disabled_at": row.disabled_at.map(rfc3339),
+        "disabled_reason": row.disabled_reason,
+        "breaker_failures": row.breaker_failures,
+        "breaker_cooldown_seconds": row.breaker_cooldown_seconds,
+        "breaker_max_cooldown_seconds": row.breaker_max_cooldown_seconds,
+        "alert_thresholds": row.overrides().alert_thresholds,
+        "disable_after_failures": row.disable_after_failures,
+        "disable_after_seconds": row.disable_after_seconds,
         "created_at": rfc3339(row.created_at),
         "updated_at": rfc3339(row.updated_at),
     });
-    if let Some(stats) = stats {
-        view["stats"] = json!(stats);
+    if let Some(live) = live {
+        view["stats"] = json!({
+            "queued": live.queued,
+            "in_flight": live.in_flight,
+            "restarts": live.restarts,
+        });
     }
     view
 }
@@ -152,26 +223,9 @@ pub async fn create(
     if fields.url.is_none() {
         return Err(FieldError::new("url", "is required").into());
     }
-    let now = chrono::Utc::now().timestamp_millis();
-    let mut row = EndpointRow {
-        id: ids::time_ordered("ep"),
-        tenant_id: tenant,
-        url: String::new(),
-        description: String::new(),
-        event_types: "[]".to_owned(),
-        headers: "{}".to_owned(),
-        secret: Secret::from_key_bytes(&ids::random_bytes::<24>())
-            .as_str()
-            .to_owned(),
-        timeout_seconds: i32::try_from(DEFAULT_TIMEOUT_SECONDS).unwrap_or(30),
-        max_in_flight: i32::try_from(DEFAULT_MAX_IN_FLIGHT).unwrap_or(16),
-        retry_schedule: to_json(&DEFAULT_SCHEDULE),
-        status: ACTIVE.to_owned(),
-        created_at: now,
-        updated_at: now,
-    };
+    let mut row = EndpointRow::with_defaults(&ids::time_ordered("ep"), &tenant, now_ms());
     fields.apply_to(&mut row)?;
-    let config = row.config()?;
+    let config = checked_config(&row, &state.health_defaults)?;
     let stored = row.clone();
     state
         .store
@@ -198,7 +252,7 @@ pub async fn list(
     Ok(HttpResponse::Ok().json(page(rows, limit, |r| &r.id, |r| view(&r, None))))
 }
 
-async fn find(state: &AppState, tenant: &str, id: &str) -> Result<EndpointRow, ApiError> {
+pub async fn find(state: &AppState, tenant: &str, id: &str) -> Result<EndpointRow, ApiError> {
     let (tenant, id) = (tenant.to_owned(), id.to_owned());
     state
         .store
@@ -215,12 +269,12 @@ pub async fn get(
     let (tenant, id) = path.into_inner();
     state.keys.require_tenant(&request, &tenant).await?;
     let row = find(&state, &tenant, &id).await?;
-    let stats = state
+    let live = state
         .router
-        .send(StatsOf(id))
+        .send(SnapshotOf(id))
         .await
         .map_err(|_| ApiError::Unavailable)?;
-    Ok(HttpResponse::Ok().json(view(&row, stats)))
+    Ok(HttpResponse::Ok().json(view(&row, live.as_ref())))
 }
 
 pub async fn update(
@@ -234,8 +288,8 @@ pub async fn update(
     let fields: EndpointFields = parse_json(&body)?;
     let mut row = find(&state, &tenant, &id).await?;
     fields.apply_to(&mut row)?;
-    row.updated_at = chrono::Utc::now().timestamp_millis();
-    let config = row.config()?;
+    row.updated_at = now_ms();
+    let config = checked_config(&row, &state.health_defaults)?;
     let stored = row.clone();
     state
         .store

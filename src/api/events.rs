@@ -3,12 +3,13 @@ use super::problem::{parse_json, ApiError};
 use super::AppState;
 use crate::actors::router::Publish;
 use crate::core::domain::{parse_event_id, parse_event_type, FieldError};
+use crate::core::envelope::{is_operational, Envelope, OPERATIONAL_PREFIX};
 use crate::ids;
 use crate::store::deliveries;
 use crate::store::events::{self, Ingested};
 use crate::store::models::EventRow;
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{json, Value};
 
 #[derive(Deserialize)]
@@ -18,17 +19,6 @@ struct NewEvent {
     event_type: String,
     payload: Value,
     id: Option<String>,
-}
-
-/// What every endpoint receives; serialized once, stored, and sent as is.
-#[derive(Serialize)]
-struct Envelope<'a> {
-    id: &'a str,
-    #[serde(rename = "type")]
-    event_type: &'a str,
-    timestamp: &'a str,
-    tenant_id: &'a str,
-    data: &'a Value,
 }
 
 const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
@@ -56,6 +46,13 @@ pub async fn publish(
     state.keys.require_tenant(&request, &tenant).await?;
     let input: NewEvent = parse_json(&body)?;
     let event_type = parse_event_type(&input.event_type)?;
+    if is_operational(&event_type) {
+        return Err(FieldError::new(
+            "type",
+            format!("types starting with {OPERATIONAL_PREFIX:?} are reserved for hookrelay's own events"),
+        )
+        .into());
+    }
     if !input.payload.is_object() {
         return Err(FieldError::new("payload", "must be a JSON object").into());
     }
@@ -66,14 +63,14 @@ pub async fn publish(
     let idempotency_key = idempotency_key(&request)?;
     let now = chrono::Utc::now();
     let timestamp = now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-    let body = serde_json::to_string(&Envelope {
+    let body = Envelope {
         id: &id,
         event_type: &event_type,
         timestamp: &timestamp,
         tenant_id: &tenant,
         data: &input.payload,
-    })
-    .map_err(|e| ApiError::Malformed(e.to_string()))?;
+    }
+    .to_body();
     let event = EventRow {
         tenant_id: tenant,
         id,

@@ -1,8 +1,10 @@
 //! The HTTP API: one module a resource. A handler parses its input into
 //! domain values, calls the store or the router, and maps the result.
 
+pub mod alerts;
 pub mod auth;
 pub mod deliveries;
+pub mod endpoint_health;
 pub mod endpoints;
 pub mod events;
 pub mod health;
@@ -10,6 +12,7 @@ pub mod problem;
 pub mod tenants;
 
 use crate::actors::router::Router;
+use crate::core::limits::HealthLimits;
 use crate::store::Store;
 use actix::Addr;
 use actix_web::dev::ServiceResponse;
@@ -22,6 +25,8 @@ pub struct AppState {
     pub store: Store,
     pub router: Addr<Router>,
     pub keys: auth::Keys,
+    /// The global health limits that per-endpoint overrides replace.
+    pub health_defaults: HealthLimits,
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -41,6 +46,20 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     "/{tenant}/endpoints/{id}",
                     web::delete().to(endpoints::delete),
                 )
+                .route(
+                    "/{tenant}/endpoints/{id}/health",
+                    web::get().to(endpoint_health::endpoint),
+                )
+                .route(
+                    "/{tenant}/endpoints/{id}/disable",
+                    web::post().to(endpoint_health::disable),
+                )
+                .route(
+                    "/{tenant}/endpoints/{id}/enable",
+                    web::post().to(endpoint_health::enable),
+                )
+                .route("/{tenant}/health", web::get().to(endpoint_health::tenant))
+                .route("/{tenant}/alerts", web::get().to(alerts::list))
                 .route("/{tenant}/events", web::post().to(events::publish))
                 .route("/{tenant}/events/{id}", web::get().to(events::get))
                 .route("/{tenant}/deliveries", web::get().to(deliveries::list))
@@ -133,8 +152,4 @@ pub fn page<R, T>(
     }
 }
 
-pub fn rfc3339(millis: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(millis)
-        .unwrap_or_default()
-        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-}
+pub use crate::time::rfc3339;

@@ -10,6 +10,10 @@ pub enum DeliveryState {
     Succeeded,
     /// Every scheduled attempt failed; kept and visible.
     Failed,
+    /// Its endpoint is disabled: kept, not attempted, until it is enabled.
+    Held,
+    /// Its endpoint was enabled without replay; kept and visible.
+    Cancelled,
 }
 
 impl DeliveryState {
@@ -18,6 +22,8 @@ impl DeliveryState {
             DeliveryState::Pending => "pending",
             DeliveryState::Succeeded => "succeeded",
             DeliveryState::Failed => "failed",
+            DeliveryState::Held => "held",
+            DeliveryState::Cancelled => "cancelled",
         }
     }
 
@@ -26,6 +32,8 @@ impl DeliveryState {
             "pending" => Some(DeliveryState::Pending),
             "succeeded" => Some(DeliveryState::Succeeded),
             "failed" => Some(DeliveryState::Failed),
+            "held" => Some(DeliveryState::Held),
+            "cancelled" => Some(DeliveryState::Cancelled),
             _ => None,
         }
     }
@@ -58,8 +66,27 @@ pub struct Transition {
     pub retry_in: Option<Duration>,
 }
 
-/// What a delivery becomes after its `attempts_made`-th attempt.
+/// What a delivery becomes after its `attempts_made`-th attempt. A delivery
+/// that would wait for a retry is held instead when its endpoint has been
+/// disabled meanwhile; one that failed for good stays failed.
 pub fn after_attempt(
+    verdict: AttemptVerdict,
+    attempts_made: u32,
+    schedule: &[u32],
+    jitter_unit: f64,
+    endpoint_active: bool,
+) -> Transition {
+    let transition = next_state(verdict, attempts_made, schedule, jitter_unit);
+    if transition.state == DeliveryState::Pending && !endpoint_active {
+        return Transition {
+            state: DeliveryState::Held,
+            retry_in: None,
+        };
+    }
+    transition
+}
+
+fn next_state(
     verdict: AttemptVerdict,
     attempts_made: u32,
     schedule: &[u32],
@@ -91,7 +118,7 @@ mod tests {
 
     #[test]
     fn success_ends_the_delivery() {
-        let t = after_attempt(AttemptVerdict::Delivered, 3, &[1, 2], 0.0);
+        let t = after_attempt(AttemptVerdict::Delivered, 3, &[1, 2], 0.0, true);
         assert_eq!(t.state, DeliveryState::Succeeded);
         assert_eq!(t.retry_in, None);
     }
@@ -99,12 +126,28 @@ mod tests {
     #[test]
     fn failure_retries_until_the_schedule_is_spent() {
         let failed = AttemptVerdict::Failed { retry_after: None };
-        let first = after_attempt(failed, 1, &[5], 0.0);
+        let first = after_attempt(failed, 1, &[5], 0.0, true);
         assert_eq!(first.state, DeliveryState::Pending);
         assert_eq!(first.retry_in, Some(Duration::from_secs(5)));
         assert_eq!(
-            after_attempt(failed, 2, &[5], 0.0).state,
+            after_attempt(failed, 2, &[5], 0.0, true).state,
             DeliveryState::Failed
+        );
+    }
+
+    #[test]
+    fn a_retry_for_a_disabled_endpoint_is_held() {
+        let failed = AttemptVerdict::Failed { retry_after: None };
+        let held = after_attempt(failed, 1, &[5], 0.0, false);
+        assert_eq!(held.state, DeliveryState::Held);
+        assert_eq!(held.retry_in, None);
+        assert_eq!(
+            after_attempt(failed, 2, &[5], 0.0, false).state,
+            DeliveryState::Failed
+        );
+        assert_eq!(
+            after_attempt(AttemptVerdict::Delivered, 1, &[5], 0.0, false).state,
+            DeliveryState::Succeeded
         );
     }
 
@@ -136,6 +179,8 @@ mod tests {
             DeliveryState::Pending,
             DeliveryState::Succeeded,
             DeliveryState::Failed,
+            DeliveryState::Held,
+            DeliveryState::Cancelled,
         ] {
             assert_eq!(DeliveryState::parse(state.as_str()), Some(state));
         }

@@ -1,5 +1,6 @@
 //! An endpoint's delivery configuration, as the router and its actor use it.
 
+use super::limits::HealthLimits;
 use super::matching::{subscribes_to, EventTypePattern};
 use super::signing::Secret;
 use std::time::Duration;
@@ -20,12 +21,18 @@ pub struct EndpointConfig {
     pub timeout: Duration,
     pub max_in_flight: usize,
     pub retry_schedule: Vec<u32>,
+    /// `false` while disabled: its deliveries are held, not attempted.
     pub active: bool,
+    pub limits: HealthLimits,
+    /// `false` for the operator's alert endpoint, whose own failures are
+    /// only logged: alerting about alerts would loop.
+    pub raises_alerts: bool,
 }
 
 impl EndpointConfig {
-    /// Whether a new event of this type gets a delivery to this endpoint.
-    pub fn wants(&self, event_type: &str) -> bool {
-        self.active && subscribes_to(&self.patterns, event_type)
+    /// Whether a new event of this type gets a delivery to this endpoint
+    /// (held while the endpoint is disabled).
+    pub fn subscribes(&self, event_type: &str) -> bool {
+        subscribes_to(&self.patterns, event_type)
     }
 }

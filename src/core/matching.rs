@@ -44,8 +44,15 @@ impl EventTypePattern {
     }
 }
 
-/// An empty subscription list means every event.
+/// An empty subscription list means every event published by the tenant.
+/// hookrelay's own operational events (`hookrelay.…`) reach only endpoints
+/// that name them: a catch-all endpoint must not start receiving alerts.
 pub fn subscribes_to(patterns: &[EventTypePattern], event_type: &str) -> bool {
+    if super::envelope::is_operational(event_type) {
+        return patterns
+            .iter()
+            .any(|p| *p != EventTypePattern::Everything && p.matches(event_type));
+    }
     patterns.is_empty() || patterns.iter().any(|p| p.matches(event_type))
 }
 
@@ -57,6 +64,23 @@ mod tests {
         list.iter()
             .map(|p| EventTypePattern::parse(p).unwrap())
             .collect()
+    }
+
+    #[test]
+    fn operational_events_reach_only_explicit_subscribers() {
+        let alert = "hookrelay.endpoint.failing";
+        assert!(!subscribes_to(&[], alert));
+        assert!(!subscribes_to(&patterns(&["*"]), alert));
+        assert!(subscribes_to(
+            &patterns(&["*", "hookrelay.endpoint.*"]),
+            alert
+        ));
+        assert!(subscribes_to(&patterns(&["hookrelay.*"]), alert));
+        assert!(subscribes_to(&patterns(&[alert]), alert));
+        assert!(!subscribes_to(
+            &patterns(&["hookrelay.endpoint.enabled"]),
+            alert
+        ));
     }
 
     #[test]

@@ -1,9 +1,14 @@
 //! Pure logic: no I/O, no clocks read, no randomness drawn. Everything here is a
 //! function of its arguments and is unit-tested next to its code.
 
+pub mod breaker;
 pub mod delivery;
 pub mod domain;
 pub mod endpoint;
+pub mod envelope;
+pub mod failure_policy;
+pub mod health;
+pub mod limits;
 pub mod matching;
 pub mod retry;
 pub mod signing;

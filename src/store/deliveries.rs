@@ -133,3 +133,99 @@ pub fn attempts_of(db: &mut Db, delivery_id: &str) -> Result<Vec<AttemptRow>, St
         .select(AttemptRow::as_select())
         .load(c))?)
 }
+
+/// The endpoint was disabled: its waiting deliveries are held.
+pub fn hold_pending(db: &mut Db, endpoint_id: &str, now: i64) -> Result<usize, StoreError> {
+    move_state(
+        db,
+        endpoint_id,
+        DeliveryState::Pending,
+        DeliveryState::Held,
+        now,
+    )
+}
+
+/// Deliveries that reached a disabled endpoint's actor as pending.
+pub fn hold(db: &mut Db, delivery_ids: &[String], now: i64) -> Result<(), StoreError> {
+    dispatch!(db, c => diesel::update(deliveries::table
+        .filter(deliveries::id.eq_any(delivery_ids))
+        .filter(deliveries::state.eq(DeliveryState::Pending.as_str())))
+        .set((
+            deliveries::state.eq(DeliveryState::Held.as_str()),
+            deliveries::next_attempt_at.eq(None::<i64>),
+            deliveries::updated_at.eq(now),
+        ))
+        .execute(c))?;
+    Ok(())
+}
+
+/// Re-enabled with replay: held deliveries start over with a full schedule.
+pub fn release_held(db: &mut Db, endpoint_id: &str, now: i64) -> Result<usize, StoreError> {
+    Ok(dispatch!(db, c => diesel::update(deliveries::table
+        .filter(deliveries::endpoint_id.eq(endpoint_id))
+        .filter(deliveries::state.eq(DeliveryState::Held.as_str())))
+        .set((
+            deliveries::state.eq(DeliveryState::Pending.as_str()),
+            deliveries::attempt_count.eq(0),
+            deliveries::next_attempt_at.eq(None::<i64>),
+            deliveries::updated_at.eq(now),
+        ))
+        .execute(c))?)
+}
+
+/// Re-enabled without replay: held deliveries are cancelled, and kept.
+pub fn cancel_held(db: &mut Db, endpoint_id: &str, now: i64) -> Result<usize, StoreError> {
+    move_state(
+        db,
+        endpoint_id,
+        DeliveryState::Held,
+        DeliveryState::Cancelled,
+        now,
+    )
+}
+
+fn move_state(
+    db: &mut Db,
+    endpoint_id: &str,
+    from: DeliveryState,
+    to: DeliveryState,
+    now: i64,
+) -> Result<usize, StoreError> {
+    Ok(dispatch!(db, c => diesel::update(deliveries::table
+        .filter(deliveries::endpoint_id.eq(endpoint_id))
+        .filter(deliveries::state.eq(from.as_str())))
+        .set((
+            deliveries::state.eq(to.as_str()),
+            deliveries::next_attempt_at.eq(None::<i64>),
+            deliveries::updated_at.eq(now),
+        ))
+        .execute(c))?)
+}
+
+/// Deliveries per state for the given endpoints of a tenant.
+pub fn count_by_endpoint_and_state(
+    db: &mut Db,
+    tenant_id: &str,
+    states: &[DeliveryState],
+) -> Result<Vec<(String, String, i64)>, StoreError> {
+    let states: Vec<&str> = states.iter().map(|s| s.as_str()).collect();
+    Ok(dispatch!(db, c => deliveries::table
+        .filter(deliveries::tenant_id.eq(tenant_id))
+        .filter(deliveries::state.eq_any(&states))
+        .group_by((deliveries::endpoint_id, deliveries::state))
+        .select((deliveries::endpoint_id, deliveries::state, diesel::dsl::count_star()))
+        .load(c))?)
+}
+
+pub fn count_in_state(
+    db: &mut Db,
+    endpoint_id: &str,
+    state: DeliveryState,
+) -> Result<u64, StoreError> {
+    let count: i64 = dispatch!(db, c => deliveries::table
+        .filter(deliveries::endpoint_id.eq(endpoint_id))
+        .filter(deliveries::state.eq(state.as_str()))
+        .count()
+        .get_result(c))?;
+    Ok(u64::try_from(count).unwrap_or_default())
+}

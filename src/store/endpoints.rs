@@ -1,25 +1,136 @@
 //! Endpoints (subscriptions).
 
-use super::models::EndpointRow;
-use super::schema::endpoints;
+use super::models::{EndpointHealthRow, EndpointRow};
+use super::schema::{endpoint_health, endpoints};
+use super::tenants::SYSTEM_TENANT;
 use super::{dispatch, Db, StoreError};
-use crate::core::endpoint::EndpointConfig;
+use crate::core::breaker::{Breaker, CircuitState};
+use crate::core::endpoint::{EndpointConfig, DEFAULT_MAX_IN_FLIGHT, DEFAULT_TIMEOUT_SECONDS};
+use crate::core::envelope::OPERATIONAL_PREFIX;
+use crate::core::failure_policy::{DisableReason, Streak};
+use crate::core::limits::{HealthLimits, HealthOverrides};
 use crate::core::matching::EventTypePattern;
+use crate::core::retry::DEFAULT_SCHEDULE;
 use crate::core::signing::Secret;
 use diesel::prelude::*;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 pub const ACTIVE: &str = "active";
+pub const DISABLED: &str = "disabled";
+
+/// The endpoint of the operator's alert URL, in the system tenant.
+pub const OPERATOR_ENDPOINT: &str = "ep_operator_alerts";
 
 pub fn insert(db: &mut Db, row: &EndpointRow) -> Result<(), StoreError> {
     dispatch!(db, c => diesel::insert_into(endpoints::table).values(row).execute(c))?;
     Ok(())
 }
 
+/// Writes the configuration columns only: the status belongs to the
+/// endpoint's actor and is changed through [`set_status`].
 pub fn update(db: &mut Db, row: &EndpointRow) -> Result<(), StoreError> {
-    dispatch!(db, c => diesel::update(endpoints::table.find(&row.id)).set(row).execute(c))?;
+    dispatch!(db, c => diesel::update(endpoints::table.find(&row.id))
+        .set((
+            endpoints::url.eq(&row.url),
+            endpoints::description.eq(&row.description),
+            endpoints::event_types.eq(&row.event_types),
+            endpoints::headers.eq(&row.headers),
+            endpoints::secret.eq(&row.secret),
+            endpoints::timeout_seconds.eq(row.timeout_seconds),
+            endpoints::max_in_flight.eq(row.max_in_flight),
+            endpoints::retry_schedule.eq(&row.retry_schedule),
+            endpoints::updated_at.eq(row.updated_at),
+            endpoints::breaker_failures.eq(row.breaker_failures),
+            endpoints::breaker_cooldown_seconds.eq(row.breaker_cooldown_seconds),
+            endpoints::breaker_max_cooldown_seconds.eq(row.breaker_max_cooldown_seconds),
+            endpoints::alert_thresholds.eq(&row.alert_thresholds),
+            endpoints::disable_after_failures.eq(row.disable_after_failures),
+            endpoints::disable_after_seconds.eq(row.disable_after_seconds),
+        ))
+        .execute(c))?;
     Ok(())
+}
+
+/// Disables (`Some(reason)`) or re-activates (`None`) the endpoint.
+pub fn set_status(
+    db: &mut Db,
+    id: &str,
+    disabled: Option<DisableReason>,
+    now: i64,
+) -> Result<(), StoreError> {
+    let status = if disabled.is_some() { DISABLED } else { ACTIVE };
+    let disabled_at = disabled.map(|_| now);
+    let reason = disabled.map(|r| r.as_str());
+    dispatch!(db, c => diesel::update(endpoints::table.find(id))
+        .set((
+            endpoints::status.eq(status),
+            endpoints::disabled_at.eq(disabled_at),
+            endpoints::disabled_reason.eq(reason),
+            endpoints::updated_at.eq(now),
+        ))
+        .execute(c))?;
+    Ok(())
+}
+
+pub fn find_by_id(db: &mut Db, id: &str) -> Result<Option<EndpointRow>, StoreError> {
+    Ok(dispatch!(db, c => endpoints::table
+        .find(id)
+        .select(EndpointRow::as_select())
+        .first(c)
+        .optional())?)
+}
+
+/// The streak and breaker saved by the endpoint's actor, if any.
+pub fn load_health(db: &mut Db, id: &str) -> Result<Option<EndpointHealthRow>, StoreError> {
+    Ok(dispatch!(db, c => endpoint_health::table
+        .find(id)
+        .select(EndpointHealthRow::as_select())
+        .first(c)
+        .optional())?)
+}
+
+pub fn save_health(db: &mut Db, row: &EndpointHealthRow) -> Result<(), StoreError> {
+    dispatch!(db, c => diesel::insert_into(endpoint_health::table)
+        .values(row)
+        .on_conflict(endpoint_health::endpoint_id)
+        .do_update()
+        .set(row)
+        .execute(c))?;
+    Ok(())
+}
+
+impl EndpointHealthRow {
+    pub fn new(endpoint_id: &str, streak: &Streak, breaker: &Breaker, now: i64) -> Self {
+        EndpointHealthRow {
+            endpoint_id: endpoint_id.to_owned(),
+            consecutive_failures: i32::try_from(streak.consecutive_failures).unwrap_or(i32::MAX),
+            failing_since: streak.failing_since,
+            alerted_thresholds: serde_json::to_string(&streak.alerted).unwrap_or_default(),
+            circuit_state: breaker.state.as_str().to_owned(),
+            circuit_opened_at: breaker.opened_at,
+            circuit_next_probe_at: breaker.next_probe_at,
+            circuit_cooldown_ms: breaker.cooldown_ms,
+            updated_at: now,
+        }
+    }
+
+    pub fn streak(&self) -> Streak {
+        Streak {
+            consecutive_failures: u32::try_from(self.consecutive_failures).unwrap_or_default(),
+            failing_since: self.failing_since,
+            alerted: serde_json::from_str(&self.alerted_thresholds).unwrap_or_default(),
+        }
+    }
+
+    pub fn breaker(&self) -> Breaker {
+        Breaker::restore(
+            CircuitState::parse(&self.circuit_state).unwrap_or(CircuitState::Closed),
+            self.circuit_opened_at,
+            self.circuit_next_probe_at,
+            self.circuit_cooldown_ms,
+        )
+    }
 }
 
 pub fn find(db: &mut Db, tenant_id: &str, id: &str) -> Result<Option<EndpointRow>, StoreError> {
@@ -47,6 +158,14 @@ pub fn list(
         .load(c))?)
 }
 
+pub fn all_of_tenant(db: &mut Db, tenant_id: &str) -> Result<Vec<EndpointRow>, StoreError> {
+    Ok(dispatch!(db, c => endpoints::table
+        .filter(endpoints::tenant_id.eq(tenant_id))
+        .order(endpoints::id)
+        .select(EndpointRow::as_select())
+        .load(c))?)
+}
+
 /// Every endpoint, for the router's registry at start-up.
 pub fn all(db: &mut Db) -> Result<Vec<EndpointRow>, StoreError> {
     Ok(dispatch!(db, c => endpoints::table
@@ -64,7 +183,64 @@ pub fn delete(db: &mut Db, tenant_id: &str, id: &str) -> Result<bool, StoreError
     Ok(deleted > 0)
 }
 
+/// Creates, updates or (with `None`) removes the endpoint that carries
+/// every alert to the operator's alert URL.
+pub fn sync_operator_endpoint(
+    db: &mut Db,
+    target: Option<(&str, &Secret)>,
+    now: i64,
+) -> Result<(), StoreError> {
+    super::tenants::ensure_system_tenant(db, now)?;
+    let Some((url, secret)) = target else {
+        delete(db, SYSTEM_TENANT, OPERATOR_ENDPOINT)?;
+        return Ok(());
+    };
+    let mut row = EndpointRow::with_defaults(OPERATOR_ENDPOINT, SYSTEM_TENANT, now);
+    row.url = url.to_owned();
+    row.secret = secret.as_str().to_owned();
+    row.description = "hookrelay operator alerts (HOOKRELAY_ALERT_URL)".to_owned();
+    row.event_types =
+        serde_json::to_string(&[format!("{OPERATIONAL_PREFIX}*")]).unwrap_or_default();
+    match find(db, SYSTEM_TENANT, OPERATOR_ENDPOINT)? {
+        Some(existing) => {
+            row.created_at = existing.created_at;
+            update(db, &row)
+        }
+        None => insert(db, &row),
+    }
+}
+
 impl EndpointRow {
+    /// A new active endpoint with the default delivery settings, no
+    /// subscriptions (every event) and a fresh secret; `url` is left empty.
+    pub fn with_defaults(id: &str, tenant_id: &str, now: i64) -> EndpointRow {
+        EndpointRow {
+            id: id.to_owned(),
+            tenant_id: tenant_id.to_owned(),
+            url: String::new(),
+            description: String::new(),
+            event_types: "[]".to_owned(),
+            headers: "{}".to_owned(),
+            secret: Secret::from_key_bytes(&crate::ids::random_bytes::<24>())
+                .as_str()
+                .to_owned(),
+            timeout_seconds: i32::try_from(DEFAULT_TIMEOUT_SECONDS).unwrap_or(30),
+            max_in_flight: i32::try_from(DEFAULT_MAX_IN_FLIGHT).unwrap_or(16),
+            retry_schedule: serde_json::to_string(&DEFAULT_SCHEDULE).unwrap_or_default(),
+            status: ACTIVE.to_owned(),
+            created_at: now,
+            updated_at: now,
+            breaker_failures: None,
+            breaker_cooldown_seconds: None,
+            breaker_max_cooldown_seconds: None,
+            alert_thresholds: None,
+            disable_after_failures: None,
+            disable_after_seconds: None,
+            disabled_at: None,
+            disabled_reason: None,
+        }
+    }
+
     pub fn event_type_list(&self) -> Vec<String> {
         serde_json::from_str(&self.event_types).unwrap_or_default()
     }
@@ -77,8 +253,49 @@ impl EndpointRow {
         serde_json::from_str(&self.retry_schedule).unwrap_or_default()
     }
 
+    pub fn is_active(&self) -> bool {
+        self.status == ACTIVE
+    }
+
+    pub fn overrides(&self) -> HealthOverrides {
+        HealthOverrides {
+            breaker_failures: self.breaker_failures.and_then(|v| u32::try_from(v).ok()),
+            breaker_cooldown_seconds: self
+                .breaker_cooldown_seconds
+                .and_then(|v| u64::try_from(v).ok()),
+            breaker_max_cooldown_seconds: self
+                .breaker_max_cooldown_seconds
+                .and_then(|v| u64::try_from(v).ok()),
+            alert_thresholds: self
+                .alert_thresholds
+                .as_deref()
+                .and_then(|v| serde_json::from_str(v).ok()),
+            disable_after_failures: self
+                .disable_after_failures
+                .and_then(|v| u32::try_from(v).ok()),
+            disable_after_seconds: self
+                .disable_after_seconds
+                .and_then(|v| u64::try_from(v).ok()),
+        }
+    }
+
+    /// The effective limits. Overrides that the global settings have since
+    /// made contradictory (a cool-down above a lowered maximum) give way to
+    /// the global settings rather than stopping the service.
+    pub fn limits(&self, defaults: &HealthLimits) -> HealthLimits {
+        HealthLimits::resolve(defaults, &self.overrides()).unwrap_or_else(|refused| {
+            log::warn!(
+                "endpoint {}: {} {}; using the global limits",
+                self.id,
+                refused.field,
+                refused.reason
+            );
+            defaults.clone()
+        })
+    }
+
     /// The configuration the router and the endpoint actor work from.
-    pub fn config(&self) -> Result<EndpointConfig, StoreError> {
+    pub fn config(&self, defaults: &HealthLimits) -> Result<EndpointConfig, StoreError> {
         let corrupt = |column: &str, reason: String| {
             StoreError::Corrupt(format!("endpoint {} column {column}: {reason}", self.id))
         };
@@ -98,7 +315,9 @@ impl EndpointRow {
             timeout: Duration::from_secs(u64::try_from(self.timeout_seconds).unwrap_or(30)),
             max_in_flight: usize::try_from(self.max_in_flight).unwrap_or(1).max(1),
             retry_schedule: self.retry_schedule_list(),
-            active: self.status == ACTIVE,
+            active: self.is_active(),
+            limits: self.limits(defaults),
+            raises_alerts: self.id != OPERATOR_ENDPOINT,
         })
     }
 }

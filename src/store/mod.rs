@@ -6,9 +6,11 @@
 //! relies on. Every function here blocks: callers run them through
 //! [`Store::run`] (a blocking thread) or the dedicated [`writer`] thread.
 
+pub mod alerts;
 pub mod deliveries;
 pub mod endpoints;
 pub mod events;
+pub mod health;
 pub mod models;
 pub mod schema;
 pub mod tenants;

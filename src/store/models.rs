@@ -1,7 +1,9 @@
 //! Rows as stored. JSON-valued columns hold text; conversion to domain
 //! values lives beside the queries that read them.
 
-use super::schema::{api_keys, attempts, deliveries, endpoints, events, tenants};
+use super::schema::{
+    alerts, api_keys, attempts, deliveries, endpoint_health, endpoints, events, tenants,
+};
 use diesel::prelude::*;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -20,7 +22,7 @@ pub struct ApiKeyRow {
     pub created_at: i64,
 }
 
-#[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = endpoints)]
 pub struct EndpointRow {
     pub id: String,
@@ -36,6 +38,48 @@ pub struct EndpointRow {
     pub status: String,
     pub created_at: i64,
     pub updated_at: i64,
+    pub breaker_failures: Option<i32>,
+    pub breaker_cooldown_seconds: Option<i64>,
+    pub breaker_max_cooldown_seconds: Option<i64>,
+    /// JSON array of counts.
+    pub alert_thresholds: Option<String>,
+    pub disable_after_failures: Option<i32>,
+    pub disable_after_seconds: Option<i64>,
+    pub disabled_at: Option<i64>,
+    pub disabled_reason: Option<String>,
+}
+
+/// The breaker and failure streak of an endpoint, as its actor saved them.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
+#[diesel(table_name = endpoint_health)]
+pub struct EndpointHealthRow {
+    pub endpoint_id: String,
+    pub consecutive_failures: i32,
+    pub failing_since: Option<i64>,
+    /// JSON array of the thresholds already alerted in this streak.
+    pub alerted_thresholds: String,
+    pub circuit_state: String,
+    pub circuit_opened_at: Option<i64>,
+    pub circuit_next_probe_at: Option<i64>,
+    pub circuit_cooldown_ms: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = alerts)]
+pub struct AlertRow {
+    pub id: String,
+    pub tenant_id: String,
+    pub endpoint_id: String,
+    pub endpoint_url: String,
+    pub kind: String,
+    pub consecutive_failures: i32,
+    pub failing_since: Option<i64>,
+    pub status_code: Option<i32>,
+    pub error: Option<String>,
+    pub disabled_reason: Option<String>,
+    pub created_at: i64,
+    pub dispatched_at: Option<i64>,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -76,4 +120,5 @@ pub struct AttemptRow {
     pub response_body: Option<String>,
     pub error_kind: Option<String>,
     pub error_message: Option<String>,
+    pub endpoint_id: Option<String>,
 }

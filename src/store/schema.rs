@@ -31,6 +31,45 @@ diesel::table! {
         status -> Text,
         created_at -> BigInt,
         updated_at -> BigInt,
+        breaker_failures -> Nullable<Integer>,
+        breaker_cooldown_seconds -> Nullable<BigInt>,
+        breaker_max_cooldown_seconds -> Nullable<BigInt>,
+        alert_thresholds -> Nullable<Text>,
+        disable_after_failures -> Nullable<Integer>,
+        disable_after_seconds -> Nullable<BigInt>,
+        disabled_at -> Nullable<BigInt>,
+        disabled_reason -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    endpoint_health (endpoint_id) {
+        endpoint_id -> Text,
+        consecutive_failures -> Integer,
+        failing_since -> Nullable<BigInt>,
+        alerted_thresholds -> Text,
+        circuit_state -> Text,
+        circuit_opened_at -> Nullable<BigInt>,
+        circuit_next_probe_at -> Nullable<BigInt>,
+        circuit_cooldown_ms -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    alerts (id) {
+        id -> Text,
+        tenant_id -> Text,
+        endpoint_id -> Text,
+        endpoint_url -> Text,
+        kind -> Text,
+        consecutive_failures -> Integer,
+        failing_since -> Nullable<BigInt>,
+        status_code -> Nullable<Integer>,
+        error -> Nullable<Text>,
+        disabled_reason -> Nullable<Text>,
+        created_at -> BigInt,
+        dispatched_at -> Nullable<BigInt>,
     }
 }
 
@@ -71,6 +110,7 @@ diesel::table! {
         response_body -> Nullable<Text>,
         error_kind -> Nullable<Text>,
         error_message -> Nullable<Text>,
+        endpoint_id -> Nullable<Text>,
     }
 }
 
@@ -78,5 +118,12 @@ diesel::joinable!(attempts -> deliveries (delivery_id));
 diesel::joinable!(endpoints -> tenants (tenant_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
-    tenants, api_keys, endpoints, events, deliveries, attempts,
+    tenants,
+    api_keys,
+    endpoints,
+    endpoint_health,
+    events,
+    deliveries,
+    attempts,
+    alerts,
 );

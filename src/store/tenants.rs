@@ -5,6 +5,10 @@ use super::schema::{api_keys, tenants};
 use super::{dispatch, Db, StoreError};
 use diesel::prelude::*;
 
+/// hookrelay's own tenant: it holds the operator's alert endpoint. Its id
+/// is not a valid tenant id, so no publisher can take it.
+pub const SYSTEM_TENANT: &str = "hookrelay:operator";
+
 /// Who an API key belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KeyOwner {
@@ -36,6 +40,7 @@ pub fn list(db: &mut Db, after: Option<&str>, limit: i64) -> Result<Vec<TenantRo
     let after = after.unwrap_or_default();
     Ok(dispatch!(db, c => tenants::table
         .filter(tenants::id.gt(after))
+        .filter(tenants::id.ne(SYSTEM_TENANT))
         .order(tenants::id)
         .limit(limit)
         .select(TenantRow::as_select())
@@ -76,5 +81,19 @@ pub fn add_admin_key(db: &mut Db, key_hash: &str, now: i64) -> Result<(), StoreE
         created_at: now,
     };
     dispatch!(db, c => diesel::insert_into(api_keys::table).values(&key).execute(c))?;
+    Ok(())
+}
+
+/// Makes the system tenant exist; it has no key of its own.
+pub fn ensure_system_tenant(db: &mut Db, now: i64) -> Result<(), StoreError> {
+    let tenant = TenantRow {
+        id: SYSTEM_TENANT.to_owned(),
+        name: "hookrelay operator alerts".to_owned(),
+        created_at: now,
+    };
+    dispatch!(db, c => diesel::insert_into(tenants::table)
+        .values(&tenant)
+        .on_conflict_do_nothing()
+        .execute(c))?;
     Ok(())
 }

@@ -1,0 +1,12 @@
+DROP TABLE alerts;
+DROP INDEX attempts_by_endpoint_time;
+ALTER TABLE attempts DROP COLUMN endpoint_id;
+DROP TABLE endpoint_health;
+ALTER TABLE endpoints DROP COLUMN disabled_reason;
+ALTER TABLE endpoints DROP COLUMN disabled_at;
+ALTER TABLE endpoints DROP COLUMN disable_after_seconds;
+ALTER TABLE endpoints DROP COLUMN disable_after_failures;
+ALTER TABLE endpoints DROP COLUMN alert_thresholds;
+ALTER TABLE endpoints DROP COLUMN breaker_max_cooldown_seconds;
+ALTER TABLE endpoints DROP COLUMN breaker_cooldown_seconds;
+ALTER TABLE endpoints DROP COLUMN breaker_failures;

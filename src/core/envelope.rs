@@ -1,0 +1,29 @@
+//! The JSON document every endpoint receives for an event.
+
+use serde::Serialize;
+use serde_json::Value;
+
+/// Event types hookrelay emits itself; publishers may not use them.
+pub const OPERATIONAL_PREFIX: &str = "hookrelay.";
+
+pub fn is_operational(event_type: &str) -> bool {
+    event_type.starts_with(OPERATIONAL_PREFIX)
+}
+
+/// Serialized once at ingestion, stored, and sent byte for byte on every attempt.
+#[derive(Serialize)]
+pub struct Envelope<'a> {
+    pub id: &'a str,
+    #[serde(rename = "type")]
+    pub event_type: &'a str,
+    pub timestamp: &'a str,
+    pub tenant_id: &'a str,
+    pub data: &'a Value,
+}
+
+impl Envelope<'_> {
+    pub fn to_body(&self) -> String {
+        // A struct of strings and a JSON value always serializes.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}

@@ -1,0 +1,187 @@
+//! The health limits of an endpoint: global settings, overridden per endpoint.
+
+use super::domain::FieldError;
+use std::time::Duration;
+
+/// The limits an endpoint actor works with, already merged and checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthLimits {
+    pub breaker_failures: u32,
+    pub breaker_cooldown: Duration,
+    pub breaker_max_cooldown: Duration,
+    /// Strictly increasing, every value ≥ 1.
+    pub alert_thresholds: Vec<u32>,
+    pub disable_after_failures: u32,
+    pub disable_after: Duration,
+}
+
+/// Per-endpoint overrides; `None` keeps the global setting.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HealthOverrides {
+    pub breaker_failures: Option<u32>,
+    pub breaker_cooldown_seconds: Option<u64>,
+    pub breaker_max_cooldown_seconds: Option<u64>,
+    pub alert_thresholds: Option<Vec<u32>>,
+    pub disable_after_failures: Option<u32>,
+    pub disable_after_seconds: Option<u64>,
+}
+
+impl HealthLimits {
+    /// The effective limits of an endpoint; refused when the merged values
+    /// contradict each other, naming the field (or setting) at fault.
+    pub fn resolve(
+        defaults: &HealthLimits,
+        overrides: &HealthOverrides,
+    ) -> Result<HealthLimits, FieldError> {
+        let limits = HealthLimits {
+            breaker_failures: overrides
+                .breaker_failures
+                .unwrap_or(defaults.breaker_failures),
+            breaker_cooldown: overrides
+                .breaker_cooldown_seconds
+                .map_or(defaults.breaker_cooldown, Duration::from_secs),
+            breaker_max_cooldown: overrides
+                .breaker_max_cooldown_seconds
+                .map_or(defaults.breaker_max_cooldown, Duration::from_secs),
+            alert_thresholds: overrides
+                .alert_thresholds
+                .clone()
+                .unwrap_or_else(|| defaults.alert_thresholds.clone()),
+            disable_after_failures: overrides
+                .disable_after_failures
+                .unwrap_or(defaults.disable_after_failures),
+            disable_after: overrides
+                .disable_after_seconds
+                .map_or(defaults.disable_after, Duration::from_secs),
+        };
+        limits.check()?;
+        Ok(limits)
+    }
+
+    pub fn check(&self) -> Result<(), FieldError> {
+        if self.breaker_failures == 0 {
+            return Err(FieldError::new("breaker_failures", "must be at least 1"));
+        }
+        if self.breaker_cooldown.is_zero() {
+            return Err(FieldError::new(
+                "breaker_cooldown_seconds",
+                "must be at least 1",
+            ));
+        }
+        if self.breaker_cooldown > self.breaker_max_cooldown {
+            return Err(FieldError::new(
+                "breaker_cooldown_seconds",
+                format!(
+                    "must not exceed breaker_max_cooldown_seconds ({})",
+                    self.breaker_max_cooldown.as_secs()
+                ),
+            ));
+        }
+        if self.alert_thresholds.contains(&0) {
+            return Err(FieldError::new(
+                "alert_thresholds",
+                "must all be at least 1",
+            ));
+        }
+        if self
+            .alert_thresholds
+            .windows(2)
+            .any(|pair| pair[0] >= pair[1])
+        {
+            return Err(FieldError::new(
+                "alert_thresholds",
+                "must be strictly increasing",
+            ));
+        }
+        if self.disable_after_failures == 0 {
+            return Err(FieldError::new(
+                "disable_after_failures",
+                "must be at least 1",
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+pub(crate) fn test_limits() -> HealthLimits {
+    HealthLimits {
+        breaker_failures: 5,
+        breaker_cooldown: Duration::from_secs(30),
+        breaker_max_cooldown: Duration::from_secs(600),
+        alert_thresholds: vec![3, 5, 10],
+        disable_after_failures: 10,
+        disable_after: Duration::from_secs(3600),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overrides_replace_only_what_they_set() {
+        let overrides = HealthOverrides {
+            breaker_failures: Some(2),
+            alert_thresholds: Some(vec![1]),
+            ..HealthOverrides::default()
+        };
+        let limits = HealthLimits::resolve(&test_limits(), &overrides).unwrap();
+        assert_eq!(limits.breaker_failures, 2);
+        assert_eq!(limits.alert_thresholds, vec![1]);
+        assert_eq!(limits.disable_after_failures, 10);
+    }
+
+    #[test]
+    fn contradictions_name_the_field() {
+        let refused = |overrides: HealthOverrides| {
+            HealthLimits::resolve(&test_limits(), &overrides)
+                .unwrap_err()
+                .field
+        };
+        assert_eq!(
+            refused(HealthOverrides {
+                alert_thresholds: Some(vec![5, 3]),
+                ..HealthOverrides::default()
+            }),
+            "alert_thresholds"
+        );
+        assert_eq!(
+            refused(HealthOverrides {
+                alert_thresholds: Some(vec![0, 3]),
+                ..HealthOverrides::default()
+            }),
+            "alert_thresholds"
+        );
+        assert_eq!(
+            refused(HealthOverrides {
+                breaker_cooldown_seconds: Some(900),
+                ..HealthOverrides::default()
+            }),
+            "breaker_cooldown_seconds"
+        );
+        assert_eq!(
+            refused(HealthOverrides {
+                breaker_failures: Some(0),
+                ..HealthOverrides::default()
+            }),
+            "breaker_failures"
+        );
+        assert_eq!(
+            refused(HealthOverrides {
+                disable_after_failures: Some(0),
+                ..HealthOverrides::default()
+            }),
+            "disable_after_failures"
+        );
+    }
+
+    #[test]
+    fn no_thresholds_means_no_failing_alerts() {
+        let overrides = HealthOverrides {
+            alert_thresholds: Some(vec![]),
+            ..HealthOverrides::default()
+        };
+        assert!(HealthLimits::resolve(&test_limits(), &overrides).is_ok());
+    }
+}

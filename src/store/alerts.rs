@@ -1,0 +1,64 @@
+//! Alerts: stored first, then dispatched as operational events (an outbox).
+
+use super::models::AlertRow;
+use super::schema::alerts;
+use super::{dispatch, Db, StoreError};
+use diesel::prelude::*;
+
+#[derive(Debug, Default, Clone)]
+pub struct AlertFilter {
+    pub endpoint_id: Option<String>,
+    pub kind: Option<String>,
+    pub since: Option<i64>,
+}
+
+pub fn insert(db: &mut Db, rows: &[AlertRow]) -> Result<(), StoreError> {
+    if !rows.is_empty() {
+        dispatch!(db, c => diesel::insert_into(alerts::table).values(rows).execute(c))?;
+    }
+    Ok(())
+}
+
+/// Alerts whose notifications were not queued before the last stop.
+pub fn undispatched(db: &mut Db) -> Result<Vec<AlertRow>, StoreError> {
+    Ok(dispatch!(db, c => alerts::table
+        .filter(alerts::dispatched_at.is_null())
+        .order(alerts::id)
+        .select(AlertRow::as_select())
+        .load(c))?)
+}
+
+pub fn mark_dispatched(db: &mut Db, ids: &[String], now: i64) -> Result<(), StoreError> {
+    dispatch!(db, c => diesel::update(alerts::table.filter(alerts::id.eq_any(ids)))
+        .set(alerts::dispatched_at.eq(now))
+        .execute(c))?;
+    Ok(())
+}
+
+pub fn list(
+    db: &mut Db,
+    tenant_id: &str,
+    filter: &AlertFilter,
+    after: Option<&str>,
+    limit: i64,
+) -> Result<Vec<AlertRow>, StoreError> {
+    let after = after.unwrap_or_default();
+    Ok(dispatch!(db, c => {
+        let mut query = alerts::table
+            .filter(alerts::tenant_id.eq(tenant_id))
+            .filter(alerts::id.gt(after))
+            .order(alerts::id)
+            .limit(limit)
+            .into_boxed();
+        if let Some(endpoint_id) = &filter.endpoint_id {
+            query = query.filter(alerts::endpoint_id.eq(endpoint_id));
+        }
+        if let Some(kind) = &filter.kind {
+            query = query.filter(alerts::kind.eq(kind));
+        }
+        if let Some(since) = filter.since {
+            query = query.filter(alerts::created_at.ge(since));
+        }
+        query.select(AlertRow::as_select()).load(c)
+    })?)
+}
