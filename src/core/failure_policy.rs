@@ -141,7 +141,10 @@ mod tests {
             .collect();
         assert_eq!(alerted_at, vec![3, 5, 10]);
         assert!(streak.after_success());
-        assert_eq!(streak.after_failure(&limits, 20, false).crossed, Vec::<u32>::new());
+        assert_eq!(
+            streak.after_failure(&limits, 20, false).crossed,
+            Vec::<u32>::new()
+        );
         assert_eq!(streak.consecutive_failures, 1);
     }
 
@@ -202,7 +205,10 @@ mod tests {
             streak.after_failure(&limits, 5, false).crossed,
             vec![1, 2, 5]
         );
-        assert_eq!(streak.after_failure(&limits, 6, false).crossed, Vec::<u32>::new());
+        assert_eq!(
+            streak.after_failure(&limits, 6, false).crossed,
+            Vec::<u32>::new()
+        );
     }
 
     #[test]
