@@ -232,14 +232,7 @@ impl EndpointActor {
                 act.admit(pending);
                 act.pump(ctx);
             }
-            Err(error) => {
-                log::error!(
-                    "endpoint {}: reloading its queue failed: {error}",
-                    act.config.id
-                );
-                act.restart_requested = true;
-                act.after_slot_freed(ctx);
-            }
+            Err(error) => act.restart_after_failed_write("reloading its queue", &error, ctx),
         }));
     }
 
@@ -284,12 +277,7 @@ impl EndpointActor {
         };
         ctx.spawn(hold.into_actor(self).map(|held, act, ctx| {
             if let Err(error) = held {
-                log::error!(
-                    "endpoint {}: holding deliveries failed: {error}",
-                    act.config.id
-                );
-                act.restart_requested = true;
-                act.after_slot_freed(ctx);
+                act.restart_after_failed_write("holding deliveries", &error, ctx);
             }
         }));
     }
@@ -559,13 +547,7 @@ impl EndpointActor {
         };
         ctx.spawn(stored.into_actor(self).map(move |written, act, ctx| {
             if let Err(error) = written {
-                // The queue no longer matches the database: restart and reload.
-                log::error!(
-                    "endpoint {}: recording an attempt failed: {error}",
-                    act.config.id
-                );
-                act.restart_requested = true;
-                act.after_slot_freed(ctx);
+                act.restart_after_failed_write("recording an attempt", &error, ctx);
                 return;
             }
             if !write.alerts.is_empty() {
@@ -575,6 +557,19 @@ impl EndpointActor {
                 act.router.do_send(EndpointDisabled(act.config.id.clone()));
             }
         }));
+    }
+
+    /// The queue may no longer match the database: finish what is in
+    /// flight, then restart and reload everything from disk.
+    fn restart_after_failed_write(
+        &mut self,
+        what: &str,
+        error: &StoreError,
+        ctx: &mut Context<Self>,
+    ) {
+        log::error!("endpoint {}: {what} failed: {error}", self.config.id);
+        self.restart_requested = true;
+        self.after_slot_freed(ctx);
     }
 
     fn after_slot_freed(&mut self, ctx: &mut Context<Self>) {
