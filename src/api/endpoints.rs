@@ -109,6 +109,10 @@ impl EndpointFields {
         Ok(())
     }
 
+    fn changes_max_cooldown_only(&self) -> bool {
+        self.breaker_max_cooldown_seconds.is_some() && self.breaker_cooldown_seconds.is_none()
+    }
+
     /// Writes the health-limit overrides; [`checked_config`] then checks
     /// them together with the global settings.
     fn apply_limits_to(&self, row: &mut EndpointRow) -> Result<(), FieldError> {
@@ -153,9 +157,27 @@ fn seconds_limit(field: &str, seconds: u64) -> Result<i64, FieldError> {
 }
 
 /// The row's configuration, refused when its overrides contradict each
-/// other or the global settings.
-fn checked_config(row: &EndpointRow, defaults: &HealthLimits) -> Result<EndpointConfig, ApiError> {
-    HealthLimits::resolve(defaults, &row.overrides())?;
+/// other or the global settings. A cool-down above its maximum is blamed on
+/// the maximum when that is the one the request changed.
+fn checked_config(
+    row: &EndpointRow,
+    defaults: &HealthLimits,
+    changed_max_cooldown_only: bool,
+) -> Result<EndpointConfig, ApiError> {
+    if let Err(refused) = HealthLimits::resolve(defaults, &row.overrides()) {
+        if refused.field == "breaker_cooldown_seconds" && changed_max_cooldown_only {
+            let cooldown = row
+                .overrides()
+                .breaker_cooldown_seconds
+                .unwrap_or(defaults.breaker_cooldown.as_secs());
+            return Err(FieldError::new(
+                "breaker_max_cooldown_seconds",
+                format!("must be at least breaker_cooldown_seconds ({cooldown})"),
+            )
+            .into());
+        }
+        return Err(refused.into());
+    }
     Ok(row.config(defaults)?)
 }
 
@@ -189,15 +211,23 @@ pub fn view(row: &EndpointRow, live: Option<&EndpointSnapshot>) -> Value {
         "status": row.status,
         "disabled_at": row.disabled_at.map(rfc3339),
         "disabled_reason": row.disabled_reason,
+        "created_at": rfc3339(row.created_at),
+        "updated_at": rfc3339(row.updated_at),
+    });
+    // Each health limit: the endpoint's override, `null` for the global value;
+    // shown at top level like every writable field, and grouped.
+    let overrides = json!({
         "breaker_failures": row.breaker_failures,
         "breaker_cooldown_seconds": row.breaker_cooldown_seconds,
         "breaker_max_cooldown_seconds": row.breaker_max_cooldown_seconds,
         "alert_thresholds": row.overrides().alert_thresholds,
         "disable_after_failures": row.disable_after_failures,
         "disable_after_seconds": row.disable_after_seconds,
-        "created_at": rfc3339(row.created_at),
-        "updated_at": rfc3339(row.updated_at),
     });
+    if let (Some(fields), Some(limits)) = (view.as_object_mut(), overrides.as_object()) {
+        fields.extend(limits.clone());
+    }
+    view["overrides"] = overrides;
     if let Some(live) = live {
         view["stats"] = json!({
             "queued": live.queued,
@@ -224,8 +254,9 @@ pub async fn create(
         return Err(FieldError::new("url", "is required").into());
     }
     let mut row = EndpointRow::with_defaults(&ids::time_ordered("ep"), &tenant, now_ms());
+    let max_only = fields.changes_max_cooldown_only();
     fields.apply_to(&mut row)?;
-    let config = checked_config(&row, &state.health_defaults)?;
+    let config = checked_config(&row, &state.health_defaults, max_only)?;
     let stored = row.clone();
     state
         .store
@@ -287,9 +318,10 @@ pub async fn update(
     state.keys.require_tenant(&request, &tenant).await?;
     let fields: EndpointFields = parse_json(&body)?;
     let mut row = find(&state, &tenant, &id).await?;
+    let max_only = fields.changes_max_cooldown_only();
     fields.apply_to(&mut row)?;
     row.updated_at = now_ms();
-    let config = checked_config(&row, &state.health_defaults)?;
+    let config = checked_config(&row, &state.health_defaults, max_only)?;
     let stored = row.clone();
     state
         .store

@@ -853,3 +853,309 @@ async fn receive(
     }
     response.body(format!("receiver says {}", status.as_u16()))
 }
+
+// ---------------------------------------------------------------------------
+// Endpoint health (issue 3): configurable applications, restarts, sick
+// receivers and the health, alert, disable and enable routes.
+// ---------------------------------------------------------------------------
+
+/// The settings [`spawn_app`] uses: `db`, a free port, [`ADMIN_KEY`].
+pub fn test_settings(database_url: &str) -> hookrelay::config::Settings {
+    let mut settings = hookrelay::config::Settings::new(database_url);
+    settings.listen = "127.0.0.1:0".to_string();
+    settings.admin_key = Some(ADMIN_KEY.to_string());
+    settings
+}
+
+/// Like [`spawn_app`], with `configure` applied to the settings first.
+pub async fn spawn_app_with(
+    db: TestDb,
+    configure: impl FnOnce(&mut hookrelay::config::Settings),
+) -> TestApp {
+    let mut settings = test_settings(db.url());
+    configure(&mut settings);
+    let application = hookrelay::startup::Application::build(settings)
+        .await
+        .unwrap_or_else(|e| panic!("Application::build on {}: {e:?}", db.backend()));
+    let port = application.port();
+    actix_rt::spawn(application.run_until_stopped());
+    let mut app = TestApp::connect(&format!("http://127.0.0.1:{port}"), ADMIN_KEY);
+    app.db = Some(db);
+    app
+}
+
+/// Builds an application with `configure` applied and returns the build
+/// error (its `Debug` text), or `Ok(())` when the build succeeded (the
+/// application is then dropped without serving).
+pub async fn try_build_app(
+    database_url: &str,
+    configure: impl FnOnce(&mut hookrelay::config::Settings),
+) -> Result<(), String> {
+    let mut settings = test_settings(database_url);
+    configure(&mut settings);
+    match hookrelay::startup::Application::build(settings).await {
+        Ok(_) => Ok(()),
+        Err(e) => Err(format!("{e:?} / {e}")),
+    }
+}
+
+/// A hookrelay running in-process in its own thread and actix system, so
+/// that it can be stopped (everything it runs is dropped, as in a crash)
+/// and another one started on the same database: a restart.
+pub struct RestartableApp {
+    pub app: TestApp,
+    system: actix_rt::System,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl RestartableApp {
+    /// Builds and serves hookrelay on `database_url` in a new thread.
+    pub async fn start(
+        database_url: &str,
+        configure: impl FnOnce(&mut hookrelay::config::Settings),
+    ) -> RestartableApp {
+        let mut settings = test_settings(database_url);
+        configure(&mut settings);
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let thread = std::thread::spawn(move || {
+            let runner = actix_rt::System::new();
+            let built = runner.block_on(async move {
+                match hookrelay::startup::Application::build(settings).await {
+                    Ok(application) => {
+                        let port = application.port();
+                        actix_rt::spawn(application.run_until_stopped());
+                        Ok((port, actix_rt::System::current()))
+                    }
+                    Err(e) => Err(format!("{e:?}")),
+                }
+            });
+            let ok = built.is_ok();
+            let _ = tx.send(built);
+            if ok {
+                let _ = runner.run();
+            }
+        });
+        let (port, system) = rx
+            .await
+            .expect("the application thread answers")
+            .unwrap_or_else(|e| panic!("Application::build on {database_url}: {e}"));
+        RestartableApp {
+            app: TestApp::connect(&format!("http://127.0.0.1:{port}"), ADMIN_KEY),
+            system,
+            thread: Some(thread),
+        }
+    }
+
+    /// Stops the application's actix system (its HTTP server, actors and
+    /// timers are dropped, nothing is drained) and waits for its thread.
+    pub async fn stop(mut self) {
+        self.system.stop();
+        if let Some(thread) = self.thread.take() {
+            wait_until(Duration::from_secs(30), || async { thread.is_finished() }).await;
+            let _ = thread.join();
+        }
+        // Let connections of the old process that were still open close.
+        actix_rt::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+impl Drop for RestartableApp {
+    fn drop(&mut self) {
+        if self.thread.is_some() {
+            self.system.stop();
+        }
+    }
+}
+
+/// A loopback URL nobody listens on (a port bound, then released): every
+/// attempt fails with a refused connection.
+pub fn refused_url() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a port to release");
+    let port = listener.local_addr().expect("address").port();
+    drop(listener);
+    format!("http://127.0.0.1:{port}/hook")
+}
+
+/// Parses an RFC 3339 API timestamp (panics with `context` otherwise).
+pub fn parse_time(value: &Value, context: &str) -> chrono::DateTime<chrono::Utc> {
+    let text = value
+        .as_str()
+        .unwrap_or_else(|| panic!("{context}: expected an RFC 3339 string, got {value}"));
+    chrono::DateTime::parse_from_rfc3339(text)
+        .unwrap_or_else(|e| panic!("{context}: {text:?} is not RFC 3339: {e}"))
+        .with_timezone(&chrono::Utc)
+}
+
+/// The wall-clock time of a received request (from its monotonic `at`).
+pub fn wall_time(request: &ReceivedRequest) -> chrono::DateTime<chrono::Utc> {
+    let age = request.at.elapsed();
+    chrono::Utc::now() - chrono::Duration::from_std(age).expect("request age fits")
+}
+
+/// Requests whose body is an operational event (`type` starting with
+/// `hookrelay.`).
+pub fn operational_events(requests: &[ReceivedRequest]) -> Vec<ReceivedRequest> {
+    requests
+        .iter()
+        .filter(|r| {
+            serde_json::from_slice::<Value>(&r.body)
+                .ok()
+                .and_then(|v| v["type"].as_str().map(|t| t.starts_with("hookrelay.")))
+                .unwrap_or(false)
+        })
+        .cloned()
+        .collect()
+}
+
+impl Receiver {
+    /// Answers `410 Gone` from now on.
+    pub fn set_gone(&self) {
+        self.set_status(410);
+    }
+
+    /// Answers after `delay` (use longer than the endpoint's timeout).
+    pub fn set_hanging(&self, delay: Duration) {
+        self.set_delay(Some(delay));
+    }
+
+    /// Answers 200 at once from now on.
+    pub fn set_healthy(&self) {
+        self.behaviour().script.clear();
+        self.set_delay(None);
+        self.set_status(200);
+    }
+
+    /// The `webhook-id` of every request, in arrival order.
+    pub fn webhook_ids(&self) -> Vec<String> {
+        self.requests()
+            .iter()
+            .filter_map(|r| r.header("webhook-id").map(str::to_string))
+            .collect()
+    }
+}
+
+impl TestApp {
+    /// `GET /v1/tenants/{t}/endpoints/{id}/health` (200 expected).
+    pub async fn endpoint_health(&self, key: &str, tenant: &str, endpoint: &str) -> Value {
+        self.get_json(
+            key,
+            &format!("/v1/tenants/{tenant}/endpoints/{endpoint}/health"),
+        )
+        .await
+    }
+
+    /// `GET /v1/tenants/{t}/endpoints/{id}` (200 expected).
+    pub async fn get_endpoint(&self, key: &str, tenant: &str, endpoint: &str) -> Value {
+        self.get_json(key, &format!("/v1/tenants/{tenant}/endpoints/{endpoint}"))
+            .await
+    }
+
+    /// `GET /v1/tenants/{t}/health` rows (200 expected).
+    pub async fn tenant_health(&self, key: &str, tenant: &str) -> Vec<Value> {
+        let body = self
+            .get_json(key, &format!("/v1/tenants/{tenant}/health"))
+            .await;
+        body["data"]
+            .as_array()
+            .unwrap_or_else(|| panic!("tenant health has no data array: {body}"))
+            .clone()
+    }
+
+    /// `POST …/endpoints/{id}/disable` with `{}`.
+    pub async fn disable_endpoint(&self, key: &str, tenant: &str, endpoint: &str) -> ApiResponse {
+        self.post(
+            key,
+            &format!("/v1/tenants/{tenant}/endpoints/{endpoint}/disable"),
+            &json!({}),
+        )
+        .await
+    }
+
+    /// `POST …/endpoints/{id}/enable` with `body`.
+    pub async fn enable_endpoint(
+        &self,
+        key: &str,
+        tenant: &str,
+        endpoint: &str,
+        body: &Value,
+    ) -> ApiResponse {
+        self.post(
+            key,
+            &format!("/v1/tenants/{tenant}/endpoints/{endpoint}/enable"),
+            body,
+        )
+        .await
+    }
+
+    /// Alerts of a tenant (first page of up to 1000) with an optional query
+    /// string (`endpoint_id=..&kind=..&since=..`).
+    pub async fn list_alerts(&self, key: &str, tenant: &str, query: &str) -> Vec<Value> {
+        let sep = if query.is_empty() { "" } else { "&" };
+        let list = self
+            .get_json(
+                key,
+                &format!("/v1/tenants/{tenant}/alerts?limit=1000{sep}{query}"),
+            )
+            .await;
+        list["data"]
+            .as_array()
+            .unwrap_or_else(|| panic!("alerts list has no data array: {list}"))
+            .clone()
+    }
+
+    /// Waits until the endpoint's health view satisfies `check` (which
+    /// explains itself with `Err`); returns that view.
+    pub async fn wait_for_health<F>(
+        &self,
+        key: &str,
+        tenant: &str,
+        endpoint: &str,
+        timeout: Duration,
+        check: F,
+    ) -> Value
+    where
+        F: Fn(&Value) -> Result<(), String>,
+    {
+        wait_until(timeout, || async {
+            let health = self.endpoint_health(key, tenant, endpoint).await;
+            match check(&health) {
+                Ok(()) => Ok(health),
+                Err(why) => Err(format!("{why}; health view {health}")),
+            }
+        })
+        .await
+    }
+
+    /// Waits until the endpoint's status is `disabled`; returns the view.
+    pub async fn wait_for_disabled(&self, key: &str, tenant: &str, endpoint: &str) -> Value {
+        wait_until(DELIVERY_TIMEOUT, || async {
+            let view = self.get_endpoint(key, tenant, endpoint).await;
+            if view["status"] == json!("disabled") {
+                Ok(view)
+            } else {
+                Err(format!("endpoint {endpoint} to be disabled: {view}"))
+            }
+        })
+        .await
+    }
+
+    /// `(id, state, attempt_count)` of every delivery of `endpoint`.
+    pub async fn delivery_states(
+        &self,
+        key: &str,
+        tenant: &str,
+        endpoint: &str,
+    ) -> Vec<(String, String, i64)> {
+        self.list_deliveries(key, tenant, &format!("endpoint_id={endpoint}"))
+            .await
+            .iter()
+            .map(|d| {
+                (
+                    d["id"].as_str().unwrap_or_default().to_string(),
+                    d["state"].as_str().unwrap_or_default().to_string(),
+                    d["attempt_count"].as_i64().unwrap_or(-1),
+                )
+            })
+            .collect()
+    }
+}
