@@ -203,7 +203,7 @@ impl Router {
                     Ok(ingested) => {
                         for ((event, targets), outcome) in batch.into_iter().zip(ingested) {
                             if matches!(outcome, Ingested::New { .. }) {
-                                hand_over(&event, targets);
+                                hand_over(&event.id, &Arc::from(event.body.as_str()), targets);
                             }
                         }
                     }
@@ -215,14 +215,13 @@ impl Router {
 }
 
 /// Hands committed deliveries to their actors.
-fn hand_over(event: &EventRow, targets: Vec<Target>) {
-    let body: Arc<str> = Arc::from(event.body.as_str());
+fn hand_over(event_id: &str, body: &Arc<str>, targets: Vec<Target>) {
     for Target { row, actor } in targets {
         if let Some(actor) = actor {
             actor.do_send(Enqueue(vec![QueuedDelivery {
                 delivery_id: row.id,
-                event_id: event.id.clone(),
-                body: Arc::clone(&body),
+                event_id: event_id.to_owned(),
+                body: Arc::clone(body),
                 attempt_count: 0,
                 next_attempt_at: None,
             }]));
@@ -275,13 +274,14 @@ impl Handler<Publish> for Router {
         let writer = self.writer.clone();
         Box::pin(async move {
             let rows: Vec<DeliveryRow> = targets.iter().map(|t| t.row.clone()).collect();
-            let stored = event.clone();
+            let body: Arc<str> = Arc::from(event.body.as_str());
+            let event_id = event.id.clone();
             let ingested = writer
-                .call(move |db| events::ingest(db, &stored, &rows))
+                .call(move |db| events::ingest(db, &event, &rows))
                 .await?;
             if matches!(ingested, Ingested::New { .. }) {
                 // Only committed deliveries reach an actor.
-                hand_over(&event, targets);
+                hand_over(&event_id, &body, targets);
             }
             Ok(ingested)
         })
