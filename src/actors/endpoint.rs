@@ -81,7 +81,6 @@ pub struct GetSnapshot;
 /// The live state of an endpoint, as its actor holds it.
 #[derive(Debug, Clone)]
 pub struct EndpointSnapshot {
-    pub active: bool,
     pub breaker: Breaker,
     pub streak: Streak,
     /// Deliveries due or waiting for a retry time.
@@ -113,13 +112,20 @@ impl Ord for Waiting {
     }
 }
 
+/// What an attempt's outcome changes in the endpoint's health.
+#[derive(Clone, Default)]
+struct HealthChange {
+    /// The streak and breaker to save, when they changed.
+    health: Option<EndpointHealthRow>,
+    alerts: Vec<AlertRow>,
+    disable: Option<DisableReason>,
+}
+
 /// What one finished attempt writes, in one transaction.
 #[derive(Clone)]
 struct AttemptWrite {
     record: AttemptRecord,
-    health: Option<EndpointHealthRow>,
-    alerts: Vec<AlertRow>,
-    disable: Option<DisableReason>,
+    change: HealthChange,
 }
 
 /// The endpoint's saved state, read when the actor starts.
@@ -148,6 +154,9 @@ pub struct EndpointActor {
     /// router and from a reload is queued once.
     known: HashSet<String>,
     wake: Option<(i64, SpawnHandle)>,
+    /// Writes queued but not yet answered: the actor stops (or reports
+    /// itself drained) only once they are, so no result or alert is lost.
+    writes_in_flight: usize,
     restart_requested: bool,
     retired: bool,
     draining: bool,
@@ -178,6 +187,7 @@ impl EndpointActor {
             in_flight: HashSet::new(),
             known: HashSet::new(),
             wake: None,
+            writes_in_flight: 0,
             restart_requested: false,
             retired: false,
             draining: false,
@@ -186,15 +196,14 @@ impl EndpointActor {
         }
     }
 
+    /// Reads the saved state with the mailbox paused, so no status change
+    /// can be handled against a state that is about to be overwritten.
     fn load_state(&mut self, ctx: &mut Context<Self>) {
         let endpoint_id = self.config.id.clone();
-        let writer = self.writer.clone();
-        let load = async move {
-            writer
-                .call(move |db| saved_state(db, &endpoint_id, now_ms()))
-                .await
-        };
-        ctx.spawn(load.into_actor(self).map(|loaded, act, ctx| match loaded {
+        let load = self
+            .writer
+            .call(move |db| saved_state(db, &endpoint_id, now_ms()));
+        ctx.wait(load.into_actor(self).map(|loaded, act, ctx| match loaded {
             Ok(saved) => {
                 act.loaded = true;
                 act.active = saved.active;
@@ -215,24 +224,6 @@ impl EndpointActor {
                 );
                 ctx.run_later(RELOAD_BACKOFF, |act, ctx| act.load_state(ctx));
             }
-        }));
-    }
-
-    /// After a re-enable: the replayed deliveries are pending on disk.
-    fn reload_queue(&mut self, ctx: &mut Context<Self>) {
-        let endpoint_id = self.config.id.clone();
-        let writer = self.writer.clone();
-        let load = async move {
-            writer
-                .call(move |db| deliveries::pending_for_endpoint(db, &endpoint_id))
-                .await
-        };
-        ctx.spawn(load.into_actor(self).map(|loaded, act, ctx| match loaded {
-            Ok(pending) => {
-                act.admit(pending);
-                act.pump(ctx);
-            }
-            Err(error) => act.restart_after_failed_write("reloading its queue", &error, ctx),
         }));
     }
 
@@ -269,15 +260,15 @@ impl EndpointActor {
         if ids.is_empty() {
             return;
         }
-        let writer = self.writer.clone();
-        let hold = async move {
-            writer
-                .call(move |db| deliveries::hold(db, &ids, now_ms()))
-                .await
-        };
+        let hold = self
+            .writer
+            .call(move |db| deliveries::hold(db, &ids, now_ms()));
+        self.writes_in_flight += 1;
         ctx.spawn(hold.into_actor(self).map(|held, act, ctx| {
-            if let Err(error) = held {
-                act.restart_after_failed_write("holding deliveries", &error, ctx);
+            act.writes_in_flight -= 1;
+            match held {
+                Ok(()) => act.after_slot_freed(ctx),
+                Err(error) => act.restart_after_failed_write("holding deliveries", &error, ctx),
             }
         }));
     }
@@ -374,8 +365,8 @@ impl EndpointActor {
             None => AttemptVerdict::Failed { retry_after: None },
         };
         let now = now_ms();
-        let (health, alerts, disable) = self.judge(verdict, &report, was_probe, now);
-        if disable.is_some() {
+        let change = self.judge(verdict, &report, was_probe, now);
+        if change.disable.is_some() {
             self.active = false;
             self.clear_queue();
         }
@@ -401,9 +392,7 @@ impl EndpointActor {
         }
         let write = AttemptWrite {
             record: self.attempt_record(&delivery, &report, transition.state, next_attempt_at),
-            health,
-            alerts,
-            disable,
+            change,
         };
         self.persist(write, ctx);
 
@@ -428,11 +417,7 @@ impl EndpointActor {
         report: &AttemptReport,
         was_probe: bool,
         now: i64,
-    ) -> (
-        Option<EndpointHealthRow>,
-        Vec<AlertRow>,
-        Option<DisableReason>,
-    ) {
+    ) -> HealthChange {
         let limits = &self.config.limits;
         let mut alerts = Vec::new();
         let mut disable = None;
@@ -440,7 +425,7 @@ impl EndpointActor {
             let healthy =
                 self.streak.consecutive_failures == 0 && self.breaker.state == CircuitState::Closed;
             if healthy {
-                return (None, alerts, None);
+                return HealthChange::default();
             }
             let ended = self.streak.clone();
             self.breaker.after_success(limits);
@@ -476,8 +461,16 @@ impl EndpointActor {
                 }
             }
         }
-        let health = EndpointHealthRow::new(&self.config.id, &self.streak, &self.breaker, now);
-        (Some(health), alerts, disable)
+        HealthChange {
+            health: Some(EndpointHealthRow::new(
+                &self.config.id,
+                &self.streak,
+                &self.breaker,
+                now,
+            )),
+            alerts,
+            disable,
+        }
     }
 
     fn alert(
@@ -537,25 +530,27 @@ impl EndpointActor {
     }
 
     fn persist(&mut self, write: AttemptWrite, ctx: &mut Context<Self>) {
-        let writer = self.writer.clone();
         let endpoint_id = self.config.id.clone();
         let job = write.clone();
-        let stored = async move {
-            writer
-                .call(move |db| store_attempt(db, &endpoint_id, &job))
-                .await
-        };
+        let stored = self
+            .writer
+            .call(move |db| store_attempt(db, &endpoint_id, &job));
+        self.writes_in_flight += 1;
         ctx.spawn(stored.into_actor(self).map(move |written, act, ctx| {
+            act.writes_in_flight -= 1;
             if let Err(error) = written {
                 act.restart_after_failed_write("recording an attempt", &error, ctx);
                 return;
             }
-            if !write.alerts.is_empty() {
-                act.router.do_send(AlertsRaised(write.alerts));
+            let change = write.change;
+            if !change.alerts.is_empty() {
+                act.router.do_send(AlertsRaised(change.alerts));
             }
-            if write.disable.is_some() {
+            // An enable handled meanwhile has already told the router.
+            if change.disable.is_some() && !act.active {
                 act.router.do_send(EndpointDisabled(act.config.id.clone()));
             }
+            act.after_slot_freed(ctx);
         }));
     }
 
@@ -573,7 +568,7 @@ impl EndpointActor {
     }
 
     fn after_slot_freed(&mut self, ctx: &mut Context<Self>) {
-        if !self.in_flight.is_empty() {
+        if !self.in_flight.is_empty() || self.writes_in_flight > 0 {
             if !self.draining && !self.restart_requested {
                 self.pump(ctx);
             }
@@ -595,6 +590,12 @@ fn saved_state(db: &mut Db, endpoint_id: &str, now: i64) -> Result<SavedState, S
     let active = endpoints::find_by_id(db, endpoint_id)?.is_some_and(|row| row.is_active());
     let health = endpoints::load_health(db, endpoint_id)?;
     let pending = if active {
+        // Held rows of an active endpoint were created by a fan-out that
+        // raced its re-enabling; nothing else would ever release them.
+        let stranded = deliveries::release_held(db, endpoint_id, now)?;
+        if stranded > 0 {
+            log::warn!("endpoint {endpoint_id}: released {stranded} stranded held deliveries");
+        }
         deliveries::pending_for_endpoint(db, endpoint_id)?
     } else {
         // Pending rows of a disabled endpoint were committed by a fan-out
@@ -612,11 +613,12 @@ fn saved_state(db: &mut Db, endpoint_id: &str, now: i64) -> Result<SavedState, S
 fn store_attempt(db: &mut Db, endpoint_id: &str, write: &AttemptWrite) -> Result<(), StoreError> {
     let now = now_ms();
     deliveries::record_attempt(db, &write.record, now)?;
-    if let Some(health) = &write.health {
+    let change = &write.change;
+    if let Some(health) = &change.health {
         endpoints::save_health(db, health)?;
     }
-    alerts::insert(db, &write.alerts)?;
-    if let Some(reason) = write.disable {
+    alerts::insert(db, &change.alerts)?;
+    if let Some(reason) = change.disable {
         endpoints::set_status(db, endpoint_id, Some(reason), now)?;
         deliveries::hold_pending(db, endpoint_id, now)?;
     }
@@ -650,7 +652,13 @@ impl Supervised for EndpointActor {
             self.config.id,
             self.restarts
         );
+        // Everything below is reloaded from disk; a healthy endpoint has no
+        // saved health, so it starts from a clean streak and breaker.
         self.loaded = false;
+        self.active = self.config.active;
+        self.streak = Streak::default();
+        self.breaker = Breaker::closed(&self.config.limits);
+        self.writes_in_flight = 0;
         self.due.clear();
         self.waiting.clear();
         self.known.clear();
@@ -707,12 +715,17 @@ impl Handler<Drain> for EndpointActor {
     }
 }
 
+/// Status changes run with the mailbox paused until their write commits,
+/// so no delivery is queued or held against a half-applied status.
 impl Handler<Disable> for EndpointActor {
-    type Result = ResponseActFuture<Self, Result<bool, StoreError>>;
+    type Result = AtomicResponse<Self, Result<bool, StoreError>>;
 
     fn handle(&mut self, _: Disable, _ctx: &mut Context<Self>) -> Self::Result {
+        if !self.loaded {
+            return AtomicResponse::new(Box::pin(fut::ready(Err(not_loaded()))));
+        }
         if !self.active {
-            return Box::pin(fut::ready(Ok(false)));
+            return AtomicResponse::new(Box::pin(fut::ready(Ok(false))));
         }
         self.active = false;
         self.clear_queue();
@@ -724,71 +737,100 @@ impl Handler<Disable> for EndpointActor {
             now_ms(),
         );
         let endpoint_id = self.config.id.clone();
-        let writer = self.writer.clone();
         let stored = alert.clone();
-        let write = async move {
-            writer
-                .call(move |db| {
-                    let now = now_ms();
-                    endpoints::set_status(db, &endpoint_id, Some(DisableReason::Manual), now)?;
-                    deliveries::hold_pending(db, &endpoint_id, now)?;
-                    alerts::insert(db, std::slice::from_ref(&stored))
-                })
-                .await
-        };
-        Box::pin(write.into_actor(self).map(move |written, act, _ctx| {
-            written?;
-            act.router.do_send(AlertsRaised(vec![alert]));
-            Ok(true)
-        }))
+        let write = self.writer.call(move |db| {
+            let now = now_ms();
+            endpoints::set_status(db, &endpoint_id, Some(DisableReason::Manual), now)?;
+            deliveries::hold_pending(db, &endpoint_id, now)?;
+            alerts::insert(db, std::slice::from_ref(&stored))
+        });
+        AtomicResponse::new(Box::pin(write.into_actor(self).map(
+            move |written, act, ctx| match written {
+                Ok(()) => {
+                    act.router.do_send(AlertsRaised(vec![alert]));
+                    Ok(true)
+                }
+                Err(error) => {
+                    act.restart_after_failed_write("disabling", &error, ctx);
+                    Err(error)
+                }
+            },
+        )))
     }
 }
 
 impl Handler<Enable> for EndpointActor {
-    type Result = ResponseActFuture<Self, Result<EnableOutcome, StoreError>>;
+    type Result = AtomicResponse<Self, Result<EnableOutcome, StoreError>>;
 
+    /// Re-activates a disabled endpoint with a fresh streak and breaker.
+    /// On an active endpoint only the replay applies: its streak goes on,
+    /// so its alerts are not raised twice.
     fn handle(&mut self, Enable(replay): Enable, _ctx: &mut Context<Self>) -> Self::Result {
+        if !self.loaded {
+            return AtomicResponse::new(Box::pin(fut::ready(Err(not_loaded()))));
+        }
         let was_active = self.active;
-        let ended = self.streak.clone();
-        self.active = true;
-        self.streak = Streak::default();
-        self.breaker = Breaker::closed(&self.config.limits);
-        self.clear_queue();
         let now = now_ms();
-        let alert = (!was_active).then(|| self.alert(AlertKind::Enabled, &ended, None, None, now));
-        let health = EndpointHealthRow::new(&self.config.id, &self.streak, &self.breaker, now);
+        let mut alert = None;
+        let mut health = None;
+        if !was_active {
+            alert = Some(self.alert(AlertKind::Enabled, &self.streak, None, None, now));
+            self.active = true;
+            self.streak = Streak::default();
+            self.breaker = Breaker::closed(&self.config.limits);
+            health = Some(EndpointHealthRow::new(
+                &self.config.id,
+                &self.streak,
+                &self.breaker,
+                now,
+            ));
+        }
         let endpoint_id = self.config.id.clone();
-        let writer = self.writer.clone();
         let stored = alert.clone();
-        let write = async move {
-            writer
-                .call(move |db| {
-                    let now = now_ms();
-                    endpoints::set_status(db, &endpoint_id, None, now)?;
-                    endpoints::save_health(db, &health)?;
-                    alerts::insert(db, stored.as_slice())?;
-                    Ok(match replay {
-                        Replay::Held => EnableOutcome {
-                            replayed: deliveries::release_held(db, &endpoint_id, now)?,
-                            cancelled: 0,
-                        },
-                        Replay::None => EnableOutcome {
-                            replayed: 0,
-                            cancelled: deliveries::cancel_held(db, &endpoint_id, now)?,
-                        },
-                    })
-                })
-                .await
-        };
-        Box::pin(write.into_actor(self).map(move |written, act, ctx| {
-            let outcome = written?;
-            if let Some(alert) = alert {
-                act.router.do_send(AlertsRaised(vec![alert]));
+        let write = self.writer.call(move |db| {
+            let now = now_ms();
+            if let Some(health) = &health {
+                endpoints::set_status(db, &endpoint_id, None, now)?;
+                endpoints::save_health(db, health)?;
             }
-            act.reload_queue(ctx);
-            Ok(outcome)
-        }))
+            alerts::insert(db, stored.as_slice())?;
+            let outcome = match replay {
+                Replay::Held => EnableOutcome {
+                    replayed: deliveries::release_held(db, &endpoint_id, now)?,
+                    cancelled: 0,
+                },
+                Replay::None => EnableOutcome {
+                    replayed: 0,
+                    cancelled: deliveries::cancel_held(db, &endpoint_id, now)?,
+                },
+            };
+            // Read in the same transaction: the queue holds the replayed
+            // deliveries in event order before anything newer arrives.
+            let pending = deliveries::pending_for_endpoint(db, &endpoint_id)?;
+            Ok((outcome, pending))
+        });
+        AtomicResponse::new(Box::pin(write.into_actor(self).map(
+            move |written, act, ctx| match written {
+                Ok((outcome, pending)) => {
+                    if let Some(alert) = alert {
+                        act.router.do_send(AlertsRaised(vec![alert]));
+                    }
+                    act.clear_queue();
+                    act.admit(pending);
+                    act.pump(ctx);
+                    Ok(outcome)
+                }
+                Err(error) => {
+                    act.restart_after_failed_write("enabling", &error, ctx);
+                    Err(error)
+                }
+            },
+        )))
     }
+}
+
+fn not_loaded() -> StoreError {
+    StoreError::Blocking("the endpoint's saved state is not loaded yet; retry shortly".to_owned())
 }
 
 impl Handler<GetSnapshot> for EndpointActor {
@@ -796,7 +838,6 @@ impl Handler<GetSnapshot> for EndpointActor {
 
     fn handle(&mut self, _: GetSnapshot, _ctx: &mut Context<Self>) -> Self::Result {
         MessageResult(EndpointSnapshot {
-            active: self.active,
             breaker: self.breaker.clone(),
             streak: self.streak.clone(),
             queued: self.due.len() + self.waiting.len(),

@@ -70,6 +70,9 @@ pub struct AlertsRaised(pub Vec<AlertRow>);
 #[rtype(result = "()")]
 pub struct DrainAll(pub Duration);
 
+/// How often alerts that missed their dispatch are looked for.
+const ALERT_SWEEP_INTERVAL: Duration = Duration::from_secs(30);
+
 struct Route {
     config: Arc<EndpointConfig>,
     actor: Addr<EndpointActor>,
@@ -149,68 +152,76 @@ impl Router {
             .collect()
     }
 
-    fn set_active(&mut self, id: &str, active: bool) {
-        if let Some(route) = self.routes.get_mut(id) {
-            if route.config.active != active {
-                Arc::make_mut(&mut route.config).active = active;
-            }
+    /// Sets whether fan-out queues (active) or holds deliveries for the
+    /// endpoint; returns the previous value.
+    fn set_active(&mut self, id: &str, active: bool) -> bool {
+        let Some(route) = self.routes.get_mut(id) else {
+            return active;
+        };
+        let before = route.config.active;
+        if before != active {
+            Arc::make_mut(&mut route.config).active = active;
         }
+        before
     }
 
-    /// Queues an alert's operational events: to the tenant's subscribed
-    /// endpoints and to the operator's alert URL, then marks it dispatched,
-    /// all in one transaction.
+    /// Queues each alert's operational events (to the tenant's subscribed
+    /// endpoints and to the operator's alert URL) and marks it dispatched,
+    /// one transaction per alert so one alert's failure holds back no other.
     fn dispatch_alerts(&self, raised: Vec<AlertRow>, ctx: &mut Context<Self>) {
-        let mut batch: Vec<(EventRow, Vec<Target>)> = Vec::new();
-        for alert in &raised {
-            alerts::log(alert);
-            let event = alerts::event(alert, &alert.tenant_id);
+        for alert in raised {
+            alerts::log(&alert);
+            let mut notices = Vec::new();
+            let event = alerts::event(&alert, &alert.tenant_id);
             let targets = self.fan_out(&alert.tenant_id, &event, Some(&alert.endpoint_id));
-            batch.push((event, targets));
+            notices.push((event, targets));
             if alert.tenant_id != SYSTEM_TENANT && self.routes.contains_key(OPERATOR_ENDPOINT) {
-                let event = alerts::event(alert, SYSTEM_TENANT);
+                let event = alerts::event(&alert, SYSTEM_TENANT);
                 let targets = self.fan_out(SYSTEM_TENANT, &event, None);
-                batch.push((event, targets));
+                notices.push((event, targets));
             }
-        }
-        let ids: Vec<String> = raised.into_iter().map(|alert| alert.id).collect();
-        let stored: Vec<(EventRow, Vec<DeliveryRow>)> = batch
-            .iter()
-            .map(|(event, targets)| {
-                (
-                    event.clone(),
-                    targets.iter().map(|t| t.row.clone()).collect(),
-                )
-            })
-            .collect();
-        let writer = self.writer.clone();
-        let write = async move {
-            writer
-                .call(move |db| {
-                    let ingested = stored
-                        .iter()
-                        .map(|(event, rows)| events::ingest(db, event, rows))
-                        .collect::<Result<Vec<_>, _>>()?;
-                    store::alerts::mark_dispatched(db, &ids, now_ms())?;
-                    Ok(ingested)
+            let stored: Vec<(EventRow, Vec<DeliveryRow>)> = notices
+                .iter()
+                .map(|(event, targets)| {
+                    let rows = targets.iter().map(|t| t.row.clone()).collect();
+                    (event.clone(), rows)
                 })
-                .await
-        };
-        ctx.spawn(
-            write
-                .into_actor(self)
-                .map(move |written, _act, _ctx| match written {
+                .collect();
+            let write = self.writer.call(move |db| {
+                let ingested = stored
+                    .iter()
+                    .map(|(event, rows)| events::ingest(db, event, rows))
+                    .collect::<Result<Vec<_>, _>>()?;
+                store::alerts::mark_dispatched(db, std::slice::from_ref(&alert.id), now_ms())?;
+                Ok(ingested)
+            });
+            ctx.spawn(write.into_actor(self).map(move |written, _act, _ctx| {
+                match written {
                     Ok(ingested) => {
-                        for ((event, targets), outcome) in batch.into_iter().zip(ingested) {
+                        for ((event, targets), outcome) in notices.into_iter().zip(ingested) {
                             if matches!(outcome, Ingested::New { .. }) {
                                 hand_over(&event.id, &Arc::from(event.body.as_str()), targets);
                             }
                         }
                     }
-                    // They stay undispatched and are dispatched again at next start.
-                    Err(error) => log::error!("dispatching alerts failed: {error}"),
-                }),
-        );
+                    // It stays undispatched; the next sweep tries again.
+                    Err(error) => log::error!("dispatching an alert failed: {error}"),
+                }
+            }));
+        }
+    }
+
+    /// Dispatches alerts left undispatched (a crash, a failed write) that
+    /// were raised before `raised_before`. Dispatching twice is harmless:
+    /// an alert's events carry its id, so the second is a duplicate.
+    fn sweep_alerts(&self, raised_before: i64, ctx: &mut Context<Self>) {
+        let found = self
+            .writer
+            .call(move |db| store::alerts::undispatched(db, raised_before));
+        ctx.spawn(found.into_actor(self).map(|found, act, ctx| match found {
+            Ok(alerts) => act.dispatch_alerts(alerts, ctx),
+            Err(error) => log::error!("loading undispatched alerts failed: {error}"),
+        }));
     }
 }
 
@@ -255,14 +266,12 @@ impl Actor for Router {
         for config in std::mem::take(&mut self.initial) {
             self.add(config, ctx.address());
         }
-        // Alerts stored before a crash but not yet turned into events.
-        let writer = self.writer.clone();
-        let pending = async move { writer.call(store::alerts::undispatched).await };
-        ctx.spawn(pending.into_actor(self).map(|found, act, ctx| match found {
-            Ok(alerts) if !alerts.is_empty() => act.dispatch_alerts(alerts, ctx),
-            Ok(_) => {}
-            Err(error) => log::error!("loading undispatched alerts failed: {error}"),
-        }));
+        self.sweep_alerts(i64::MAX, ctx);
+        ctx.run_interval(ALERT_SWEEP_INTERVAL, |act, ctx| {
+            // Younger alerts are most likely still on their way here.
+            let grace = i64::try_from(ALERT_SWEEP_INTERVAL.as_millis()).unwrap_or(i64::MAX);
+            act.sweep_alerts(now_ms() - grace, ctx);
+        });
     }
 }
 
@@ -357,7 +366,7 @@ impl Handler<SnapshotsOfTenant> for Router {
 }
 
 impl Handler<DisableEndpoint> for Router {
-    type Result = ResponseFuture<Option<Result<bool, StoreError>>>;
+    type Result = ResponseActFuture<Self, Option<Result<bool, StoreError>>>;
 
     fn handle(
         &mut self,
@@ -365,29 +374,34 @@ impl Handler<DisableEndpoint> for Router {
         _ctx: &mut Context<Self>,
     ) -> Self::Result {
         // From now on new events are held for it.
-        self.set_active(&id, false);
+        let was_active = self.set_active(&id, false);
         let actor = self.routes.get(&id).map(|route| route.actor.clone());
-        Box::pin(async move {
-            let answer = actor?.send(Disable).await;
-            Some(answer.unwrap_or(Err(StoreError::WriterGone)))
-        })
+        let ask = async move { Some(actor?.send(Disable).await) };
+        Box::pin(ask.into_actor(self).map(move |answer, act, _ctx| {
+            let answer = answer?.unwrap_or(Err(StoreError::WriterGone));
+            // Whatever arrived meanwhile, the actor's answer is the truth.
+            act.set_active(&id, if answer.is_ok() { false } else { was_active });
+            Some(answer)
+        }))
     }
 }
 
 impl Handler<EnableEndpoint> for Router {
-    type Result = ResponseFuture<Option<Result<EnableOutcome, StoreError>>>;
+    type Result = ResponseActFuture<Self, Option<Result<EnableOutcome, StoreError>>>;
 
     fn handle(
         &mut self,
         EnableEndpoint(id, replay): EnableEndpoint,
         _ctx: &mut Context<Self>,
     ) -> Self::Result {
-        self.set_active(&id, true);
+        let was_active = self.set_active(&id, true);
         let actor = self.routes.get(&id).map(|route| route.actor.clone());
-        Box::pin(async move {
-            let answer = actor?.send(Enable(replay)).await;
-            Some(answer.unwrap_or(Err(StoreError::WriterGone)))
-        })
+        let ask = async move { Some(actor?.send(Enable(replay)).await) };
+        Box::pin(ask.into_actor(self).map(move |answer, act, _ctx| {
+            let answer = answer?.unwrap_or(Err(StoreError::WriterGone));
+            act.set_active(&id, answer.is_ok() || was_active);
+            Some(answer)
+        }))
     }
 }
 

@@ -128,14 +128,6 @@ impl Breaker {
         }
     }
 
-    /// The probe never went out (the endpoint was disabled, the actor
-    /// stopped): stay open, probe again when next allowed.
-    pub fn probe_abandoned(&mut self) {
-        if self.state == CircuitState::HalfOpen {
-            self.state = CircuitState::Open;
-        }
-    }
-
     fn open(&mut self, now: i64) {
         self.state = CircuitState::Open;
         self.opened_at = Some(now);

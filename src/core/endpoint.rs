@@ -24,8 +24,9 @@ pub struct EndpointConfig {
     /// `false` while disabled: its deliveries are held, not attempted.
     pub active: bool,
     pub limits: HealthLimits,
-    /// `false` for the operator's alert endpoint, whose own failures are
-    /// only logged: alerting about alerts would loop.
+    /// `false` for the operator's alert endpoint: alerting about alerts
+    /// would loop, and disabling it would silence every alert with nobody
+    /// told. Its breaker and retries still apply.
     pub raises_alerts: bool,
 }
 

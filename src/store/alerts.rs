@@ -19,11 +19,16 @@ pub fn insert(db: &mut Db, rows: &[AlertRow]) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Alerts whose notifications were not queued before the last stop.
-pub fn undispatched(db: &mut Db) -> Result<Vec<AlertRow>, StoreError> {
+/// How many undispatched alerts one sweep takes on.
+const SWEEP_BATCH: i64 = 500;
+
+/// Alerts raised before `raised_before` whose notifications were not queued.
+pub fn undispatched(db: &mut Db, raised_before: i64) -> Result<Vec<AlertRow>, StoreError> {
     Ok(dispatch!(db, c => alerts::table
         .filter(alerts::dispatched_at.is_null())
+        .filter(alerts::created_at.lt(raised_before))
         .order(alerts::id)
+        .limit(SWEEP_BATCH)
         .select(AlertRow::as_select())
         .load(c))?)
 }

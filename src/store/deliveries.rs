@@ -67,7 +67,10 @@ pub fn pending_for_endpoint(
 
 pub fn record_attempt(db: &mut Db, record: &AttemptRecord, now: i64) -> Result<(), StoreError> {
     dispatch!(db, c => diesel::insert_into(attempts::table).values(&record.attempt).execute(c))?;
-    dispatch!(db, c => diesel::update(deliveries::table.find(&record.attempt.delivery_id))
+    // A delivery cancelled while this attempt was in flight stays cancelled.
+    dispatch!(db, c => diesel::update(deliveries::table
+        .filter(deliveries::id.eq(&record.attempt.delivery_id))
+        .filter(deliveries::state.ne(DeliveryState::Cancelled.as_str())))
         .set((
             deliveries::state.eq(record.state.as_str()),
             deliveries::attempt_count.eq(record.attempt.attempt),
@@ -129,7 +132,8 @@ pub fn find(db: &mut Db, tenant_id: &str, id: &str) -> Result<Option<DeliveryRow
 pub fn attempts_of(db: &mut Db, delivery_id: &str) -> Result<Vec<AttemptRow>, StoreError> {
     Ok(dispatch!(db, c => attempts::table
         .filter(attempts::delivery_id.eq(delivery_id))
-        .order(attempts::attempt)
+        // A replay starts the count again; time keeps the true order.
+        .order((attempts::started_at, attempts::id))
         .select(AttemptRow::as_select())
         .load(c))?)
 }

@@ -60,10 +60,15 @@ impl Writer {
         Ok(Writer { jobs })
     }
 
-    /// Runs `work` in the writer's next transaction and returns its result
-    /// once that transaction has committed. `work` may run twice if a batch
-    /// it shared fails and is replayed job by job, so it must only touch `db`.
-    pub async fn call<T, F>(&self, work: F) -> Result<T, StoreError>
+    /// Queues `work` for the writer's next transaction at once (not when
+    /// the returned future is first polled, so the job is on its way even
+    /// if the caller stops waiting), and resolves with its result once that
+    /// transaction has committed. `work` may run twice if a batch it shared
+    /// fails and is replayed job by job, so it must only touch `db`.
+    pub fn call<T, F>(
+        &self,
+        work: F,
+    ) -> impl std::future::Future<Output = Result<T, StoreError>> + 'static
     where
         T: Send + 'static,
         F: FnMut(&mut Db) -> Result<T, StoreError> + Send + 'static,
@@ -74,10 +79,11 @@ impl Writer {
             result: None,
             reply,
         };
-        self.jobs
-            .send(Box::new(job))
-            .map_err(|_| StoreError::WriterGone)?;
-        answer.await.map_err(|_| StoreError::WriterGone)?
+        let queued = self.jobs.send(Box::new(job));
+        async move {
+            queued.map_err(|_| StoreError::WriterGone)?;
+            answer.await.map_err(|_| StoreError::WriterGone)?
+        }
     }
 }
 
