@@ -31,6 +31,8 @@ backend_tests!(
     invalid_health_settings_are_refused_at_start_up_and_on_the_api,
     publishing_a_hookrelay_event_type_is_refused,
     health_routes_are_tenant_isolated,
+    an_enable_right_after_a_patch_replays_and_keeps_delivering,
+    enabling_an_active_endpoint_does_not_repeat_its_alerts,
 );
 
 fn id_of(value: &Value) -> String {
@@ -1693,4 +1695,121 @@ async fn health_routes_are_tenant_isolated(db: TestDb) {
     app.get(&admin, "/v1/tenants/acme/endpoints/ep_missing/health")
         .await
         .assert_problem(404, "health of an unknown endpoint");
+}
+
+// ---------------------------------------------------------------------------
+// Status changes racing a restart of the endpoint's actor
+// ---------------------------------------------------------------------------
+
+/// A PATCH restarts the endpoint's actor, which reloads its saved state; an
+/// enable sent at once must not be undone by that reload.
+async fn an_enable_right_after_a_patch_replays_and_keeps_delivering(db: TestDb) {
+    let receiver = Receiver::start();
+    let app = spawn_app(db).await;
+    let (tenant, key) = app.create_tenant("acme").await;
+    let endpoint = app
+        .create_endpoint(
+            &key,
+            &tenant,
+            json!({"url": receiver.url(), "max_in_flight": 1}),
+        )
+        .await;
+    let ep = id_of(&endpoint);
+    let disabled = app.disable_endpoint(&key, &tenant, &ep).await;
+    assert_eq!(disabled.status, StatusCode::OK, "{}", disabled.body);
+    let mut events = publish_numbered(&app, &key, &tenant, "evt_held", 3).await;
+
+    for round in 0..3 {
+        let patched = app
+            .patch(
+                &key,
+                &format!("/v1/tenants/{tenant}/endpoints/{ep}"),
+                &json!({"description": format!("fixed, round {round}")}),
+            )
+            .await;
+        assert_eq!(patched.status, StatusCode::OK, "{}", patched.body);
+        if round == 0 {
+            let enabled = app
+                .enable_endpoint(&key, &tenant, &ep, &json!({"replay": "held"}))
+                .await;
+            assert_eq!(enabled.status, StatusCode::OK, "{}", enabled.body);
+            assert_eq!(enabled.body["replayed"], json!(3), "{}", enabled.body);
+        }
+    }
+    events.extend(publish_numbered(&app, &key, &tenant, "evt_after", 3).await);
+
+    receiver
+        .wait_for_count(events.len(), DELIVERY_TIMEOUT)
+        .await;
+    let arrived = receiver.webhook_ids();
+    assert_eq!(
+        arrived, events,
+        "every event once, held ones first, in order"
+    );
+    let view = app.get_endpoint(&key, &tenant, &ep).await;
+    assert_eq!(view["status"], json!("active"), "{view}");
+    wait_until(DELIVERY_TIMEOUT, || async {
+        let states = app.delivery_states(&key, &tenant, &ep).await;
+        if states.len() == 6 && states.iter().all(|(_, state, _)| state == "succeeded") {
+            Ok(())
+        } else {
+            Err(format!(
+                "every delivery succeeded, none left held: {states:?}"
+            ))
+        }
+    })
+    .await;
+}
+
+/// Enabling an endpoint that is already active is no reset: its failure
+/// streak goes on and a threshold already alerted is not alerted again.
+async fn enabling_an_active_endpoint_does_not_repeat_its_alerts(db: TestDb) {
+    let receiver = Receiver::start();
+    receiver.set_status(500);
+    let app = spawn_app(db).await;
+    let (tenant, key) = app.create_tenant("acme").await;
+    let endpoint = app
+        .create_endpoint(
+            &key,
+            &tenant,
+            json!({
+                "url": receiver.url(),
+                "retry_schedule": [0, 0, 0, 0, 0, 0, 0, 0],
+                "breaker_failures": 1000,
+                "alert_thresholds": [2],
+                "disable_after_failures": 1000,
+            }),
+        )
+        .await;
+    let ep = id_of(&endpoint);
+    publish_numbered(&app, &key, &tenant, "evt_streak", 1).await;
+    wait_until(DELIVERY_TIMEOUT, || async {
+        let alerts = app
+            .list_alerts(&key, &tenant, "kind=endpoint.failing")
+            .await;
+        if alerts.len() == 1 {
+            Ok(())
+        } else {
+            Err(format!("one failing alert: {alerts:?}"))
+        }
+    })
+    .await;
+
+    let enabled = app.enable_endpoint(&key, &tenant, &ep, &json!({})).await;
+    assert_eq!(enabled.status, StatusCode::OK, "{}", enabled.body);
+    assert_eq!(enabled.body["replayed"], json!(0), "{}", enabled.body);
+    publish_numbered(&app, &key, &tenant, "evt_streak_more", 1).await;
+    // Both deliveries spend their whole schedule: 18 failures in one streak.
+    wait_until(DELIVERY_TIMEOUT, || async {
+        let health = app.endpoint_health(&key, &tenant, &ep).await;
+        if health["consecutive_failures"].as_u64() >= Some(18) {
+            Ok(())
+        } else {
+            Err(format!("18 consecutive failures: {health}"))
+        }
+    })
+    .await;
+    let alerts = app.list_alerts(&key, &tenant, "").await;
+    let kinds: Vec<&str> = alerts.iter().filter_map(|a| a["kind"].as_str()).collect();
+    assert_eq!(kinds, vec!["endpoint.failing"], "{alerts:?}");
 }
