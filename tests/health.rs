@@ -33,6 +33,7 @@ backend_tests!(
     health_routes_are_tenant_isolated,
     an_enable_right_after_a_patch_replays_and_keeps_delivering,
     enabling_an_active_endpoint_does_not_repeat_its_alerts,
+    an_override_set_to_null_goes_back_to_the_global_setting,
 );
 
 fn id_of(value: &Value) -> String {
@@ -1812,4 +1813,56 @@ async fn enabling_an_active_endpoint_does_not_repeat_its_alerts(db: TestDb) {
     let alerts = app.list_alerts(&key, &tenant, "").await;
     let kinds: Vec<&str> = alerts.iter().filter_map(|a| a["kind"].as_str()).collect();
     assert_eq!(kinds, vec!["endpoint.failing"], "{alerts:?}");
+}
+
+async fn an_override_set_to_null_goes_back_to_the_global_setting(db: TestDb) {
+    let receiver = Receiver::start();
+    let app = spawn_app(db).await;
+    let (tenant, key) = app.create_tenant("acme").await;
+    let endpoint = app
+        .create_endpoint(
+            &key,
+            &tenant,
+            json!({"url": receiver.url(), "breaker_failures": 3, "alert_thresholds": [1, 2]}),
+        )
+        .await;
+    let ep = id_of(&endpoint);
+    assert_eq!(
+        endpoint["overrides"]["breaker_failures"],
+        json!(3),
+        "{endpoint}"
+    );
+    let path = format!("/v1/tenants/{tenant}/endpoints/{ep}");
+
+    // Absent keeps the override; null removes it.
+    let patched = app.patch(&key, &path, &json!({"description": "x"})).await;
+    assert_eq!(
+        patched.body["breaker_failures"],
+        json!(3),
+        "{}",
+        patched.body
+    );
+    let patched = app
+        .patch(&key, &path, &json!({"breaker_failures": null}))
+        .await;
+    assert_eq!(patched.status, StatusCode::OK, "{}", patched.body);
+    assert_eq!(
+        patched.body["breaker_failures"],
+        Value::Null,
+        "{}",
+        patched.body
+    );
+    assert_eq!(
+        patched.body["overrides"]["alert_thresholds"],
+        json!([1, 2]),
+        "{}",
+        patched.body
+    );
+    let view = app.get_endpoint(&key, &tenant, &ep).await;
+    assert_eq!(view["overrides"]["breaker_failures"], Value::Null, "{view}");
+
+    let refused = app
+        .patch(&key, &path, &json!({"alert_thresholds": [0]}))
+        .await;
+    refused.assert_invalid_field("alert_thresholds", "a zero threshold");
 }

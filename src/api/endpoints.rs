@@ -36,12 +36,30 @@ struct EndpointFields {
     timeout_seconds: Option<u32>,
     max_in_flight: Option<u32>,
     retry_schedule: Option<Vec<u32>>,
-    breaker_failures: Option<u32>,
-    breaker_cooldown_seconds: Option<u64>,
-    breaker_max_cooldown_seconds: Option<u64>,
-    alert_thresholds: Option<Vec<u32>>,
-    disable_after_failures: Option<u32>,
-    disable_after_seconds: Option<u64>,
+    // Health-limit overrides: absent keeps the current value, `null` goes
+    // back to the global setting.
+    #[serde(default, deserialize_with = "present")]
+    breaker_failures: Option<Option<u32>>,
+    #[serde(default, deserialize_with = "present")]
+    breaker_cooldown_seconds: Option<Option<u64>>,
+    #[serde(default, deserialize_with = "present")]
+    breaker_max_cooldown_seconds: Option<Option<u64>>,
+    #[serde(default, deserialize_with = "present")]
+    alert_thresholds: Option<Option<Vec<u32>>>,
+    #[serde(default, deserialize_with = "present")]
+    disable_after_failures: Option<Option<u32>>,
+    #[serde(default, deserialize_with = "present")]
+    disable_after_seconds: Option<Option<u64>>,
+}
+
+/// A field that is present, possibly `null` (absent fields take the
+/// `default`, `None`).
+fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
 }
 
 impl EndpointFields {
@@ -110,37 +128,45 @@ impl EndpointFields {
     }
 
     fn changes_max_cooldown_only(&self) -> bool {
-        self.breaker_max_cooldown_seconds.is_some() && self.breaker_cooldown_seconds.is_none()
+        matches!(self.breaker_max_cooldown_seconds, Some(Some(_)))
+            && self.breaker_cooldown_seconds.is_none()
     }
 
     /// Writes the health-limit overrides; [`checked_config`] then checks
     /// them together with the global settings.
     fn apply_limits_to(&self, row: &mut EndpointRow) -> Result<(), FieldError> {
         if let Some(failures) = self.breaker_failures {
-            row.breaker_failures = Some(i32::try_from(failures).unwrap_or(i32::MAX));
+            row.breaker_failures = failures.map(|f| i32::try_from(f).unwrap_or(i32::MAX));
         }
         if let Some(seconds) = self.breaker_cooldown_seconds {
-            row.breaker_cooldown_seconds =
-                Some(seconds_limit("breaker_cooldown_seconds", seconds)?);
+            row.breaker_cooldown_seconds = seconds
+                .map(|s| seconds_limit("breaker_cooldown_seconds", s))
+                .transpose()?;
         }
         if let Some(seconds) = self.breaker_max_cooldown_seconds {
-            row.breaker_max_cooldown_seconds =
-                Some(seconds_limit("breaker_max_cooldown_seconds", seconds)?);
+            row.breaker_max_cooldown_seconds = seconds
+                .map(|s| seconds_limit("breaker_max_cooldown_seconds", s))
+                .transpose()?;
         }
         if let Some(thresholds) = &self.alert_thresholds {
-            if thresholds.len() > MAX_ALERT_THRESHOLDS {
+            if thresholds
+                .as_ref()
+                .is_some_and(|t| t.len() > MAX_ALERT_THRESHOLDS)
+            {
                 return Err(FieldError::new(
                     "alert_thresholds",
                     format!("may hold at most {MAX_ALERT_THRESHOLDS} counts"),
                 ));
             }
-            row.alert_thresholds = Some(to_json(thresholds));
+            row.alert_thresholds = thresholds.as_ref().map(to_json);
         }
         if let Some(failures) = self.disable_after_failures {
-            row.disable_after_failures = Some(i32::try_from(failures).unwrap_or(i32::MAX));
+            row.disable_after_failures = failures.map(|f| i32::try_from(f).unwrap_or(i32::MAX));
         }
         if let Some(seconds) = self.disable_after_seconds {
-            row.disable_after_seconds = Some(seconds_limit("disable_after_seconds", seconds)?);
+            row.disable_after_seconds = seconds
+                .map(|s| seconds_limit("disable_after_seconds", s))
+                .transpose()?;
         }
         Ok(())
     }
