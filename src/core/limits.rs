@@ -26,6 +26,21 @@ pub struct HealthOverrides {
     pub disable_after_seconds: Option<u64>,
 }
 
+impl HealthOverrides {
+    /// Drops the override named `field`; `false` when there was none.
+    pub fn forget(&mut self, field: &str) -> bool {
+        match field {
+            "breaker_failures" => self.breaker_failures.take().is_some(),
+            "breaker_cooldown_seconds" => self.breaker_cooldown_seconds.take().is_some(),
+            "breaker_max_cooldown_seconds" => self.breaker_max_cooldown_seconds.take().is_some(),
+            "alert_thresholds" => self.alert_thresholds.take().is_some(),
+            "disable_after_failures" => self.disable_after_failures.take().is_some(),
+            "disable_after_seconds" => self.disable_after_seconds.take().is_some(),
+            _ => false,
+        }
+    }
+}
+
 impl HealthLimits {
     /// The effective limits of an endpoint; refused when the merged values
     /// contradict each other, naming the field (or setting) at fault.
@@ -174,6 +189,19 @@ mod tests {
             }),
             "disable_after_failures"
         );
+    }
+
+    #[test]
+    fn forgetting_an_override_keeps_the_others() {
+        let mut overrides = HealthOverrides {
+            breaker_failures: Some(2),
+            breaker_cooldown_seconds: Some(900),
+            ..HealthOverrides::default()
+        };
+        assert!(overrides.forget("breaker_cooldown_seconds"));
+        assert!(!overrides.forget("breaker_cooldown_seconds"));
+        assert_eq!(overrides.breaker_failures, Some(2));
+        assert!(!overrides.forget("no_such_field"));
     }
 
     #[test]

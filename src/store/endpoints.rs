@@ -279,19 +279,27 @@ impl EndpointRow {
         }
     }
 
-    /// The effective limits. Overrides that the global settings have since
-    /// made contradictory (a cool-down above a lowered maximum) give way to
-    /// the global settings rather than stopping the service.
+    /// The effective limits. An override that the global settings have
+    /// since made contradictory (a cool-down above a lowered maximum) gives
+    /// way to the global setting rather than stopping the service.
     pub fn limits(&self, defaults: &HealthLimits) -> HealthLimits {
-        HealthLimits::resolve(defaults, &self.overrides()).unwrap_or_else(|refused| {
-            log::warn!(
-                "endpoint {}: {} {}; using the global limits",
-                self.id,
-                refused.field,
-                refused.reason
-            );
-            defaults.clone()
-        })
+        let mut overrides = self.overrides();
+        loop {
+            match HealthLimits::resolve(defaults, &overrides) {
+                Ok(limits) => return limits,
+                Err(refused) => {
+                    log::warn!(
+                        "endpoint {}: {} {}; using the global setting for it",
+                        self.id,
+                        refused.field,
+                        refused.reason
+                    );
+                    if !overrides.forget(&refused.field) {
+                        return defaults.clone();
+                    }
+                }
+            }
+        }
     }
 
     /// The configuration the router and the endpoint actor work from.
