@@ -1860,6 +1860,19 @@ async fn an_override_set_to_null_goes_back_to_the_global_setting(db: TestDb) {
     );
     let view = app.get_endpoint(&key, &tenant, &ep).await;
     assert_eq!(view["overrides"]["breaker_failures"], Value::Null, "{view}");
+    let health = app.endpoint_health(&key, &tenant, &ep).await;
+    assert_eq!(
+        health["limits"],
+        json!({
+            "breaker_failures": 5,
+            "breaker_cooldown_seconds": 30,
+            "breaker_max_cooldown_seconds": 600,
+            "alert_thresholds": [1, 2],
+            "disable_after_failures": 10,
+            "disable_after_seconds": 3600,
+        }),
+        "the global settings where no override remains: {health}"
+    );
 
     let refused = app
         .patch(&key, &path, &json!({"alert_thresholds": [0]}))

@@ -11,6 +11,7 @@ use crate::core::breaker::CircuitState;
 use crate::core::delivery::DeliveryState;
 use crate::core::domain::FieldError;
 use crate::core::health::{success_rate, worst_first, Severity};
+use crate::core::limits::HealthLimits;
 use crate::store::models::{AttemptRow, EndpointRow};
 use crate::store::{deliveries, endpoints, health};
 use crate::time::now_ms;
@@ -102,7 +103,20 @@ pub async fn endpoint(
             "error_message": failure.error_message,
         })),
         "recent_attempts": recent.iter().map(attempt_summary).collect::<Vec<_>>(),
+        "limits": limits_view(&row.limits(&state.health_defaults)),
     })))
+}
+
+/// The limits in effect: the endpoint's overrides over the global settings.
+fn limits_view(limits: &HealthLimits) -> Value {
+    json!({
+        "breaker_failures": limits.breaker_failures,
+        "breaker_cooldown_seconds": limits.breaker_cooldown.as_secs(),
+        "breaker_max_cooldown_seconds": limits.breaker_max_cooldown.as_secs(),
+        "alert_thresholds": limits.alert_thresholds,
+        "disable_after_failures": limits.disable_after_failures,
+        "disable_after_seconds": limits.disable_after.as_secs(),
+    })
 }
 
 /// One row per endpoint of the tenant, worst first.
