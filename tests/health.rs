@@ -120,6 +120,34 @@ async fn wait_all_deliveries(
 
 /// Endpoint settings that keep the breaker, alerts and auto-disable out of
 /// a scenario that is about something else.
+/// Waits until the circuit re-opened after the failed `probe`; answers the
+/// health view and how long after the probe the next one is due (ms).
+async fn reopened_after(
+    app: &TestApp,
+    key: &str,
+    tenant: &str,
+    ep: &str,
+    probe: &common::ReceivedRequest,
+) -> (Value, i64) {
+    let health = app
+        .wait_for_health(key, tenant, ep, DELIVERY_TIMEOUT, |h| {
+            if h["circuit"]["state"] != json!("open") {
+                return Err("circuit to re-open after the failed probe".into());
+            }
+            let next = parse_time(&h["circuit"]["next_probe_at"], "next_probe_at");
+            if next > wall_time(probe) + chrono::Duration::milliseconds(500) {
+                Ok(())
+            } else {
+                Err("next_probe_at to move past the probe".into())
+            }
+        })
+        .await;
+    let wait = (parse_time(&health["circuit"]["next_probe_at"], "next_probe_at")
+        - wall_time(probe))
+    .num_milliseconds();
+    (health, wait)
+}
+
 fn quiet() -> Value {
     json!({
         "breaker_failures": 1000,
@@ -186,23 +214,7 @@ async fn breaker_opens_after_n_failures_probes_once_per_cool_down_and_doubles_it
 
     // Probe 1 (fails): the cool-down doubles to 2 s.
     let requests = receiver.wait_for_count(4, DELIVERY_TIMEOUT).await;
-    let probe1 = requests[3].clone();
-    let after_probe1 = app
-        .wait_for_health(&key, &tenant, &ep, DELIVERY_TIMEOUT, |h| {
-            if h["circuit"]["state"] != json!("open") {
-                return Err("circuit to re-open after the failed probe".into());
-            }
-            let next = parse_time(&h["circuit"]["next_probe_at"], "next_probe_at");
-            if next > wall_time(&probe1) + chrono::Duration::milliseconds(500) {
-                Ok(())
-            } else {
-                Err("next_probe_at to move past the first probe".into())
-            }
-        })
-        .await;
-    let wait1 = (parse_time(&after_probe1["circuit"]["next_probe_at"], "next_probe_at")
-        - wall_time(&probe1))
-    .num_milliseconds();
+    let (after_probe1, wait1) = reopened_after(&app, &key, &tenant, &ep, &requests[3]).await;
     assert!(
         (1600..=3400).contains(&wait1),
         "after one failed probe the cool-down must double to 2 s, next probe {wait1} ms after the probe: {after_probe1}"
@@ -210,23 +222,7 @@ async fn breaker_opens_after_n_failures_probes_once_per_cool_down_and_doubles_it
 
     // Probe 2 (fails): doubling would give 4 s, the maximum is 2 s.
     let requests = receiver.wait_for_count(5, DELIVERY_TIMEOUT).await;
-    let probe2 = requests[4].clone();
-    let after_probe2 = app
-        .wait_for_health(&key, &tenant, &ep, DELIVERY_TIMEOUT, |h| {
-            if h["circuit"]["state"] != json!("open") {
-                return Err("circuit to re-open after the second failed probe".into());
-            }
-            let next = parse_time(&h["circuit"]["next_probe_at"], "next_probe_at");
-            if next > wall_time(&probe2) + chrono::Duration::milliseconds(500) {
-                Ok(())
-            } else {
-                Err("next_probe_at to move past the second probe".into())
-            }
-        })
-        .await;
-    let wait2 = (parse_time(&after_probe2["circuit"]["next_probe_at"], "next_probe_at")
-        - wall_time(&probe2))
-    .num_milliseconds();
+    let (after_probe2, wait2) = reopened_after(&app, &key, &tenant, &ep, &requests[4]).await;
     assert!(
         (1600..=3400).contains(&wait2),
         "the cool-down is capped at breaker_max_cooldown_seconds (2 s), next probe {wait2} ms after the probe: {after_probe2}"
