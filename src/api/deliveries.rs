@@ -59,8 +59,9 @@ pub async fn list(
     let params = params.into_inner();
     if let Some(wanted) = &params.state {
         if DeliveryState::parse(wanted).is_none() {
+            let states: Vec<&str> = DeliveryState::ALL.iter().map(|s| s.as_str()).collect();
             return Err(
-                FieldError::new("state", "must be one of pending, succeeded, failed").into(),
+                FieldError::new("state", format!("must be one of {}", states.join(", "))).into(),
             );
         }
     }

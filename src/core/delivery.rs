@@ -17,6 +17,14 @@ pub enum DeliveryState {
 }
 
 impl DeliveryState {
+    pub const ALL: [DeliveryState; 5] = [
+        DeliveryState::Pending,
+        DeliveryState::Succeeded,
+        DeliveryState::Failed,
+        DeliveryState::Held,
+        DeliveryState::Cancelled,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             DeliveryState::Pending => "pending",
@@ -28,14 +36,9 @@ impl DeliveryState {
     }
 
     pub fn parse(value: &str) -> Option<DeliveryState> {
-        match value {
-            "pending" => Some(DeliveryState::Pending),
-            "succeeded" => Some(DeliveryState::Succeeded),
-            "failed" => Some(DeliveryState::Failed),
-            "held" => Some(DeliveryState::Held),
-            "cancelled" => Some(DeliveryState::Cancelled),
-            _ => None,
-        }
+        DeliveryState::ALL
+            .into_iter()
+            .find(|state| state.as_str() == value)
     }
 }
 
@@ -175,14 +178,9 @@ mod tests {
 
     #[test]
     fn states_round_trip_through_their_names() {
-        for state in [
-            DeliveryState::Pending,
-            DeliveryState::Succeeded,
-            DeliveryState::Failed,
-            DeliveryState::Held,
-            DeliveryState::Cancelled,
-        ] {
+        for state in DeliveryState::ALL {
             assert_eq!(DeliveryState::parse(state.as_str()), Some(state));
         }
+        assert_eq!(DeliveryState::parse("lost"), None);
     }
 }

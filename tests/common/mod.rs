@@ -519,16 +519,28 @@ impl TestApp {
     /// All deliveries of a tenant (first page of up to 1000), optionally
     /// filtered with a query string such as `endpoint_id=..&state=..`.
     pub async fn list_deliveries(&self, key: &str, tenant: &str, query: &str) -> Vec<Value> {
+        self.first_page(key, tenant, "deliveries", query).await
+    }
+
+    /// The first page (up to 1000 items) of `GET /v1/tenants/{t}/{resource}`
+    /// with an optional query string.
+    pub async fn first_page(
+        &self,
+        key: &str,
+        tenant: &str,
+        resource: &str,
+        query: &str,
+    ) -> Vec<Value> {
         let sep = if query.is_empty() { "" } else { "&" };
         let list = self
             .get_json(
                 key,
-                &format!("/v1/tenants/{tenant}/deliveries?limit=1000{sep}{query}"),
+                &format!("/v1/tenants/{tenant}/{resource}?limit=1000{sep}{query}"),
             )
             .await;
         list["data"]
             .as_array()
-            .unwrap_or_else(|| panic!("deliveries list has no data array: {list}"))
+            .unwrap_or_else(|| panic!("{resource} list has no data array: {list}"))
             .clone()
     }
 
@@ -1090,17 +1102,7 @@ impl TestApp {
     /// Alerts of a tenant (first page of up to 1000) with an optional query
     /// string (`endpoint_id=..&kind=..&since=..`).
     pub async fn list_alerts(&self, key: &str, tenant: &str, query: &str) -> Vec<Value> {
-        let sep = if query.is_empty() { "" } else { "&" };
-        let list = self
-            .get_json(
-                key,
-                &format!("/v1/tenants/{tenant}/alerts?limit=1000{sep}{query}"),
-            )
-            .await;
-        list["data"]
-            .as_array()
-            .unwrap_or_else(|| panic!("alerts list has no data array: {list}"))
-            .clone()
+        self.first_page(key, tenant, "alerts", query).await
     }
 
     /// Waits until the endpoint's health view satisfies `check` (which
