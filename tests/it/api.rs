@@ -1,10 +1,7 @@
 //! The management API's guard rails: authentication, tenant isolation and
 //! request validation, all answered with problem documents.
 
-#[macro_use]
-mod common;
-
-use common::{spawn_app, to_bytes, Receiver, TestApp, TestDb};
+use crate::common::{spawn_app, to_bytes, Receiver, TestApp, TestDb};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 

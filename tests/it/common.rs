@@ -1,9 +1,6 @@
 //! Shared harness for the integration tests: throw-away databases on both
 //! backends, an in-process hookrelay, a scriptable webhook receiver and a
 //! Standard Webhooks signature verifier written from the specification.
-//!
-//! Every test binary compiles this module but uses only part of it.
-#![allow(dead_code)]
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -14,7 +11,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use actix_web::{web, HttpRequest, HttpResponse, HttpServer};
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
-use reqwest::header::{HeaderMap, AUTHORIZATION, CONTENT_TYPE};
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use sha2::Sha256;
@@ -234,7 +231,6 @@ where
 pub struct TestApp {
     /// `http://127.0.0.1:<port>`
     pub address: String,
-    pub port: u16,
     pub admin_key: String,
     pub client: reqwest::Client,
     /// Keeps the database alive as long as the application (in-process).
@@ -272,7 +268,6 @@ pub async fn spawn_app(db: TestDb) -> TestApp {
 pub struct ApiResponse {
     pub status: StatusCode,
     pub content_type: Option<String>,
-    pub headers: HeaderMap,
     pub body: Value,
 }
 
@@ -325,13 +320,8 @@ impl ApiResponse {
 impl TestApp {
     /// A client for a hookrelay already listening at `address`.
     pub fn connect(address: &str, admin_key: &str) -> TestApp {
-        let port = url::Url::parse(address)
-            .ok()
-            .and_then(|u| u.port())
-            .unwrap_or(0);
         TestApp {
             address: address.trim_end_matches('/').to_string(),
-            port,
             admin_key: admin_key.to_string(),
             client: http_client(),
             db: None,
@@ -367,8 +357,8 @@ impl TestApp {
             .await
             .unwrap_or_else(|e| panic!("{method} {path}: request failed: {e}"));
         let status = response.status();
-        let headers = response.headers().clone();
-        let content_type = headers
+        let content_type = response
+            .headers()
             .get(CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
@@ -385,7 +375,6 @@ impl TestApp {
         ApiResponse {
             status,
             content_type,
-            headers,
             body,
         }
     }
@@ -712,7 +701,6 @@ struct ReceiverState {
 pub struct Receiver {
     port: u16,
     state: Arc<ReceiverState>,
-    handle: actix_web::dev::ServerHandle,
 }
 
 impl Receiver {
@@ -744,13 +732,8 @@ impl Receiver {
         .listen(listener)
         .expect("receiver listens")
         .run();
-        let handle = server.handle();
         actix_rt::spawn(server);
-        Receiver {
-            port,
-            state,
-            handle,
-        }
+        Receiver { port, state }
     }
 
     /// The URL to register as an endpoint.
@@ -806,11 +789,6 @@ impl Receiver {
             }
         })
         .await
-    }
-
-    /// Stops the server (best effort).
-    pub async fn stop(&self) {
-        self.handle.stop(false).await;
     }
 
     fn behaviour(&self) -> std::sync::MutexGuard<'_, Behaviour> {

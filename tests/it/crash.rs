@@ -1,9 +1,6 @@
 //! Crash safety of the real binary: an event that was answered with 2xx is
 //! delivered even when the process is killed with SIGKILL right after.
 
-#[macro_use]
-mod common;
-
 use std::cell::{Cell, RefCell};
 use std::collections::{HashSet, VecDeque};
 use std::io::{BufRead, BufReader};
@@ -12,7 +9,7 @@ use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{to_bytes, wait_until, Receiver, TestApp, TestDb, ADMIN_KEY};
+use crate::common::{to_bytes, wait_until, Receiver, TestApp, TestDb, ADMIN_KEY};
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
 use serde_json::json;
 

@@ -1,12 +1,9 @@
 //! What a webhook consumer sees: the quickstart path, fan-out with event-type
 //! filters, custom headers and signatures across retries, idempotent publish.
 
-#[macro_use]
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 
-use common::{
+use crate::common::{
     attempts_of, random_secret, spawn_app, unix_now, verify_signature, wait_until, Receiver,
     TestDb, DELIVERY_TIMEOUT,
 };
@@ -25,7 +22,7 @@ backend_tests!(
 #[test]
 fn signature_verifier_matches_the_standard_webhooks_test_vector() {
     assert_eq!(
-        common::sign(
+        crate::common::sign(
             "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
             "msg_p5jXN8AQM9LWM0D4loKWxJek",
             "1614265330",
@@ -341,7 +338,7 @@ async fn endpoint_headers_reach_the_receiver_and_webhook_id_is_stable_across_ret
         first.body, second.body,
         "the envelope bytes are identical on every attempt"
     );
-    let ts = |r: &common::ReceivedRequest| -> i64 {
+    let ts = |r: &crate::common::ReceivedRequest| -> i64 {
         r.header("webhook-timestamp")
             .and_then(|t| t.parse().ok())
             .expect("numeric webhook-timestamp")

@@ -4,12 +4,9 @@
 //! isolation of a healthy endpoint from sick neighbours, the health views
 //! and the validation of the new settings.
 
-#[macro_use]
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::{
+use crate::common::{
     parse_time, refused_url, spawn_app, spawn_app_with, try_build_app, wait_until, wall_time,
     Receiver, RestartableApp, TestApp, TestDb, DELIVERY_TIMEOUT,
 };
@@ -127,7 +124,7 @@ async fn reopened_after(
     key: &str,
     tenant: &str,
     ep: &str,
-    probe: &common::ReceivedRequest,
+    probe: &crate::common::ReceivedRequest,
 ) -> (Value, i64) {
     let health = app
         .wait_for_health(key, tenant, ep, DELIVERY_TIMEOUT, |h| {
@@ -1573,7 +1570,7 @@ async fn publishing_a_hookrelay_event_type_is_refused(db: TestDb) {
         .await;
     assert_eq!(n, 1);
     actix_rt::time::sleep(Duration::from_millis(500)).await;
-    assert!(common::operational_events(&receiver.requests()).is_empty());
+    assert!(crate::common::operational_events(&receiver.requests()).is_empty());
 }
 
 async fn health_routes_are_tenant_isolated(db: TestDb) {

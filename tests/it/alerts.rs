@@ -5,13 +5,10 @@
 //! to `hookrelay.endpoint.*` (never to catch-all endpoints, never to the
 //! failing endpoint itself); and the alerts list with its filters.
 
-#[macro_use]
-mod common;
-
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use common::{
+use crate::common::{
     operational_events, random_secret, spawn_app_with, verify_signature, wait_until,
     ReceivedRequest, Receiver, TestApp, TestDb, DELIVERY_TIMEOUT,
 };
@@ -351,7 +348,7 @@ async fn failing_alerts_fire_once_per_threshold_per_streak_and_reach_the_alert_u
     assert_eq!(alerts[4]["consecutive_failures"], json!(3), "{alerts:?}");
     let created: Vec<_> = alerts
         .iter()
-        .map(|a| common::parse_time(&a["created_at"], "created_at"))
+        .map(|a| crate::common::parse_time(&a["created_at"], "created_at"))
         .collect();
     assert!(
         created.windows(2).all(|w| w[0] <= w[1]),

@@ -1,12 +1,9 @@
 //! Changing an endpoint restarts its actor under the supervisor without
 //! losing the deliveries waiting in its queue.
 
-#[macro_use]
-mod common;
-
 use std::time::Duration;
 
-use common::{spawn_app, wait_until, Receiver, TestDb, DELIVERY_TIMEOUT};
+use crate::common::{spawn_app, wait_until, Receiver, TestDb, DELIVERY_TIMEOUT};
 use serde_json::{json, Value};
 
 backend_tests!(updating_an_endpoint_restarts_its_worker_and_keeps_its_queue);

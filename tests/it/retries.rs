@@ -1,12 +1,9 @@
 //! Failed attempts: retry after an error status, redirects are not followed,
 //! Retry-After lengthens the wait.
 
-#[macro_use]
-mod common;
-
 use std::time::Duration;
 
-use common::{attempts_of, spawn_app, Receiver, TestDb, DELIVERY_TIMEOUT};
+use crate::common::{attempts_of, spawn_app, Receiver, TestDb, DELIVERY_TIMEOUT};
 use serde_json::{json, Value};
 
 backend_tests!(

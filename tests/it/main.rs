@@ -1,0 +1,14 @@
+//! The integration suite, one test binary (it links once): every module
+//! starts the real service, real receivers on 127.0.0.1 and real databases,
+//! and runs each scenario on SQLite and on PostgreSQL.
+
+#[macro_use]
+mod common;
+
+mod alerts;
+mod api;
+mod crash;
+mod delivery;
+mod health;
+mod retries;
+mod supervisor;
