@@ -5,6 +5,7 @@ pub mod breaker;
 pub mod delivery;
 pub mod domain;
 pub mod endpoint;
+pub mod endpoint_machine;
 pub mod envelope;
 pub mod failure_policy;
 pub mod health;

@@ -1,0 +1,1313 @@
+//! The endpoint state machine: everything one endpoint's actor decides.
+//!
+//! It owns the endpoint's queue window, its circuit breaker, its failure
+//! streak, the half-open probe and its lifecycle. Each method takes one
+//! event (a delivery arrived, an attempt finished, a write was answered, a
+//! timer fired, an operator acted) and `now`, changes the state and returns
+//! the [`Effect`]s to carry out. The actor only carries them out, so every
+//! rule here is unit-tested with a fake clock.
+//!
+//! **The window.** The database holds every pending delivery; the machine
+//! holds at most a window of them (a count and a byte budget), the earliest
+//! due first. Deliveries that do not fit stay on disk and are paged in, in
+//! order of due time, as the window drains; `disk_floor` remembers the
+//! earliest due time that may be waiting on disk.
+
+use super::breaker::{Breaker, CircuitState, Permit};
+use super::delivery::{after_attempt, verdict_for_status, AttemptVerdict, DeliveryState};
+use super::failure_policy::{AlertKind, DisableReason, Streak};
+use super::limits::HealthLimits;
+use super::retry;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How much of its backlog one endpoint keeps in memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WindowLimits {
+    pub deliveries: usize,
+    pub bytes: usize,
+}
+
+impl Default for WindowLimits {
+    fn default() -> Self {
+        WindowLimits {
+            deliveries: 1000,
+            bytes: 16 * 1024 * 1024,
+        }
+    }
+}
+
+/// What the machine needs of an endpoint's configuration.
+#[derive(Debug, Clone)]
+pub struct MachineConfig {
+    pub limits: HealthLimits,
+    pub retry_schedule: Vec<u32>,
+    pub max_in_flight: usize,
+    /// `false` for the operator's alert endpoint (see `EndpointConfig`).
+    pub raises_alerts: bool,
+    pub window: WindowLimits,
+    /// The shortest time between two alerts of one kind (0: no limit).
+    pub alert_min_interval_ms: i64,
+}
+
+/// A delivery in the window, with the bytes to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuedDelivery {
+    pub id: String,
+    pub event_id: String,
+    /// Shared by every delivery of the event held in memory.
+    pub body: Arc<str>,
+    pub attempt_count: u32,
+    /// Milliseconds since the epoch.
+    pub due_at: i64,
+    /// A `hookrelay.*` event: its failures never raise alerts.
+    pub operational: bool,
+}
+
+/// What an attempt's HTTP exchange came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptOutcome {
+    pub status: Option<u16>,
+    pub retry_after: Option<Duration>,
+    /// The failure in one line, for alerts.
+    pub failure: Option<String>,
+}
+
+/// An alert raised by the machine; the shell stores and dispatches it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Alert {
+    pub kind: AlertKind,
+    pub consecutive_failures: u32,
+    pub failing_since: Option<i64>,
+    pub status: Option<u16>,
+    pub error: Option<String>,
+    pub disabled_reason: Option<DisableReason>,
+    pub at: i64,
+}
+
+/// The breaker and streak to save.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthState {
+    pub streak: Streak,
+    pub breaker: Breaker,
+}
+
+/// What one finished attempt writes, in one transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptDecision {
+    pub delivery_id: String,
+    /// The attempt's number, 1 for the first.
+    pub attempt: u32,
+    pub state: DeliveryState,
+    pub next_attempt_at: Option<i64>,
+    /// Set when the attempt changed the breaker or the streak.
+    pub health: Option<HealthState>,
+    pub alerts: Vec<Alert>,
+    pub disable: Option<DisableReason>,
+}
+
+/// Something the actor must do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    /// Start an attempt of this delivery.
+    Send(QueuedDelivery),
+    /// Read the next page of due deliveries from disk, earliest due first:
+    /// at most `deliveries` of them and `bytes` of bodies, skipping `exclude`
+    /// (already in memory). Answer with [`EndpointMachine::page_loaded`].
+    LoadPage {
+        deliveries: usize,
+        bytes: usize,
+        exclude: Vec<String>,
+    },
+    /// These deliveries reached a disabled endpoint as pending: hold them.
+    Hold(Vec<String>),
+    /// Call [`EndpointMachine::wake`] at this time (replaces an earlier one).
+    WakeAt(i64),
+    /// Alerts committed with an attempt: notify them.
+    Notify(Vec<Alert>),
+    /// The endpoint disabled itself (committed): tell the router.
+    Disabled,
+    /// Nothing is outstanding: load the endpoint's state again (after a
+    /// backoff, see [`reload_backoff`], when a failure caused it).
+    Reload { failed: bool },
+    /// Shutdown: nothing is in flight any more.
+    Drained,
+}
+
+/// A page of due deliveries as read from disk.
+#[derive(Debug, Clone, Default)]
+pub struct Page {
+    pub deliveries: Vec<QueuedDelivery>,
+    /// The due time of the first pending delivery left on disk, when the
+    /// page did not reach the end.
+    pub more_from: Option<i64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lifecycle {
+    /// The saved state is not loaded yet: nothing is sent.
+    Loading,
+    Active,
+    /// Deliveries are held on disk, not attempted.
+    Disabled,
+    /// Finishing what is outstanding, then reloading from disk.
+    Reloading {
+        failed: bool,
+    },
+    /// Shutdown: finishing what is in flight, starting nothing.
+    Draining,
+    /// Deleted: nothing more happens.
+    Retired,
+}
+
+/// Why an operator's status change cannot be handled now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotReady {
+    Loading,
+    Busy,
+}
+
+/// What the shell writes to disable the endpoint by hand.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManualDisable {
+    pub alert: Alert,
+}
+
+/// What the shell writes to enable the endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Enabling {
+    /// Set when the endpoint was disabled: the fresh health to save and the
+    /// `endpoint.enabled` alert.
+    pub reset: Option<(HealthState, Alert)>,
+}
+
+/// The machine's state as views show it.
+#[derive(Debug, Clone)]
+pub struct MachineSnapshot {
+    pub breaker: Breaker,
+    pub streak: Streak,
+    pub queued: usize,
+    pub in_flight: usize,
+    /// Pending deliveries may be waiting on disk beyond the window.
+    pub backlog_on_disk: bool,
+}
+
+/// A delivery whose attempt's write is not answered yet.
+struct Unsettled {
+    delivery: QueuedDelivery,
+    decision: AttemptDecision,
+}
+
+pub struct EndpointMachine {
+    config: MachineConfig,
+    lifecycle: Lifecycle,
+    breaker: Breaker,
+    streak: Streak,
+    probe: Option<String>,
+    /// Due deliveries in memory, earliest first.
+    window: BTreeMap<(i64, String), QueuedDelivery>,
+    window_due: HashMap<String, i64>,
+    window_bytes: usize,
+    in_flight: HashMap<String, QueuedDelivery>,
+    unsettled: HashMap<String, Unsettled>,
+    /// Status writes (holds) not yet answered.
+    writes_in_flight: usize,
+    /// The earliest due time that may be pending on disk but not in memory;
+    /// `None` when everything pending is in memory.
+    disk_floor: Option<i64>,
+    page_in_flight: bool,
+    /// While a page is read: writes answered (the page may predate them)
+    /// and the earliest delivery left on disk meanwhile.
+    settled_during_page: HashSet<String>,
+    floor_during_page: Option<i64>,
+    wake_at: Option<i64>,
+    last_alert: HashMap<AlertKind, i64>,
+}
+
+/// An unknown backlog: page before anything else.
+const UNKNOWN_FLOOR: i64 = i64::MIN;
+
+/// A failed write puts the delivery back this long after, at least.
+const WRITE_RETRY_FLOOR: Duration = Duration::from_secs(1);
+
+impl EndpointMachine {
+    /// A machine waiting for its saved state ([`Self::loaded`]).
+    pub fn new(config: MachineConfig) -> Self {
+        let breaker = Breaker::closed(&config.limits);
+        EndpointMachine {
+            config,
+            lifecycle: Lifecycle::Loading,
+            breaker,
+            streak: Streak::default(),
+            probe: None,
+            window: BTreeMap::new(),
+            window_due: HashMap::new(),
+            window_bytes: 0,
+            in_flight: HashMap::new(),
+            unsettled: HashMap::new(),
+            writes_in_flight: 0,
+            disk_floor: Some(UNKNOWN_FLOOR),
+            page_in_flight: false,
+            settled_during_page: HashSet::new(),
+            floor_during_page: None,
+            wake_at: None,
+            last_alert: HashMap::new(),
+        }
+    }
+
+    /// The saved state is read: start working (or stay disabled).
+    pub fn loaded(&mut self, active: bool, health: Option<HealthState>, now: i64) -> Vec<Effect> {
+        if let Some(health) = health {
+            self.streak = health.streak;
+            self.breaker = health.breaker;
+        }
+        self.lifecycle = if active {
+            Lifecycle::Active
+        } else {
+            Lifecycle::Disabled
+        };
+        self.disk_floor = active.then_some(UNKNOWN_FLOOR);
+        self.pump(now)
+    }
+
+    /// Deliveries just committed for this endpoint.
+    pub fn enqueue(&mut self, deliveries: Vec<QueuedDelivery>, now: i64) -> Vec<Effect> {
+        match self.lifecycle {
+            Lifecycle::Retired => Vec::new(),
+            Lifecycle::Disabled => {
+                let ids: Vec<String> = deliveries
+                    .into_iter()
+                    .map(|d| d.id)
+                    .filter(|id| !self.knows(id))
+                    .collect();
+                if ids.is_empty() {
+                    return Vec::new();
+                }
+                self.writes_in_flight += 1;
+                vec![Effect::Hold(ids)]
+            }
+            _ => {
+                for delivery in deliveries {
+                    if !self.knows(&delivery.id) {
+                        self.offer(delivery);
+                    }
+                }
+                self.pump(now)
+            }
+        }
+    }
+
+    /// The page asked for by [`Effect::LoadPage`].
+    pub fn page_loaded(&mut self, page: Page, now: i64) -> Vec<Effect> {
+        self.page_in_flight = false;
+        let settled = std::mem::take(&mut self.settled_during_page);
+        let mut floor = std::mem::take(&mut self.floor_during_page);
+        if !matches!(self.lifecycle, Lifecycle::Active | Lifecycle::Draining) {
+            return self.pump(now);
+        }
+        floor = min_opt(floor, page.more_from);
+        for delivery in page.deliveries {
+            if self.knows(&delivery.id) || settled.contains(&delivery.id) {
+                continue;
+            }
+            if self.fits(&delivery) {
+                self.insert(delivery);
+            } else {
+                floor = min_opt(floor, Some(delivery.due_at));
+            }
+        }
+        self.disk_floor = floor;
+        self.pump(now)
+    }
+
+    /// Reading a page failed: try again a little later.
+    pub fn page_failed(&mut self, now: i64) -> Vec<Effect> {
+        self.page_in_flight = false;
+        self.settled_during_page.clear();
+        let retry_at = now.saturating_add(millis(WRITE_RETRY_FLOOR));
+        let floor = min_opt(self.floor_during_page.take(), self.disk_floor);
+        self.disk_floor = Some(floor.map_or(retry_at, |f| f.max(retry_at)));
+        self.pump(now)
+    }
+
+    /// A timer armed by [`Effect::WakeAt`] fired.
+    pub fn wake(&mut self, now: i64) -> Vec<Effect> {
+        self.wake_at = None;
+        self.pump(now)
+    }
+
+    /// An attempt ended; `jitter` is a random number in [-1, 1].
+    pub fn attempt_finished(
+        &mut self,
+        delivery_id: &str,
+        outcome: &AttemptOutcome,
+        now: i64,
+        jitter: f64,
+    ) -> (Option<AttemptDecision>, Vec<Effect>) {
+        let Some(mut delivery) = self.in_flight.remove(delivery_id) else {
+            return (None, self.pump(now));
+        };
+        let was_probe = self.probe.as_deref() == Some(delivery_id);
+        if was_probe {
+            self.probe = None;
+        }
+        delivery.attempt_count = delivery.attempt_count.saturating_add(1);
+        let verdict = match outcome.status {
+            Some(status) => verdict_for_status(status, outcome.retry_after),
+            None => AttemptVerdict::Failed { retry_after: None },
+        };
+        let (health, alerts, disable) =
+            self.judge(verdict, outcome, delivery.operational, was_probe, now);
+        if disable.is_some() {
+            self.become_disabled();
+        }
+        let active = self.lifecycle != Lifecycle::Disabled;
+        let transition = after_attempt(
+            verdict,
+            delivery.attempt_count,
+            &self.config.retry_schedule,
+            jitter,
+            active,
+        );
+        let next_attempt_at = transition
+            .retry_in
+            .map(|delay| now.saturating_add(millis(delay)));
+        if let Some(due_at) = next_attempt_at {
+            delivery.due_at = due_at;
+        }
+        let decision = AttemptDecision {
+            delivery_id: delivery.id.clone(),
+            attempt: delivery.attempt_count,
+            state: transition.state,
+            next_attempt_at,
+            health,
+            alerts,
+            disable,
+        };
+        self.unsettled.insert(
+            delivery.id.clone(),
+            Unsettled {
+                delivery,
+                decision: decision.clone(),
+            },
+        );
+        (Some(decision), self.pump(now))
+    }
+
+    /// The write of an attempt's decision was answered.
+    pub fn attempt_recorded(
+        &mut self,
+        delivery_id: &str,
+        written: Result<(), ()>,
+        now: i64,
+        jitter: f64,
+    ) -> Vec<Effect> {
+        let Some(Unsettled {
+            mut delivery,
+            decision,
+        }) = self.unsettled.remove(delivery_id)
+        else {
+            return self.pump(now);
+        };
+        if self.page_in_flight {
+            self.settled_during_page.insert(delivery.id.clone());
+        }
+        let mut effects = Vec::new();
+        match written {
+            Ok(()) => {
+                if !decision.alerts.is_empty() {
+                    effects.push(Effect::Notify(decision.alerts));
+                }
+                if decision.disable.is_some() && self.lifecycle == Lifecycle::Disabled {
+                    effects.push(Effect::Disabled);
+                }
+                if decision.state == DeliveryState::Pending {
+                    self.readmit(delivery);
+                }
+            }
+            Err(()) => {
+                // The database still holds the delivery as it was before the
+                // attempt: try it again on its retry schedule, never at once.
+                if decision.disable.is_some() {
+                    self.reload_after_failure();
+                } else if !matches!(self.lifecycle, Lifecycle::Disabled | Lifecycle::Retired) {
+                    let delay = retry::next_delay(
+                        &self.config.retry_schedule,
+                        delivery.attempt_count,
+                        jitter,
+                        None,
+                    )
+                    .unwrap_or(Duration::ZERO)
+                    .max(WRITE_RETRY_FLOOR);
+                    delivery.due_at = now.saturating_add(millis(delay));
+                    self.readmit(delivery);
+                }
+            }
+        }
+        effects.extend(self.pump(now));
+        effects
+    }
+
+    /// A [`Effect::Hold`] write was answered.
+    pub fn hold_written(&mut self, written: Result<(), ()>, now: i64) -> Vec<Effect> {
+        self.writes_in_flight = self.writes_in_flight.saturating_sub(1);
+        if written.is_err() {
+            self.reload_after_failure();
+        }
+        self.pump(now)
+    }
+
+    /// An operator disables the endpoint. `Ok(None)`: it already was.
+    pub fn disable(&mut self, now: i64) -> Result<Option<ManualDisable>, NotReady> {
+        match self.lifecycle {
+            Lifecycle::Loading => Err(NotReady::Loading),
+            Lifecycle::Reloading { .. } | Lifecycle::Draining | Lifecycle::Retired => {
+                Err(NotReady::Busy)
+            }
+            Lifecycle::Disabled => Ok(None),
+            Lifecycle::Active => {
+                self.become_disabled();
+                let alert = self.alert(AlertKind::Disabled, None, Some(DisableReason::Manual), now);
+                Ok(Some(ManualDisable { alert }))
+            }
+        }
+    }
+
+    /// An operator enables the endpoint; held deliveries are replayed or
+    /// cancelled by the write. On an active endpoint the streak goes on,
+    /// so its alerts are not raised twice.
+    pub fn enable(&mut self, now: i64) -> Result<Enabling, NotReady> {
+        let reset = match self.lifecycle {
+            Lifecycle::Loading => return Err(NotReady::Loading),
+            Lifecycle::Reloading { .. } | Lifecycle::Draining | Lifecycle::Retired => {
+                return Err(NotReady::Busy)
+            }
+            Lifecycle::Active => None,
+            Lifecycle::Disabled => {
+                let alert = self.alert(AlertKind::Enabled, None, None, now);
+                self.lifecycle = Lifecycle::Active;
+                self.streak = Streak::default();
+                self.breaker = Breaker::closed(&self.config.limits);
+                Some((self.health(), alert))
+            }
+        };
+        Ok(Enabling { reset })
+    }
+
+    /// The status change's write committed: replayed deliveries are on
+    /// disk, to be paged in in order.
+    pub fn status_written(&mut self, now: i64) -> Vec<Effect> {
+        if self.lifecycle == Lifecycle::Active {
+            self.forget_window();
+            self.disk_floor = Some(UNKNOWN_FLOOR);
+        }
+        self.pump(now)
+    }
+
+    /// The status change's write failed: memory no longer matches the
+    /// disk, so reload once nothing is outstanding.
+    pub fn status_write_failed(&mut self, now: i64) -> Vec<Effect> {
+        self.reload_after_failure();
+        self.pump(now)
+    }
+
+    /// The configuration changed: finish what is outstanding, then reload.
+    pub fn reconfigure(&mut self, now: i64) -> Vec<Effect> {
+        if !matches!(self.lifecycle, Lifecycle::Retired | Lifecycle::Draining) {
+            self.lifecycle = Lifecycle::Reloading { failed: false };
+        }
+        self.pump(now)
+    }
+
+    /// Shutdown: start nothing more; [`Effect::Drained`] once idle.
+    pub fn drain(&mut self, now: i64) -> Vec<Effect> {
+        if self.lifecycle != Lifecycle::Retired {
+            self.lifecycle = Lifecycle::Draining;
+        }
+        self.pump(now)
+    }
+
+    /// The endpoint was deleted.
+    pub fn retire(&mut self) {
+        self.lifecycle = Lifecycle::Retired;
+        self.forget_window();
+        self.disk_floor = None;
+    }
+
+    pub fn snapshot(&self) -> MachineSnapshot {
+        MachineSnapshot {
+            breaker: self.breaker.clone(),
+            streak: self.streak.clone(),
+            queued: self.window.len(),
+            in_flight: self.in_flight.len(),
+            backlog_on_disk: self.disk_floor.is_some(),
+        }
+    }
+
+    pub fn is_active(&self) -> bool {
+        self.lifecycle == Lifecycle::Active
+    }
+
+    // -- the window -------------------------------------------------------
+
+    fn knows(&self, id: &str) -> bool {
+        self.window_due.contains_key(id)
+            || self.in_flight.contains_key(id)
+            || self.unsettled.contains_key(id)
+    }
+
+    fn fits(&self, delivery: &QueuedDelivery) -> bool {
+        self.window.is_empty()
+            || (self.window.len() < self.config.window.deliveries
+                && self.window_bytes.saturating_add(delivery.body.len())
+                    <= self.config.window.bytes)
+    }
+
+    fn insert(&mut self, delivery: QueuedDelivery) {
+        self.window_bytes = self.window_bytes.saturating_add(delivery.body.len());
+        self.window_due.insert(delivery.id.clone(), delivery.due_at);
+        self.window
+            .insert((delivery.due_at, delivery.id.clone()), delivery);
+    }
+
+    fn take(&mut self, key: &(i64, String)) -> Option<QueuedDelivery> {
+        let delivery = self.window.remove(key)?;
+        self.window_due.remove(&delivery.id);
+        self.window_bytes = self.window_bytes.saturating_sub(delivery.body.len());
+        Some(delivery)
+    }
+
+    /// Leaves `due_at` on disk (the delivery is there already).
+    fn leave_on_disk(&mut self, due_at: i64) {
+        self.disk_floor = min_opt(self.disk_floor, Some(due_at));
+        if self.page_in_flight {
+            self.floor_during_page = min_opt(self.floor_during_page, Some(due_at));
+        }
+    }
+
+    /// A new arrival: into the window if it has room and nothing older
+    /// waits on disk; ahead of the latest one if it is due earlier.
+    fn offer(&mut self, delivery: QueuedDelivery) {
+        if self
+            .disk_floor
+            .is_some_and(|floor| floor <= delivery.due_at)
+        {
+            self.leave_on_disk(delivery.due_at);
+            return;
+        }
+        while !self.fits(&delivery) {
+            let latest = match self.window.keys().next_back() {
+                Some(key) if key.0 > delivery.due_at => key.clone(),
+                _ => {
+                    self.leave_on_disk(delivery.due_at);
+                    return;
+                }
+            };
+            if let Some(evicted) = self.take(&latest) {
+                self.leave_on_disk(evicted.due_at);
+            }
+        }
+        self.insert(delivery);
+    }
+
+    /// A delivery coming back from an attempt, due again later.
+    fn readmit(&mut self, delivery: QueuedDelivery) {
+        if matches!(self.lifecycle, Lifecycle::Active | Lifecycle::Draining) {
+            self.offer(delivery);
+        } else if self.lifecycle != Lifecycle::Retired {
+            self.leave_on_disk(delivery.due_at);
+        }
+    }
+
+    fn forget_window(&mut self) {
+        self.window.clear();
+        self.window_due.clear();
+        self.window_bytes = 0;
+    }
+
+    fn become_disabled(&mut self) {
+        self.lifecycle = Lifecycle::Disabled;
+        self.forget_window();
+        self.disk_floor = None;
+    }
+
+    fn reload_after_failure(&mut self) {
+        if !matches!(self.lifecycle, Lifecycle::Retired | Lifecycle::Draining) {
+            self.lifecycle = Lifecycle::Reloading { failed: true };
+        }
+    }
+
+    fn quiet(&self) -> bool {
+        self.in_flight.is_empty()
+            && self.unsettled.is_empty()
+            && self.writes_in_flight == 0
+            && !self.page_in_flight
+    }
+
+    // -- starting attempts ------------------------------------------------
+
+    /// Starts every attempt the limits and the breaker allow, asks for the
+    /// next page when the window runs low, and arms the next wake-up.
+    fn pump(&mut self, now: i64) -> Vec<Effect> {
+        let mut effects = Vec::new();
+        match self.lifecycle {
+            Lifecycle::Active => {}
+            Lifecycle::Reloading { failed } => {
+                if self.quiet() {
+                    self.lifecycle = Lifecycle::Loading;
+                    self.forget_window();
+                    effects.push(Effect::Reload { failed });
+                }
+                return effects;
+            }
+            Lifecycle::Draining => {
+                if self.in_flight.is_empty() && self.unsettled.is_empty() {
+                    effects.push(Effect::Drained);
+                }
+                return effects;
+            }
+            Lifecycle::Loading | Lifecycle::Disabled | Lifecycle::Retired => return effects,
+        }
+        let mut breaker_wait = None;
+        while self.in_flight.len() < self.config.max_in_flight {
+            let Some(key) = self
+                .window
+                .keys()
+                .next()
+                .filter(|(due_at, _)| *due_at <= now)
+                .cloned()
+            else {
+                break;
+            };
+            let probe = match self.breaker.permit(now) {
+                Permit::Send => false,
+                Permit::Probe => true,
+                Permit::WaitUntil(at) => {
+                    breaker_wait = Some(at);
+                    break;
+                }
+                Permit::AwaitProbe => break,
+            };
+            if let Some(delivery) = self.take(&key) {
+                if probe {
+                    self.probe = Some(delivery.id.clone());
+                }
+                self.in_flight.insert(delivery.id.clone(), delivery.clone());
+                effects.push(Effect::Send(delivery));
+            }
+            if probe {
+                break;
+            }
+        }
+        // A due delivery held back by the breaker waits for `breaker_wait`;
+        // one held back by the in-flight limit, for an attempt to end.
+        let next_due = self
+            .window
+            .keys()
+            .next()
+            .map(|(due_at, _)| *due_at)
+            .filter(|due_at| *due_at > now);
+        let mut next = min_opt(breaker_wait, next_due);
+        if let Some(floor) = self.disk_floor {
+            let low = self.window.len() <= self.config.window.deliveries / 2
+                && self.window_bytes <= self.config.window.bytes / 2;
+            if floor <= now && low && !self.page_in_flight {
+                self.page_in_flight = true;
+                self.floor_during_page = None;
+                let mut exclude: Vec<String> = self.window_due.keys().cloned().collect();
+                exclude.extend(self.in_flight.keys().cloned());
+                exclude.extend(self.unsettled.keys().cloned());
+                effects.push(Effect::LoadPage {
+                    deliveries: self.config.window.deliveries - self.window.len(),
+                    bytes: self.config.window.bytes.saturating_sub(self.window_bytes),
+                    exclude,
+                });
+            } else if floor > now {
+                next = min_opt(next, Some(floor));
+            }
+        }
+        if let Some(at) = next.filter(|at| *at > now) {
+            if self.wake_at.is_none_or(|armed| armed > at || armed <= now) {
+                self.wake_at = Some(at);
+                effects.push(Effect::WakeAt(at));
+            }
+        }
+        effects
+    }
+
+    // -- health -----------------------------------------------------------
+
+    /// Feeds an attempt's verdict to the breaker and the streak; returns the
+    /// health to save (if it changed), the alerts raised and whether the
+    /// endpoint is now disabled.
+    fn judge(
+        &mut self,
+        verdict: AttemptVerdict,
+        outcome: &AttemptOutcome,
+        operational: bool,
+        was_probe: bool,
+        now: i64,
+    ) -> (Option<HealthState>, Vec<Alert>, Option<DisableReason>) {
+        let mut alerts = Vec::new();
+        let mut disable = None;
+        let alerting = self.config.raises_alerts;
+        if verdict == AttemptVerdict::Delivered {
+            if self.streak.consecutive_failures == 0 && self.breaker.state == CircuitState::Closed {
+                return (None, alerts, None);
+            }
+            let ended = self.streak.clone();
+            self.breaker.after_success(&self.config.limits);
+            if self.streak.after_success() && alerting {
+                let alert = Alert {
+                    consecutive_failures: ended.consecutive_failures,
+                    failing_since: ended.failing_since,
+                    ..self.alert(AlertKind::Recovered, Some(outcome), None, now)
+                };
+                alerts.extend(self.gate(alert));
+            }
+        } else {
+            let gone = outcome.status == Some(410);
+            // Failures of operational events count (breaker, auto-disable)
+            // but cross no alert threshold: alerts must not feed alerts.
+            let limits = if operational {
+                HealthLimits {
+                    alert_thresholds: Vec::new(),
+                    ..self.config.limits.clone()
+                }
+            } else {
+                self.config.limits.clone()
+            };
+            let failure = self.streak.after_failure(&limits, now, gone);
+            self.breaker.after_failure(
+                self.streak.consecutive_failures,
+                was_probe,
+                &self.config.limits,
+                now,
+            );
+            if alerting {
+                if !failure.crossed.is_empty() {
+                    let alert = self.alert(AlertKind::Failing, Some(outcome), None, now);
+                    alerts.extend(self.gate(alert));
+                }
+                if self.lifecycle == Lifecycle::Active {
+                    disable = failure.disable;
+                }
+                if let Some(reason) = disable {
+                    let alert = self.alert(AlertKind::Disabled, Some(outcome), Some(reason), now);
+                    alerts.extend(self.gate(alert));
+                }
+            }
+        }
+        (Some(self.health()), alerts, disable)
+    }
+
+    /// At most one alert of a kind per `alert_min_interval_ms`.
+    fn gate(&mut self, alert: Alert) -> Option<Alert> {
+        let interval = self.config.alert_min_interval_ms;
+        let last = self.last_alert.get(&alert.kind).copied();
+        if interval > 0 && last.is_some_and(|at| alert.at.saturating_sub(at) < interval) {
+            return None;
+        }
+        self.last_alert.insert(alert.kind, alert.at);
+        Some(alert)
+    }
+
+    fn alert(
+        &self,
+        kind: AlertKind,
+        outcome: Option<&AttemptOutcome>,
+        disabled_reason: Option<DisableReason>,
+        now: i64,
+    ) -> Alert {
+        Alert {
+            kind,
+            consecutive_failures: self.streak.consecutive_failures,
+            failing_since: self.streak.failing_since,
+            status: outcome.and_then(|o| o.status),
+            error: outcome.and_then(|o| o.failure.clone()),
+            disabled_reason,
+            at: now,
+        }
+    }
+
+    fn health(&self) -> HealthState {
+        HealthState {
+            streak: self.streak.clone(),
+            breaker: self.breaker.clone(),
+        }
+    }
+}
+
+/// Picks a page from the rows read from disk (earliest due first): rows in
+/// `exclude` are skipped, then rows are taken while the page holds fewer
+/// than `deliveries` and their bodies fit in `bytes` (the first always
+/// fits, so a body larger than the budget still goes out). Returns the
+/// indexes taken and the due time of the first row left behind.
+pub fn select_page(
+    rows: &[(String, i64, usize)],
+    exclude: &HashSet<String>,
+    deliveries: usize,
+    bytes: usize,
+) -> (Vec<usize>, Option<i64>) {
+    let mut taken = Vec::new();
+    let mut used = 0usize;
+    for (index, (id, due_at, size)) in rows.iter().enumerate() {
+        if exclude.contains(id) {
+            continue;
+        }
+        let fits = taken.is_empty() || used.saturating_add(*size) <= bytes;
+        if taken.len() >= deliveries || !fits {
+            return (taken, Some(*due_at));
+        }
+        used = used.saturating_add(*size);
+        taken.push(index);
+    }
+    (taken, None)
+}
+
+/// How long a reload caused by the `failures`-th failure in a row waits:
+/// 1 s, doubling, at most 5 minutes.
+pub fn reload_backoff(failures: u32) -> Duration {
+    let doublings = failures.saturating_sub(1).min(16);
+    Duration::from_secs(1u64 << doublings).min(MAX_RELOAD_BACKOFF)
+}
+
+const MAX_RELOAD_BACKOFF: Duration = Duration::from_secs(300);
+
+fn min_opt(a: Option<i64>, b: Option<i64>) -> Option<i64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+fn millis(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX / 2)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::limits::test_limits;
+
+    const NOW: i64 = 1_000_000;
+
+    fn config() -> MachineConfig {
+        MachineConfig {
+            limits: test_limits(),
+            retry_schedule: vec![5, 60],
+            max_in_flight: 2,
+            raises_alerts: true,
+            window: WindowLimits {
+                deliveries: 4,
+                bytes: 1000,
+            },
+            alert_min_interval_ms: 300_000,
+        }
+    }
+
+    fn delivery(n: u32, due_at: i64) -> QueuedDelivery {
+        QueuedDelivery {
+            id: format!("dlv_{n:03}"),
+            event_id: format!("evt_{n:03}"),
+            body: Arc::from("x".repeat(100).as_str()),
+            attempt_count: 0,
+            due_at,
+            operational: false,
+        }
+    }
+
+    fn sent(effects: &[Effect]) -> Vec<String> {
+        effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::Send(d) => Some(d.id.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn page_request(effects: &[Effect]) -> Option<(usize, usize, Vec<String>)> {
+        effects.iter().find_map(|e| match e {
+            Effect::LoadPage {
+                deliveries,
+                bytes,
+                exclude,
+            } => Some((*deliveries, *bytes, exclude.clone())),
+            _ => None,
+        })
+    }
+
+    /// A loaded, active machine whose disk holds nothing.
+    fn active(config: MachineConfig) -> EndpointMachine {
+        let mut machine = EndpointMachine::new(config);
+        let effects = machine.loaded(true, None, NOW);
+        assert!(page_request(&effects).is_some(), "{effects:?}");
+        machine.page_loaded(Page::default(), NOW);
+        machine
+    }
+
+    fn failed(status: u16) -> AttemptOutcome {
+        AttemptOutcome {
+            status: Some(status),
+            retry_after: None,
+            failure: Some(format!("HTTP {status}")),
+        }
+    }
+
+    fn ok() -> AttemptOutcome {
+        AttemptOutcome {
+            status: Some(204),
+            retry_after: None,
+            failure: None,
+        }
+    }
+
+    #[test]
+    fn nothing_is_sent_before_the_saved_state_and_the_first_page() {
+        let mut machine = EndpointMachine::new(config());
+        assert!(sent(&machine.enqueue(vec![delivery(1, NOW)], NOW)).is_empty());
+        let effects = machine.loaded(true, None, NOW);
+        assert!(sent(&effects).is_empty());
+        let (count, bytes, exclude) = page_request(&effects).expect("asks for a page");
+        assert_eq!((count, bytes, exclude.len()), (4, 1000, 0));
+        let page = Page {
+            deliveries: vec![delivery(1, NOW), delivery(2, NOW)],
+            more_from: None,
+        };
+        assert_eq!(machine.page_loaded(page, NOW).len(), 2);
+    }
+
+    #[test]
+    fn a_disabled_endpoint_holds_what_reaches_it() {
+        let mut machine = EndpointMachine::new(config());
+        assert!(machine.loaded(false, None, NOW).is_empty());
+        let effects = machine.enqueue(vec![delivery(1, NOW)], NOW);
+        assert_eq!(effects, vec![Effect::Hold(vec!["dlv_001".to_owned()])]);
+    }
+
+    #[test]
+    fn the_window_is_bounded_and_the_rest_is_paged_in_order() {
+        let mut machine = active(MachineConfig {
+            max_in_flight: 1,
+            ..config()
+        });
+        // Four fill the window, the first of them is sent at once; the
+        // fifth and sixth stay on disk.
+        let arrivals: Vec<_> = (1..=6).map(|n| delivery(n, NOW + i64::from(n))).collect();
+        let effects = machine.enqueue(arrivals, NOW + 10);
+        assert_eq!(sent(&effects), vec!["dlv_001"]);
+        assert_eq!(machine.snapshot().queued, 3);
+        assert!(machine.snapshot().backlog_on_disk);
+        // One due before everything on disk still gets in, and goes first.
+        machine.enqueue(vec![delivery(7, NOW)], NOW + 10);
+        assert_eq!(machine.snapshot().queued, 4);
+        let finish = |machine: &mut EndpointMachine, id: &str| {
+            let (_, mut effects) = machine.attempt_finished(id, &ok(), NOW + 20, 0.0);
+            effects.extend(machine.attempt_recorded(id, Ok(()), NOW + 20, 0.0));
+            effects
+        };
+        assert_eq!(sent(&finish(&mut machine, "dlv_001")), vec!["dlv_007"]);
+        let effects = finish(&mut machine, "dlv_007");
+        assert_eq!(sent(&effects), vec!["dlv_002"]);
+        let (count, _, exclude) = page_request(&effects).expect("the window ran low");
+        assert_eq!(count, 2);
+        for id in ["dlv_002", "dlv_003", "dlv_004"] {
+            assert!(exclude.contains(&id.to_owned()), "{id} is in memory");
+        }
+    }
+
+    #[test]
+    fn a_body_larger_than_the_budget_still_goes_out_alone() {
+        let mut machine = active(config());
+        let mut big = delivery(1, NOW);
+        big.body = Arc::from("x".repeat(5000).as_str());
+        assert_eq!(sent(&machine.enqueue(vec![big], NOW)), vec!["dlv_001"]);
+    }
+
+    #[test]
+    fn pages_skip_what_memory_holds_and_respect_the_byte_budget() {
+        let rows: Vec<(String, i64, usize)> = (1..=5)
+            .map(|n| (format!("d{n}"), i64::from(n), 400))
+            .collect();
+        let exclude: HashSet<String> = ["d1".to_owned()].into();
+        assert_eq!(
+            select_page(&rows, &exclude, 10, 1000),
+            (vec![1, 2], Some(4))
+        );
+        assert_eq!(select_page(&rows, &exclude, 1, 10_000), (vec![1], Some(3)));
+        assert_eq!(select_page(&rows, &exclude, 10, 100), (vec![1], Some(3)));
+        assert_eq!(
+            select_page(&rows, &HashSet::new(), 10, 10_000),
+            (vec![0, 1, 2, 3, 4], None)
+        );
+    }
+
+    #[test]
+    fn a_delivery_settled_while_a_page_was_read_is_not_taken_again() {
+        let mut machine = EndpointMachine::new(config());
+        machine.loaded(true, None, NOW);
+        machine.page_loaded(
+            Page {
+                deliveries: vec![delivery(1, NOW)],
+                more_from: Some(NOW),
+            },
+            NOW,
+        );
+        let (_, effects) = machine.attempt_finished("dlv_001", &ok(), NOW, 0.0);
+        assert!(page_request(&effects).is_some() || machine.page_in_flight);
+        machine.page_in_flight = true;
+        machine.attempt_recorded("dlv_001", Ok(()), NOW, 0.0);
+        // The page was read before the success committed.
+        let effects = machine.page_loaded(
+            Page {
+                deliveries: vec![delivery(1, NOW)],
+                more_from: None,
+            },
+            NOW,
+        );
+        assert!(sent(&effects).is_empty());
+    }
+
+    #[test]
+    fn attempts_respect_the_in_flight_limit_and_due_order() {
+        let mut machine = active(config());
+        let effects = machine.enqueue(
+            vec![delivery(3, NOW + 5), delivery(1, NOW), delivery(2, NOW + 1)],
+            NOW + 10,
+        );
+        assert_eq!(sent(&effects), vec!["dlv_001", "dlv_002"]);
+        let (_, effects) = machine.attempt_finished("dlv_001", &ok(), NOW + 11, 0.0);
+        assert_eq!(sent(&effects), vec!["dlv_003"]);
+    }
+
+    #[test]
+    fn a_failure_schedules_the_retry_once_its_write_commits() {
+        let mut machine = active(config());
+        machine.enqueue(vec![delivery(1, NOW)], NOW);
+        let (decision, _) = machine.attempt_finished("dlv_001", &failed(500), NOW, 0.0);
+        let decision = decision.expect("recorded");
+        assert_eq!(decision.state, DeliveryState::Pending);
+        assert_eq!(decision.attempt, 1);
+        assert_eq!(decision.next_attempt_at, Some(NOW + 5000));
+        assert_eq!(machine.snapshot().queued, 0, "not before the commit");
+        let effects = machine.attempt_recorded("dlv_001", Ok(()), NOW + 1, 0.0);
+        assert!(effects.contains(&Effect::WakeAt(NOW + 5000)), "{effects:?}");
+        assert_eq!(sent(&machine.wake(NOW + 5000)), vec!["dlv_001"]);
+    }
+
+    #[test]
+    fn a_write_that_fails_puts_the_delivery_back_on_its_schedule_not_at_once() {
+        let mut machine = active(config());
+        machine.enqueue(vec![delivery(1, NOW)], NOW);
+        machine.attempt_finished("dlv_001", &ok(), NOW, 0.0);
+        let effects = machine.attempt_recorded("dlv_001", Err(()), NOW, 0.0);
+        assert!(sent(&effects).is_empty());
+        assert!(effects.contains(&Effect::WakeAt(NOW + 5000)), "{effects:?}");
+        let effects = machine.wake(NOW + 5000);
+        assert_eq!(sent(&effects), vec!["dlv_001"]);
+        let (decision, _) = machine.attempt_finished("dlv_001", &ok(), NOW + 5001, 0.0);
+        assert_eq!(decision.map(|d| d.attempt), Some(2));
+        // Even past its schedule, a failed write waits at least a second.
+        machine.attempt_recorded("dlv_001", Err(()), NOW + 5001, 0.0);
+        machine.wake(NOW + 65_001);
+        let (decision, _) = machine.attempt_finished("dlv_001", &ok(), NOW + 65_001, 0.0);
+        assert_eq!(decision.map(|d| d.attempt), Some(3));
+        let effects = machine.attempt_recorded("dlv_001", Err(()), NOW + 65_001, 0.0);
+        assert!(
+            effects.contains(&Effect::WakeAt(NOW + 66_001)),
+            "{effects:?}"
+        );
+    }
+
+    /// Fails `n` attempts in a row, each of a fresh delivery, at `at(i)`.
+    fn fail_many(
+        machine: &mut EndpointMachine,
+        n: u32,
+        status: u16,
+        at: impl Fn(u32) -> i64,
+    ) -> Vec<AttemptDecision> {
+        (0..n)
+            .map(|i| {
+                let id = 100 + i;
+                machine.enqueue(vec![delivery(id, at(i))], at(i));
+                let (decision, _) =
+                    machine.attempt_finished(&format!("dlv_{id:03}"), &failed(status), at(i), 0.0);
+                machine.attempt_recorded(&format!("dlv_{id:03}"), Ok(()), at(i), 0.0);
+                decision.expect("attempted")
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_breaker_opens_then_lets_exactly_one_probe_through_per_cool_down() {
+        let mut machine = active(MachineConfig {
+            retry_schedule: vec![],
+            ..config()
+        });
+        let limits = test_limits();
+        fail_many(&mut machine, limits.breaker_failures, 500, |i| {
+            NOW + i64::from(i)
+        });
+        assert_eq!(machine.snapshot().breaker.state, CircuitState::Open);
+        let opened = machine
+            .snapshot()
+            .breaker
+            .next_probe_at
+            .expect("probe time");
+        let effects = machine.enqueue(
+            vec![delivery(1, opened - 1), delivery(2, opened - 1)],
+            opened - 1,
+        );
+        assert!(sent(&effects).is_empty());
+        assert!(effects.contains(&Effect::WakeAt(opened)), "{effects:?}");
+        let effects = machine.wake(opened);
+        assert_eq!(sent(&effects), vec!["dlv_001"], "one probe");
+        let (_, effects) = machine.attempt_finished("dlv_001", &failed(500), opened + 1, 0.0);
+        assert!(sent(&effects).is_empty());
+        let breaker = machine.snapshot().breaker;
+        assert_eq!(breaker.state, CircuitState::Open);
+        assert_eq!(
+            breaker.cooldown_ms,
+            2 * i64::try_from(limits.breaker_cooldown.as_millis()).expect("fits")
+        );
+    }
+
+    #[test]
+    fn alerts_are_bounded_per_kind_and_operational_failures_raise_none() {
+        let mut machine = active(MachineConfig {
+            retry_schedule: vec![],
+            limits: HealthLimits {
+                alert_thresholds: vec![1],
+                breaker_failures: 1000,
+                ..test_limits()
+            },
+            ..config()
+        });
+        // Fail, succeed, fail, succeed … within one interval: one failing
+        // and one recovered alert in all.
+        let mut alerts = Vec::new();
+        for i in 0..10u32 {
+            let t = NOW + i64::from(i) * 1000;
+            let id = 200 + i;
+            machine.enqueue(vec![delivery(id, t)], t);
+            let outcome = if i % 2 == 0 { failed(500) } else { ok() };
+            let (decision, _) = machine.attempt_finished(&format!("dlv_{id:03}"), &outcome, t, 0.0);
+            alerts.extend(decision.expect("attempted").alerts);
+        }
+        let kinds: Vec<AlertKind> = alerts.iter().map(|a| a.kind).collect();
+        assert_eq!(kinds, vec![AlertKind::Failing, AlertKind::Recovered]);
+
+        let mut machine = active(MachineConfig {
+            retry_schedule: vec![],
+            limits: HealthLimits {
+                alert_thresholds: vec![1],
+                disable_after_failures: 2,
+                disable_after: Duration::ZERO,
+                ..test_limits()
+            },
+            ..config()
+        });
+        let mut operational = delivery(1, NOW);
+        operational.operational = true;
+        machine.enqueue(vec![operational], NOW);
+        let (decision, _) = machine.attempt_finished("dlv_001", &failed(500), NOW, 0.0);
+        let decision = decision.expect("attempted");
+        assert!(decision.alerts.is_empty());
+        assert!(decision.health.is_some(), "the failure still counts");
+        let mut operational = delivery(2, NOW);
+        operational.operational = true;
+        machine.enqueue(vec![operational], NOW);
+        let (decision, _) = machine.attempt_finished("dlv_002", &failed(500), NOW, 0.0);
+        assert_eq!(
+            decision.map(|d| d.disable),
+            Some(Some(DisableReason::ConsecutiveFailures)),
+            "auto-disable still applies"
+        );
+    }
+
+    #[test]
+    fn a_gone_receiver_disables_and_later_arrivals_are_held() {
+        let mut machine = active(config());
+        let decisions = fail_many(&mut machine, 1, 410, |_| NOW);
+        assert_eq!(decisions[0].disable, Some(DisableReason::Gone));
+        assert_eq!(decisions[0].state, DeliveryState::Held);
+        assert!(!machine.is_active());
+        assert!(matches!(
+            machine.enqueue(vec![delivery(1, NOW)], NOW).as_slice(),
+            [Effect::Hold(_)]
+        ));
+    }
+
+    #[test]
+    fn the_disabled_notice_follows_the_commit() {
+        let mut machine = active(config());
+        machine.enqueue(vec![delivery(1, NOW)], NOW);
+        machine.attempt_finished("dlv_001", &failed(410), NOW, 0.0);
+        let effects = machine.attempt_recorded("dlv_001", Ok(()), NOW, 0.0);
+        assert!(effects.contains(&Effect::Disabled), "{effects:?}");
+        assert!(effects.iter().any(|e| matches!(e, Effect::Notify(_))));
+    }
+
+    #[test]
+    fn manual_disable_and_enable_reset_health_and_page_the_replay_in() {
+        let mut machine = active(config());
+        fail_many(&mut machine, 3, 500, |_| NOW);
+        let disabled = machine.disable(NOW).expect("ready").expect("was active");
+        assert_eq!(disabled.alert.disabled_reason, Some(DisableReason::Manual));
+        assert_eq!(machine.disable(NOW), Ok(None));
+        let enabling = machine.enable(NOW).expect("ready");
+        let (health, alert) = enabling.reset.expect("was disabled");
+        assert_eq!(health.streak, Streak::default());
+        assert_eq!(alert.kind, AlertKind::Enabled);
+        let effects = machine.status_written(NOW);
+        assert!(page_request(&effects).is_some(), "{effects:?}");
+        assert_eq!(machine.enable(NOW).map(|e| e.reset.is_none()), Ok(true));
+    }
+
+    #[test]
+    fn operators_wait_while_the_state_loads() {
+        let mut machine = EndpointMachine::new(config());
+        assert_eq!(machine.disable(NOW), Err(NotReady::Loading));
+        assert_eq!(machine.enable(NOW).map(|_| ()), Err(NotReady::Loading));
+    }
+
+    #[test]
+    fn a_reconfigured_endpoint_reloads_only_once_its_attempts_are_recorded() {
+        let mut machine = active(config());
+        machine.enqueue(vec![delivery(1, NOW)], NOW);
+        assert!(machine.reconfigure(NOW).is_empty());
+        let (_, effects) = machine.attempt_finished("dlv_001", &ok(), NOW, 0.0);
+        assert!(effects.is_empty(), "{effects:?}");
+        let effects = machine.attempt_recorded("dlv_001", Ok(()), NOW, 0.0);
+        assert_eq!(effects, vec![Effect::Reload { failed: false }]);
+    }
+
+    #[test]
+    fn a_failed_status_write_reloads_after_a_backoff() {
+        let mut machine = active(config());
+        machine.disable(NOW).expect("ready");
+        assert_eq!(
+            machine.status_write_failed(NOW),
+            vec![Effect::Reload { failed: true }]
+        );
+        assert_eq!(reload_backoff(1), Duration::from_secs(1));
+        assert_eq!(reload_backoff(2), Duration::from_secs(2));
+        assert_eq!(reload_backoff(9), Duration::from_secs(256));
+        assert_eq!(reload_backoff(10), Duration::from_secs(300));
+        assert_eq!(reload_backoff(u32::MAX), Duration::from_secs(300));
+    }
+
+    #[test]
+    fn drain_answers_once_nothing_is_in_flight() {
+        let mut machine = active(config());
+        machine.enqueue(vec![delivery(1, NOW), delivery(2, NOW)], NOW);
+        assert!(machine.drain(NOW).is_empty());
+        machine.attempt_finished("dlv_001", &ok(), NOW, 0.0);
+        machine.attempt_recorded("dlv_001", Ok(()), NOW, 0.0);
+        machine.attempt_finished("dlv_002", &ok(), NOW, 0.0);
+        let effects = machine.attempt_recorded("dlv_002", Ok(()), NOW, 0.0);
+        assert_eq!(effects, vec![Effect::Drained]);
+    }
+}
