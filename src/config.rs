@@ -55,6 +55,24 @@ pub struct Settings {
     #[arg(long, env = "HOOKRELAY_ALERT_URL")]
     pub alert_url: Option<String>,
 
+    /// The shortest time between two alerts of one kind (failing,
+    /// disabled, recovered) from one endpoint; 0 lets every one through.
+    #[arg(
+        long,
+        env = "HOOKRELAY_ALERT_MIN_INTERVAL_SECONDS",
+        default_value_t = 300
+    )]
+    pub alert_min_interval_seconds: u64,
+
+    /// At most this many of an endpoint's due deliveries are held in
+    /// memory; the rest wait on disk and are paged in, oldest due first.
+    #[arg(long, env = "HOOKRELAY_QUEUE_WINDOW", default_value_t = 1000)]
+    pub queue_window: usize,
+
+    /// At most this many bytes of event bodies per endpoint in memory.
+    #[arg(long, env = "HOOKRELAY_QUEUE_WINDOW_BYTES", default_value_t = 16 * 1024 * 1024)]
+    pub queue_window_bytes: usize,
+
     /// `whsec_…` secret that signs alerts sent to the alert URL.
     #[arg(long, env = "HOOKRELAY_ALERT_SECRET", hide_env_values = true)]
     pub alert_secret: Option<String>,
@@ -78,6 +96,9 @@ impl Settings {
             disable_after_seconds: 3600,
             alert_url: None,
             alert_secret: None,
+            alert_min_interval_seconds: 300,
+            queue_window: 1000,
+            queue_window_bytes: 16 * 1024 * 1024,
         }
     }
 }

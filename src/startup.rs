@@ -1,9 +1,11 @@
 //! Wiring: storage, writer, actors and the HTTP server.
 
+use crate::actors::endpoint::ActorSettings;
 use crate::actors::router::{DrainAll, Router};
 use crate::api::{self, auth::Keys, AppState};
 use crate::config::Settings;
 use crate::core::domain::parse_endpoint_url;
+use crate::core::endpoint_machine::WindowLimits;
 use crate::core::limits::HealthLimits;
 use crate::core::signing::Secret;
 use crate::ids;
@@ -68,7 +70,15 @@ impl Application {
             .iter()
             .map(|row| row.config(&health_defaults))
             .collect::<Result<Vec<_>, _>>()?;
-        let router = Router::new(writer, sender::build_client()?, configs).start();
+        let actor_settings = actor_settings(&settings)?;
+        let router = Router::new(
+            writer,
+            store.clone(),
+            sender::build_client()?,
+            configs,
+            actor_settings,
+        )
+        .start();
 
         let listener = TcpListener::bind(&settings.listen)
             .map_err(|e| StartupError::Listen(settings.listen.clone(), e))?;
@@ -155,6 +165,27 @@ fn health_limits(settings: &Settings) -> Result<HealthLimits, StartupError> {
         ))
     })?;
     Ok(limits)
+}
+
+/// What every endpoint actor shares: its queue window and alert bound.
+fn actor_settings(settings: &Settings) -> Result<ActorSettings, StartupError> {
+    if settings.queue_window == 0 {
+        return Err(StartupError::Settings(
+            "HOOKRELAY_QUEUE_WINDOW (--queue-window) must be at least 1".to_owned(),
+        ));
+    }
+    if settings.queue_window_bytes == 0 {
+        return Err(StartupError::Settings(
+            "HOOKRELAY_QUEUE_WINDOW_BYTES (--queue-window-bytes) must be at least 1".to_owned(),
+        ));
+    }
+    Ok(ActorSettings {
+        window: WindowLimits {
+            deliveries: settings.queue_window,
+            bytes: settings.queue_window_bytes,
+        },
+        alert_min_interval: Duration::from_secs(settings.alert_min_interval_seconds),
+    })
 }
 
 /// The operator's alert URL and the secret that signs what it receives.

@@ -3,18 +3,20 @@
 
 use super::alerts;
 use super::endpoint::{
-    Disable, Drain, Enable, EnableOutcome, EndpointActor, EndpointSnapshot, Enqueue, GetSnapshot,
-    Reconfigure, Replay, Retire,
+    ActorDeps, ActorSettings, Disable, Drain, Enable, EndpointActor, EndpointNotice,
+    EndpointSnapshot, Enqueue, GetSnapshot, Reconfigure, Retire,
 };
 use crate::core::delivery::DeliveryState;
 use crate::core::endpoint::EndpointConfig;
-use crate::store::deliveries::QueuedDelivery;
+use crate::core::endpoint_machine::QueuedDelivery;
+use crate::core::envelope::is_operational;
+use crate::store::endpoint_state::{self, BodyCache, EnableOutcome, Replay};
 use crate::store::endpoints::OPERATOR_ENDPOINT;
 use crate::store::events::{self, Ingested};
 use crate::store::models::{AlertRow, DeliveryRow, EventRow};
 use crate::store::tenants::SYSTEM_TENANT;
 use crate::store::writer::Writer;
-use crate::store::{self, StoreError};
+use crate::store::{self, Store, StoreError};
 use crate::time::now_ms;
 use actix::prelude::*;
 use std::collections::HashMap;
@@ -54,16 +56,6 @@ pub struct DisableEndpoint(pub String);
 #[rtype(result = "Option<Result<EnableOutcome, StoreError>>")]
 pub struct EnableEndpoint(pub String, pub Replay);
 
-/// An endpoint actor disabled its endpoint (failures or 410 Gone).
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct EndpointDisabled(pub String);
-
-/// Alerts just stored, to be notified.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct AlertsRaised(pub Vec<AlertRow>);
-
 /// Graceful shutdown: let every endpoint finish its in-flight attempts,
 /// waiting at most this long.
 #[derive(Message)]
@@ -75,7 +67,9 @@ const ALERT_SWEEP_INTERVAL: Duration = Duration::from_secs(30);
 
 struct Route {
     config: Arc<EndpointConfig>,
-    actor: Addr<EndpointActor>,
+    /// Started when the endpoint first has work (or is asked about), so an
+    /// idle endpoint costs its configuration only.
+    actor: Option<Addr<EndpointActor>>,
 }
 
 /// One delivery to create for an event, and the actor to hand it to (none
@@ -91,63 +85,92 @@ pub struct Router {
     arbiters: Vec<Arbiter>,
     next_arbiter: usize,
     writer: Writer,
+    /// What every endpoint actor is started with (`notices` is this
+    /// router, known once it runs).
+    deps: Option<ActorDeps>,
+    store: Store,
     client: reqwest::Client,
-    /// Endpoints to start once the router runs (actors need its address).
-    initial: Vec<EndpointConfig>,
+    settings: ActorSettings,
     routes: HashMap<String, Route>,
     by_tenant: HashMap<String, Vec<String>>,
 }
 
 impl Router {
-    pub fn new(writer: Writer, client: reqwest::Client, endpoints: Vec<EndpointConfig>) -> Self {
+    pub fn new(
+        writer: Writer,
+        store: Store,
+        client: reqwest::Client,
+        endpoints: Vec<EndpointConfig>,
+        settings: ActorSettings,
+    ) -> Self {
         let threads = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
-        Router {
+        let mut router = Router {
             arbiters: (0..threads).map(|_| Arbiter::new()).collect(),
             next_arbiter: 0,
             writer,
+            deps: None,
+            store,
             client,
-            initial: endpoints,
+            settings,
             routes: HashMap::new(),
             by_tenant: HashMap::new(),
+        };
+        for config in endpoints {
+            router.add(config);
         }
+        router
     }
 
-    fn add(&mut self, config: EndpointConfig, router: Addr<Router>) {
+    fn add(&mut self, config: EndpointConfig) {
         let config = Arc::new(config);
-        let (writer, client, for_actor) = (
-            self.writer.clone(),
-            self.client.clone(),
-            Arc::clone(&config),
-        );
-        let arbiter = &self.arbiters[self.next_arbiter % self.arbiters.len()];
-        self.next_arbiter += 1;
-        let actor = Supervisor::start_in_arbiter(&arbiter.handle(), move |_| {
-            EndpointActor::new(for_actor, writer, client, router)
-        });
         self.by_tenant
             .entry(config.tenant_id.clone())
             .or_default()
             .push(config.id.clone());
-        self.routes
-            .insert(config.id.clone(), Route { config, actor });
+        self.routes.insert(
+            config.id.clone(),
+            Route {
+                config,
+                actor: None,
+            },
+        );
+    }
+
+    /// The endpoint's actor, started now if it was not running.
+    fn actor(&mut self, id: &str) -> Option<Addr<EndpointActor>> {
+        let route = self.routes.get_mut(id)?;
+        if let Some(actor) = &route.actor {
+            return Some(actor.clone());
+        }
+        let deps = self.deps.clone()?;
+        let config = Arc::clone(&route.config);
+        let arbiter = &self.arbiters[self.next_arbiter % self.arbiters.len()];
+        self.next_arbiter += 1;
+        let actor = Supervisor::start_in_arbiter(&arbiter.handle(), move |_| {
+            EndpointActor::new(config, deps)
+        });
+        route.actor = Some(actor.clone());
+        Some(actor)
     }
 
     /// A delivery for every endpoint of `tenant` that subscribes to
     /// `event`, except `skip` (an alert never goes to its own endpoint).
-    fn fan_out(&self, tenant: &str, event: &EventRow, skip: Option<&str>) -> Vec<Target> {
-        self.by_tenant
+    fn fan_out(&mut self, tenant: &str, event: &EventRow, skip: Option<&str>) -> Vec<Target> {
+        let subscribed: Vec<(String, bool)> = self
+            .by_tenant
             .get(tenant)
             .into_iter()
             .flatten()
             .filter(|id| Some(id.as_str()) != skip)
             .filter_map(|id| self.routes.get(id))
             .filter(|route| route.config.subscribes(&event.event_type))
-            .map(|route| {
-                let active = route.config.active;
-                Target {
-                    row: new_delivery(event, &route.config.id, active),
-                    actor: active.then(|| route.actor.clone()),
-                }
+            .map(|route| (route.config.id.clone(), route.config.active))
+            .collect();
+        subscribed
+            .into_iter()
+            .map(|(id, active)| Target {
+                row: new_delivery(event, &id, active),
+                actor: if active { self.actor(&id) } else { None },
             })
             .collect()
     }
@@ -168,7 +191,7 @@ impl Router {
     /// Queues each alert's operational events (to the tenant's subscribed
     /// endpoints and to the operator's alert URL) and marks it dispatched,
     /// one transaction per alert so one alert's failure holds back no other.
-    fn dispatch_alerts(&self, raised: Vec<AlertRow>, ctx: &mut Context<Self>) {
+    fn dispatch_alerts(&mut self, raised: Vec<AlertRow>, ctx: &mut Context<Self>) {
         for alert in raised {
             alerts::log(&alert);
             let mut notices = Vec::new();
@@ -200,7 +223,7 @@ impl Router {
                     Ok(ingested) => {
                         for ((event, targets), outcome) in notices.into_iter().zip(ingested) {
                             if matches!(outcome, Ingested::New { .. }) {
-                                hand_over(&event.id, &Arc::from(event.body.as_str()), targets);
+                                hand_over(&event, targets);
                             }
                         }
                     }
@@ -225,26 +248,52 @@ impl Router {
     }
 }
 
-/// Hands committed deliveries to their actors.
-fn hand_over(event_id: &str, body: &Arc<str>, targets: Vec<Target>) {
+impl Router {
+    /// Starts the actors of endpoints with deliveries waiting on disk; the
+    /// API serves meanwhile, and the other actors start when first needed.
+    fn start_endpoints_with_work(&self, ctx: &mut Context<Self>) {
+        let store = self.store.clone();
+        let found = async move { store.run(endpoint_state::endpoints_with_work).await };
+        ctx.spawn(found.into_actor(self).map(|found, act, ctx| match found {
+            Ok(ids) => {
+                for id in ids {
+                    act.actor(&id);
+                }
+            }
+            Err(error) => {
+                log::error!("finding endpoints with waiting deliveries failed: {error}; retrying");
+                ctx.run_later(Duration::from_secs(5), |act, ctx| {
+                    act.start_endpoints_with_work(ctx);
+                });
+            }
+        }));
+    }
+}
+
+/// Hands committed deliveries to their actors, sharing one copy of the body.
+fn hand_over(event: &EventRow, targets: Vec<Target>) {
+    let body: Arc<str> = Arc::from(event.body.as_str());
+    let operational = is_operational(&event.event_type);
     for Target { row, actor } in targets {
         if let Some(actor) = actor {
             actor.do_send(Enqueue(vec![QueuedDelivery {
-                delivery_id: row.id,
-                event_id: event_id.to_owned(),
-                body: Arc::clone(body),
+                id: row.id,
+                event_id: event.id.clone(),
+                body: Arc::clone(&body),
                 attempt_count: 0,
-                next_attempt_at: None,
+                due_at: event.created_at,
+                operational,
             }]));
         }
     }
 }
 
 fn new_delivery(event: &EventRow, endpoint_id: &str, active: bool) -> DeliveryRow {
-    let state = if active {
-        DeliveryState::Pending
+    // A pending delivery carries its due time: now.
+    let (state, due_at) = if active {
+        (DeliveryState::Pending, Some(event.created_at))
     } else {
-        DeliveryState::Held
+        (DeliveryState::Held, None)
     };
     DeliveryRow {
         id: crate::ids::time_ordered("dlv"),
@@ -253,7 +302,7 @@ fn new_delivery(event: &EventRow, endpoint_id: &str, active: bool) -> DeliveryRo
         endpoint_id: endpoint_id.to_owned(),
         state: state.as_str().to_owned(),
         attempt_count: 0,
-        next_attempt_at: None,
+        next_attempt_at: due_at,
         created_at: event.created_at,
         updated_at: event.created_at,
     }
@@ -263,9 +312,15 @@ impl Actor for Router {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        for config in std::mem::take(&mut self.initial) {
-            self.add(config, ctx.address());
-        }
+        self.deps = Some(ActorDeps {
+            writer: self.writer.clone(),
+            store: self.store.clone(),
+            bodies: BodyCache::default(),
+            client: self.client.clone(),
+            notices: ctx.address().recipient(),
+            settings: self.settings,
+        });
+        self.start_endpoints_with_work(ctx);
         self.sweep_alerts(i64::MAX, ctx);
         ctx.run_interval(ALERT_SWEEP_INTERVAL, |act, ctx| {
             // Younger alerts are most likely still on their way here.
@@ -283,14 +338,13 @@ impl Handler<Publish> for Router {
         let writer = self.writer.clone();
         Box::pin(async move {
             let rows: Vec<DeliveryRow> = targets.iter().map(|t| t.row.clone()).collect();
-            let body: Arc<str> = Arc::from(event.body.as_str());
-            let event_id = event.id.clone();
+            let stored = event.clone();
             let ingested = writer
-                .call(move |db| events::ingest(db, &event, &rows))
+                .call(move |db| events::ingest(db, &stored, &rows))
                 .await?;
             if matches!(ingested, Ingested::New { .. }) {
                 // Only committed deliveries reach an actor.
-                hand_over(&event_id, &body, targets);
+                hand_over(&event, targets);
             }
             Ok(ingested)
         })
@@ -300,15 +354,17 @@ impl Handler<Publish> for Router {
 impl Handler<EndpointSaved> for Router {
     type Result = ();
 
-    fn handle(&mut self, EndpointSaved(mut config): EndpointSaved, ctx: &mut Context<Self>) {
+    fn handle(&mut self, EndpointSaved(mut config): EndpointSaved, _ctx: &mut Context<Self>) {
         match self.routes.get_mut(&config.id) {
             Some(route) => {
                 // Only disable and enable change the status, through the router.
                 config.active = route.config.active;
                 route.config = Arc::new(config);
-                route.actor.do_send(Reconfigure(Arc::clone(&route.config)));
+                if let Some(actor) = &route.actor {
+                    actor.do_send(Reconfigure(Arc::clone(&route.config)));
+                }
             }
-            None => self.add(config, ctx.address()),
+            None => self.add(config),
         }
     }
 }
@@ -321,7 +377,9 @@ impl Handler<EndpointDeleted> for Router {
             if let Some(ids) = self.by_tenant.get_mut(&route.config.tenant_id) {
                 ids.retain(|other| *other != id);
             }
-            route.actor.do_send(Retire);
+            if let Some(actor) = route.actor {
+                actor.do_send(Retire);
+            }
         }
     }
 }
@@ -330,7 +388,7 @@ impl Handler<SnapshotOf> for Router {
     type Result = ResponseFuture<Option<EndpointSnapshot>>;
 
     fn handle(&mut self, SnapshotOf(id): SnapshotOf, _ctx: &mut Context<Self>) -> Self::Result {
-        let actor = self.routes.get(&id).map(|route| route.actor.clone());
+        let actor = self.actor(&id);
         Box::pin(async move { actor?.send(GetSnapshot).await.ok() })
     }
 }
@@ -343,15 +401,12 @@ impl Handler<SnapshotsOfTenant> for Router {
         SnapshotsOfTenant(tenant): SnapshotsOfTenant,
         _ctx: &mut Context<Self>,
     ) -> Self::Result {
-        let asks: Vec<_> = self
-            .by_tenant
-            .get(&tenant)
+        let ids = self.by_tenant.get(&tenant).cloned().unwrap_or_default();
+        let asks: Vec<_> = ids
             .into_iter()
-            .flatten()
-            .filter_map(|id| self.routes.get(id))
-            .map(|route| {
-                let id = route.config.id.clone();
-                let ask = route.actor.send(GetSnapshot);
+            .filter_map(|id| self.actor(&id).map(|actor| (id, actor)))
+            .map(|(id, actor)| {
+                let ask = actor.send(GetSnapshot);
                 async move { ask.await.ok().map(|snapshot| (id, snapshot)) }
             })
             .collect();
@@ -375,7 +430,7 @@ impl Handler<DisableEndpoint> for Router {
     ) -> Self::Result {
         // From now on new events are held for it.
         let was_active = self.set_active(&id, false);
-        let actor = self.routes.get(&id).map(|route| route.actor.clone());
+        let actor = self.actor(&id);
         let ask = async move { Some(actor?.send(Disable).await) };
         Box::pin(ask.into_actor(self).map(move |answer, act, _ctx| {
             let answer = answer?.unwrap_or(Err(StoreError::WriterGone));
@@ -395,7 +450,7 @@ impl Handler<EnableEndpoint> for Router {
         _ctx: &mut Context<Self>,
     ) -> Self::Result {
         let was_active = self.set_active(&id, true);
-        let actor = self.routes.get(&id).map(|route| route.actor.clone());
+        let actor = self.actor(&id);
         let ask = async move { Some(actor?.send(Enable(replay)).await) };
         Box::pin(ask.into_actor(self).map(move |answer, act, _ctx| {
             let answer = answer?.unwrap_or(Err(StoreError::WriterGone));
@@ -405,19 +460,16 @@ impl Handler<EnableEndpoint> for Router {
     }
 }
 
-impl Handler<EndpointDisabled> for Router {
+impl Handler<EndpointNotice> for Router {
     type Result = ();
 
-    fn handle(&mut self, EndpointDisabled(id): EndpointDisabled, _ctx: &mut Context<Self>) {
-        self.set_active(&id, false);
-    }
-}
-
-impl Handler<AlertsRaised> for Router {
-    type Result = ();
-
-    fn handle(&mut self, AlertsRaised(raised): AlertsRaised, ctx: &mut Context<Self>) {
-        self.dispatch_alerts(raised, ctx);
+    fn handle(&mut self, notice: EndpointNotice, ctx: &mut Context<Self>) {
+        match notice {
+            EndpointNotice::AlertsRaised(raised) => self.dispatch_alerts(raised, ctx),
+            EndpointNotice::Disabled(id) => {
+                self.set_active(&id, false);
+            }
+        }
     }
 }
 
@@ -428,7 +480,8 @@ impl Handler<DrainAll> for Router {
         let drains: Vec<_> = self
             .routes
             .values()
-            .map(|route| route.actor.send(Drain))
+            .filter_map(|route| route.actor.as_ref())
+            .map(|actor| actor.send(Drain))
             .collect();
         Box::pin(async move {
             if tokio::time::timeout(grace, futures_util::future::join_all(drains))

@@ -5,13 +5,14 @@
 use super::endpoints::{find, view};
 use super::problem::{parse_json, ApiError};
 use super::{rfc3339, AppState};
-use crate::actors::endpoint::{EndpointSnapshot, Replay};
+use crate::actors::endpoint::EndpointSnapshot;
 use crate::actors::router::{DisableEndpoint, EnableEndpoint, SnapshotOf, SnapshotsOfTenant};
 use crate::core::breaker::CircuitState;
 use crate::core::delivery::DeliveryState;
 use crate::core::domain::FieldError;
 use crate::core::health::{success_rate, worst_first, Severity};
 use crate::core::limits::HealthLimits;
+use crate::store::endpoint_state::Replay;
 use crate::store::models::{AttemptRow, EndpointRow};
 use crate::store::{deliveries, endpoints, health};
 use crate::time::now_ms;
@@ -38,9 +39,9 @@ async fn snapshot(state: &AppState, id: &str) -> Result<EndpointSnapshot, ApiErr
 
 fn circuit_view(live: &EndpointSnapshot) -> Value {
     json!({
-        "state": live.breaker.state.as_str(),
-        "opened_at": live.breaker.opened_at.filter(|_| live.breaker.state != CircuitState::Closed).map(rfc3339),
-        "next_probe_at": live.breaker.next_probe_at.filter(|_| live.breaker.state == CircuitState::Open).map(rfc3339),
+        "state": live.machine.breaker.state.as_str(),
+        "opened_at": live.machine.breaker.opened_at.filter(|_| live.machine.breaker.state != CircuitState::Closed).map(rfc3339),
+        "next_probe_at": live.machine.breaker.next_probe_at.filter(|_| live.machine.breaker.state == CircuitState::Open).map(rfc3339),
     })
 }
 
@@ -90,9 +91,11 @@ pub async fn endpoint(
             "since": row.disabled_at.map(rfc3339),
         },
         "circuit": circuit_view(&live),
-        "consecutive_failures": live.streak.consecutive_failures,
-        "failing_since": live.streak.failing_since.map(rfc3339),
-        "queue": {"pending": pending, "held": held, "in_flight": live.in_flight},
+        "consecutive_failures": live.machine.streak.consecutive_failures,
+        "failing_since": live.machine.streak.failing_since.map(rfc3339),
+        "queue": {"pending": pending, "held": held, "in_flight": live.machine.in_flight},
+        "restarts": live.restarts,
+        "last_error": live.last_error,
         "last_hour": last_hour,
         "last_day": last_day,
         "last_success_at": last_success_at.map(rfc3339),
@@ -166,8 +169,8 @@ pub async fn tenant(
                 u64::try_from(total).unwrap_or_default(),
                 u64::try_from(ok).unwrap_or_default(),
             );
-            let circuit = snapshot.map_or(CircuitState::Closed, |s| s.breaker.state);
-            let failures = snapshot.map_or(0, |s| s.streak.consecutive_failures);
+            let circuit = snapshot.map_or(CircuitState::Closed, |s| s.machine.breaker.state);
+            let failures = snapshot.map_or(0, |s| s.machine.streak.consecutive_failures);
             let severity = Severity {
                 disabled: !row.is_active(),
                 circuit,
@@ -181,7 +184,7 @@ pub async fn tenant(
                 "disabled_reason": row.disabled_reason,
                 "circuit": circuit.as_str(),
                 "consecutive_failures": failures,
-                "failing_since": snapshot.and_then(|s| s.streak.failing_since).map(rfc3339),
+                "failing_since": snapshot.and_then(|s| s.machine.streak.failing_since).map(rfc3339),
                 "pending": queue_of(&row.id, DeliveryState::Pending),
                 "held": queue_of(&row.id, DeliveryState::Held),
                 "last_hour_attempts": total,

@@ -256,9 +256,11 @@ pub fn view(row: &EndpointRow, live: Option<&EndpointSnapshot>) -> Value {
     view["overrides"] = overrides;
     if let Some(live) = live {
         view["stats"] = json!({
-            "queued": live.queued,
-            "in_flight": live.in_flight,
+            "queued": live.machine.queued,
+            "backlog_on_disk": live.machine.backlog_on_disk,
+            "in_flight": live.machine.in_flight,
             "restarts": live.restarts,
+            "last_error": live.last_error,
         });
     }
     view

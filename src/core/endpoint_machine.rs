@@ -124,8 +124,6 @@ pub enum Effect {
     Hold(Vec<String>),
     /// Call [`EndpointMachine::wake`] at this time (replaces an earlier one).
     WakeAt(i64),
-    /// Alerts committed with an attempt: notify them.
-    Notify(Vec<Alert>),
     /// The endpoint disabled itself (committed): tell the router.
     Disabled,
     /// Nothing is outstanding: load the endpoint's state again (after a
@@ -416,9 +414,6 @@ impl EndpointMachine {
         let mut effects = Vec::new();
         match written {
             Ok(()) => {
-                if !decision.alerts.is_empty() {
-                    effects.push(Effect::Notify(decision.alerts));
-                }
                 if decision.disable.is_some() && self.lifecycle == Lifecycle::Disabled {
                     effects.push(Effect::Disabled);
                 }
@@ -1247,7 +1242,6 @@ mod tests {
         machine.attempt_finished("dlv_001", &failed(410), NOW, 0.0);
         let effects = machine.attempt_recorded("dlv_001", Ok(()), NOW, 0.0);
         assert!(effects.contains(&Effect::Disabled), "{effects:?}");
-        assert!(effects.iter().any(|e| matches!(e, Effect::Notify(_))));
     }
 
     #[test]

@@ -1,22 +1,11 @@
 //! Deliveries and their attempts.
 
-use super::models::{AttemptRow, DeliveryRow};
-use super::schema::{attempts, deliveries, events};
+use super::models::{AlertRow, AttemptRow, DeliveryRow, EndpointHealthRow};
+use super::schema::{attempts, deliveries};
 use super::{dispatch, Db, StoreError};
 use crate::core::delivery::DeliveryState;
+use crate::core::failure_policy::DisableReason;
 use diesel::prelude::*;
-use std::sync::Arc;
-
-/// A delivery waiting in an endpoint actor's queue, with the bytes to send.
-#[derive(Debug, Clone)]
-pub struct QueuedDelivery {
-    pub delivery_id: String,
-    pub event_id: String,
-    pub body: Arc<str>,
-    pub attempt_count: u32,
-    /// Milliseconds since the epoch; `None` means due now.
-    pub next_attempt_at: Option<i64>,
-}
 
 /// The outcome of one attempt, to be stored with the delivery's new state.
 #[derive(Debug, Clone)]
@@ -26,43 +15,22 @@ pub struct AttemptRecord {
     pub next_attempt_at: Option<i64>,
 }
 
+/// Everything one finished attempt writes, in one transaction.
+#[derive(Debug, Clone)]
+pub struct AttemptWrite {
+    pub record: AttemptRecord,
+    /// The endpoint's breaker and streak, when this attempt changed them.
+    pub health: Option<EndpointHealthRow>,
+    pub alerts: Vec<AlertRow>,
+    /// Set when this attempt disables the endpoint: its status is set
+    /// and its pending deliveries are held (`endpoints::set_status`, `deliveries::hold_pending`).
+    pub disable: Option<DisableReason>,
+}
+
 #[derive(Debug, Default, Clone)]
 pub struct DeliveryFilter {
     pub endpoint_id: Option<String>,
     pub state: Option<String>,
-}
-
-pub fn pending_for_endpoint(
-    db: &mut Db,
-    endpoint_id: &str,
-) -> Result<Vec<QueuedDelivery>, StoreError> {
-    let rows: Vec<(String, String, i32, Option<i64>, String)> = dispatch!(db, c => deliveries::table
-        .inner_join(events::table.on(events::tenant_id
-            .eq(deliveries::tenant_id)
-            .and(events::id.eq(deliveries::event_id))))
-        .filter(deliveries::endpoint_id.eq(endpoint_id))
-        .filter(deliveries::state.eq(DeliveryState::Pending.as_str()))
-        .order(deliveries::id)
-        .select((
-            deliveries::id,
-            deliveries::event_id,
-            deliveries::attempt_count,
-            deliveries::next_attempt_at,
-            events::body,
-        ))
-        .load(c))?;
-    Ok(rows
-        .into_iter()
-        .map(
-            |(delivery_id, event_id, attempt_count, next_attempt_at, body)| QueuedDelivery {
-                delivery_id,
-                event_id,
-                body: body.into(),
-                attempt_count: u32::try_from(attempt_count).unwrap_or_default(),
-                next_attempt_at,
-            },
-        )
-        .collect())
 }
 
 pub fn record_attempt(db: &mut Db, record: &AttemptRecord, now: i64) -> Result<(), StoreError> {
@@ -163,7 +131,8 @@ pub fn hold(db: &mut Db, delivery_ids: &[String], now: i64) -> Result<(), StoreE
     Ok(())
 }
 
-/// Re-enabled with replay: held deliveries start over with a full schedule.
+/// Re-enabled with replay: held deliveries start over with a full schedule,
+/// due now (a pending delivery always carries its due time).
 pub fn release_held(db: &mut Db, endpoint_id: &str, now: i64) -> Result<usize, StoreError> {
     Ok(dispatch!(db, c => diesel::update(deliveries::table
         .filter(deliveries::endpoint_id.eq(endpoint_id))
@@ -171,7 +140,7 @@ pub fn release_held(db: &mut Db, endpoint_id: &str, now: i64) -> Result<usize, S
         .set((
             deliveries::state.eq(DeliveryState::Pending.as_str()),
             deliveries::attempt_count.eq(0),
-            deliveries::next_attempt_at.eq(None::<i64>),
+            deliveries::next_attempt_at.eq(Some(now)),
             deliveries::updated_at.eq(now),
         ))
         .execute(c))?)

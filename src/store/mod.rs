@@ -8,6 +8,7 @@
 
 pub mod alerts;
 pub mod deliveries;
+pub mod endpoint_state;
 pub mod endpoints;
 pub mod events;
 pub mod health;

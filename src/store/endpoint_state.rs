@@ -1,0 +1,278 @@
+//! An endpoint actor's units of work: load the endpoint's state and take it
+//! over, read the next page of its queue, and change its status. Each runs
+//! on a blocking thread (a page, on the read pool) or in the writer.
+
+use super::models::{AlertRow, EndpointHealthRow};
+use super::schema::{deliveries, events};
+use super::{alerts, deliveries as delivery_rows, dispatch, endpoints, Db, StoreError};
+use crate::core::delivery::DeliveryState;
+use crate::core::endpoint_machine::{select_page, HealthState, Page, QueuedDelivery};
+use crate::core::envelope::is_operational;
+use crate::core::failure_policy::DisableReason;
+use diesel::prelude::*;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, Weak};
+
+/// What an endpoint actor starts from.
+#[derive(Debug, Clone)]
+pub struct SavedState {
+    pub active: bool,
+    pub health: Option<HealthState>,
+}
+
+/// Reads the endpoint's status and health, and settles deliveries left in
+/// the wrong state by a fan-out that raced a status change: held rows of an
+/// active endpoint are released, pending rows of a disabled one are held.
+/// Runs in the writer, so it is ordered with the actor's own writes.
+pub fn load(db: &mut Db, endpoint_id: &str, now: i64) -> Result<SavedState, StoreError> {
+    let active = endpoints::find_by_id(db, endpoint_id)?.is_some_and(|row| row.is_active());
+    let health = endpoints::load_health(db, endpoint_id)?.map(|row| HealthState {
+        streak: row.streak(),
+        breaker: row.breaker(),
+    });
+    if active {
+        let stranded = delivery_rows::release_held(db, endpoint_id, now)?;
+        if stranded > 0 {
+            log::warn!("endpoint {endpoint_id}: released {stranded} stranded held deliveries");
+        }
+    } else {
+        delivery_rows::hold_pending(db, endpoint_id, now)?;
+    }
+    Ok(SavedState { active, health })
+}
+
+/// Disables the endpoint by hand: its pending deliveries are held.
+pub fn disable(
+    db: &mut Db,
+    endpoint_id: &str,
+    alert: &AlertRow,
+    now: i64,
+) -> Result<(), StoreError> {
+    endpoints::set_status(db, endpoint_id, Some(DisableReason::Manual), now)?;
+    delivery_rows::hold_pending(db, endpoint_id, now)?;
+    alerts::insert(db, std::slice::from_ref(alert))
+}
+
+/// What becomes of held deliveries when an endpoint is enabled again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Replay {
+    /// Queue them again, in their original order.
+    Held,
+    /// Cancel them (they stay visible).
+    None,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EnableOutcome {
+    pub replayed: usize,
+    pub cancelled: usize,
+}
+
+/// Enables the endpoint (`reset`: it was disabled; save the fresh health
+/// and the alert) and replays or cancels its held deliveries.
+pub fn enable(
+    db: &mut Db,
+    endpoint_id: &str,
+    reset: Option<(&EndpointHealthRow, &AlertRow)>,
+    replay: Replay,
+    now: i64,
+) -> Result<EnableOutcome, StoreError> {
+    if let Some((health, alert)) = reset {
+        endpoints::set_status(db, endpoint_id, None, now)?;
+        endpoints::save_health(db, health)?;
+        alerts::insert(db, std::slice::from_ref(alert))?;
+    }
+    Ok(match replay {
+        Replay::Held => EnableOutcome {
+            replayed: delivery_rows::release_held(db, endpoint_id, now)?,
+            cancelled: 0,
+        },
+        Replay::None => EnableOutcome {
+            replayed: 0,
+            cancelled: delivery_rows::cancel_held(db, endpoint_id, now)?,
+        },
+    })
+}
+
+/// Event bodies held in memory, shared by every delivery that needs one:
+/// a page reuses a body another actor already holds instead of reading a
+/// second copy. Entries die with the last delivery that holds the body.
+#[derive(Clone, Default)]
+pub struct BodyCache {
+    bodies: Arc<Mutex<HashMap<EventKey, Weak<str>>>>,
+}
+
+/// Tenant id and event id.
+type EventKey = (String, String);
+
+/// Entries (mostly dead) beyond which the cache is swept.
+const CACHE_SWEEP_AT: usize = 4096;
+
+impl BodyCache {
+    fn get(&self, tenant_id: &str, event_id: &str) -> Option<Arc<str>> {
+        let bodies = self.bodies.lock().ok()?;
+        bodies
+            .get(&(tenant_id.to_owned(), event_id.to_owned()))
+            .and_then(Weak::upgrade)
+    }
+
+    fn put(&self, tenant_id: &str, event_id: &str, body: &Arc<str>) {
+        let Ok(mut bodies) = self.bodies.lock() else {
+            return;
+        };
+        if bodies.len() >= CACHE_SWEEP_AT {
+            bodies.retain(|_, body| body.strong_count() > 0);
+            let live = bodies.len();
+            bodies.shrink_to(live * 2);
+        }
+        bodies.insert(
+            (tenant_id.to_owned(), event_id.to_owned()),
+            Arc::downgrade(body),
+        );
+    }
+}
+
+type PageRow = (String, String, String, i32, Option<i64>, String, i32);
+
+/// The next page of the endpoint's pending deliveries, earliest due first:
+/// at most `limit` deliveries and `byte_budget` bytes of bodies, skipping
+/// the ids in `exclude` (already in memory). Bodies come from `cache` when
+/// another delivery holds them, else from one query for the whole page.
+pub fn next_page(
+    db: &mut Db,
+    endpoint_id: &str,
+    limit: usize,
+    byte_budget: usize,
+    exclude: &HashSet<String>,
+    cache: &BodyCache,
+) -> Result<Page, StoreError> {
+    let wanted = limit.saturating_add(exclude.len());
+    let rows: Vec<PageRow> = dispatch!(db, c => deliveries::table
+        .inner_join(events::table.on(events::tenant_id
+            .eq(deliveries::tenant_id)
+            .and(events::id.eq(deliveries::event_id))))
+        .filter(deliveries::endpoint_id.eq(endpoint_id))
+        .filter(deliveries::state.eq(DeliveryState::Pending.as_str()))
+        .order((deliveries::next_attempt_at, deliveries::id))
+        .limit(i64::try_from(wanted).unwrap_or(i64::MAX))
+        .select((
+            deliveries::id,
+            deliveries::tenant_id,
+            deliveries::event_id,
+            deliveries::attempt_count,
+            deliveries::next_attempt_at,
+            events::event_type,
+            diesel::dsl::sql::<diesel::sql_types::Integer>("CAST(LENGTH(events.body) AS INTEGER)"),
+        ))
+        .load(c))?;
+    let sizes: Vec<(String, i64, usize)> = rows
+        .iter()
+        .map(|(id, _, _, _, due_at, _, size)| {
+            (
+                id.clone(),
+                due_at.unwrap_or_default(),
+                usize::try_from(*size).unwrap_or_default(),
+            )
+        })
+        .collect();
+    let (taken, mut more_from) = select_page(&sizes, exclude, limit, byte_budget);
+    if more_from.is_none() && rows.len() >= wanted {
+        // The page ended at the query's limit: more may follow on disk.
+        more_from = sizes.last().map(|(_, due_at, _)| *due_at);
+    }
+    let taken: Vec<&PageRow> = taken.iter().filter_map(|&i| rows.get(i)).collect();
+    let bodies = bodies_of(db, &taken, cache)?;
+    let deliveries = taken
+        .into_iter()
+        .filter_map(
+            |(id, tenant_id, event_id, attempt_count, due_at, event_type, _)| {
+                let body = bodies.get(&(tenant_id.clone(), event_id.clone()))?;
+                Some(QueuedDelivery {
+                    id: id.clone(),
+                    event_id: event_id.clone(),
+                    body: Arc::clone(body),
+                    attempt_count: u32::try_from(*attempt_count).unwrap_or_default(),
+                    due_at: due_at.unwrap_or_default(),
+                    operational: is_operational(event_type),
+                })
+            },
+        )
+        .collect();
+    Ok(Page {
+        deliveries,
+        more_from,
+    })
+}
+
+/// The bodies of the page's events: from the cache, else read once each.
+fn bodies_of(
+    db: &mut Db,
+    rows: &[&PageRow],
+    cache: &BodyCache,
+) -> Result<HashMap<EventKey, Arc<str>>, StoreError> {
+    let mut bodies = HashMap::new();
+    let mut missing: HashMap<String, Vec<String>> = HashMap::new();
+    for (_, tenant_id, event_id, ..) in rows {
+        let key = (tenant_id.clone(), event_id.clone());
+        if bodies.contains_key(&key) {
+            continue;
+        }
+        match cache.get(tenant_id, event_id) {
+            Some(body) => {
+                bodies.insert(key, body);
+            }
+            None => missing
+                .entry(tenant_id.clone())
+                .or_default()
+                .push(event_id.clone()),
+        }
+    }
+    for (tenant_id, mut event_ids) in missing {
+        event_ids.sort_unstable();
+        event_ids.dedup();
+        let read: Vec<(String, String)> = dispatch!(db, c => events::table
+            .filter(events::tenant_id.eq(&tenant_id))
+            .filter(events::id.eq_any(&event_ids))
+            .select((events::id, events::body))
+            .load(c))?;
+        for (event_id, body) in read {
+            let body: Arc<str> = Arc::from(body);
+            cache.put(&tenant_id, &event_id, &body);
+            bodies.insert((tenant_id.clone(), event_id), body);
+        }
+    }
+    Ok(bodies)
+}
+
+/// Endpoints that have deliveries waiting (pending, or held and maybe
+/// stranded): their actors start at once, the others when first needed.
+pub fn endpoints_with_work(db: &mut Db) -> Result<Vec<String>, StoreError> {
+    let states = [
+        DeliveryState::Pending.as_str(),
+        DeliveryState::Held.as_str(),
+    ];
+    Ok(dispatch!(db, c => deliveries::table
+        .filter(deliveries::state.eq_any(states))
+        .select(deliveries::endpoint_id)
+        .distinct()
+        .load(c))?)
+}
+
+/// Writes one finished attempt: its row, the delivery's new state, and the
+/// endpoint's changed health, alerts and disabling, together.
+pub fn record_attempt(
+    db: &mut Db,
+    write: &delivery_rows::AttemptWrite,
+    now: i64,
+) -> Result<(), StoreError> {
+    delivery_rows::record_attempt(db, &write.record, now)?;
+    if let Some(health) = &write.health {
+        endpoints::save_health(db, health)?;
+    }
+    alerts::insert(db, &write.alerts)?;
+    if let (Some(reason), Some(endpoint_id)) = (write.disable, &write.record.attempt.endpoint_id) {
+        endpoints::set_status(db, endpoint_id, Some(reason), now)?;
+        delivery_rows::hold_pending(db, endpoint_id, now)?;
+    }
+    Ok(())
+}
