@@ -219,6 +219,9 @@ pub struct EndpointMachine {
     /// and the earliest delivery left on disk meanwhile.
     settled_during_page: HashSet<String>,
     floor_during_page: Option<i64>,
+    /// Deliveries due again whose write was answered while a page was
+    /// read: offered once the page is in, which skips them.
+    parked: Vec<QueuedDelivery>,
     wake_at: Option<i64>,
     last_alert: HashMap<AlertKind, i64>,
 }
@@ -249,6 +252,7 @@ impl EndpointMachine {
             page_in_flight: false,
             settled_during_page: HashSet::new(),
             floor_during_page: None,
+            parked: Vec::new(),
             wake_at: None,
             last_alert: HashMap::new(),
         }
@@ -302,6 +306,7 @@ impl EndpointMachine {
         let settled = std::mem::take(&mut self.settled_during_page);
         let mut floor = std::mem::take(&mut self.floor_during_page);
         if !matches!(self.lifecycle, Lifecycle::Active | Lifecycle::Draining) {
+            self.offer_parked();
             return self.pump(now);
         }
         floor = min_opt(floor, page.more_from);
@@ -316,7 +321,14 @@ impl EndpointMachine {
             }
         }
         self.disk_floor = floor;
+        self.offer_parked();
         self.pump(now)
+    }
+
+    fn offer_parked(&mut self) {
+        for delivery in std::mem::take(&mut self.parked) {
+            self.readmit(delivery);
+        }
     }
 
     /// Reading a page failed: try again a little later.
@@ -326,6 +338,7 @@ impl EndpointMachine {
         let retry_at = now.saturating_add(millis(WRITE_RETRY_FLOOR));
         let floor = min_opt(self.floor_during_page.take(), self.disk_floor);
         self.disk_floor = Some(floor.map_or(retry_at, |f| f.max(retry_at)));
+        self.offer_parked();
         self.pump(now)
     }
 
@@ -550,6 +563,7 @@ impl EndpointMachine {
         self.window_due.contains_key(id)
             || self.in_flight.contains_key(id)
             || self.unsettled.contains_key(id)
+            || self.parked.iter().any(|d| d.id == id)
     }
 
     fn fits(&self, delivery: &QueuedDelivery) -> bool {
@@ -608,7 +622,9 @@ impl EndpointMachine {
 
     /// A delivery coming back from an attempt, due again later.
     fn readmit(&mut self, delivery: QueuedDelivery) {
-        if matches!(self.lifecycle, Lifecycle::Active | Lifecycle::Draining) {
+        if self.page_in_flight {
+            self.parked.push(delivery);
+        } else if matches!(self.lifecycle, Lifecycle::Active | Lifecycle::Draining) {
             self.offer(delivery);
         } else if self.lifecycle != Lifecycle::Retired {
             self.leave_on_disk(delivery.due_at);
@@ -713,6 +729,7 @@ impl EndpointMachine {
                 let mut exclude: Vec<String> = self.window_due.keys().cloned().collect();
                 exclude.extend(self.in_flight.keys().cloned());
                 exclude.extend(self.unsettled.keys().cloned());
+                exclude.extend(self.parked.iter().map(|d| d.id.clone()));
                 effects.push(Effect::LoadPage {
                     deliveries: self.config.window.deliveries - self.window.len(),
                     bytes: self.config.window.bytes.saturating_sub(self.window_bytes),
@@ -1063,6 +1080,28 @@ mod tests {
             NOW,
         );
         assert!(sent(&effects).is_empty());
+    }
+
+    #[test]
+    fn a_retry_settled_while_a_page_was_read_comes_back_after_it() {
+        let mut machine = active(config());
+        machine.enqueue(vec![delivery(1, NOW)], NOW);
+        machine.attempt_finished("dlv_001", &failed(500), NOW, 0.0);
+        machine.page_in_flight = true;
+        machine.attempt_recorded("dlv_001", Ok(()), NOW, 0.0);
+        assert_eq!(machine.snapshot().queued, 0);
+        let stale = delivery(1, NOW);
+        machine.page_loaded(
+            Page {
+                deliveries: vec![stale],
+                more_from: None,
+            },
+            NOW,
+        );
+        let snapshot = machine.snapshot();
+        assert_eq!(snapshot.queued, 1);
+        assert!(!snapshot.backlog_on_disk);
+        assert_eq!(sent(&machine.wake(NOW + 5000)), vec!["dlv_001"]);
     }
 
     #[test]
