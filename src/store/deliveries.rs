@@ -1,9 +1,10 @@
 //! Deliveries and their attempts.
 
-use super::models::{AttemptRow, DeliveryRow};
+use super::models::{AlertRow, AttemptRow, DeliveryRow, EndpointHealthRow};
 use super::schema::{attempts, deliveries, events};
 use super::{dispatch, Db, StoreError};
 use crate::core::delivery::DeliveryState;
+use crate::core::failure_policy::DisableReason;
 use diesel::prelude::*;
 use std::sync::Arc;
 
@@ -24,6 +25,18 @@ pub struct AttemptRecord {
     pub attempt: AttemptRow,
     pub state: DeliveryState,
     pub next_attempt_at: Option<i64>,
+}
+
+/// Everything one finished attempt writes, in one transaction.
+#[derive(Debug, Clone)]
+pub struct AttemptWrite {
+    pub record: AttemptRecord,
+    /// The endpoint's breaker and streak, when this attempt changed them.
+    pub health: Option<EndpointHealthRow>,
+    pub alerts: Vec<AlertRow>,
+    /// Set when this attempt disables the endpoint: its status is set
+    /// and its pending deliveries are held (`endpoints::set_status`, `deliveries::hold_pending`).
+    pub disable: Option<DisableReason>,
 }
 
 #[derive(Debug, Default, Clone)]
