@@ -68,7 +68,7 @@ impl Application {
             .iter()
             .map(|row| row.config(&health_defaults))
             .collect::<Result<Vec<_>, _>>()?;
-        let router = Router::new(writer, sender::build_client()?, configs).start();
+        let router = Router::new(writer.clone(), sender::build_client()?, configs).start();
 
         let listener = TcpListener::bind(&settings.listen)
             .map_err(|e| StartupError::Listen(settings.listen.clone(), e))?;
@@ -80,6 +80,7 @@ impl Application {
             keys: Keys::new(store.clone(), settings.admin_key.as_deref()),
             store,
             router: router.clone(),
+            writer,
             health_defaults,
         });
         let shutdown_grace = Duration::from_secs(settings.shutdown_grace_seconds);

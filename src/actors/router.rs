@@ -285,9 +285,7 @@ impl Handler<Publish> for Router {
             let rows: Vec<DeliveryRow> = targets.iter().map(|t| t.row.clone()).collect();
             let body: Arc<str> = Arc::from(event.body.as_str());
             let event_id = event.id.clone();
-            let ingested = writer
-                .call(move |db| events::ingest(db, &event, &rows))
-                .await?;
+            let ingested = writer.ingest(event, rows).await?;
             if matches!(ingested, Ingested::New { .. }) {
                 // Only committed deliveries reach an actor.
                 hand_over(&event_id, &body, targets);
