@@ -72,7 +72,7 @@ impl Application {
             .collect::<Result<Vec<_>, _>>()?;
         let actor_settings = actor_settings(&settings)?;
         let router = Router::new(
-            writer,
+            writer.clone(),
             store.clone(),
             sender::build_client()?,
             configs,
@@ -90,6 +90,7 @@ impl Application {
             keys: Keys::new(store.clone(), settings.admin_key.as_deref()),
             store,
             router: router.clone(),
+            writer,
             health_defaults,
         });
         let shutdown_grace = Duration::from_secs(settings.shutdown_grace_seconds);

@@ -252,11 +252,7 @@ impl EndpointActor {
     ) {
         let write = self.attempt_write(&decision, report);
         let alerts = write.alerts.clone();
-        let job = write;
-        let stored = self
-            .deps
-            .writer
-            .call(move |db| endpoint_state::record_attempt(db, &job, now_ms()));
+        let stored = self.deps.writer.record_attempt(write);
         let delivery_id = decision.delivery_id;
         ctx.spawn(stored.into_actor(self).map(move |written, act, ctx| {
             let written = match written {

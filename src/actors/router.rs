@@ -223,7 +223,7 @@ impl Router {
                     Ok(ingested) => {
                         for ((event, targets), outcome) in notices.into_iter().zip(ingested) {
                             if matches!(outcome, Ingested::New { .. }) {
-                                hand_over(&event, targets);
+                                hand_over(&Committed::of(&event), targets);
                             }
                         }
                     }
@@ -270,19 +270,37 @@ impl Router {
     }
 }
 
-/// Hands committed deliveries to their actors, sharing one copy of the body.
-fn hand_over(event: &EventRow, targets: Vec<Target>) {
-    let body: Arc<str> = Arc::from(event.body.as_str());
-    let operational = is_operational(&event.event_type);
+/// What an event's committed deliveries are handed to their actors with.
+struct Committed {
+    event_id: String,
+    /// One copy, shared by every delivery of the event.
+    body: Arc<str>,
+    due_at: i64,
+    operational: bool,
+}
+
+impl Committed {
+    fn of(event: &EventRow) -> Committed {
+        Committed {
+            event_id: event.id.clone(),
+            body: Arc::from(event.body.as_str()),
+            due_at: event.created_at,
+            operational: is_operational(&event.event_type),
+        }
+    }
+}
+
+/// Hands committed deliveries to their actors.
+fn hand_over(event: &Committed, targets: Vec<Target>) {
     for Target { row, actor } in targets {
         if let Some(actor) = actor {
             actor.do_send(Enqueue(vec![QueuedDelivery {
                 id: row.id,
-                event_id: event.id.clone(),
-                body: Arc::clone(&body),
+                event_id: event.event_id.clone(),
+                body: Arc::clone(&event.body),
                 attempt_count: 0,
-                due_at: event.created_at,
-                operational,
+                due_at: event.due_at,
+                operational: event.operational,
             }]));
         }
     }
@@ -338,13 +356,11 @@ impl Handler<Publish> for Router {
         let writer = self.writer.clone();
         Box::pin(async move {
             let rows: Vec<DeliveryRow> = targets.iter().map(|t| t.row.clone()).collect();
-            let stored = event.clone();
-            let ingested = writer
-                .call(move |db| events::ingest(db, &stored, &rows))
-                .await?;
+            let committed = Committed::of(&event);
+            let ingested = writer.ingest(event, rows).await?;
             if matches!(ingested, Ingested::New { .. }) {
                 // Only committed deliveries reach an actor.
-                hand_over(&event, targets);
+                hand_over(&committed, targets);
             }
             Ok(ingested)
         })

@@ -367,9 +367,11 @@ pub async fn delete(
     let (tenant, id) = path.into_inner();
     state.keys.require_tenant(&request, &tenant).await?;
     let removed = id.clone();
+    // Through the writer, so that no ingestion in the same commit can
+    // still insert a delivery for it.
     if !state
-        .store
-        .run(move |db| endpoints::delete(db, &tenant, &removed))
+        .writer
+        .call(move |db| endpoints::delete(db, &tenant, &removed))
         .await?
     {
         return Err(ApiError::NotFound("endpoint"));

@@ -13,6 +13,7 @@ pub mod tenants;
 
 use crate::actors::router::Router;
 use crate::core::limits::HealthLimits;
+use crate::store::writer::Writer;
 use crate::store::Store;
 use actix::Addr;
 use actix_web::dev::ServiceResponse;
@@ -24,6 +25,8 @@ use serde::{Deserialize, Serialize};
 pub struct AppState {
     pub store: Store,
     pub router: Addr<Router>,
+    /// Endpoint deletion goes through the writer, in order with ingestion.
+    pub writer: Writer,
     pub keys: auth::Keys,
     /// The global health limits that per-endpoint overrides replace.
     pub health_defaults: HealthLimits,

@@ -257,22 +257,3 @@ pub fn endpoints_with_work(db: &mut Db) -> Result<Vec<String>, StoreError> {
         .distinct()
         .load(c))?)
 }
-
-/// Writes one finished attempt: its row, the delivery's new state, and the
-/// endpoint's changed health, alerts and disabling, together.
-pub fn record_attempt(
-    db: &mut Db,
-    write: &delivery_rows::AttemptWrite,
-    now: i64,
-) -> Result<(), StoreError> {
-    delivery_rows::record_attempt(db, &write.record, now)?;
-    if let Some(health) = &write.health {
-        endpoints::save_health(db, health)?;
-    }
-    alerts::insert(db, &write.alerts)?;
-    if let (Some(reason), Some(endpoint_id)) = (write.disable, &write.record.attempt.endpoint_id) {
-        endpoints::set_status(db, endpoint_id, Some(reason), now)?;
-        delivery_rows::hold_pending(db, endpoint_id, now)?;
-    }
-    Ok(())
-}

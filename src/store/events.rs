@@ -1,9 +1,10 @@
 //! Events and their fan-out into deliveries.
 
 use super::models::{DeliveryRow, EventRow};
-use super::schema::{deliveries, events};
+use super::schema::{deliveries, endpoints, events};
 use super::{dispatch, Db, StoreError};
 use diesel::prelude::*;
+use std::collections::HashSet;
 
 /// What ingestion did with an event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,12 +35,41 @@ pub fn ingest(
             deliveries,
         });
     }
-    if !fan_out.is_empty() {
-        dispatch!(db, c => diesel::insert_into(deliveries::table).values(fan_out).execute(c))?;
+    let live = existing_endpoints(db, fan_out.iter().map(|d| d.endpoint_id.as_str()))?;
+    let rows: Vec<&DeliveryRow> = fan_out
+        .iter()
+        .filter(|d| live.contains(&d.endpoint_id))
+        .collect();
+    if !rows.is_empty() {
+        dispatch!(db, c => diesel::insert_into(deliveries::table).values(rows.clone()).execute(c))?;
     }
     Ok(Ingested::New {
-        deliveries: fan_out.len(),
+        deliveries: rows.len(),
     })
+}
+
+/// Which of these endpoints still exist. An endpoint deleted since the
+/// fan-out was computed gets no delivery. On PostgreSQL the rows found are
+/// locked against deletion until the transaction ends, so the deliveries
+/// inserted next cannot lose their endpoint meanwhile.
+pub fn existing_endpoints<'a>(
+    db: &mut Db,
+    ids: impl Iterator<Item = &'a str>,
+) -> Result<HashSet<String>, StoreError> {
+    let mut ids: Vec<&str> = ids.collect();
+    if ids.is_empty() {
+        return Ok(HashSet::new());
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    let query = endpoints::table
+        .filter(endpoints::id.eq_any(ids))
+        .select(endpoints::id);
+    let found: Vec<String> = match db {
+        Db::Postgres(c) => query.for_key_share().load(&mut **c)?,
+        Db::Sqlite(c) => query.load(&mut **c)?,
+    };
+    Ok(found.into_iter().collect())
 }
 
 fn find_duplicate(db: &mut Db, event: &EventRow) -> Result<Option<String>, StoreError> {

@@ -5,14 +5,21 @@
 //! all in one transaction and answers every caller after the single commit,
 //! so callers still learn only about durable results.
 
+use super::batch::{self, IngestInput};
+use super::deliveries::AttemptWrite;
+use super::events::Ingested;
+use super::models::{DeliveryRow, EventRow};
 use super::{Db, Store, StoreError};
+use crate::time::now_ms;
+use std::future::Future;
 use std::sync::mpsc;
 use tokio::sync::oneshot;
 
 /// Upper bound of jobs sharing one commit, to keep a commit's latency short.
 const MAX_BATCH: usize = 512;
 
-trait Job: Send {
+/// Work of any shape, through [`Writer::call`].
+trait Call: Send {
     fn run(&mut self, db: &mut Db) -> Result<(), StoreError>;
     fn answer(self: Box<Self>, outcome: Result<(), StoreError>);
 }
@@ -23,7 +30,7 @@ struct Request<T, F> {
     reply: oneshot::Sender<Result<T, StoreError>>,
 }
 
-impl<T, F> Job for Request<T, F>
+impl<T, F> Call for Request<T, F>
 where
     T: Send,
     F: FnMut(&mut Db) -> Result<T, StoreError> + Send,
@@ -35,16 +42,112 @@ where
 
     fn answer(self: Box<Self>, outcome: Result<(), StoreError>) {
         let Request { result, reply, .. } = *self;
-        let answer = outcome.map(|()| result.expect("run succeeded, so it stored a result"));
+        let answer = outcome.and_then(|()| result.ok_or_else(not_run));
         // The caller may have given up waiting; the work is committed anyway.
         let _ = reply.send(answer);
     }
 }
 
+struct IngestJob {
+    event: EventRow,
+    deliveries: Vec<DeliveryRow>,
+    result: Option<Ingested>,
+    reply: oneshot::Sender<Result<Ingested, StoreError>>,
+}
+
+struct AttemptJob {
+    write: AttemptWrite,
+    reply: oneshot::Sender<Result<(), StoreError>>,
+}
+
+/// One queued job. Ingestions and attempt results have a type of their own
+/// so that a batch writes them with set-based statements.
+enum Job {
+    Call(Box<dyn Call>),
+    Ingest(Box<IngestJob>),
+    Attempt(Box<AttemptJob>),
+}
+
+impl Job {
+    fn answer(self, outcome: Result<(), StoreError>) {
+        match self {
+            Job::Call(call) => call.answer(outcome),
+            Job::Ingest(job) => {
+                let IngestJob { result, reply, .. } = *job;
+                let _ = reply.send(outcome.and_then(|()| result.ok_or_else(not_run)));
+            }
+            Job::Attempt(job) => {
+                let _ = job.reply.send(outcome);
+            }
+        }
+    }
+}
+
+/// A job answered as committed without its result: a bug, never expected.
+fn not_run() -> StoreError {
+    StoreError::Blocking("the writer committed a job it did not run".to_owned())
+}
+
+/// Runs `jobs` in order on `db` (inside the caller's transaction). Each run
+/// of consecutive ingestions, and of consecutive attempt results, is written
+/// together.
+fn run_jobs(db: &mut Db, jobs: &mut [Job]) -> Result<(), StoreError> {
+    let now = now_ms();
+    let mut rest = jobs;
+    while let Some(first) = rest.first() {
+        let same = |job: &Job| std::mem::discriminant(job) == std::mem::discriminant(first);
+        let len = rest.iter().position(|job| !same(job)).unwrap_or(rest.len());
+        let (run, tail) = rest.split_at_mut(len);
+        rest = tail;
+        match run {
+            [Job::Ingest(_), ..] => {
+                let outcomes = {
+                    let inputs: Vec<IngestInput<'_>> = run
+                        .iter()
+                        .filter_map(|job| match job {
+                            Job::Ingest(job) => Some(IngestInput {
+                                event: &job.event,
+                                deliveries: &job.deliveries,
+                            }),
+                            _ => None,
+                        })
+                        .collect();
+                    batch::ingest(db, &inputs)?
+                };
+                let jobs = run.iter_mut().filter_map(|job| match job {
+                    Job::Ingest(job) => Some(job),
+                    _ => None,
+                });
+                for (job, outcome) in jobs.zip(outcomes) {
+                    job.result = Some(outcome);
+                }
+            }
+            [Job::Attempt(_), ..] => {
+                let writes: Vec<&AttemptWrite> = run
+                    .iter()
+                    .filter_map(|job| match job {
+                        Job::Attempt(job) => Some(&job.write),
+                        _ => None,
+                    })
+                    .collect();
+                batch::record_attempts(db, &writes, now)?;
+            }
+            _ => {
+                for job in run.iter_mut() {
+                    if let Job::Call(call) = job {
+                        call.run(db)?;
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 /// A handle to the writer thread; cheap to clone.
 #[derive(Clone)]
 pub struct Writer {
-    jobs: mpsc::Sender<Box<dyn Job>>,
+    jobs: mpsc::Sender<Job>,
 }
 
 impl Writer {
@@ -52,7 +155,7 @@ impl Writer {
     /// when the last handle is dropped.
     pub fn start(store: &Store) -> Result<Writer, StoreError> {
         let mut db = store.get()?;
-        let (jobs, queue) = mpsc::channel::<Box<dyn Job>>();
+        let (jobs, queue) = mpsc::channel::<Job>();
         std::thread::Builder::new()
             .name("hookrelay-writer".to_owned())
             .spawn(move || write_loop(&mut db, &queue))
@@ -65,10 +168,7 @@ impl Writer {
     /// if the caller stops waiting), and resolves with its result once that
     /// transaction has committed. `work` may run twice if a batch it shared
     /// fails and is replayed job by job, so it must only touch `db`.
-    pub fn call<T, F>(
-        &self,
-        work: F,
-    ) -> impl std::future::Future<Output = Result<T, StoreError>> + 'static
+    pub fn call<T, F>(&self, work: F) -> impl Future<Output = Result<T, StoreError>> + 'static
     where
         T: Send + 'static,
         F: FnMut(&mut Db) -> Result<T, StoreError> + Send + 'static,
@@ -79,7 +179,44 @@ impl Writer {
             result: None,
             reply,
         };
-        let queued = self.jobs.send(Box::new(job));
+        self.queue(Job::Call(Box::new(job)), answer)
+    }
+
+    /// Writes an event and its deliveries, as [`super::events::ingest`]
+    /// does, together with every other ingestion of the same commit. A
+    /// delivery whose endpoint no longer exists is skipped and not counted.
+    pub fn ingest(
+        &self,
+        event: EventRow,
+        deliveries: Vec<DeliveryRow>,
+    ) -> impl Future<Output = Result<Ingested, StoreError>> + 'static {
+        let (reply, answer) = oneshot::channel();
+        let job = IngestJob {
+            event,
+            deliveries,
+            result: None,
+            reply,
+        };
+        self.queue(Job::Ingest(Box::new(job)), answer)
+    }
+
+    /// Writes one finished attempt: its row, its delivery's new state
+    /// (unless the delivery was cancelled meanwhile), and the health,
+    /// alerts and disabling it carries.
+    pub fn record_attempt(
+        &self,
+        write: AttemptWrite,
+    ) -> impl Future<Output = Result<(), StoreError>> + 'static {
+        let (reply, answer) = oneshot::channel();
+        self.queue(Job::Attempt(Box::new(AttemptJob { write, reply })), answer)
+    }
+
+    fn queue<T: Send + 'static>(
+        &self,
+        job: Job,
+        answer: oneshot::Receiver<Result<T, StoreError>>,
+    ) -> impl Future<Output = Result<T, StoreError>> + 'static {
+        let queued = self.jobs.send(job);
         async move {
             queued.map_err(|_| StoreError::WriterGone)?;
             answer.await.map_err(|_| StoreError::WriterGone)?
@@ -87,7 +224,7 @@ impl Writer {
     }
 }
 
-fn write_loop(db: &mut Db, queue: &mpsc::Receiver<Box<dyn Job>>) {
+fn write_loop(db: &mut Db, queue: &mpsc::Receiver<Job>) {
     while let Ok(first) = queue.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -96,7 +233,7 @@ fn write_loop(db: &mut Db, queue: &mpsc::Receiver<Box<dyn Job>>) {
                 Err(_) => break,
             }
         }
-        let together = db.transaction(|db| batch.iter_mut().try_for_each(|job| job.run(db)));
+        let together = db.transaction(|db| run_jobs(db, &mut batch));
         match together {
             Ok(()) => batch.into_iter().for_each(|job| job.answer(Ok(()))),
             Err(error) if batch.len() == 1 => {
@@ -112,7 +249,7 @@ fn write_loop(db: &mut Db, queue: &mpsc::Receiver<Box<dyn Job>>) {
                     batch.len()
                 );
                 for mut job in batch {
-                    let outcome = db.transaction(|db| job.run(db));
+                    let outcome = db.transaction(|db| run_jobs(db, std::slice::from_mut(&mut job)));
                     job.answer(outcome);
                 }
             }
