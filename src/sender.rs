@@ -2,6 +2,7 @@
 
 use crate::core::endpoint::EndpointConfig;
 use crate::core::retry::parse_retry_after;
+use crate::core::text::{storable, storable_lossy};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AFTER, USER_AGENT};
 use std::collections::BTreeMap;
 use std::error::Error as _;
@@ -22,7 +23,9 @@ pub fn build_client() -> reqwest::Result<reqwest::Client> {
         .build()
 }
 
-/// How an attempt ended, in the words stored with the attempt.
+/// How an attempt ended, in the words stored with the attempt. Every
+/// string in it is storable ([`crate::core::text::storable`]): whatever the
+/// receiver or the network said, the attempt row can be written.
 #[derive(Debug, Clone)]
 pub struct AttemptReport {
     pub started_at_ms: i64,
@@ -113,6 +116,8 @@ pub async fn attempt(
 }
 
 /// Reads at most [`MAX_RESPONSE_BODY`] bytes; the rest is never downloaded.
+/// The cap counts received bytes: replacement characters may make the
+/// stored text a little longer.
 async fn read_capped(response: &mut reqwest::Response) -> String {
     let mut body = Vec::new();
     while body.len() < MAX_RESPONSE_BODY {
@@ -124,7 +129,7 @@ async fn read_capped(response: &mut reqwest::Response) -> String {
         }
     }
     body.truncate(MAX_RESPONSE_BODY);
-    String::from_utf8_lossy(&body).into_owned()
+    storable_lossy(&body)
 }
 
 fn header_map(headers: &HeaderMap<HeaderValue>) -> BTreeMap<String, String> {
@@ -132,8 +137,8 @@ fn header_map(headers: &HeaderMap<HeaderValue>) -> BTreeMap<String, String> {
         .iter()
         .map(|(name, value): (&HeaderName, &HeaderValue)| {
             (
-                name.as_str().to_owned(),
-                String::from_utf8_lossy(value.as_bytes()).into_owned(),
+                storable(name.as_str()).into_owned(),
+                storable_lossy(value.as_bytes()),
             )
         })
         .collect()
@@ -162,5 +167,5 @@ fn classify(error: &reqwest::Error) -> (ErrorKind, String) {
     } else {
         ErrorKind::Request
     };
-    (kind, message)
+    (kind, storable(&message).into_owned())
 }

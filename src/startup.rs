@@ -19,6 +19,10 @@ use actix_web::{web, App, HttpServer};
 use std::net::TcpListener;
 use std::time::Duration;
 
+/// How long past the grace period shutdown may take: the time to answer
+/// the last messages and log, never to wait for work.
+const SHUTDOWN_MARGIN: Duration = Duration::from_millis(500);
+
 /// Largest request body accepted (an event's payload included).
 const MAX_BODY: usize = 1024 * 1024;
 
@@ -125,23 +129,39 @@ impl Application {
     }
 
     /// Serves until SIGTERM or SIGINT, then stops accepting, lets in-flight
-    /// attempts finish within the grace period, and returns. Whatever did
-    /// not finish is still pending in the database.
+    /// requests and attempts finish, and returns. The whole shutdown has one
+    /// deadline, the grace period (plus [`SHUTDOWN_MARGIN`]) from the signal,
+    /// whatever state the server and the actors are in (an endpoint actor
+    /// may be restarting, an attempt hanging): whatever did not finish is
+    /// still pending in the database and is sent after the next start.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let handle = self.server.handle();
         let server = actix_web::rt::spawn(self.server);
         shutdown_signal().await?;
         log::info!("shutdown requested: no longer accepting requests");
-        handle.stop(true).await;
-        if self
-            .router
-            .send(DrainAll(self.shutdown_grace))
-            .await
-            .is_err()
-        {
-            log::warn!("shutdown: the router had already stopped");
+        let grace = self.shutdown_grace;
+        let router = self.router;
+        let stopped = async move {
+            // The server stops accepting at once and gives open requests the
+            // grace period (its shutdown timeout); the actors stop taking
+            // work and give attempts in flight the same period, at the same
+            // time, so a slow client cannot eat into an attempt's time.
+            let drained = async {
+                if router.send(DrainAll(grace)).await.is_err() {
+                    log::warn!("shutdown: the router had already stopped");
+                }
+            };
+            tokio::join!(handle.stop(true), drained);
+            server.await.map_err(std::io::Error::other)?
+        };
+        // Whatever the above waits on (a restarting actor, a router busy
+        // elsewhere), it gets no longer than this.
+        match tokio::time::timeout(grace + SHUTDOWN_MARGIN, stopped).await {
+            Ok(outcome) => outcome?,
+            Err(_) => log::warn!(
+                "shutdown: not finished after the grace period ({grace:?}); stopping anyway, unfinished deliveries stay pending"
+            ),
         }
-        server.await.map_err(std::io::Error::other)??;
         log::info!("shutdown complete");
         Ok(())
     }

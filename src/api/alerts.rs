@@ -2,7 +2,7 @@
 
 use super::problem::ApiError;
 use super::{page, rfc3339, AppState, PageParams};
-use crate::core::domain::FieldError;
+use crate::core::domain::{parse_query_id, FieldError};
 use crate::core::failure_policy::AlertKind;
 use crate::store::alerts::{self, AlertFilter};
 use crate::store::models::AlertRow;
@@ -66,9 +66,14 @@ pub async fn list(
         cursor: params.cursor,
     };
     let limit = paging.limit()?;
-    let cursor = paging.cursor();
+    let cursor = paging.cursor()?;
+    let endpoint_id = params
+        .endpoint_id
+        .as_deref()
+        .map(|id| parse_query_id("endpoint_id", id))
+        .transpose()?;
     let filter = AlertFilter {
-        endpoint_id: params.endpoint_id,
+        endpoint_id,
         kind: params.kind,
         since,
     };

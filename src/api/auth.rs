@@ -1,6 +1,7 @@
 //! API keys: who is calling, and may they touch this tenant.
 
 use super::problem::ApiError;
+use crate::core::domain::is_id;
 use crate::ids::key_hash;
 use crate::store::tenants::{self, KeyOwner};
 use crate::store::Store;
@@ -64,12 +65,19 @@ impl Keys {
 
     /// The admin may use any existing tenant; a tenant key only its own.
     /// Anything else is answered as if the tenant did not exist.
+    ///
+    /// Every tenant-scoped handler calls this before it reads anything, so
+    /// it is also where the ids of the path (tenant, endpoint, event,
+    /// delivery) are checked: one that cannot be an id names nothing (404)
+    /// and never reaches a query.
     pub async fn require_tenant(
         &self,
         request: &HttpRequest,
         tenant_id: &str,
     ) -> Result<(), ApiError> {
-        match self.owner(request).await? {
+        let owner = self.owner(request).await?;
+        check_path_ids(request)?;
+        match owner {
             KeyOwner::Tenant(own) if own == tenant_id => Ok(()),
             KeyOwner::Tenant(_) => Err(ApiError::NotFound("tenant")),
             KeyOwner::Admin => {
@@ -85,6 +93,21 @@ impl Keys {
                 }
             }
         }
+    }
+}
+
+/// 404 for the first path parameter that cannot be an id, named after the
+/// parameter (the routes name them after their resource).
+fn check_path_ids(request: &HttpRequest) -> Result<(), ApiError> {
+    match request.match_info().iter().find(|(_, value)| !is_id(value)) {
+        None => Ok(()),
+        Some((name, _)) => Err(ApiError::NotFound(match name {
+            "tenant" => "tenant",
+            "endpoint" => "endpoint",
+            "event" => "event",
+            "delivery" => "delivery",
+            _ => "resource",
+        })),
     }
 }
 

@@ -1,7 +1,7 @@
 use super::problem::ApiError;
 use super::{page, rfc3339, AppState, PageParams};
 use crate::core::delivery::DeliveryState;
-use crate::core::domain::FieldError;
+use crate::core::domain::{parse_query_id, FieldError};
 use crate::store::deliveries::{self, DeliveryFilter};
 use crate::store::models::{AttemptRow, DeliveryRow};
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -70,9 +70,14 @@ pub async fn list(
         cursor: params.cursor,
     };
     let limit = page_params.limit()?;
-    let cursor = page_params.cursor();
+    let cursor = page_params.cursor()?;
+    let endpoint_id = params
+        .endpoint_id
+        .as_deref()
+        .map(|id| parse_query_id("endpoint_id", id))
+        .transpose()?;
     let filter = DeliveryFilter {
-        endpoint_id: params.endpoint_id,
+        endpoint_id,
         state: params.state,
     };
     let rows = state

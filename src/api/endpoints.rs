@@ -2,7 +2,9 @@ use super::problem::{parse_json, ApiError};
 use super::{page, rfc3339, AppState, PageParams};
 use crate::actors::endpoint::EndpointSnapshot;
 use crate::actors::router::{EndpointDeleted, EndpointSaved, SnapshotOf};
-use crate::core::domain::{check_custom_header, parse_endpoint_url, FieldError};
+use crate::core::domain::{
+    check_custom_header, check_line, check_text, parse_endpoint_url, FieldError,
+};
 use crate::core::endpoint::{EndpointConfig, MAX_MAX_IN_FLIGHT, MAX_TIMEOUT_SECONDS};
 use crate::core::limits::HealthLimits;
 use crate::core::matching::EventTypePattern;
@@ -76,6 +78,7 @@ impl EndpointFields {
                     format!("may hold at most {MAX_DESCRIPTION} characters"),
                 ));
             }
+            check_text("description", &description)?;
             row.description = description;
         }
         if let Some(event_types) = self.event_types {
@@ -104,6 +107,8 @@ impl EndpointFields {
                 check_custom_header(name).map_err(|reason| FieldError::new(field(), reason))?;
                 HeaderValue::from_str(value)
                     .map_err(|_| FieldError::new(field(), "is not a valid header value"))?;
+                // HTTP would carry a tab; it has no use in a custom header.
+                check_line(&field(), value)?;
             }
             row.headers = to_json(&headers);
         }
@@ -303,7 +308,7 @@ pub async fn list(
     let tenant = tenant.into_inner();
     state.keys.require_tenant(&request, &tenant).await?;
     let limit = params.limit()?;
-    let cursor = params.cursor();
+    let cursor = params.cursor()?;
     let rows = state
         .store
         .run(move |db| endpoints::list(db, &tenant, cursor.as_deref(), limit + 1))

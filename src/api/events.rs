@@ -28,7 +28,13 @@ fn idempotency_key(request: &HttpRequest) -> Result<Option<String>, FieldError> 
         return Ok(None);
     };
     match value.to_str() {
-        Ok(key) if !key.is_empty() && key.len() <= 255 => Ok(Some(key.to_owned())),
+        Ok(key)
+            if !key.is_empty()
+                && key.len() <= 255
+                && key.chars().all(|c| c == ' ' || c.is_ascii_graphic()) =>
+        {
+            Ok(Some(key.to_owned()))
+        }
         _ => Err(FieldError::new(
             IDEMPOTENCY_KEY,
             "must be 1 to 255 visible ASCII characters",

@@ -32,6 +32,8 @@ pub struct AppState {
     pub health_defaults: HealthLimits,
 }
 
+/// Path parameters are named after the resource they identify: a value that
+/// cannot be an id answers 404 naming it (see [`auth::Keys::require_tenant`]).
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(health::healthz))
         .service(
@@ -40,33 +42,39 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route("", web::get().to(tenants::list))
                 .route("/{tenant}/endpoints", web::post().to(endpoints::create))
                 .route("/{tenant}/endpoints", web::get().to(endpoints::list))
-                .route("/{tenant}/endpoints/{id}", web::get().to(endpoints::get))
                 .route(
-                    "/{tenant}/endpoints/{id}",
+                    "/{tenant}/endpoints/{endpoint}",
+                    web::get().to(endpoints::get),
+                )
+                .route(
+                    "/{tenant}/endpoints/{endpoint}",
                     web::patch().to(endpoints::update),
                 )
                 .route(
-                    "/{tenant}/endpoints/{id}",
+                    "/{tenant}/endpoints/{endpoint}",
                     web::delete().to(endpoints::delete),
                 )
                 .route(
-                    "/{tenant}/endpoints/{id}/health",
+                    "/{tenant}/endpoints/{endpoint}/health",
                     web::get().to(endpoint_health::endpoint),
                 )
                 .route(
-                    "/{tenant}/endpoints/{id}/disable",
+                    "/{tenant}/endpoints/{endpoint}/disable",
                     web::post().to(endpoint_health::disable),
                 )
                 .route(
-                    "/{tenant}/endpoints/{id}/enable",
+                    "/{tenant}/endpoints/{endpoint}/enable",
                     web::post().to(endpoint_health::enable),
                 )
                 .route("/{tenant}/health", web::get().to(endpoint_health::tenant))
                 .route("/{tenant}/alerts", web::get().to(alerts::list))
                 .route("/{tenant}/events", web::post().to(events::publish))
-                .route("/{tenant}/events/{id}", web::get().to(events::get))
+                .route("/{tenant}/events/{event}", web::get().to(events::get))
                 .route("/{tenant}/deliveries", web::get().to(deliveries::list))
-                .route("/{tenant}/deliveries/{id}", web::get().to(deliveries::get)),
+                .route(
+                    "/{tenant}/deliveries/{delivery}",
+                    web::get().to(deliveries::get),
+                ),
         );
 }
 
@@ -122,8 +130,13 @@ impl PageParams {
         }
     }
 
-    pub fn cursor(&self) -> Option<String> {
-        self.cursor.clone()
+    /// The cursor, refused (naming `cursor`) when it cannot be an id.
+    pub fn cursor(&self) -> Result<Option<String>, problem::ApiError> {
+        Ok(self
+            .cursor
+            .as_deref()
+            .map(|cursor| crate::core::domain::parse_query_id("cursor", cursor))
+            .transpose()?)
     }
 }
 

@@ -1,6 +1,6 @@
 use super::problem::{parse_json, ApiError};
 use super::{page, rfc3339, AppState, PageParams};
-use crate::core::domain::{parse_tenant_id, FieldError};
+use crate::core::domain::{check_line, parse_tenant_id, FieldError};
 use crate::ids;
 use crate::store::models::TenantRow;
 use crate::store::tenants;
@@ -32,6 +32,7 @@ pub async fn create(
     if name.is_empty() || name.chars().count() > MAX_NAME {
         return Err(FieldError::new("name", format!("must be 1 to {MAX_NAME} characters")).into());
     }
+    check_line("name", &name)?;
     let api_key = ids::api_key("hrk");
     let row = TenantRow {
         id,
@@ -65,7 +66,7 @@ pub async fn list(
 ) -> Result<HttpResponse, ApiError> {
     state.keys.require_admin(&request).await?;
     let limit = params.limit()?;
-    let cursor = params.cursor();
+    let cursor = params.cursor()?;
     let rows = state
         .store
         .run(move |db| tenants::list(db, cursor.as_deref(), limit + 1))

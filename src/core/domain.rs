@@ -29,6 +29,61 @@ fn check_chars(value: &str, max: usize, allowed: impl Fn(char) -> bool) -> Resul
     Ok(())
 }
 
+/// Longest id that can name a stored resource.
+pub const MAX_ID: usize = 255;
+
+/// Whether `value` can be the id of something we store (a tenant, an
+/// endpoint, an event, a delivery, an alert): 1 to [`MAX_ID`] characters of
+/// `[A-Za-z0-9._:-]`, the union of what [`parse_tenant_id`],
+/// [`parse_event_id`], generated ids and the system tenant
+/// (`hookrelay:operator`) use. Anything else names nothing, so it never
+/// needs to reach a query (where a NUL would be an error on PostgreSQL).
+pub fn is_id(value: &str) -> bool {
+    check_chars(value, MAX_ID, |c| {
+        c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | ':')
+    })
+    .is_ok()
+}
+
+/// An id given as a query parameter (a filter or a cursor): one that cannot
+/// name anything is refused, naming the parameter.
+pub fn parse_query_id(field: &str, value: &str) -> Result<String, FieldError> {
+    if is_id(value) {
+        Ok(value.to_owned())
+    } else {
+        Err(FieldError::new(
+            field,
+            format!("must be an id: 1 to {MAX_ID} characters of [A-Za-z0-9._:-]"),
+        ))
+    }
+}
+
+/// One-line text (a tenant's name): no control characters at all.
+pub fn check_line(field: &str, value: &str) -> Result<(), FieldError> {
+    if value.chars().any(char::is_control) {
+        return Err(FieldError::new(
+            field,
+            "must not contain control characters",
+        ));
+    }
+    Ok(())
+}
+
+/// Free text (a description): tab, line feed and carriage return are fine,
+/// other control characters are refused.
+pub fn check_text(field: &str, value: &str) -> Result<(), FieldError> {
+    if value
+        .chars()
+        .any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
+    {
+        return Err(FieldError::new(
+            field,
+            "must not contain control characters other than tab and line breaks",
+        ));
+    }
+    Ok(())
+}
+
 /// `[A-Za-z0-9._-]{1,64}`: a publisher can reuse its own customer ids.
 pub fn parse_tenant_id(value: &str) -> Result<String, FieldError> {
     check_chars(value, 64, |c| {
@@ -72,7 +127,10 @@ pub fn parse_event_type(value: &str) -> Result<String, FieldError> {
 }
 
 /// An absolute `http` or `https` URL with a host and no credentials.
+/// Control characters are refused before parsing: the URL parser would
+/// silently drop some (tabs, line breaks, leading ones) and escape others.
 pub fn parse_endpoint_url(value: &str) -> Result<Url, FieldError> {
+    check_line("url", value)?;
     let url = Url::parse(value)
         .map_err(|e| FieldError::new("url", format!("is not an absolute URL: {e}")))?;
     if !matches!(url.scheme(), "http" | "https") {
@@ -141,6 +199,47 @@ mod tests {
         );
         assert!(parse_endpoint_url("not a url").is_err());
         assert!(parse_endpoint_url("https://user:pw@example.com").is_err());
+    }
+
+    #[test]
+    fn control_characters_in_urls_are_refused_not_escaped() {
+        for url in [
+            "http://127.0.0.1/a\0b",
+            "http://127.0.0.1/a\tb",
+            "\0http://127.0.0.1/",
+            "http://127.0.0.1/\n",
+        ] {
+            assert_eq!(parse_endpoint_url(url).unwrap_err().field, "url", "{url:?}");
+        }
+    }
+
+    #[test]
+    fn ids_that_can_exist_pass_the_guard() {
+        for id in [
+            "acme.corp_1-2",
+            "hookrelay:operator",
+            "ep_operator_alerts",
+            "dlv_0190a1b2c3d4e5f6a7b8c9d0e1f2a3b4",
+        ] {
+            assert!(is_id(id), "{id:?}");
+        }
+        for id in ["", "a\0b", "a b", "a/b", "é", &"x".repeat(MAX_ID + 1)] {
+            assert!(!is_id(id), "{id:?}");
+        }
+        assert_eq!(parse_query_id("cursor", "a\0").unwrap_err().field, "cursor");
+    }
+
+    #[test]
+    fn text_rules() {
+        assert!(check_line("name", "Acme Inc. ✓").is_ok());
+        assert!(check_line("name", "Acme\0").is_err());
+        assert!(check_line("name", "Acme\nInc").is_err());
+        assert!(check_text("description", "line 1\n\tline 2\r\n").is_ok());
+        assert!(check_text("description", "nul\0").is_err());
+        assert_eq!(
+            check_text("description", "\u{1b}[0m").unwrap_err().field,
+            "description"
+        );
     }
 
     #[test]

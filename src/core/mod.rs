@@ -13,3 +13,4 @@ pub mod limits;
 pub mod matching;
 pub mod retry;
 pub mod signing;
+pub mod text;

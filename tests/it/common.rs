@@ -687,6 +687,8 @@ struct Behaviour {
     location: Option<String>,
     retry_after: Option<String>,
     script: VecDeque<u16>,
+    /// Raw answer body instead of `receiver says <status>`.
+    body: Option<Vec<u8>>,
 }
 
 #[derive(Debug)]
@@ -714,6 +716,7 @@ impl Receiver {
                 location: None,
                 retry_after: None,
                 script: VecDeque::new(),
+                body: None,
             }),
             requests: Mutex::new(Vec::new()),
         });
@@ -764,6 +767,11 @@ impl Receiver {
     /// Adds `Retry-After` to every non-2xx answer.
     pub fn set_retry_after(&self, value: Option<String>) {
         self.behaviour().retry_after = value;
+    }
+
+    /// Answers with these raw bytes as the body (any bytes, e.g. a NUL).
+    pub fn set_body(&self, body: Option<&[u8]>) {
+        self.behaviour().body = body.map(<[u8]>::to_vec);
     }
 
     pub fn requests(&self) -> Vec<ReceivedRequest> {
@@ -818,7 +826,7 @@ async fn receive(
         body: body.to_vec(),
         at: Instant::now(),
     });
-    let (status, delay, location, retry_after) = {
+    let (status, delay, location, retry_after, raw_body) = {
         let mut behaviour = state.behaviour.lock().unwrap();
         let status = behaviour.script.pop_front().unwrap_or(behaviour.status);
         (
@@ -826,6 +834,7 @@ async fn receive(
             behaviour.delay,
             behaviour.location.clone(),
             behaviour.retry_after.clone(),
+            behaviour.body.clone(),
         )
     };
     if let Some(delay) = delay {
@@ -841,7 +850,10 @@ async fn receive(
             response.insert_header(("Retry-After", retry_after));
         }
     }
-    response.body(format!("receiver says {}", status.as_u16()))
+    match raw_body {
+        Some(raw) => response.body(raw),
+        None => response.body(format!("receiver says {}", status.as_u16())),
+    }
 }
 
 // ---------------------------------------------------------------------------

@@ -21,18 +21,28 @@ const EVENTS_PER_WORKER: usize = 75;
 
 /// A `hookrelay serve` child process, killed (SIGKILL) when dropped. When
 /// the test panics, the tail of its stderr is printed.
-struct Service {
+pub(crate) struct Service {
     label: &'static str,
-    child: Child,
-    address: String,
+    pub(crate) child: Child,
+    pub(crate) address: String,
     stderr_tail: Arc<Mutex<VecDeque<String>>>,
 }
 
 impl Service {
     async fn start(database_url: &str, label: &'static str) -> Service {
+        Service::start_with(database_url, label, &[]).await
+    }
+
+    /// Like [`Service::start`], with extra environment variables (settings).
+    pub(crate) async fn start_with(
+        database_url: &str,
+        label: &'static str,
+        env: &[(&str, &str)],
+    ) -> Service {
         let rust_log = std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".to_string());
         let mut child = Command::new(env!("CARGO_BIN_EXE_hookrelay"))
             .arg("serve")
+            .envs(env.iter().copied())
             .env("DATABASE_URL", database_url)
             .env("HOOKRELAY_LISTEN", "127.0.0.1:0")
             .env("HOOKRELAY_ADMIN_KEY", ADMIN_KEY)

@@ -10,5 +10,6 @@ mod api;
 mod crash;
 mod delivery;
 mod health;
+mod hygiene;
 mod retries;
 mod supervisor;
