@@ -1,0 +1,158 @@
+//! Bounded endpoint actors: a backlog larger than the queue window is paged
+//! in from disk and delivered in order of due time, across a restart, with
+//! the window never exceeded; and alerts cannot feed themselves.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use crate::common::{wait_until, Receiver, RestartableApp, TestApp, TestDb, DELIVERY_TIMEOUT};
+use serde_json::{json, Value};
+
+backend_tests!(
+    a_backlog_larger_than_the_window_is_delivered_in_order_after_a_restart,
+    an_alert_storm_between_subscribers_of_operational_events_stops,
+);
+
+const WINDOW: usize = 3;
+
+async fn endpoint_stats(app: &TestApp, key: &str, tenant: &str, endpoint: &str) -> Value {
+    app.get_json(key, &format!("/v1/tenants/{tenant}/endpoints/{endpoint}"))
+        .await["stats"]
+        .clone()
+}
+
+/// The first receipt of each event, in order of arrival.
+fn first_receipts(receiver: &Receiver) -> Vec<String> {
+    let mut seen = HashSet::new();
+    receiver
+        .webhook_ids()
+        .into_iter()
+        .filter(|id| seen.insert(id.clone()))
+        .collect()
+}
+
+async fn a_backlog_larger_than_the_window_is_delivered_in_order_after_a_restart(db: TestDb) {
+    let receiver = Receiver::start();
+    // One slow attempt at a time, so the backlog builds up on disk.
+    receiver.set_delay(Some(Duration::from_millis(300)));
+    let with_window = |settings: &mut hookrelay::config::Settings| {
+        settings.queue_window = WINDOW;
+    };
+    let running = RestartableApp::start(db.url(), with_window).await;
+    let app = &running.app;
+    let (tenant, key) = app.create_tenant("acme").await;
+    let endpoint = app
+        .create_endpoint(
+            &key,
+            &tenant,
+            json!({"url": receiver.url(), "max_in_flight": 1}),
+        )
+        .await;
+    let endpoint_id = endpoint["id"].as_str().expect("endpoint id").to_owned();
+    let mut published = Vec::new();
+    for n in 0..20 {
+        let (id, _) = app
+            .publish_accepted(
+                &key,
+                &tenant,
+                &json!({"type": "invoice.paid", "payload": {"n": n}}),
+            )
+            .await;
+        published.push(id);
+    }
+    let stats = endpoint_stats(app, &key, &tenant, &endpoint_id).await;
+    assert!(
+        stats["queued"].as_u64().is_some_and(|q| q <= WINDOW as u64),
+        "the window holds at most {WINDOW}: {stats}"
+    );
+    assert_eq!(stats["backlog_on_disk"], json!(true), "{stats}");
+    running.stop().await;
+
+    let restarted = RestartableApp::start(db.url(), with_window).await;
+    let app = &restarted.app;
+    receiver.set_delay(Some(Duration::from_millis(20)));
+    let largest_window = std::cell::Cell::new(0);
+    wait_until(DELIVERY_TIMEOUT, || async {
+        let stats = endpoint_stats(app, &key, &tenant, &endpoint_id).await;
+        let queued = stats["queued"].as_u64().unwrap_or(0);
+        largest_window.set(largest_window.get().max(queued));
+        let received = first_receipts(&receiver).len();
+        if received == published.len() {
+            Ok(())
+        } else {
+            Err(format!(
+                "{received} of {} delivered: {stats}",
+                published.len()
+            ))
+        }
+    })
+    .await;
+    let largest_window = largest_window.get();
+    assert!(
+        largest_window <= WINDOW as u64,
+        "the window never holds more than {WINDOW} (saw {largest_window})"
+    );
+    assert_eq!(
+        first_receipts(&receiver),
+        published,
+        "delivered once each, in the order they were due"
+    );
+    let filter = format!("endpoint_id={endpoint_id}&state=succeeded");
+    wait_until(DELIVERY_TIMEOUT, || async {
+        let done = app.list_deliveries(&key, &tenant, &filter).await.len();
+        if done == published.len() {
+            Ok(())
+        } else {
+            Err(format!("{done} deliveries succeeded"))
+        }
+    })
+    .await;
+    restarted.stop().await;
+}
+
+async fn an_alert_storm_between_subscribers_of_operational_events_stops(db: TestDb) {
+    // Alternating answers: every other attempt fails, every other succeeds.
+    let receiver = Receiver::start();
+    receiver.script(&[500, 204].repeat(5000));
+    let running = RestartableApp::start(db.url(), |_| {}).await;
+    let app = &running.app;
+    let (tenant, key) = app.create_tenant("acme").await;
+    for _ in 0..3 {
+        app.create_endpoint(
+            &key,
+            &tenant,
+            json!({
+                "url": receiver.url(),
+                "event_types": ["invoice.*", "hookrelay.*"],
+                "alert_thresholds": [1],
+                "retry_schedule": [],
+                "max_in_flight": 1,
+            }),
+        )
+        .await;
+    }
+    for n in 0..3 {
+        app.publish_accepted(
+            &key,
+            &tenant,
+            &json!({"type": "invoice.paid", "payload": {"n": n}}),
+        )
+        .await;
+    }
+    // Whatever the first failures raise, it must settle.
+    actix_rt::time::sleep(Duration::from_secs(8)).await;
+    let alerts = app.list_alerts(&key, &tenant, "").await.len();
+    let requests = receiver.count();
+    actix_rt::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(
+        app.list_alerts(&key, &tenant, "").await.len(),
+        alerts,
+        "no new alerts once settled"
+    );
+    assert_eq!(receiver.count(), requests, "no new requests once settled");
+    assert!(
+        alerts <= 10,
+        "three endpoints raise a bounded number of alerts: {alerts}"
+    );
+    running.stop().await;
+}
