@@ -9,12 +9,16 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// The publishing side: an HTTP client and the service's tenants URL.
+/// The publishing side: an HTTP client and the service's URLs.
+#[derive(Clone)]
 pub struct Bench {
     client: reqwest::Client,
+    base: String,
     tenants: String,
-    receiver_port: u16,
 }
+
+/// No request of the bench may take longer than this.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// What one publishing run produced.
 pub struct Load {
@@ -23,6 +27,54 @@ pub struct Load {
     pub failures: usize,
     pub started: Instant,
     pub elapsed: Duration,
+}
+
+/// What `publish_counted` produced.
+pub struct Counted {
+    /// Indexed by event number.
+    pub accepted: Vec<bool>,
+    pub failures: Failures,
+    pub elapsed: Duration,
+}
+
+impl Counted {
+    pub fn accepted_count(&self) -> usize {
+        self.accepted.iter().filter(|a| **a).count()
+    }
+
+    pub fn per_second(&self) -> f64 {
+        self.accepted_count() as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+}
+
+/// Failed requests: how many, and the first reason, to show.
+#[derive(Default)]
+pub struct Failures {
+    pub count: usize,
+    pub first: Option<String>,
+}
+
+impl Failures {
+    pub fn note(&mut self, reason: String) {
+        self.count += 1;
+        self.first.get_or_insert(reason);
+    }
+
+    pub fn add(&mut self, other: Failures) {
+        self.count += other.count;
+        if self.first.is_none() {
+            self.first = other.first;
+        }
+    }
+}
+
+impl std::fmt::Display for Failures {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.first {
+            Some(first) => write!(f, "{} (first: {first})", self.count),
+            None => write!(f, "{}", self.count),
+        }
+    }
 }
 
 /// First arrivals at some endpoints of the events of one `Load`.
@@ -35,17 +87,17 @@ pub struct Deliveries {
 }
 
 impl Bench {
-    pub fn new(service_port: u16, receiver_port: u16) -> Bench {
-        Bench {
-            client: reqwest::Client::new(),
-            tenants: format!("http://127.0.0.1:{service_port}/v1/tenants"),
-            receiver_port,
-        }
-    }
-
-    /// The fast receiver's URL for endpoint index `n`.
-    pub fn receiver_url(&self, n: usize) -> String {
-        format!("http://127.0.0.1:{}/ep/{n}", self.receiver_port)
+    pub fn new(service_port: u16) -> Result<Bench, String> {
+        let client = reqwest::Client::builder()
+            .timeout(REQUEST_TIMEOUT)
+            .build()
+            .map_err(|e| e.to_string())?;
+        let base = format!("http://127.0.0.1:{service_port}");
+        Ok(Bench {
+            client,
+            tenants: format!("{base}/v1/tenants"),
+            base,
+        })
     }
 
     /// POSTs `body` to `url` and returns the created resource.
@@ -93,6 +145,161 @@ impl Bench {
             .map_err(|e| e.to_string())?;
         let mut endpoint: Value = response.json().await.map_err(|e| e.to_string())?;
         Ok(endpoint["stats"].take())
+    }
+
+    /// Sends `body` (if any) to `path` under the service's base URL and
+    /// returns the answer's status and JSON body (`null` if it has none).
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<(reqwest::StatusCode, Value), String> {
+        let mut request = self
+            .client
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(ADMIN_KEY);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await.map_err(|e| e.to_string())?;
+        let status = response.status();
+        let text = response.text().await.map_err(|e| e.to_string())?;
+        Ok((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
+    }
+
+    /// Like `call`, but a status other than 2xx is an error naming `what`.
+    async fn call_ok(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+        what: &str,
+    ) -> Result<Value, String> {
+        let (status, answer) = self.call(method, path, body).await?;
+        if !status.is_success() {
+            return Err(format!("{what} answered {status}: {answer}"));
+        }
+        Ok(answer)
+    }
+
+    /// PATCHes the endpoint with `fields`.
+    pub async fn update_endpoint(
+        &self,
+        tenant: &str,
+        id: &str,
+        fields: Value,
+    ) -> Result<(), String> {
+        let path = format!("/v1/tenants/{tenant}/endpoints/{id}");
+        self.call_ok(
+            reqwest::Method::PATCH,
+            &path,
+            Some(&fields),
+            "updating the endpoint",
+        )
+        .await
+        .map(drop)
+    }
+
+    /// `GET …/endpoints/{id}/health`.
+    pub async fn endpoint_health(&self, tenant: &str, id: &str) -> Result<Value, String> {
+        let path = format!("/v1/tenants/{tenant}/endpoints/{id}/health");
+        self.call_ok(reqwest::Method::GET, &path, None, "the endpoint's health")
+            .await
+    }
+
+    /// `POST …/endpoints/{id}/enable` with `{"replay": "held"}`.
+    pub async fn enable_replaying_held(&self, tenant: &str, id: &str) -> Result<Value, String> {
+        let path = format!("/v1/tenants/{tenant}/endpoints/{id}/enable");
+        let body = json!({"replay": "held"});
+        self.call_ok(
+            reqwest::Method::POST,
+            &path,
+            Some(&body),
+            "enabling the endpoint",
+        )
+        .await
+    }
+
+    /// Whether the API answers: `/healthz` is 200 and so is the first page
+    /// of `tenant`'s endpoints, if a tenant is given.
+    pub async fn is_serving(&self, tenant: Option<&str>) -> bool {
+        let healthy = self.call(reqwest::Method::GET, "/healthz", None).await;
+        if !matches!(healthy, Ok((status, _)) if status.is_success()) {
+            return false;
+        }
+        let Some(tenant) = tenant else {
+            return true;
+        };
+        let path = format!("/v1/tenants/{tenant}/endpoints?limit=1");
+        let listed = self.call(reqwest::Method::GET, &path, None).await;
+        matches!(listed, Ok((status, _)) if status.is_success())
+    }
+
+    /// Publishes `count` events with bodies `body(n)` from `concurrency`
+    /// clients, as fast as they can; remembers only which were accepted
+    /// (202), so that a million events cost the bench 1 MB.
+    pub async fn publish_counted(
+        &self,
+        tenant: &str,
+        count: usize,
+        concurrency: usize,
+        body: impl Fn(usize) -> Value + Send + Sync + 'static,
+        progress: &Arc<AtomicUsize>,
+    ) -> Result<Counted, String> {
+        let accepted = Arc::new(Mutex::new(vec![false; count]));
+        let next = Arc::new(AtomicUsize::new(0));
+        let body = Arc::new(body);
+        let started = Instant::now();
+        let mut clients = Vec::new();
+        for _ in 0..concurrency.max(1) {
+            let (client, accepted, next, body, progress) = (
+                self.client.clone(),
+                Arc::clone(&accepted),
+                Arc::clone(&next),
+                Arc::clone(&body),
+                Arc::clone(progress),
+            );
+            let url = format!("{}/{tenant}/events", self.tenants);
+            clients.push(tokio::spawn(async move {
+                let mut failures = Failures::default();
+                loop {
+                    let n = next.fetch_add(1, Ordering::Relaxed);
+                    if n >= count {
+                        return failures;
+                    }
+                    let response = client
+                        .post(&url)
+                        .bearer_auth(ADMIN_KEY)
+                        .json(&body(n))
+                        .send()
+                        .await;
+                    match response {
+                        Ok(r) if r.status().as_u16() == 202 => {
+                            if let Ok(mut accepted) = accepted.lock() {
+                                if let Some(slot) = accepted.get_mut(n) {
+                                    *slot = true;
+                                }
+                            }
+                        }
+                        Ok(r) => failures.note(format!("answered {}", r.status())),
+                        Err(error) => failures.note(error.to_string()),
+                    }
+                    progress.fetch_add(1, Ordering::Relaxed);
+                }
+            }));
+        }
+        let mut failures = Failures::default();
+        for task in clients {
+            failures.add(task.await.map_err(|e| e.to_string())?);
+        }
+        let elapsed = started.elapsed();
+        let accepted = std::mem::take(&mut *accepted.lock().map_err(|e| e.to_string())?);
+        Ok(Counted {
+            accepted,
+            failures,
+            elapsed,
+        })
     }
 
     /// Publishes `events` events with ids `{prefix}-{n}` from `concurrency`

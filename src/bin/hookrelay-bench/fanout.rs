@@ -1,15 +1,15 @@
 //! `--scenario fanout`: F healthy endpoints subscribed to every event.
 
 use crate::client::Bench;
-use crate::receiver::Arrivals;
+use crate::receiver::FastReceiver;
 use crate::{backend_name, rate_label, Args};
 use serde_json::json;
 use std::time::{Duration, Instant};
 
-pub async fn run_fanout(args: &Args, bench: &Bench, arrivals: &Arrivals) -> Result<(), String> {
+pub async fn run_fanout(args: &Args, bench: &Bench, receiver: &FastReceiver) -> Result<(), String> {
     bench.create_tenant("bench").await?;
     for n in 0..args.fanout {
-        let url = bench.receiver_url(n);
+        let url = receiver.url(n);
         bench.create_endpoint("bench", json!({"url": url})).await?;
     }
 
@@ -18,9 +18,10 @@ pub async fn run_fanout(args: &Args, bench: &Bench, arrivals: &Arrivals) -> Resu
         .await?;
     let endpoints: Vec<usize> = (0..args.fanout).collect();
     let deadline = Instant::now() + Duration::from_secs(args.timeout_seconds);
-    load.wait_for(arrivals, &endpoints, deadline).await;
+    load.wait_for(&receiver.arrivals, &endpoints, deadline)
+        .await;
     let expected = load.accepted() * args.fanout;
-    let result = load.deliveries(arrivals, &endpoints)?;
+    let result = load.deliveries(&receiver.arrivals, &endpoints)?;
     let delivered = result.delivered();
 
     println!(

@@ -2,7 +2,7 @@
 //! neighbours, then beside a dead and a hanging endpoint.
 
 use crate::client::{Bench, Deliveries, Load};
-use crate::receiver::{refused_port, start_hanging_receiver, Arrivals};
+use crate::receiver::{refused_port, start_hanging_receiver, FastReceiver};
 use crate::{backend_name, rate_label, Args};
 use serde_json::json;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -15,7 +15,11 @@ const ISOLATION_TARGET: f64 = 1.5;
 /// Two runs in one service and database, each in its own tenant with its own
 /// healthy endpoint: `alone` first, then `sick` (so that no retry of a sick
 /// endpoint is still due while the healthy one is measured alone).
-pub async fn run_isolation(args: &Args, bench: &Bench, arrivals: &Arrivals) -> Result<(), String> {
+pub async fn run_isolation(
+    args: &Args,
+    bench: &Bench,
+    receiver: &FastReceiver,
+) -> Result<(), String> {
     let hanging_requests = Arc::new(AtomicUsize::new(0));
     let hanging_port = start_hanging_receiver(
         Duration::from_secs(args.hang_seconds),
@@ -40,14 +44,18 @@ pub async fn run_isolation(args: &Args, bench: &Bench, arrivals: &Arrivals) -> R
     let (neighbours_endpoint, neighbour_endpoints) = (2, [3, 4]);
 
     bench.create_tenant("alone").await?;
-    let url = bench.receiver_url(alone_endpoint);
+    let url = receiver.url(alone_endpoint);
     bench.create_endpoint("alone", json!({"url": url})).await?;
     let load = bench
         .publish("alone", "alone", args.events, args.concurrency, args.rate)
         .await?;
-    load.wait_for(arrivals, &[alone_endpoint], deadline(Instant::now()))
-        .await;
-    let alone = load.deliveries(arrivals, &[alone_endpoint])?;
+    load.wait_for(
+        &receiver.arrivals,
+        &[alone_endpoint],
+        deadline(Instant::now()),
+    )
+    .await;
+    let alone = load.deliveries(&receiver.arrivals, &[alone_endpoint])?;
     print_isolation_run("alone", &load, &alone);
     // Let the last attempt results reach the database before the next run.
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -56,12 +64,12 @@ pub async fn run_isolation(args: &Args, bench: &Bench, arrivals: &Arrivals) -> R
     // separates the cost of fan-out from the cost of sickness.
     bench.create_tenant("neighbours").await?;
     for n in neighbour_endpoints {
-        let url = bench.receiver_url(n);
+        let url = receiver.url(n);
         bench
             .create_endpoint("neighbours", json!({"url": url}))
             .await?;
     }
-    let url = bench.receiver_url(neighbours_endpoint);
+    let url = receiver.url(neighbours_endpoint);
     bench
         .create_endpoint("neighbours", json!({"url": url}))
         .await?;
@@ -74,9 +82,13 @@ pub async fn run_isolation(args: &Args, bench: &Bench, arrivals: &Arrivals) -> R
             args.rate,
         )
         .await?;
-    load.wait_for(arrivals, &[neighbours_endpoint], deadline(Instant::now()))
-        .await;
-    let neighbours = load.deliveries(arrivals, &[neighbours_endpoint])?;
+    load.wait_for(
+        &receiver.arrivals,
+        &[neighbours_endpoint],
+        deadline(Instant::now()),
+    )
+    .await;
+    let neighbours = load.deliveries(&receiver.arrivals, &[neighbours_endpoint])?;
     print_isolation_run("healthy neighbours", &load, &neighbours);
     tokio::time::sleep(Duration::from_secs(1)).await;
 
@@ -92,14 +104,18 @@ pub async fn run_isolation(args: &Args, bench: &Bench, arrivals: &Arrivals) -> R
             json!({"url": hanging_url, "timeout_seconds": args.hang_timeout_seconds}),
         )
         .await?;
-    let url = bench.receiver_url(sick_endpoint);
+    let url = receiver.url(sick_endpoint);
     bench.create_endpoint("sick", json!({"url": url})).await?;
     let load = bench
         .publish("sick", "sick", args.events, args.concurrency, args.rate)
         .await?;
-    load.wait_for(arrivals, &[sick_endpoint], deadline(Instant::now()))
-        .await;
-    let sick = load.deliveries(arrivals, &[sick_endpoint])?;
+    load.wait_for(
+        &receiver.arrivals,
+        &[sick_endpoint],
+        deadline(Instant::now()),
+    )
+    .await;
+    let sick = load.deliveries(&receiver.arrivals, &[sick_endpoint])?;
     print_isolation_run("with sick", &load, &sick);
     println!(
         "[with sick] after {:.2} s: dead endpoint stats {}; hanging endpoint stats {}, \

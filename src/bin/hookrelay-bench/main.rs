@@ -1,6 +1,8 @@
-//! End-to-end benchmark: a fast receiver on loopback, the service on a fresh
-//! database, N events published by C concurrent clients.
+//! End-to-end benchmark on loopback, on a fresh database (SQLite by default,
+//! PostgreSQL with `--database-url`).
 //!
+//! In-process (the service runs inside the bench, beside a fast receiver;
+//! N events are published by C concurrent clients):
 //! - `--scenario fanout` (default): F endpoints subscribed to every event.
 //!   Prints throughput, publish→receipt latency, and lost/duplicate counts.
 //! - `--scenario isolation`: one healthy endpoint, measured twice in the same
@@ -8,19 +10,42 @@
 //!   beside a dead endpoint (connection refused) and one that hangs past its
 //!   timeout. Prints the healthy endpoint's latency in both runs and the
 //!   ratio of its p99 (target: at most 1.5×).
+//!
+//! With the real service as a child process (`hookrelay serve`, taken from
+//! the bench binary's directory: `cargo build --release` builds both), so
+//! that its resident memory (`VmRSS`, sampled every 200 ms) and a real
+//! restart (SIGTERM, SIGKILL after 15 s) are measured:
+//! - `--scenario backlog --backlog N`: one endpoint refuses connections
+//!   while N events of about 1 KiB are published (accumulate); the service
+//!   is restarted with them pending (restart); then the endpoint's URL is
+//!   pointed at a counting receiver (enabled with `replay: held` if it was
+//!   disabled) and the backlog drains (drain). Prints, per phase, its peak
+//!   RSS and duration, the publish and drain rates, the time until the API
+//!   answers after the restart, and lost/duplicate counts (targets: at most
+//!   150 MiB throughout, serving within 5 s).
+//! - `--scenario endpoints --endpoints N`: N idle endpoints created by C
+//!   concurrent clients, spread over tenants; prints the creation rate, the
+//!   idle service's RSS, then restarts it and prints the time until the API
+//!   answers and the RSS over its first 10 s (targets: at most 250 MiB,
+//!   serving within 10 s).
 
+mod backlog;
 mod client;
+mod endpoints;
 mod fanout;
 mod isolation;
+mod process;
 mod receiver;
 
 use clap::{Parser, ValueEnum};
 use client::Bench;
 use hookrelay::config::Settings;
 use hookrelay::startup::Application;
-use receiver::{start_receiver, Arrivals};
+use process::{RssMonitor, ServiceCommand};
+use receiver::{refused_port, start_receiver};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 #[derive(Parser)]
 struct Args {
@@ -30,7 +55,7 @@ struct Args {
     /// Events to publish (in the isolation scenario: per run).
     #[arg(long, default_value_t = 5000)]
     events: usize,
-    /// Concurrent publishing clients.
+    /// Concurrent publishing clients (endpoints scenario: creating clients).
     #[arg(long, default_value_t = 32)]
     concurrency: usize,
     /// Publish at most this many events per second in all (event n is sent
@@ -44,7 +69,8 @@ struct Args {
     /// A PostgreSQL database must exist and be empty.
     #[arg(long)]
     database_url: Option<String>,
-    /// Give up waiting for deliveries after this many seconds.
+    /// Give up waiting for deliveries after this many seconds (backlog: for
+    /// the drain, which also gives up after 120 s without a new delivery).
     #[arg(long, default_value_t = 300)]
     timeout_seconds: u64,
     /// Isolation: `timeout_seconds` of the hanging endpoint.
@@ -54,6 +80,23 @@ struct Args {
     /// answers; must exceed --hang-timeout-seconds.
     #[arg(long, default_value_t = 10)]
     hang_seconds: u64,
+    /// Backlog: events published while the endpoint refuses connections, then
+    /// kept pending through a restart and drained.
+    #[arg(long, default_value_t = 20_000)]
+    backlog: usize,
+    /// Backlog: approximate size of each event's payload, in bytes.
+    #[arg(long, default_value_t = 1024)]
+    payload_bytes: usize,
+    /// Endpoints scenario: idle endpoints to create (nothing is published).
+    #[arg(long, default_value_t = 5000)]
+    endpoints: usize,
+    /// Endpoints scenario: endpoints per tenant (tenants are added as needed).
+    #[arg(long, default_value_t = 1000)]
+    endpoints_per_tenant: usize,
+    /// Backlog and endpoints scenarios: the `hookrelay` binary to run;
+    /// default: the one next to this bench binary.
+    #[arg(long)]
+    service_binary: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -62,9 +105,23 @@ enum Scenario {
     Fanout,
     /// One healthy endpoint alone, then beside a dead and a hanging endpoint.
     Isolation,
+    /// The real service's memory through an outage with N pending events,
+    /// a restart and the drain.
+    Backlog,
+    /// The real service's memory and start-up time with N idle endpoints.
+    Endpoints,
+}
+
+impl Scenario {
+    /// Whether the scenario runs the real service as a child process.
+    fn runs_child(self) -> bool {
+        matches!(self, Scenario::Backlog | Scenario::Endpoints)
+    }
 }
 
 const ADMIN_KEY: &str = "bench-admin-key";
+/// How often a child service's resident memory is read.
+const RSS_SAMPLE_INTERVAL: Duration = Duration::from_millis(200);
 
 fn main() -> Result<(), String> {
     let args = Args::parse();
@@ -76,6 +133,11 @@ fn main() -> Result<(), String> {
             return Err("--hang-seconds must exceed --hang-timeout-seconds".to_owned());
         }
     }
+    if args.backlog == 0 || args.endpoints == 0 || args.endpoints_per_tenant == 0 {
+        return Err(
+            "--backlog, --endpoints and --endpoints-per-tenant must be positive".to_owned(),
+        );
+    }
     let scratch = std::env::temp_dir().join(format!("hookrelay-bench-{}", std::process::id()));
     std::fs::create_dir_all(&scratch).map_err(|e| e.to_string())?;
     let database_url = args
@@ -83,21 +145,54 @@ fn main() -> Result<(), String> {
         .clone()
         .unwrap_or_else(|| format!("sqlite://{}", scratch.join("bench.db").display()));
 
-    let arrivals: Arrivals = Arc::default();
-    let receiver_port = start_receiver(Arc::clone(&arrivals))?;
-    let service_port = start_service(&database_url)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
-    let bench = Bench::new(service_port, receiver_port);
-    let outcome = match args.scenario {
-        Scenario::Fanout => runtime.block_on(fanout::run_fanout(&args, &bench, &arrivals)),
-        Scenario::Isolation => runtime.block_on(isolation::run_isolation(&args, &bench, &arrivals)),
+    let outcome = if args.scenario.runs_child() {
+        run_with_child(&args, &database_url, &scratch, &runtime)
+    } else {
+        run_in_process(&args, &database_url, &runtime)
     };
-    let _ = std::fs::remove_dir_all(&scratch);
+    if outcome.is_ok() || !args.scenario.runs_child() {
+        let _ = std::fs::remove_dir_all(&scratch);
+    }
     outcome
+}
+
+fn run_in_process(
+    args: &Args,
+    database_url: &str,
+    runtime: &tokio::runtime::Runtime,
+) -> Result<(), String> {
+    let receiver = start_receiver()?;
+    let service_port = start_service(database_url)?;
+    let bench = Bench::new(service_port)?;
+    match args.scenario {
+        Scenario::Isolation => runtime.block_on(isolation::run_isolation(args, &bench, &receiver)),
+        _ => runtime.block_on(fanout::run_fanout(args, &bench, &receiver)),
+    }
+}
+
+/// Runs the service as a child on a loopback port chosen now and kept
+/// across restarts; its output goes to `service.log` in `scratch`, which is
+/// kept when the run fails.
+fn run_with_child(
+    args: &Args,
+    database_url: &str,
+    scratch: &Path,
+    runtime: &tokio::runtime::Runtime,
+) -> Result<(), String> {
+    let port = refused_port()?;
+    let log = scratch.join("service.log");
+    let command = ServiceCommand::new(args.service_binary.as_deref(), database_url, port, log)?;
+    let bench = Bench::new(port)?;
+    match args.scenario {
+        Scenario::Backlog => runtime.block_on(backlog::run(args, &command, &bench)),
+        _ => runtime.block_on(endpoints::run(args, &command, &bench)),
+    }
+    .map_err(|error| format!("{error} (service log: {})", command.log().display()))
 }
 
 fn start_service(database_url: &str) -> Result<u16, String> {
@@ -149,4 +244,26 @@ fn spawn_named<F: FnOnce() -> std::io::Result<()> + Send + 'static>(name: &str, 
     if let Err(error) = spawned {
         eprintln!("cannot start a thread: {error}");
     }
+}
+
+/// Prints `label`'s progress, `done()` of `total`, and the service's RSS to
+/// stderr every 15 s until the returned task is aborted.
+fn spawn_progress(
+    label: &'static str,
+    total: usize,
+    rss: Arc<RssMonitor>,
+    done: impl Fn() -> usize + Send + 'static,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let started = Instant::now();
+        loop {
+            tokio::time::sleep(Duration::from_secs(15)).await;
+            eprintln!(
+                "  [{label}] {:.0} s: {} of {total}, RSS {:.1} MiB",
+                started.elapsed().as_secs_f64(),
+                done(),
+                rss.current_mib().unwrap_or_default()
+            );
+        }
+    })
 }
