@@ -1,6 +1,7 @@
 //! `--scenario backlog`: the real service's memory through a long outage of
 //! its only endpoint (a), a restart with the whole backlog pending (b), and
-//! the drain once the endpoint answers again (c).
+//! the drain once the endpoint answers again and is enabled replaying its
+//! held deliveries (c).
 
 use crate::client::Bench;
 use crate::process::{restart, verdict, RssMonitor, ServiceCommand, STOP_GRACE};
@@ -127,24 +128,29 @@ pub async fn run(args: &Args, command: &ServiceCommand, bench: &Bench) -> Result
         verdict(restarted.peak_mib <= RSS_TARGET_MIB)
     );
 
-    // c. the endpoint answers again: the backlog drains.
+    // c. the endpoint is disabled (its backlog becomes held), pointed at a
+    // receiver that answers, and enabled replaying what it held: the
+    // backlog drains through the same paging as after a restart.
     let (receiver_port, tally) = start_counting_receiver(EVENT_PREFIX, events)?;
-    rss.take_peak();
-    let drain_started = Instant::now();
+    let health = bench.endpoint_health(TENANT, &endpoint).await?;
+    let disable_started = Instant::now();
+    if health["status"]["state"] != "disabled" {
+        bench.disable_endpoint(TENANT, &endpoint).await?;
+    }
+    let disabled_in = disable_started.elapsed();
     let url = format!("http://127.0.0.1:{receiver_port}/up");
     bench
         .update_endpoint(TENANT, &endpoint, json!({"url": url}))
         .await?;
-    let health = bench.endpoint_health(TENANT, &endpoint).await?;
-    let how = if health["status"]["state"] == "disabled" {
-        let enabled = bench.enable_replaying_held(TENANT, &endpoint).await?;
-        format!(
-            "url PATCHed; the endpoint had been disabled ({}): enabled with replay=held, {} replayed",
-            health["status"]["reason"], enabled["replayed"]
-        )
-    } else {
-        "url PATCHed (the endpoint was still enabled)".to_owned()
-    };
+    rss.take_peak();
+    let drain_started = Instant::now();
+    let enabled = bench.enable_replaying_held(TENANT, &endpoint).await?;
+    let how = format!(
+        "disabled in {:.1} s, url PATCHed, enabled with replay=held in {:.1} s: {} replayed",
+        disabled_in.as_secs_f64(),
+        drain_started.elapsed().as_secs_f64(),
+        enabled["replayed"]
+    );
     let ticker = spawn_progress("drain", accepted, Arc::clone(&rss), {
         let tally = Arc::clone(&tally);
         move || tally.unique()
@@ -173,7 +179,7 @@ pub async fn run(args: &Args, command: &ServiceCommand, bench: &Bench) -> Result
     let until_last = since_start(last).max(1e-9);
     let done = if outcome.lost == 0 {
         format!(
-            "all {} delivered {until_last:.1} s after the url changed",
+            "all {} delivered {until_last:.1} s after the enable",
             outcome.delivered
         )
     } else {

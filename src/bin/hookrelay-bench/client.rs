@@ -208,6 +208,13 @@ impl Bench {
             .await
     }
 
+    /// `POST …/endpoints/{id}/disable`.
+    pub async fn disable_endpoint(&self, tenant: &str, id: &str) -> Result<Value, String> {
+        let path = format!("/v1/tenants/{tenant}/endpoints/{id}/disable");
+        self.call_ok(reqwest::Method::POST, &path, None, "disabling the endpoint")
+            .await
+    }
+
     /// `POST …/endpoints/{id}/enable` with `{"replay": "held"}`.
     pub async fn enable_replaying_held(&self, tenant: &str, id: &str) -> Result<Value, String> {
         let path = format!("/v1/tenants/{tenant}/endpoints/{id}/enable");

@@ -17,9 +17,9 @@
 //! restart (SIGTERM, SIGKILL after 15 s) are measured:
 //! - `--scenario backlog --backlog N`: one endpoint refuses connections
 //!   while N events of about 1 KiB are published (accumulate); the service
-//!   is restarted with them pending (restart); then the endpoint's URL is
-//!   pointed at a counting receiver (enabled with `replay: held` if it was
-//!   disabled) and the backlog drains (drain). Prints, per phase, its peak
+//!   is restarted with them pending (restart); then the endpoint is
+//!   disabled (its backlog becomes held), pointed at a counting receiver and
+//!   enabled with `replay: held`, and the backlog drains (drain). Prints, per phase, its peak
 //!   RSS and duration, the publish and drain rates, the time until the API
 //!   answers after the restart, and lost/duplicate counts (targets: at most
 //!   150 MiB throughout, serving within 5 s).
