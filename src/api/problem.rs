@@ -3,6 +3,7 @@
 
 use crate::core::domain::FieldError;
 use crate::store::StoreError;
+use actix_web::http::header::RETRY_AFTER;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use serde::de::DeserializeOwned;
@@ -22,11 +23,16 @@ pub enum ApiError {
     Malformed(String),
     #[error("{}: {}", .0.field, .0.reason)]
     Invalid(FieldError),
+    /// Answers 503 when the database is unavailable, 500 otherwise.
     #[error("storage failure")]
     Store(#[from] StoreError),
     #[error("the service is shutting down")]
     Unavailable,
 }
+
+/// What a 503 asks clients to wait before retrying, in seconds: about the
+/// time the writer takes to notice the database is back.
+pub const RETRY_AFTER_SECONDS: u32 = 2;
 
 impl From<FieldError> for ApiError {
     fn from(error: FieldError) -> Self {
@@ -54,6 +60,7 @@ impl ApiError {
             ApiError::Conflict(_) => "Conflict",
             ApiError::Malformed(_) => "Malformed request",
             ApiError::Invalid(_) => "Invalid field",
+            ApiError::Store(error) if error.is_unavailable() => "Service Unavailable",
             ApiError::Store(_) => "Internal Server Error",
             ApiError::Unavailable => "Service Unavailable",
         }
@@ -69,6 +76,7 @@ impl ResponseError for ApiError {
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Malformed(_) => StatusCode::BAD_REQUEST,
             ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Store(error) if error.is_unavailable() => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -77,6 +85,14 @@ impl ResponseError for ApiError {
     fn error_response(&self) -> HttpResponse {
         let status = self.status_code();
         let detail = match self {
+            ApiError::Store(error) if error.is_unavailable() => {
+                // The writer and the pool log an outage where they meet it,
+                // not once per refused request.
+                log::debug!("request refused, the database is unavailable: {error}");
+                // Not "it changed nothing": a commit cut off by a lost
+                // connection may have gone through.
+                format!("the database is unavailable; retry in {RETRY_AFTER_SECONDS} s")
+            }
             ApiError::Store(error) => {
                 log::error!("request failed: {error}");
                 "the request could not be completed; it changed nothing".to_owned()
@@ -87,7 +103,13 @@ impl ResponseError for ApiError {
             ApiError::Invalid(error) => Some(error.field.as_str()),
             _ => None,
         };
-        problem_response(status, self.title(), detail, field)
+        let mut response = problem_response(status, self.title(), detail, field);
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert(RETRY_AFTER, RETRY_AFTER_SECONDS.into());
+        }
+        response
     }
 }
 
@@ -161,6 +183,24 @@ mod tests {
             invalid_field(r#"{"url": "x", "tags": ["a", 3]}"#),
             "tags[1]"
         );
+    }
+
+    #[test]
+    fn an_unavailable_database_is_a_503_with_retry_after() {
+        for error in [
+            StoreError::Unavailable("connection closed".to_owned()),
+            StoreError::WriterGone,
+        ] {
+            let response = ApiError::Store(error).error_response();
+            assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+            assert_eq!(
+                response.headers().get(RETRY_AFTER).map(|v| v.as_bytes()),
+                Some(RETRY_AFTER_SECONDS.to_string().as_bytes())
+            );
+        }
+        let response = ApiError::Store(StoreError::Corrupt("x".to_owned())).error_response();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(response.headers().get(RETRY_AFTER).is_none());
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub mod endpoints;
 pub mod events;
 pub mod health;
 pub mod models;
+mod reconnect;
 pub mod schema;
 pub mod tenants;
 pub mod writer;
@@ -42,6 +43,34 @@ pub enum StoreError {
     WriterGone,
     #[error("blocking task failed: {0}")]
     Blocking(String),
+    /// The database cannot take writes for now (it dropped the connection,
+    /// cannot be reached, or its disk is full); the same work may succeed
+    /// once it is back.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// SQLite's text for SQLITE_FULL; diesel reports that code only as text.
+const SQLITE_FULL: &str = "database or disk is full";
+
+impl StoreError {
+    /// Whether the failure lies with the database being unreachable or out
+    /// of space rather than with the work: retrying later may succeed.
+    pub fn is_unavailable(&self) -> bool {
+        use diesel::result::{DatabaseErrorKind, Error};
+        match self {
+            StoreError::Unavailable(_) | StoreError::WriterGone | StoreError::Pool(_) => true,
+            StoreError::Query(Error::DatabaseError(kind, info)) => match kind {
+                DatabaseErrorKind::ClosedConnection
+                | DatabaseErrorKind::UnableToSendCommand
+                // A failover that left us connected to a standby.
+                | DatabaseErrorKind::ReadOnlyTransaction => true,
+                _ => info.message().contains(SQLITE_FULL),
+            },
+            StoreError::Query(Error::BrokenTransactionManager) => true,
+            _ => false,
+        }
+    }
 }
 
 /// A connection of either backend; run queries on it with [`dispatch!`].
@@ -99,6 +128,13 @@ impl Db {
         dispatch!(self, c => c.batch_execute("SELECT 1"))?;
         Ok(())
     }
+
+    /// Whether this connection can still be used: its transaction state is
+    /// sound and the database answers on it.
+    pub fn is_usable(&mut self) -> bool {
+        let broken = dispatch!(self, c => AnsiTransactionManager::is_broken_transaction_manager(c));
+        !broken && self.ping().is_ok()
+    }
 }
 
 #[derive(Clone)]
@@ -136,6 +172,10 @@ impl Store {
                 r2d2::Pool::builder()
                     .max_size(12)
                     .connection_timeout(Duration::from_secs(10))
+                    // A pooled connection the server has closed (a restart,
+                    // a failover, pg_terminate_backend) fails this check and
+                    // is replaced instead of being handed out.
+                    .test_on_check_out(true)
                     .build(ConnectionManager::new(url))?,
             )
         } else {
@@ -164,6 +204,14 @@ impl Store {
         })
     }
 
+    /// Like [`Store::get`], giving up after `timeout`.
+    pub fn get_within(&self, timeout: Duration) -> Result<Db, StoreError> {
+        Ok(match &self.pool {
+            Pool::Sqlite(pool) => Db::Sqlite(pool.get_timeout(timeout)?),
+            Pool::Postgres(pool) => Db::Postgres(pool.get_timeout(timeout)?),
+        })
+    }
+
     /// Runs blocking database work on the blocking thread pool.
     pub async fn run<T, F>(&self, work: F) -> Result<T, StoreError>
     where
@@ -188,7 +236,41 @@ fn sqlite_path(url: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::sqlite_path;
+    use super::{sqlite_path, StoreError};
+    use diesel::connection::SimpleConnection;
+    use diesel::{Connection, SqliteConnection};
+
+    fn sqlite_with_small_table() -> SqliteConnection {
+        let mut conn =
+            SqliteConnection::establish(":memory:").expect("an in-memory SQLite database opens");
+        conn.batch_execute("CREATE TABLE t (id INTEGER PRIMARY KEY, data BLOB)")
+            .expect("create a table");
+        conn
+    }
+
+    #[test]
+    fn a_full_sqlite_database_is_unavailable() {
+        let mut conn = sqlite_with_small_table();
+        // No more pages than the table already has: the next row is SQLITE_FULL.
+        conn.batch_execute("PRAGMA max_page_count = 1")
+            .expect("cap the database size");
+        let full = conn
+            .batch_execute("INSERT INTO t (data) VALUES (zeroblob(100000))")
+            .expect_err("a row larger than the cap is refused");
+        assert!(StoreError::Query(full).is_unavailable());
+    }
+
+    #[test]
+    fn a_refused_row_is_not_unavailable() {
+        let mut conn = sqlite_with_small_table();
+        conn.batch_execute("INSERT INTO t (id) VALUES (1)")
+            .expect("a first row");
+        let duplicate = conn
+            .batch_execute("INSERT INTO t (id) VALUES (1)")
+            .expect_err("a duplicate key is refused");
+        assert!(!StoreError::Query(duplicate).is_unavailable());
+        assert!(StoreError::WriterGone.is_unavailable());
+    }
 
     #[test]
     fn sqlite_urls_name_a_file() {

@@ -4,15 +4,21 @@
 //! commit them one by one. The writer takes whatever work is queued, runs it
 //! all in one transaction and answers every caller after the single commit,
 //! so callers still learn only about durable results.
+//!
+//! When the database goes away the writer answers
+//! [`StoreError::Unavailable`] and reports itself unhealthy until a commit
+//! goes through again on a replaced connection (see [`super::reconnect`]).
 
 use super::batch::{self, IngestInput};
 use super::deliveries::AttemptWrite;
 use super::events::Ingested;
 use super::models::{DeliveryRow, EventRow};
+use super::reconnect::ReconnectingDb;
 use super::{Db, Store, StoreError};
 use crate::time::now_ms;
 use std::future::Future;
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
 use tokio::sync::oneshot;
 
 /// Upper bound of jobs sharing one commit, to keep a commit's latency short.
@@ -148,19 +154,32 @@ fn run_jobs(db: &mut Db, jobs: &mut [Job]) -> Result<(), StoreError> {
 #[derive(Clone)]
 pub struct Writer {
     jobs: mpsc::Sender<Job>,
+    healthy: Arc<AtomicBool>,
 }
 
 impl Writer {
     /// Starts the writer thread on a connection of its own. The thread ends
     /// when the last handle is dropped.
     pub fn start(store: &Store) -> Result<Writer, StoreError> {
-        let mut db = store.get()?;
+        let db = ReconnectingDb::connect(store.clone())?;
         let (jobs, queue) = mpsc::channel::<Job>();
+        let healthy = Arc::new(AtomicBool::new(true));
+        let mut write_loop = WriteLoop {
+            db,
+            health: Health(Arc::clone(&healthy)),
+        };
         std::thread::Builder::new()
             .name("hookrelay-writer".to_owned())
-            .spawn(move || write_loop(&mut db, &queue))
+            .spawn(move || write_loop.run(&queue))
             .map_err(|e| StoreError::Blocking(e.to_string()))?;
-        Ok(Writer { jobs })
+        Ok(Writer { jobs, healthy })
+    }
+
+    /// Whether the writer can commit: false from a failure that meant the
+    /// database is unavailable until a transaction (a job's, or an empty
+    /// check while idle) commits again, and for good once its thread ended.
+    pub fn is_healthy(&self) -> bool {
+        self.healthy.load(Ordering::Relaxed)
     }
 
     /// Queues `work` for the writer's next transaction at once (not when
@@ -224,35 +243,182 @@ impl Writer {
     }
 }
 
-fn write_loop(db: &mut Db, queue: &mpsc::Receiver<Job>) {
-    while let Ok(first) = queue.recv() {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match queue.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
+/// The writer's view of its own health, shared with every [`Writer`].
+struct Health(Arc<AtomicBool>);
+
+impl Health {
+    fn set(&self, healthy: bool) {
+        self.0.store(healthy, Ordering::Relaxed);
+    }
+
+    fn get(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for Health {
+    /// The thread ended (or panicked): nothing commits any more.
+    fn drop(&mut self) {
+        self.set(false);
+    }
+}
+
+struct WriteLoop {
+    db: ReconnectingDb,
+    health: Health,
+}
+
+impl WriteLoop {
+    fn run(&mut self, queue: &mpsc::Receiver<Job>) {
+        while let Some(first) = self.next_job(queue) {
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match queue.try_recv() {
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
+                }
+            }
+            self.write(batch);
+        }
+    }
+
+    /// The next job; `None` once every handle is gone. While unhealthy and
+    /// idle, it checks the database each time the backoff has run, so the
+    /// health recovers without waiting for work.
+    fn next_job(&mut self, queue: &mpsc::Receiver<Job>) -> Option<Job> {
+        loop {
+            if self.health.get() {
+                return queue.recv().ok();
+            }
+            match queue.recv_timeout(self.db.until_next_try()) {
+                Ok(job) => return Some(job),
+                Err(mpsc::RecvTimeoutError::Disconnected) => return None,
+                Err(mpsc::RecvTimeoutError::Timeout) => self.check(),
             }
         }
-        let together = db.transaction(|db| run_jobs(db, &mut batch));
-        match together {
+    }
+
+    /// An empty transaction: whether the writer could commit again.
+    fn check(&mut self) {
+        let checked = match self.db.get() {
+            Ok(db) => db.transaction(|db| db.ping()),
+            // Refused while backing off, or a failed reconnection, which
+            // has set the next wait itself.
+            Err(_) => return,
+        };
+        match checked {
+            // The backoff stays: only work that commits proves the database
+            // takes writes again (a full disk still commits an empty check).
+            Ok(()) => {
+                log::info!("the writer reaches the database again");
+                self.health.set(true);
+            }
+            Err(error) => {
+                // Whatever failed, the next check waits for the backoff.
+                self.db.outage_behind(&error);
+                self.db.back_off();
+            }
+        }
+    }
+
+    fn write(&mut self, mut batch: Vec<Job>) {
+        match self.transact(&mut batch) {
             Ok(()) => batch.into_iter().for_each(|job| job.answer(Ok(()))),
-            Err(error) if batch.len() == 1 => {
+            // Replaying would only fail again: every job hears at once.
+            Err(Failure::Outage(outage)) => batch
+                .into_iter()
+                .for_each(|job| job.answer(Err(outage.again()))),
+            Err(Failure::Refused(error)) if batch.len() == 1 => {
                 if let Some(job) = batch.pop() {
                     job.answer(Err(error));
                 }
             }
-            Err(error) => {
-                // One job spoiled the shared transaction: replay each alone so
-                // only the guilty one fails.
+            Err(Failure::Refused(error)) => {
+                // One job spoiled the shared transaction: replay each alone
+                // so only the guilty one fails.
                 log::warn!(
                     "batched write failed ({error}); replaying {} jobs one by one",
                     batch.len()
                 );
-                for mut job in batch {
-                    let outcome = db.transaction(|db| run_jobs(db, std::slice::from_mut(&mut job)));
-                    job.answer(outcome);
-                }
+                self.replay(batch);
             }
         }
+    }
+
+    fn replay(&mut self, batch: Vec<Job>) {
+        let mut outage: Option<Outage> = None;
+        for mut job in batch {
+            let outcome = match &outage {
+                Some(outage) => Err(outage.again()),
+                None => match self.transact(std::slice::from_mut(&mut job)) {
+                    Ok(()) => Ok(()),
+                    Err(Failure::Outage(cause)) => Err(outage.insert(cause).again()),
+                    Err(Failure::Refused(error)) => Err(error),
+                },
+            };
+            job.answer(outcome);
+        }
+    }
+
+    /// Runs `jobs` in one transaction. A failure that means the database is
+    /// unavailable makes the writer unhealthy, and back off when it came
+    /// from the transaction (refusals of [`ReconnectingDb::get`] come after
+    /// their own backoff).
+    fn transact(&mut self, jobs: &mut [Job]) -> Result<(), Failure> {
+        let db = match self.db.get() {
+            Ok(db) => db,
+            Err(refused) => return Err(Failure::Outage(self.unavailable(&refused))),
+        };
+        match db.transaction(|db| run_jobs(db, jobs)) {
+            Ok(()) => {
+                self.committed();
+                Ok(())
+            }
+            Err(error) if self.db.outage_behind(&error) => {
+                self.db.back_off();
+                Err(Failure::Outage(self.unavailable(&error)))
+            }
+            Err(error) => Err(Failure::Refused(error)),
+        }
+    }
+
+    fn unavailable(&mut self, error: &StoreError) -> Outage {
+        if self.health.get() {
+            log::error!("the database is unavailable to the writer: {error}");
+            self.health.set(false);
+        }
+        Outage::of(error)
+    }
+
+    fn committed(&mut self) {
+        if !self.health.get() {
+            log::info!("the writer commits again");
+            self.health.set(true);
+        }
+        self.db.succeeded();
+    }
+}
+
+/// Why a transaction failed.
+enum Failure {
+    /// The database is unavailable: every job of it hears so.
+    Outage(Outage),
+    /// The database refused the work itself.
+    Refused(StoreError),
+}
+
+/// Why the writer could not commit, to answer each waiting job with.
+struct Outage(String);
+
+impl Outage {
+    fn of(error: &StoreError) -> Outage {
+        match error {
+            StoreError::Unavailable(reason) => Outage(reason.clone()),
+            other => Outage(other.to_string()),
+        }
+    }
+
+    fn again(&self) -> StoreError {
+        StoreError::Unavailable(self.0.clone())
     }
 }

@@ -130,6 +130,47 @@ impl TestDb {
             DbKind::Postgres { .. } => "postgres",
         }
     }
+
+    /// Runs `sql` on the PostgreSQL server as the administrator, over a
+    /// connection to the server's own database (so it works while this one
+    /// refuses connections); returns the rows it affected or returned.
+    pub fn execute_as_admin(&self, sql: &str) -> usize {
+        use diesel::{Connection, RunQueryDsl};
+
+        let DbKind::Postgres { admin_url, .. } = &self.kind else {
+            panic!("execute_as_admin needs a PostgreSQL test database");
+        };
+        let mut conn = diesel::PgConnection::establish(&with_connect_timeout(admin_url))
+            .unwrap_or_else(|e| panic!("connect to {admin_url}: {e}"));
+        diesel::sql_query(sql)
+            .execute(&mut conn)
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
+    /// Closes every connection to this PostgreSQL database, as a failover
+    /// does; returns how many there were.
+    pub fn terminate_connections(&self) -> usize {
+        let name = self.postgres_name();
+        self.execute_as_admin(&format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = '{name}' AND pid <> pg_backend_pid()"
+        ))
+    }
+
+    /// Whether this PostgreSQL database accepts new connections.
+    pub fn allow_connections(&self, allowed: bool) {
+        let name = self.postgres_name();
+        self.execute_as_admin(&format!(
+            "ALTER DATABASE \"{name}\" WITH ALLOW_CONNECTIONS {allowed}"
+        ));
+    }
+
+    fn postgres_name(&self) -> &str {
+        match &self.kind {
+            DbKind::Postgres { name, .. } => name,
+            DbKind::Sqlite { .. } => panic!("a SQLite test database has no server"),
+        }
+    }
 }
 
 impl Drop for TestDb {
@@ -268,6 +309,8 @@ pub async fn spawn_app(db: TestDb) -> TestApp {
 pub struct ApiResponse {
     pub status: StatusCode,
     pub content_type: Option<String>,
+    /// The `Retry-After` header, when there is one.
+    pub retry_after: Option<String>,
     pub body: Value,
 }
 
@@ -362,6 +405,11 @@ impl TestApp {
             .get(CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
         let bytes = response
             .bytes()
             .await
@@ -375,6 +423,7 @@ impl TestApp {
         ApiResponse {
             status,
             content_type,
+            retry_after,
             body,
         }
     }

@@ -9,6 +9,7 @@ mod alerts;
 mod api;
 mod bounded;
 mod crash;
+mod database_outage;
 mod delivery;
 mod health;
 mod hygiene;
