@@ -12,7 +12,7 @@
 use crate::core::endpoint::EndpointConfig;
 use crate::core::endpoint_machine::{
     reload_backoff, AttemptDecision, AttemptOutcome, Effect, EndpointMachine, MachineConfig,
-    MachineSnapshot, NotReady, QueuedDelivery, WindowLimits,
+    MachineSnapshot, NotReady, QueuedDelivery, WindowLimits, WriteFailure,
 };
 use crate::sender::{self, AttemptReport};
 use crate::store::deliveries::{self, AttemptRecord, AttemptWrite};
@@ -111,6 +111,7 @@ pub struct EndpointActor {
     restarts: u32,
     /// Failures since the last successful write: the reload backoff.
     failures_in_a_row: u32,
+    last_failure: WriteFailure,
     last_error: Option<String>,
 }
 
@@ -126,6 +127,7 @@ impl EndpointActor {
             retired: false,
             restarts: 0,
             failures_in_a_row: 0,
+            last_failure: WriteFailure::Refused,
             last_error: None,
         }
     }
@@ -146,7 +148,7 @@ impl EndpointActor {
             }
             Err(error) => {
                 act.failed("loading its state", &error);
-                let backoff = reload_backoff(act.failures_in_a_row);
+                let backoff = act.reload_backoff();
                 ctx.run_later(backoff, |act, ctx| act.load_state(ctx));
             }
         }));
@@ -156,6 +158,15 @@ impl EndpointActor {
         log::error!("endpoint {}: {what} failed: {error}", self.config.id);
         self.last_error = Some(format!("{what}: {error}"));
         self.failures_in_a_row = self.failures_in_a_row.saturating_add(1);
+        self.last_failure = if error.is_unavailable() {
+            WriteFailure::DatabaseAway
+        } else {
+            WriteFailure::Refused
+        };
+    }
+
+    fn reload_backoff(&self) -> Duration {
+        reload_backoff(self.failures_in_a_row.max(1), self.last_failure)
     }
 
     fn carry_out(&mut self, effects: Vec<Effect>, ctx: &mut Context<Self>) {
@@ -179,7 +190,7 @@ impl EndpointActor {
                     }
                     self.restarts = self.restarts.saturating_add(1);
                     let after = if failed {
-                        reload_backoff(self.failures_in_a_row.max(1))
+                        self.reload_backoff()
                     } else {
                         Duration::ZERO
                     };
@@ -421,7 +432,7 @@ impl Actor for EndpointActor {
         if self.failures_in_a_row == 0 {
             self.load_state(ctx);
         } else {
-            let backoff = reload_backoff(self.failures_in_a_row);
+            let backoff = self.reload_backoff();
             ctx.run_later(backoff, |act, ctx| act.load_state(ctx));
         }
     }
@@ -433,6 +444,7 @@ impl Supervised for EndpointActor {
     fn restarting(&mut self, _ctx: &mut Context<Self>) {
         self.restarts = self.restarts.saturating_add(1);
         self.failures_in_a_row = self.failures_in_a_row.saturating_add(1);
+        self.last_failure = WriteFailure::Refused;
         self.wake = None;
         log::warn!(
             "endpoint {}: restarting (restart #{})",

@@ -878,14 +878,30 @@ pub fn select_page(
     (taken, None)
 }
 
+/// Why the last write or load failed, which decides how long a reload waits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteFailure {
+    /// The database was unreachable or the writer refused work meanwhile.
+    DatabaseAway,
+    /// The database answered and refused this endpoint's work.
+    Refused,
+}
+
 /// How long a reload caused by the `failures`-th failure in a row waits:
-/// 1 s, doubling, at most 5 minutes.
-pub fn reload_backoff(failures: u32) -> Duration {
+/// 1 s, doubling, at most 5 minutes. While the database is away the wait
+/// stops growing at 5 s: the writer turns work away at once and cheaply
+/// then, and the endpoint should resume within seconds of its return.
+pub fn reload_backoff(failures: u32, cause: WriteFailure) -> Duration {
     let doublings = failures.saturating_sub(1).min(16);
-    Duration::from_secs(1u64 << doublings).min(MAX_RELOAD_BACKOFF)
+    let cap = match cause {
+        WriteFailure::DatabaseAway => MAX_RELOAD_BACKOFF_WHILE_AWAY,
+        WriteFailure::Refused => MAX_RELOAD_BACKOFF,
+    };
+    Duration::from_secs(1u64 << doublings).min(cap)
 }
 
 const MAX_RELOAD_BACKOFF: Duration = Duration::from_secs(300);
+const MAX_RELOAD_BACKOFF_WHILE_AWAY: Duration = Duration::from_secs(5);
 
 fn min_opt(a: Option<i64>, b: Option<i64>) -> Option<i64> {
     match (a, b) {
@@ -1325,11 +1341,21 @@ mod tests {
             machine.status_write_failed(NOW),
             vec![Effect::Reload { failed: true }]
         );
-        assert_eq!(reload_backoff(1), Duration::from_secs(1));
-        assert_eq!(reload_backoff(2), Duration::from_secs(2));
-        assert_eq!(reload_backoff(9), Duration::from_secs(256));
-        assert_eq!(reload_backoff(10), Duration::from_secs(300));
-        assert_eq!(reload_backoff(u32::MAX), Duration::from_secs(300));
+        let refused = |n| reload_backoff(n, WriteFailure::Refused);
+        assert_eq!(refused(1), Duration::from_secs(1));
+        assert_eq!(refused(2), Duration::from_secs(2));
+        assert_eq!(refused(9), Duration::from_secs(256));
+        assert_eq!(refused(10), Duration::from_secs(300));
+        assert_eq!(refused(u32::MAX), Duration::from_secs(300));
+    }
+
+    #[test]
+    fn while_the_database_is_away_reloads_wait_at_most_five_seconds() {
+        let away = |n| reload_backoff(n, WriteFailure::DatabaseAway);
+        assert_eq!(away(1), Duration::from_secs(1));
+        assert_eq!(away(3), Duration::from_secs(4));
+        assert_eq!(away(4), Duration::from_secs(5));
+        assert_eq!(away(u32::MAX), Duration::from_secs(5));
     }
 
     #[test]
