@@ -388,7 +388,7 @@ impl EndpointActor {
     }
 
     fn not_ready(&self, why: NotReady) -> StoreError {
-        StoreError::Blocking(match why {
+        StoreError::Busy(match why {
             NotReady::Loading => format!(
                 "endpoint {}: its saved state is not loaded yet; retry shortly",
                 self.config.id

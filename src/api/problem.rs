@@ -61,6 +61,7 @@ impl ApiError {
             ApiError::Malformed(_) => "Malformed request",
             ApiError::Invalid(_) => "Invalid field",
             ApiError::Store(error) if error.is_unavailable() => "Service Unavailable",
+            ApiError::Store(StoreError::Busy(_)) => "Service Unavailable",
             ApiError::Store(_) => "Internal Server Error",
             ApiError::Unavailable => "Service Unavailable",
         }
@@ -77,6 +78,7 @@ impl ResponseError for ApiError {
             ApiError::Malformed(_) => StatusCode::BAD_REQUEST,
             ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Store(error) if error.is_unavailable() => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Store(StoreError::Busy(_)) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -93,6 +95,7 @@ impl ResponseError for ApiError {
                 // connection may have gone through.
                 format!("the database is unavailable; retry in {RETRY_AFTER_SECONDS} s")
             }
+            ApiError::Store(StoreError::Busy(why)) => why.clone(),
             ApiError::Store(error) => {
                 log::error!("request failed: {error}");
                 "the request could not be completed; it changed nothing".to_owned()
@@ -186,10 +189,11 @@ mod tests {
     }
 
     #[test]
-    fn an_unavailable_database_is_a_503_with_retry_after() {
+    fn an_unavailable_database_or_a_busy_endpoint_is_a_503_with_retry_after() {
         for error in [
             StoreError::Unavailable("connection closed".to_owned()),
             StoreError::WriterGone,
+            StoreError::Busy("the endpoint is loading".to_owned()),
         ] {
             let response = ApiError::Store(error).error_response();
             assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);

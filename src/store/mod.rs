@@ -48,6 +48,10 @@ pub enum StoreError {
     /// once it is back.
     #[error("the database is unavailable: {0}")]
     Unavailable(String),
+    /// An endpoint's actor cannot take the request in its current state
+    /// (loading or reloading its saved state); it can in a moment.
+    #[error("{0}")]
+    Busy(String),
 }
 
 /// SQLite's text for SQLITE_FULL; diesel reports that code only as text.
