@@ -19,6 +19,8 @@ pub struct Bench {
 
 /// No request of the bench may take longer than this.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// How often a management call answered 503 is tried before the bench gives up.
+const UNAVAILABLE_TRIES: u32 = 60;
 
 /// What one publishing run produced.
 pub struct Load {
@@ -169,6 +171,8 @@ impl Bench {
     }
 
     /// Like `call`, but a status other than 2xx is an error naming `what`.
+    /// A 503 (the service asks to come back, e.g. while an endpoint loads
+    /// its state) is tried again a second later, a bounded number of times.
     async fn call_ok(
         &self,
         method: reqwest::Method,
@@ -176,11 +180,18 @@ impl Bench {
         body: Option<&Value>,
         what: &str,
     ) -> Result<Value, String> {
-        let (status, answer) = self.call(method, path, body).await?;
-        if !status.is_success() {
-            return Err(format!("{what} answered {status}: {answer}"));
+        let mut tries = 1;
+        loop {
+            let (status, answer) = self.call(method.clone(), path, body).await?;
+            if status.is_success() {
+                return Ok(answer);
+            }
+            if status != reqwest::StatusCode::SERVICE_UNAVAILABLE || tries == UNAVAILABLE_TRIES {
+                return Err(format!("{what} answered {status}: {answer}"));
+            }
+            tries += 1;
+            tokio::time::sleep(Duration::from_secs(1)).await;
         }
-        Ok(answer)
     }
 
     /// PATCHes the endpoint with `fields`.
