@@ -19,7 +19,7 @@ use crate::store::writer::Writer;
 use crate::store::{self, Store, StoreError};
 use crate::time::now_ms;
 use actix::prelude::*;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -222,8 +222,8 @@ impl Router {
                 match written {
                     Ok(ingested) => {
                         for ((event, targets), outcome) in notices.into_iter().zip(ingested) {
-                            if matches!(outcome, Ingested::New { .. }) {
-                                hand_over(&Committed::of(&event), targets);
+                            if let Ingested::New { delivery_ids } = outcome {
+                                hand_over(&Committed::of(&event), targets, &delivery_ids);
                             }
                         }
                     }
@@ -290,9 +290,15 @@ impl Committed {
     }
 }
 
-/// Hands committed deliveries to their actors.
-fn hand_over(event: &Committed, targets: Vec<Target>) {
+/// Hands the deliveries that were written (`written`, ids) to their actors;
+/// a target skipped by ingestion (its endpoint was deleted meanwhile) has
+/// nothing to send.
+fn hand_over(event: &Committed, targets: Vec<Target>, written: &[String]) {
+    let written: HashSet<&str> = written.iter().map(String::as_str).collect();
     for Target { row, actor } in targets {
+        if !written.contains(row.id.as_str()) {
+            continue;
+        }
         if let Some(actor) = actor {
             actor.do_send(Enqueue(vec![QueuedDelivery {
                 id: row.id,
@@ -358,9 +364,9 @@ impl Handler<Publish> for Router {
             let rows: Vec<DeliveryRow> = targets.iter().map(|t| t.row.clone()).collect();
             let committed = Committed::of(&event);
             let ingested = writer.ingest(event, rows).await?;
-            if matches!(ingested, Ingested::New { .. }) {
+            if let Ingested::New { delivery_ids } = &ingested {
                 // Only committed deliveries reach an actor.
-                hand_over(&committed, targets);
+                hand_over(&committed, targets, delivery_ids);
             }
             Ok(ingested)
         })

@@ -92,8 +92,8 @@ pub async fn publish(
         .await
         .map_err(|_| ApiError::Unavailable)??;
     Ok(match ingested {
-        Ingested::New { deliveries } => {
-            HttpResponse::Accepted().json(json!({"id": event_id, "deliveries": deliveries}))
+        Ingested::New { delivery_ids } => {
+            HttpResponse::Accepted().json(json!({"id": event_id, "deliveries": delivery_ids.len()}))
         }
         Ingested::Duplicate {
             event_id,

@@ -1,14 +1,26 @@
-//! The writer's set-based statements: every ingestion and every plain
-//! attempt result of one group commit written together.
+//! The writer's batches: every ingestion and every attempt result of one
+//! group commit, written together.
 //!
-//! On PostgreSQL each statement costs a round trip, so a batch is written
-//! with a few statements over arrays (`unnest`). SQLite runs in-process,
-//! where a prepared statement per row is as fast, so it keeps those.
+//! On PostgreSQL each statement costs a network round trip, so a batch is
+//! written with a few set-based statements whatever its size. SQLite runs
+//! in-process, where a statement costs no round trip, so it keeps the
+//! per-row functions ([`events::ingest`], [`deliveries::record_attempt`]).
 
 use super::deliveries::{self, AttemptWrite};
 use super::events::{self, Ingested};
-use super::models::{DeliveryRow, EventRow};
-use super::{alerts, endpoints, Db, StoreError};
+use super::models::{AttemptRow, DeliveryRow, EventRow};
+use super::schema::{attempts, deliveries as delivery_table, events as event_table};
+use super::{alerts, dispatch, endpoints, Db, StoreError};
+use crate::core::delivery::DeliveryState;
+use diesel::prelude::*;
+use diesel::sql_types::{Array, BigInt, Integer, Nullable, Text};
+use diesel::PgConnection;
+use std::collections::{HashMap, HashSet};
+
+/// PostgreSQL takes at most 65,535 bind parameters a statement; this many
+/// rows of up to 16 columns stay under it (the widest row inserted here, an
+/// attempt, has 11).
+const ROWS_PER_INSERT: usize = 65_535 / 16;
 
 /// One ingestion of a batch: the event and the deliveries of its fan-out.
 pub struct IngestInput<'a> {
@@ -21,6 +33,9 @@ pub struct IngestInput<'a> {
 /// stored event) is a duplicate; deliveries to endpoints that no longer
 /// exist are skipped.
 pub fn ingest(db: &mut Db, inputs: &[IngestInput<'_>]) -> Result<Vec<Ingested>, StoreError> {
+    if let Db::Postgres(_) = db {
+        return ingest_together(db, inputs);
+    }
     inputs
         .iter()
         .map(|input| events::ingest(db, input.event, input.deliveries))
@@ -31,12 +46,257 @@ pub fn ingest(db: &mut Db, inputs: &[IngestInput<'_>]) -> Result<Vec<Ingested>, 
 /// first, then, per attempt and in order, the health, alerts and disabling
 /// it carries.
 pub fn record_attempts(db: &mut Db, writes: &[&AttemptWrite], now: i64) -> Result<(), StoreError> {
-    for write in writes {
-        deliveries::record_attempt(db, &write.record, now)?;
+    match db {
+        Db::Postgres(c) => record_together(c, writes, now)?,
+        Db::Sqlite(_) => {
+            for write in writes {
+                deliveries::record_attempt(db, &write.record, now)?;
+            }
+        }
     }
     for write in writes {
         extras(db, write, now)?;
     }
+    Ok(())
+}
+
+/// What identifies an inserted event among the inputs (see [`ingest_together`]).
+type EventKey = (String, String, Option<String>);
+
+fn key_of(event: &EventRow) -> EventKey {
+    (
+        event.tenant_id.clone(),
+        event.id.clone(),
+        event.idempotency_key.clone(),
+    )
+}
+
+/// [`ingest`] on PostgreSQL: one insert of the events, one lock of the
+/// endpoints, one insert of the deliveries, and two lookups when some input
+/// turned out a duplicate.
+fn ingest_together(db: &mut Db, inputs: &[IngestInput<'_>]) -> Result<Vec<Ingested>, StoreError> {
+    let events: Vec<&EventRow> = inputs.iter().map(|input| input.event).collect();
+    // PostgreSQL inserts the rows in the order given and skips a row that
+    // conflicts with one inserted before it, so the inputs written are those
+    // one-by-one ingestion would write.
+    let mut inserted: HashSet<EventKey> = HashSet::new();
+    for chunk in events.chunks(ROWS_PER_INSERT) {
+        let keys: Vec<EventKey> = dispatch!(db, c => diesel::insert_into(event_table::table)
+            .values(chunk.to_vec())
+            .on_conflict_do_nothing()
+            .returning((
+                event_table::tenant_id,
+                event_table::id,
+                event_table::idempotency_key,
+            ))
+            .get_results(c))?;
+        inserted.extend(keys);
+    }
+    // Of inputs alike in tenant, id and key, only the first can have been
+    // inserted: each later one conflicts with it or with what it conflicted
+    // with. Taking the key out gives it to that first one only.
+    let is_new: Vec<bool> = events
+        .iter()
+        .map(|event| inserted.remove(&key_of(event)))
+        .collect();
+
+    let live = events::existing_endpoints(
+        db,
+        inputs
+            .iter()
+            .zip(&is_new)
+            .filter(|(_, new)| **new)
+            .flat_map(|(input, _)| input.deliveries)
+            .map(|d| d.endpoint_id.as_str()),
+    )?;
+    let fan_outs: Vec<Vec<&DeliveryRow>> = inputs
+        .iter()
+        .zip(&is_new)
+        .map(|(input, new)| match new {
+            true => input
+                .deliveries
+                .iter()
+                .filter(|d| live.contains(&d.endpoint_id))
+                .collect(),
+            false => Vec::new(),
+        })
+        .collect();
+    let rows: Vec<&DeliveryRow> = fan_outs.iter().flatten().copied().collect();
+    for chunk in rows.chunks(ROWS_PER_INSERT) {
+        dispatch!(db, c => diesel::insert_into(delivery_table::table)
+            .values(chunk.to_vec())
+            .execute(c))?;
+    }
+
+    // After the deliveries, so an original ingested earlier in this batch
+    // is counted with its deliveries, as one by one.
+    let mut originals = find_originals(db, &events, &is_new)?.into_iter();
+
+    let mut outcomes = Vec::with_capacity(inputs.len());
+    for (fan_out, new) in fan_outs.into_iter().zip(is_new) {
+        if new {
+            let delivery_ids = fan_out.into_iter().map(|row| row.id.clone()).collect();
+            outcomes.push(Ingested::New { delivery_ids });
+        } else {
+            let (event_id, deliveries) = originals.next().ok_or_else(|| {
+                StoreError::Corrupt("a duplicate event without its original".to_owned())
+            })?;
+            outcomes.push(Ingested::Duplicate {
+                event_id,
+                deliveries,
+            });
+        }
+    }
+    Ok(outcomes)
+}
+
+/// For each event not inserted (`is_new` false), in order: the id of the
+/// event it repeats and that event's delivery count. As [`events::ingest`]
+/// looks at its turn, the original is the event with its id, else the one
+/// with its idempotency key, among those stored before it: an event this
+/// batch inserted after it does not count.
+fn find_originals(
+    db: &mut Db,
+    events: &[&EventRow],
+    is_new: &[bool],
+) -> Result<Vec<(String, usize)>, StoreError> {
+    let mut duplicates = Vec::new();
+    let mut inserted_at = HashMap::new();
+    for (position, (event, new)) in events.iter().zip(is_new).enumerate() {
+        if *new {
+            inserted_at.insert((event.tenant_id.as_str(), event.id.as_str()), position);
+        } else {
+            duplicates.push((position, *event));
+        }
+    }
+    if duplicates.is_empty() {
+        return Ok(Vec::new());
+    }
+    let tenants: Vec<&str> = duplicates
+        .iter()
+        .map(|(_, e)| e.tenant_id.as_str())
+        .collect();
+    let ids: Vec<&str> = duplicates.iter().map(|(_, e)| e.id.as_str()).collect();
+    let keys: Vec<&str> = duplicates
+        .iter()
+        .filter_map(|(_, e)| e.idempotency_key.as_deref())
+        .collect();
+    // Wider than needed (any tenant with any id); matched exactly below.
+    let stored: Vec<EventKey> = dispatch!(db, c => event_table::table
+            .filter(event_table::tenant_id.eq_any(&tenants))
+            .filter(
+                event_table::id
+                    .eq_any(&ids)
+                    .nullable()
+                    .or(event_table::idempotency_key.eq_any(&keys)),
+            )
+            .select((
+                event_table::tenant_id,
+                event_table::id,
+                event_table::idempotency_key,
+            ))
+            .load(c))?;
+    let mut by_id = HashMap::new();
+    let mut by_key = HashMap::new();
+    for (tenant, id, key) in &stored {
+        by_id.insert((tenant.as_str(), id.as_str()), id.as_str());
+        if let Some(key) = key {
+            by_key.insert((tenant.as_str(), key.as_str()), id.as_str());
+        }
+    }
+    let originals: Vec<(&str, &str)> = duplicates
+        .iter()
+        .map(|(position, event)| {
+            let tenant = event.tenant_id.as_str();
+            let id = (tenant, event.id.as_str());
+            // An event with this id inserted after it did not exist at its
+            // turn: it was refused for its key, so the key finds the original.
+            let earlier = inserted_at.get(&id).is_none_or(|at| at < position);
+            let by_id = by_id.get(&id).filter(|_| earlier);
+            let found = by_id.or_else(|| {
+                let key = event.idempotency_key.as_deref()?;
+                by_key.get(&(tenant, key))
+            });
+            match found {
+                Some(original) => Ok((tenant, *original)),
+                None => Err(StoreError::Corrupt(format!(
+                    "event {} was not inserted, yet no event before it has its id or key",
+                    event.id
+                ))),
+            }
+        })
+        .collect::<Result<_, StoreError>>()?;
+
+    let original_ids: Vec<&str> = originals.iter().map(|(_, id)| *id).collect();
+    let counted: Vec<(String, String, i64)> = dispatch!(db, c => delivery_table::table
+            .filter(delivery_table::tenant_id.eq_any(&tenants))
+            .filter(delivery_table::event_id.eq_any(&original_ids))
+            .group_by((delivery_table::tenant_id, delivery_table::event_id))
+            .select((
+                delivery_table::tenant_id,
+                delivery_table::event_id,
+                diesel::dsl::count_star(),
+            ))
+            .load(c))?;
+    let counts: HashMap<(&str, &str), i64> = counted
+        .iter()
+        .map(|(tenant, event, count)| ((tenant.as_str(), event.as_str()), *count))
+        .collect();
+    Ok(originals
+        .into_iter()
+        .map(|(tenant, id)| {
+            let count = counts.get(&(tenant, id)).copied().unwrap_or(0);
+            (id.to_owned(), usize::try_from(count).unwrap_or_default())
+        })
+        .collect())
+}
+
+/// [`record_attempts`]' rows and states on PostgreSQL: one insert of the
+/// attempts, one update of the deliveries, under the rule of
+/// [`deliveries::record_attempt`]: a delivery cancelled while its attempt
+/// was in flight stays cancelled.
+fn record_together(
+    c: &mut PgConnection,
+    writes: &[&AttemptWrite],
+    now: i64,
+) -> Result<(), StoreError> {
+    let rows: Vec<&AttemptRow> = writes.iter().map(|w| &w.record.attempt).collect();
+    for chunk in rows.chunks(ROWS_PER_INSERT) {
+        diesel::insert_into(attempts::table)
+            .values(chunk.to_vec())
+            .execute(c)?;
+    }
+    // One by one, a delivery attempted twice in a batch ends with its last
+    // attempt's state; `UPDATE … FROM` would apply either, so only the last
+    // is kept.
+    let mut last = HashMap::new();
+    for write in writes {
+        last.insert(write.record.attempt.delivery_id.as_str(), &write.record);
+    }
+    let mut ids = Vec::with_capacity(last.len());
+    let mut states = Vec::with_capacity(last.len());
+    let mut attempt_counts = Vec::with_capacity(last.len());
+    let mut due = Vec::with_capacity(last.len());
+    for (id, record) in last {
+        ids.push(id);
+        states.push(record.state.as_str());
+        attempt_counts.push(record.attempt.attempt);
+        due.push(record.next_attempt_at);
+    }
+    diesel::sql_query(
+        "UPDATE deliveries SET state = new.state, attempt_count = new.attempt_count, \
+             next_attempt_at = new.next_attempt_at, updated_at = $5 \
+         FROM unnest($1::text[], $2::text[], $3::int4[], $4::int8[]) \
+             AS new (id, state, attempt_count, next_attempt_at) \
+         WHERE deliveries.id = new.id AND deliveries.state <> $6",
+    )
+    .bind::<Array<Text>, _>(ids)
+    .bind::<Array<Text>, _>(states)
+    .bind::<Array<Integer>, _>(attempt_counts)
+    .bind::<Array<Nullable<BigInt>>, _>(due)
+    .bind::<BigInt, _>(now)
+    .bind::<Text, _>(DeliveryState::Cancelled.as_str())
+    .execute(c)?;
     Ok(())
 }
 

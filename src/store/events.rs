@@ -9,8 +9,9 @@ use std::collections::HashSet;
 /// What ingestion did with an event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Ingested {
-    /// Written now, with this many deliveries.
-    New { deliveries: usize },
+    /// Written now, with these deliveries (ids, in the order given): a
+    /// delivery whose endpoint no longer exists was skipped.
+    New { delivery_ids: Vec<String> },
     /// The id or idempotency key was seen before: the original event, untouched.
     Duplicate { event_id: String, deliveries: usize },
 }
@@ -44,7 +45,7 @@ pub fn ingest(
         dispatch!(db, c => diesel::insert_into(deliveries::table).values(rows.clone()).execute(c))?;
     }
     Ok(Ingested::New {
-        deliveries: rows.len(),
+        delivery_ids: rows.into_iter().map(|row| row.id.clone()).collect(),
     })
 }
 

@@ -94,57 +94,65 @@ fn not_run() -> StoreError {
     StoreError::Blocking("the writer committed a job it did not run".to_owned())
 }
 
-/// Runs `jobs` in order on `db` (inside the caller's transaction). Each run
-/// of consecutive ingestions, and of consecutive attempt results, is written
-/// together.
+/// Runs `jobs` on `db` (inside the caller's transaction), calls in order.
+/// Between two calls, all ingestions are written together, then all attempt
+/// results: the two kinds commute, because an attempt is only made on a
+/// delivery committed before, and a delivery ingested for an endpoint that
+/// an attempt disables ends up held either way (by `hold_pending`, or by the
+/// disabled actor it reaches).
 fn run_jobs(db: &mut Db, jobs: &mut [Job]) -> Result<(), StoreError> {
     let now = now_ms();
+    let is_call = |job: &Job| matches!(job, Job::Call(_));
     let mut rest = jobs;
     while let Some(first) = rest.first() {
-        let same = |job: &Job| std::mem::discriminant(job) == std::mem::discriminant(first);
-        let len = rest.iter().position(|job| !same(job)).unwrap_or(rest.len());
+        let calls = is_call(first);
+        let len = rest
+            .iter()
+            .position(|job| is_call(job) != calls)
+            .unwrap_or(rest.len());
         let (run, tail) = rest.split_at_mut(len);
         rest = tail;
-        match run {
-            [Job::Ingest(_), ..] => {
-                let outcomes = {
-                    let inputs: Vec<IngestInput<'_>> = run
-                        .iter()
-                        .filter_map(|job| match job {
-                            Job::Ingest(job) => Some(IngestInput {
-                                event: &job.event,
-                                deliveries: &job.deliveries,
-                            }),
-                            _ => None,
-                        })
-                        .collect();
-                    batch::ingest(db, &inputs)?
-                };
-                let jobs = run.iter_mut().filter_map(|job| match job {
-                    Job::Ingest(job) => Some(job),
+        if calls {
+            for job in run.iter_mut() {
+                if let Job::Call(call) = job {
+                    call.run(db)?;
+                }
+            }
+            continue;
+        }
+        let outcomes = {
+            let inputs: Vec<IngestInput<'_>> = run
+                .iter()
+                .filter_map(|job| match job {
+                    Job::Ingest(job) => Some(IngestInput {
+                        event: &job.event,
+                        deliveries: &job.deliveries,
+                    }),
                     _ => None,
-                });
-                for (job, outcome) in jobs.zip(outcomes) {
-                    job.result = Some(outcome);
-                }
+                })
+                .collect();
+            if inputs.is_empty() {
+                Vec::new()
+            } else {
+                batch::ingest(db, &inputs)?
             }
-            [Job::Attempt(_), ..] => {
-                let writes: Vec<&AttemptWrite> = run
-                    .iter()
-                    .filter_map(|job| match job {
-                        Job::Attempt(job) => Some(&job.write),
-                        _ => None,
-                    })
-                    .collect();
-                batch::record_attempts(db, &writes, now)?;
-            }
-            _ => {
-                for job in run.iter_mut() {
-                    if let Job::Call(call) = job {
-                        call.run(db)?;
-                    }
-                }
-            }
+        };
+        let jobs = run.iter_mut().filter_map(|job| match job {
+            Job::Ingest(job) => Some(job),
+            _ => None,
+        });
+        for (job, outcome) in jobs.zip(outcomes) {
+            job.result = Some(outcome);
+        }
+        let writes: Vec<&AttemptWrite> = run
+            .iter()
+            .filter_map(|job| match job {
+                Job::Attempt(job) => Some(&job.write),
+                _ => None,
+            })
+            .collect();
+        if !writes.is_empty() {
+            batch::record_attempts(db, &writes, now)?;
         }
     }
     Ok(())

@@ -7,6 +7,7 @@ mod common;
 
 mod alerts;
 mod api;
+mod batch;
 mod bounded;
 mod crash;
 mod database_outage;
