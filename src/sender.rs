@@ -2,6 +2,7 @@
 
 use crate::core::endpoint::EndpointConfig;
 use crate::core::retry::parse_retry_after;
+use crate::core::signature_scheme::SignedMessage;
 use crate::core::text::{storable, storable_lossy};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AFTER, USER_AGENT};
 use std::collections::BTreeMap;
@@ -62,27 +63,29 @@ impl ErrorKind {
     }
 }
 
-/// Sends one signed attempt of `body` for event `event_id`.
+/// Sends one attempt of `body` for an event, signed in the endpoint's scheme.
 pub async fn attempt(
     client: &reqwest::Client,
     endpoint: &EndpointConfig,
     event_id: &str,
+    event_type: &str,
     body: &str,
 ) -> AttemptReport {
     let started = Instant::now();
     let now = chrono::Utc::now();
-    let timestamp = now.timestamp();
-    let signature = endpoint.secret.sign(event_id, timestamp, body.as_bytes());
+    let signature = endpoint.signer.headers(&SignedMessage {
+        event_id,
+        event_type,
+        timestamp: now.timestamp(),
+        body: body.as_bytes(),
+    });
 
     let mut request = client
         .post(&endpoint.url)
         .timeout(endpoint.timeout)
         .header(CONTENT_TYPE, "application/json")
-        .header(USER_AGENT, SIGNATURE_USER_AGENT)
-        .header("webhook-id", event_id)
-        .header("webhook-timestamp", timestamp.to_string())
-        .header("webhook-signature", signature);
-    for (name, value) in &endpoint.headers {
+        .header(USER_AGENT, SIGNATURE_USER_AGENT);
+    for (name, value) in signature.iter().chain(&endpoint.headers) {
         request = request.header(name.as_str(), value.as_str());
     }
     let mut report = AttemptReport {

@@ -220,7 +220,14 @@ impl EndpointActor {
         let config = Arc::clone(&self.config);
         let delivery_id = delivery.id.clone();
         let attempt = async move {
-            sender::attempt(&client, &config, &delivery.event_id, &delivery.body).await
+            sender::attempt(
+                &client,
+                &config,
+                &delivery.event_id,
+                &delivery.event_type,
+                &delivery.body,
+            )
+            .await
         };
         ctx.spawn(attempt.into_actor(self).map(move |report, act, ctx| {
             act.finish_attempt(&delivery_id, report, ctx);

@@ -9,7 +9,6 @@ use super::endpoint::{
 use crate::core::delivery::DeliveryState;
 use crate::core::endpoint::EndpointConfig;
 use crate::core::endpoint_machine::QueuedDelivery;
-use crate::core::envelope::is_operational;
 use crate::store::endpoint_state::{self, BodyCache, EnableOutcome, Replay};
 use crate::store::endpoints::OPERATOR_ENDPOINT;
 use crate::store::events::{self, Ingested};
@@ -276,7 +275,7 @@ struct Committed {
     /// One copy, shared by every delivery of the event.
     body: Arc<str>,
     due_at: i64,
-    operational: bool,
+    event_type: Arc<str>,
 }
 
 impl Committed {
@@ -285,7 +284,7 @@ impl Committed {
             event_id: event.id.clone(),
             body: Arc::from(event.body.as_str()),
             due_at: event.created_at,
-            operational: is_operational(&event.event_type),
+            event_type: Arc::from(event.event_type.as_str()),
         }
     }
 }
@@ -306,7 +305,7 @@ fn hand_over(event: &Committed, targets: Vec<Target>, written: &[String]) {
                 body: Arc::clone(&event.body),
                 attempt_count: 0,
                 due_at: event.due_at,
-                operational: event.operational,
+                event_type: Arc::clone(&event.event_type),
             }]));
         }
     }

@@ -9,7 +9,7 @@ use crate::core::endpoint::{EndpointConfig, MAX_MAX_IN_FLIGHT, MAX_TIMEOUT_SECON
 use crate::core::limits::HealthLimits;
 use crate::core::matching::EventTypePattern;
 use crate::core::retry::check_schedule;
-use crate::core::signing::Secret;
+use crate::core::signature_scheme::{check_signature_header, SchemeName};
 use crate::ids;
 use crate::store::endpoints;
 use crate::store::models::EndpointRow;
@@ -38,6 +38,9 @@ struct EndpointFields {
     timeout_seconds: Option<u32>,
     max_in_flight: Option<u32>,
     retry_schedule: Option<Vec<u32>>,
+    signature_scheme: Option<String>,
+    signature_header: Option<String>,
+    signature_sha256_prefix: Option<bool>,
     // Health-limit overrides: absent keeps the current value, `null` goes
     // back to the global setting.
     #[serde(default, deserialize_with = "present")]
@@ -68,6 +71,7 @@ impl EndpointFields {
     /// Validates every given field and writes it into `row`.
     fn apply_to(self, row: &mut EndpointRow) -> Result<(), FieldError> {
         self.apply_limits_to(row)?;
+        self.apply_signature_to(row)?;
         if let Some(url) = self.url {
             row.url = parse_endpoint_url(&url)?.to_string();
         }
@@ -112,12 +116,6 @@ impl EndpointFields {
             }
             row.headers = to_json(&headers);
         }
-        if let Some(secret) = self.secret {
-            row.secret = Secret::parse(&secret)
-                .map_err(|e| FieldError::new("secret", e.to_string()))?
-                .as_str()
-                .to_owned();
-        }
         if let Some(timeout) = self.timeout_seconds {
             row.timeout_seconds = within("timeout_seconds", timeout, MAX_TIMEOUT_SECONDS)?;
         }
@@ -128,6 +126,41 @@ impl EndpointFields {
             check_schedule(&schedule)
                 .map_err(|reason| FieldError::new("retry_schedule", reason))?;
             row.retry_schedule = to_json(&schedule);
+        }
+        check_signing(row)
+    }
+
+    /// Writes the signature settings and the secret; [`check_signing`]
+    /// checks them together once every field is in.
+    fn apply_signature_to(&self, row: &mut EndpointRow) -> Result<(), FieldError> {
+        if let Some(scheme) = &self.signature_scheme {
+            let scheme = SchemeName::parse(scheme)
+                .map_err(|reason| FieldError::new("signature_scheme", reason))?;
+            row.signature_scheme = scheme.as_str().to_owned();
+        }
+        let is_hex = row.signature_scheme == SchemeName::Hex.as_str();
+        let shapes_hex_only = |field: &str| {
+            if is_hex {
+                Ok(())
+            } else {
+                Err(FieldError::new(
+                    field,
+                    "applies only when signature_scheme is hex",
+                ))
+            }
+        };
+        if let Some(header) = &self.signature_header {
+            shapes_hex_only("signature_header")?;
+            check_signature_header(header)
+                .map_err(|reason| FieldError::new("signature_header", reason))?;
+            row.signature_header = header.clone();
+        }
+        if let Some(sha256_prefix) = self.signature_sha256_prefix {
+            shapes_hex_only("signature_sha256_prefix")?;
+            row.signature_sha256_prefix = sha256_prefix;
+        }
+        if let Some(secret) = &self.secret {
+            row.secret = secret.clone();
         }
         Ok(())
     }
@@ -174,6 +207,26 @@ impl EndpointFields {
                 .transpose()?;
         }
         Ok(())
+    }
+}
+
+/// Refuses a secret that cannot key the endpoint's signature scheme (a
+/// scheme change may make the stored one unfit) and a custom header that
+/// would repeat the signature header.
+fn check_signing(row: &EndpointRow) -> Result<(), FieldError> {
+    let signer = row
+        .signer()
+        .map_err(|reason| FieldError::new("secret", reason))?;
+    match row
+        .header_map()
+        .keys()
+        .find(|name| signer.sets_header(name))
+    {
+        Some(name) => Err(FieldError::new(
+            format!("headers.{name}"),
+            format!("carries the signature of scheme {}", row.signature_scheme),
+        )),
+        None => Ok(()),
     }
 }
 
@@ -239,6 +292,9 @@ pub fn view(row: &EndpointRow, live: Option<&EndpointSnapshot>) -> Value {
         "timeout_seconds": row.timeout_seconds,
         "max_in_flight": row.max_in_flight,
         "retry_schedule": row.retry_schedule_list(),
+        "signature_scheme": row.signature_scheme,
+        "signature_header": row.signature_header,
+        "signature_sha256_prefix": row.signature_sha256_prefix,
         "status": row.status,
         "disabled_at": row.disabled_at.map(rfc3339),
         "disabled_reason": row.disabled_reason,

@@ -2,7 +2,7 @@
 
 use super::limits::HealthLimits;
 use super::matching::{subscribes_to, EventTypePattern};
-use super::signing::Secret;
+use super::signature_scheme::Signer;
 use std::time::Duration;
 
 pub const DEFAULT_TIMEOUT_SECONDS: u32 = 30;
@@ -17,7 +17,7 @@ pub struct EndpointConfig {
     pub url: String,
     pub patterns: Vec<EventTypePattern>,
     pub headers: Vec<(String, String)>,
-    pub secret: Secret,
+    pub signer: Signer,
     pub timeout: Duration,
     pub max_in_flight: usize,
     pub retry_schedule: Vec<u32>,

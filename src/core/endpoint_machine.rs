@@ -15,6 +15,7 @@
 
 use super::breaker::{Breaker, CircuitState, Permit};
 use super::delivery::{after_attempt, verdict_for_status, AttemptVerdict, DeliveryState};
+use super::envelope::is_operational;
 use super::failure_policy::{AlertKind, DisableReason, Streak};
 use super::limits::HealthLimits;
 use super::retry;
@@ -61,8 +62,15 @@ pub struct QueuedDelivery {
     pub attempt_count: u32,
     /// Milliseconds since the epoch.
     pub due_at: i64,
+    /// Shared like the body.
+    pub event_type: Arc<str>,
+}
+
+impl QueuedDelivery {
     /// A `hookrelay.*` event: its failures never raise alerts.
-    pub operational: bool,
+    pub fn is_operational(&self) -> bool {
+        is_operational(&self.event_type)
+    }
 }
 
 /// What an attempt's HTTP exchange came to.
@@ -369,7 +377,7 @@ impl EndpointMachine {
             None => AttemptVerdict::Failed { retry_after: None },
         };
         let (health, alerts, disable) =
-            self.judge(verdict, outcome, delivery.operational, was_probe, now);
+            self.judge(verdict, outcome, delivery.is_operational(), was_probe, now);
         if disable.is_some() {
             self.become_disabled();
         }
@@ -942,7 +950,7 @@ mod tests {
             body: Arc::from("x".repeat(100).as_str()),
             attempt_count: 0,
             due_at,
-            operational: false,
+            event_type: Arc::from("invoice.paid"),
         }
     }
 
@@ -1260,14 +1268,14 @@ mod tests {
             ..config()
         });
         let mut operational = delivery(1, NOW);
-        operational.operational = true;
+        operational.event_type = Arc::from("hookrelay.endpoint.failing");
         machine.enqueue(vec![operational], NOW);
         let (decision, _) = machine.attempt_finished("dlv_001", &failed(500), NOW, 0.0);
         let decision = decision.expect("attempted");
         assert!(decision.alerts.is_empty());
         assert!(decision.health.is_some(), "the failure still counts");
         let mut operational = delivery(2, NOW);
-        operational.operational = true;
+        operational.event_type = Arc::from("hookrelay.endpoint.failing");
         machine.enqueue(vec![operational], NOW);
         let (decision, _) = machine.attempt_finished("dlv_002", &failed(500), NOW, 0.0);
         assert_eq!(

@@ -12,5 +12,6 @@ pub mod health;
 pub mod limits;
 pub mod matching;
 pub mod retry;
+pub mod signature_scheme;
 pub mod signing;
 pub mod text;

@@ -1,4 +1,5 @@
-//! Standard Webhooks 1.0 signatures.
+//! Standard Webhooks 1.0 secrets and signatures, and the HMAC every
+//! signature scheme ([`super::signature_scheme`]) is built on.
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
@@ -53,15 +54,28 @@ impl Secret {
 
     /// The `webhook-signature` header value for one attempt.
     pub fn sign(&self, message_id: &str, timestamp: i64, body: &[u8]) -> String {
-        let mut mac =
-            Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC accepts keys of any length");
-        mac.update(message_id.as_bytes());
-        mac.update(b".");
-        mac.update(timestamp.to_string().as_bytes());
-        mac.update(b".");
-        mac.update(body);
-        format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()))
+        let timestamp = timestamp.to_string();
+        let mac = hmac_sha256(
+            &self.key,
+            &[
+                message_id.as_bytes(),
+                b".",
+                timestamp.as_bytes(),
+                b".",
+                body,
+            ],
+        );
+        format!("v1,{}", STANDARD.encode(mac))
     }
+}
+
+/// HMAC-SHA256 under `key` of the concatenation of `parts`.
+pub fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC accepts keys of any length");
+    for part in parts {
+        mac.update(part);
+    }
+    mac.finalize().into_bytes().to_vec()
 }
 
 impl std::fmt::Debug for Secret {

@@ -7,7 +7,6 @@ use super::schema::{deliveries, events};
 use super::{alerts, deliveries as delivery_rows, dispatch, endpoints, Db, StoreError};
 use crate::core::delivery::DeliveryState;
 use crate::core::endpoint_machine::{select_page, HealthState, Page, QueuedDelivery};
-use crate::core::envelope::is_operational;
 use crate::core::failure_policy::DisableReason;
 use diesel::prelude::*;
 use std::collections::{HashMap, HashSet};
@@ -193,7 +192,7 @@ pub fn next_page(
                     body: Arc::clone(body),
                     attempt_count: u32::try_from(*attempt_count).unwrap_or_default(),
                     due_at: due_at.unwrap_or_default(),
-                    operational: is_operational(event_type),
+                    event_type: Arc::from(event_type.as_str()),
                 })
             },
         )

@@ -11,6 +11,9 @@ use crate::core::failure_policy::{DisableReason, Streak};
 use crate::core::limits::{HealthLimits, HealthOverrides};
 use crate::core::matching::EventTypePattern;
 use crate::core::retry::DEFAULT_SCHEDULE;
+use crate::core::signature_scheme::{
+    SchemeName, SignatureSettings, Signer, DEFAULT_SIGNATURE_HEADER,
+};
 use crate::core::signing::Secret;
 use diesel::prelude::*;
 use std::collections::BTreeMap;
@@ -47,6 +50,9 @@ pub fn update(db: &mut Db, row: &EndpointRow) -> Result<(), StoreError> {
             endpoints::alert_thresholds.eq(&row.alert_thresholds),
             endpoints::disable_after_failures.eq(row.disable_after_failures),
             endpoints::disable_after_seconds.eq(row.disable_after_seconds),
+            endpoints::signature_scheme.eq(&row.signature_scheme),
+            endpoints::signature_header.eq(&row.signature_header),
+            endpoints::signature_sha256_prefix.eq(row.signature_sha256_prefix),
         ))
         .execute(c))?;
     Ok(())
@@ -238,6 +244,9 @@ impl EndpointRow {
             disable_after_seconds: None,
             disabled_at: None,
             disabled_reason: None,
+            signature_scheme: SchemeName::Standard.as_str().to_owned(),
+            signature_header: DEFAULT_SIGNATURE_HEADER.to_owned(),
+            signature_sha256_prefix: false,
         }
     }
 
@@ -251,6 +260,20 @@ impl EndpointRow {
 
     pub fn retry_schedule_list(&self) -> Vec<u32> {
         serde_json::from_str(&self.retry_schedule).unwrap_or_default()
+    }
+
+    pub fn signature_settings(&self) -> Result<SignatureSettings, String> {
+        Ok(SignatureSettings {
+            scheme: SchemeName::parse(&self.signature_scheme)?,
+            header: self.signature_header.clone(),
+            sha256_prefix: self.signature_sha256_prefix,
+        })
+    }
+
+    /// The signer of this endpoint's deliveries, or why its secret cannot
+    /// key its scheme.
+    pub fn signer(&self) -> Result<Signer, String> {
+        Signer::new(&self.signature_settings()?, &self.secret)
     }
 
     pub fn is_active(&self) -> bool {
@@ -312,14 +335,14 @@ impl EndpointRow {
             .iter()
             .map(|p| EventTypePattern::parse(p).map_err(|e| corrupt("event_types", e.to_owned())))
             .collect::<Result<Vec<_>, _>>()?;
-        let secret = Secret::parse(&self.secret).map_err(|e| corrupt("secret", e.to_string()))?;
+        let signer = self.signer().map_err(|e| corrupt("signature", e))?;
         Ok(EndpointConfig {
             id: self.id.clone(),
             tenant_id: self.tenant_id.clone(),
             url: self.url.clone(),
             patterns,
             headers: self.header_map().into_iter().collect(),
-            secret,
+            signer,
             timeout: Duration::from_secs(u64::try_from(self.timeout_seconds).unwrap_or(30)),
             max_in_flight: usize::try_from(self.max_in_flight).unwrap_or(1).max(1),
             retry_schedule: self.retry_schedule_list(),

@@ -47,6 +47,9 @@ pub struct EndpointRow {
     pub disable_after_seconds: Option<i64>,
     pub disabled_at: Option<i64>,
     pub disabled_reason: Option<String>,
+    pub signature_scheme: String,
+    pub signature_header: String,
+    pub signature_sha256_prefix: bool,
 }
 
 /// The breaker and failure streak of an endpoint, as its actor saved them.

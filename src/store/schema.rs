@@ -39,6 +39,9 @@ diesel::table! {
         disable_after_seconds -> Nullable<BigInt>,
         disabled_at -> Nullable<BigInt>,
         disabled_reason -> Nullable<Text>,
+        signature_scheme -> Text,
+        signature_header -> Text,
+        signature_sha256_prefix -> Bool,
     }
 }
 

@@ -15,4 +15,5 @@ mod delivery;
 mod health;
 mod hygiene;
 mod retries;
+mod signatures;
 mod supervisor;
