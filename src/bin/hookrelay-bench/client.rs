@@ -19,6 +19,9 @@ pub struct Bench {
 
 /// No request of the bench may take longer than this.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// A management call may move a whole backlog between states (disable,
+/// enable with replay) in one transaction: a minute or more at 1,000,000.
+const MANAGEMENT_TIMEOUT: Duration = Duration::from_secs(600);
 /// How often a management call answered 503 is tried before the bench gives up.
 const UNAVAILABLE_TRIES: u32 = 60;
 
@@ -160,6 +163,7 @@ impl Bench {
         let mut request = self
             .client
             .request(method, format!("{}{path}", self.base))
+            .timeout(MANAGEMENT_TIMEOUT)
             .bearer_auth(ADMIN_KEY);
         if let Some(body) = body {
             request = request.json(body);
