@@ -5,6 +5,7 @@ use crate::actors::router::{DrainAll, Router};
 use crate::api::{self, auth::Keys, AppState};
 use crate::config::Settings;
 use crate::core::domain::parse_endpoint_url;
+use crate::core::endpoint::EndpointConfig;
 use crate::core::endpoint_machine::WindowLimits;
 use crate::core::limits::HealthLimits;
 use crate::core::signing::Secret;
@@ -69,11 +70,7 @@ impl Application {
             })
             .await?;
         let writer = Writer::start(&store)?;
-        let rows = store.run(endpoints::all).await?;
-        let configs = rows
-            .iter()
-            .map(|row| row.config(&health_defaults))
-            .collect::<Result<Vec<_>, _>>()?;
+        let configs = endpoint_configs(&store, &health_defaults).await?;
         let actor_settings = actor_settings(&settings)?;
         let router = Router::new(
             writer.clone(),
@@ -168,6 +165,33 @@ impl Application {
 }
 
 /// The global health limits, refused at start-up when contradictory.
+/// Endpoints read per query at start-up.
+const STARTUP_PAGE: usize = 1000;
+
+/// Every endpoint's configuration, read a page at a time so that start-up
+/// with many endpoints never holds all their rows (and, on PostgreSQL, the
+/// whole result set) beside all their configurations.
+async fn endpoint_configs(
+    store: &Store,
+    defaults: &HealthLimits,
+) -> Result<Vec<EndpointConfig>, StoreError> {
+    let mut configs = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let from = after.take();
+        let rows = store
+            .run(move |db| endpoints::page_after(db, from.as_deref(), STARTUP_PAGE))
+            .await?;
+        for row in &rows {
+            configs.push(row.config(defaults)?);
+        }
+        match rows.last() {
+            Some(last) if rows.len() == STARTUP_PAGE => after = Some(last.id.clone()),
+            _ => return Ok(configs),
+        }
+    }
+}
+
 fn health_limits(settings: &Settings) -> Result<HealthLimits, StartupError> {
     let limits = HealthLimits {
         breaker_failures: settings.breaker_failures,

@@ -172,10 +172,19 @@ pub fn all_of_tenant(db: &mut Db, tenant_id: &str) -> Result<Vec<EndpointRow>, S
         .load(c))?)
 }
 
-/// Every endpoint, for the router's registry at start-up.
-pub fn all(db: &mut Db) -> Result<Vec<EndpointRow>, StoreError> {
+/// Up to `limit` endpoints after `after` in id order: the router's registry
+/// is read a page at a time at start-up.
+pub fn page_after(
+    db: &mut Db,
+    after: Option<&str>,
+    limit: usize,
+) -> Result<Vec<EndpointRow>, StoreError> {
+    let after = after.unwrap_or_default();
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     Ok(dispatch!(db, c => endpoints::table
+        .filter(endpoints::id.gt(after))
         .order(endpoints::id)
+        .limit(limit)
         .select(EndpointRow::as_select())
         .load(c))?)
 }

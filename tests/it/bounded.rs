@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 
 backend_tests!(
     a_backlog_larger_than_the_window_is_delivered_in_order_after_a_restart,
+    every_endpoint_is_routed_after_a_restart_beyond_one_startup_page,
     an_alert_storm_between_subscribers_of_operational_events_stops,
 );
 
@@ -155,4 +156,34 @@ async fn an_alert_storm_between_subscribers_of_operational_events_stops(db: Test
         "three endpoints raise a bounded number of alerts: {alerts}"
     );
     running.stop().await;
+}
+
+/// Start-up reads endpoints 1,000 at a time: the ones past the first page
+/// must get deliveries after a restart too.
+async fn every_endpoint_is_routed_after_a_restart_beyond_one_startup_page(db: TestDb) {
+    const FIRST: usize = 600;
+    const SECOND: usize = 401;
+    let receiver = Receiver::start();
+    let running = RestartableApp::start(db.url(), |_| {}).await;
+    let app = &running.app;
+    let mut tenants = Vec::new();
+    for (name, count) in [("acme", FIRST), ("globex", SECOND)] {
+        let (tenant, key) = app.create_tenant(name).await;
+        for _ in 0..count {
+            app.create_endpoint(&key, &tenant, json!({"url": receiver.url()}))
+                .await;
+        }
+        tenants.push((tenant, key, count));
+    }
+    running.stop().await;
+
+    let restarted = RestartableApp::start(db.url(), |_| {}).await;
+    for (tenant, key, count) in &tenants {
+        let (_, deliveries) = restarted
+            .app
+            .publish_accepted(key, tenant, &json!({"type": "invoice.paid", "payload": {}}))
+            .await;
+        assert_eq!(deliveries, *count as u64, "tenant {tenant}");
+    }
+    restarted.stop().await;
 }
