@@ -278,5 +278,8 @@ fn endpoint(id: &str) -> EndpointRow {
         disable_after_seconds: None,
         disabled_at: None,
         disabled_reason: None,
+        signature_scheme: "standard".to_owned(),
+        signature_header: "X-Webhook-Signature".to_owned(),
+        signature_sha256_prefix: false,
     }
 }
