@@ -8,6 +8,7 @@ use crate::core::domain::parse_endpoint_url;
 use crate::core::endpoint_machine::WindowLimits;
 use crate::core::limits::HealthLimits;
 use crate::core::signing::Secret;
+use crate::core::target_policy::TargetPolicy;
 use crate::ids;
 use crate::sender;
 use crate::store::writer::Writer;
@@ -78,7 +79,7 @@ impl Application {
         let router = Router::new(
             writer.clone(),
             store.clone(),
-            sender::build_client()?,
+            sender::Transport::new(settings.allow_targets.clone())?,
             configs,
             actor_settings,
         )
@@ -96,6 +97,10 @@ impl Application {
             router: router.clone(),
             writer,
             health_defaults,
+            targets: TargetPolicy {
+                allow: settings.allow_targets.clone(),
+                https_only: settings.https_only,
+            },
         });
         let shutdown_grace = Duration::from_secs(settings.shutdown_grace_seconds);
         let server = HttpServer::new(move || {
