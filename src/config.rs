@@ -1,6 +1,7 @@
 //! Settings: every flag can also come from the environment.
 
 use clap::Args;
+use ipnet::IpNet;
 
 #[derive(Debug, Clone, Args)]
 pub struct Settings {
@@ -76,6 +77,16 @@ pub struct Settings {
     /// `whsec_…` secret that signs alerts sent to the alert URL.
     #[arg(long, env = "HOOKRELAY_ALERT_SECRET", hide_env_values = true)]
     pub alert_secret: Option<String>,
+
+    /// Comma-separated CIDRs that endpoints may be delivered to although
+    /// they are not public (loopback, private, link-local…), e.g.
+    /// `127.0.0.0/8,::1/128`. Everything non-public is refused otherwise.
+    #[arg(long, env = "HOOKRELAY_ALLOW_TARGETS", value_delimiter = ',')]
+    pub allow_targets: Vec<IpNet>,
+
+    /// Refuse endpoint URLs that are not `https://` (on create and update).
+    #[arg(long, env = "HOOKRELAY_HTTPS_ONLY")]
+    pub https_only: bool,
 }
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://hookrelay.db";
@@ -99,6 +110,8 @@ impl Settings {
             alert_min_interval_seconds: 300,
             queue_window: 1000,
             queue_window_bytes: 16 * 1024 * 1024,
+            allow_targets: Vec::new(),
+            https_only: false,
         }
     }
 }

@@ -15,7 +15,8 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the HTTP API and the delivery workers.
-    Serve(Settings),
+    // Boxed: the settings are far larger than the other commands.
+    Serve(Box<Settings>),
     /// Apply pending database migrations and exit.
     Migrate {
         #[arg(long, env = "DATABASE_URL", default_value = hookrelay::config::DEFAULT_DATABASE_URL)]
@@ -26,7 +27,7 @@ enum Command {
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let outcome = match Cli::parse().command {
-        Command::Serve(settings) => actix_web::rt::System::new().block_on(serve(settings)),
+        Command::Serve(settings) => actix_web::rt::System::new().block_on(serve(*settings)),
         Command::Migrate { database_url } => hookrelay::store::Store::open(&database_url)
             .map(|_| println!("migrations applied"))
             .map_err(|e| e.to_string()),

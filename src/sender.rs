@@ -3,25 +3,118 @@
 use crate::core::endpoint::EndpointConfig;
 use crate::core::retry::parse_retry_after;
 use crate::core::signature_scheme::SignedMessage;
+use crate::core::target_policy::{literal_address, vet, Blocked};
 use crate::core::text::{storable, storable_lossy};
+use ipnet::IpNet;
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AFTER, USER_AGENT};
 use std::collections::BTreeMap;
-use std::error::Error as _;
+use std::error::Error;
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+use url::Url;
 
 /// Response bodies are kept for diagnosis, cut at this size.
 pub const MAX_RESPONSE_BODY: usize = 10 * 1024;
 
 const SIGNATURE_USER_AGENT: &str = concat!("hookrelay/", env!("CARGO_PKG_VERSION"));
 
-/// One client for every endpoint: it keeps connections alive per host.
+/// The HTTP clients every endpoint shares (they keep connections alive per
+/// host) and the target policy they enforce.
+#[derive(Clone)]
+pub struct Transport {
+    /// For tenants' endpoints: only ever connects to vetted addresses.
+    vetted: reqwest::Client,
+    /// For the operator's alert endpoint, whose URL is the operator's own
+    /// configuration, not a tenant's: it may point anywhere.
+    trusted: reqwest::Client,
+    /// Non-public ranges the operator allows (`HOOKRELAY_ALLOW_TARGETS`).
+    allow: Arc<[IpNet]>,
+}
+
+impl Transport {
+    pub fn new(allow: Vec<IpNet>) -> reqwest::Result<Transport> {
+        let allow: Arc<[IpNet]> = allow.into();
+        let vetted = client_builder()
+            .dns_resolver(Arc::new(VettingResolver {
+                allow: Arc::clone(&allow),
+            }))
+            // Through a proxy the proxy's address is the one resolved and
+            // the target is never vetted.
+            .no_proxy()
+            .build()?;
+        Ok(Transport {
+            vetted,
+            trusted: client_builder().build()?,
+            allow,
+        })
+    }
+
+    /// The client an endpoint is sent with and its parsed URL, or why it
+    /// may not be sent to.
+    fn route(
+        &self,
+        endpoint: &EndpointConfig,
+    ) -> Result<(&reqwest::Client, Url), (ErrorKind, String)> {
+        let url = Url::parse(&endpoint.url).map_err(|e| {
+            (
+                ErrorKind::Request,
+                storable(&format!("invalid URL: {e}")).into_owned(),
+            )
+        })?;
+        if endpoint.trusted_target {
+            return Ok((&self.trusted, url));
+        }
+        // An IP-literal host is connected to without asking the resolver,
+        // so it is vetted here, before anything is sent.
+        if let Some(addr) = literal_address(&url) {
+            vet(addr, &self.allow).map_err(|blocked| (ErrorKind::Blocked, blocked.to_string()))?;
+        }
+        Ok((&self.vetted, url))
+    }
+}
+
 /// Redirects are never followed: a 3xx counts as a failed attempt.
-pub fn build_client() -> reqwest::Result<reqwest::Client> {
+fn client_builder() -> reqwest::ClientBuilder {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .pool_idle_timeout(Duration::from_secs(90))
         .connect_timeout(Duration::from_secs(10))
-        .build()
+}
+
+/// Resolves a host name and refuses it when ANY of its addresses is
+/// blocked, not just when all are: a name that mixes a public and a private
+/// address is an attack or a mistake either way. The client connects only
+/// to the addresses returned here, so a name that answers differently the
+/// next time it is asked (DNS rebinding) cannot get past the check.
+struct VettingResolver {
+    allow: Arc<[IpNet]>,
+}
+
+impl Resolve for VettingResolver {
+    fn resolve(&self, name: Name) -> Resolving {
+        let allow = Arc::clone(&self.allow);
+        Box::pin(async move {
+            let host = name.as_str();
+            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, 0)).await?.collect();
+            if let Some(blocked) = addrs.iter().find_map(|addr| vet(addr.ip(), &allow).err()) {
+                return Err(Box::new(BlockedName {
+                    host: host.to_owned(),
+                    blocked,
+                }) as Box<dyn Error + Send + Sync>);
+            }
+            Ok(Box::new(addrs.into_iter()) as Addrs)
+        })
+    }
+}
+
+/// A host name that resolves to a refused address.
+#[derive(Debug, thiserror::Error)]
+#[error("{host} resolves to a refused address: {blocked}")]
+struct BlockedName {
+    host: String,
+    blocked: Blocked,
 }
 
 /// How an attempt ended, in the words stored with the attempt. Every
@@ -47,6 +140,8 @@ pub enum ErrorKind {
     HttpStatus,
     Body,
     Request,
+    /// The target policy refused the destination; nothing was sent.
+    Blocked,
 }
 
 impl ErrorKind {
@@ -59,13 +154,14 @@ impl ErrorKind {
             ErrorKind::HttpStatus => "http_status",
             ErrorKind::Body => "body",
             ErrorKind::Request => "request",
+            ErrorKind::Blocked => "blocked",
         }
     }
 }
 
 /// Sends one attempt of `body` for an event, signed in the endpoint's scheme.
 pub async fn attempt(
-    client: &reqwest::Client,
+    transport: &Transport,
     endpoint: &EndpointConfig,
     event_id: &str,
     event_type: &str,
@@ -80,14 +176,6 @@ pub async fn attempt(
         body: body.as_bytes(),
     });
 
-    let mut request = client
-        .post(&endpoint.url)
-        .timeout(endpoint.timeout)
-        .header(CONTENT_TYPE, "application/json")
-        .header(USER_AGENT, SIGNATURE_USER_AGENT);
-    for (name, value) in signature.iter().chain(&endpoint.headers) {
-        request = request.header(name.as_str(), value.as_str());
-    }
     let mut report = AttemptReport {
         started_at_ms: now.timestamp_millis(),
         duration_ms: 0,
@@ -97,7 +185,25 @@ pub async fn attempt(
         error: None,
         retry_after: None,
     };
-    match request.body(body.to_owned()).send().await {
+    let sent = match transport.route(endpoint) {
+        Ok((client, url)) => {
+            let mut request = client
+                .post(url)
+                .timeout(endpoint.timeout)
+                .header(CONTENT_TYPE, "application/json")
+                .header(USER_AGENT, SIGNATURE_USER_AGENT);
+            for (name, value) in signature.iter().chain(&endpoint.headers) {
+                request = request.header(name.as_str(), value.as_str());
+            }
+            request
+                .body(body.to_owned())
+                .send()
+                .await
+                .map_err(|error| classify(&error))
+        }
+        Err(refused) => Err(refused),
+    };
+    match sent {
         Ok(mut response) => {
             let status = response.status();
             report.status = Some(status.as_u16());
@@ -112,7 +218,7 @@ pub async fn attempt(
                 report.error = Some((ErrorKind::HttpStatus, format!("endpoint answered {status}")));
             }
         }
-        Err(error) => report.error = Some(classify(&error)),
+        Err(error) => report.error = Some(error),
     }
     report.duration_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
     report
@@ -151,6 +257,12 @@ fn classify(error: &reqwest::Error) -> (ErrorKind, String) {
     let mut message = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
+        if let Some(blocked) = cause.downcast_ref::<BlockedName>() {
+            return (
+                ErrorKind::Blocked,
+                storable(&blocked.to_string()).into_owned(),
+            );
+        }
         message.push_str(": ");
         message.push_str(&cause.to_string());
         source = cause.source();

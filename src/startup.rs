@@ -9,6 +9,7 @@ use crate::core::endpoint::EndpointConfig;
 use crate::core::endpoint_machine::WindowLimits;
 use crate::core::limits::HealthLimits;
 use crate::core::signing::Secret;
+use crate::core::target_policy::TargetPolicy;
 use crate::ids;
 use crate::sender;
 use crate::store::writer::Writer;
@@ -75,7 +76,7 @@ impl Application {
         let router = Router::new(
             writer.clone(),
             store.clone(),
-            sender::build_client()?,
+            sender::Transport::new(settings.allow_targets.clone())?,
             configs,
             actor_settings,
         )
@@ -93,6 +94,10 @@ impl Application {
             router: router.clone(),
             writer,
             health_defaults,
+            targets: TargetPolicy {
+                allow: settings.allow_targets.clone(),
+                https_only: settings.https_only,
+            },
         });
         let shutdown_grace = Duration::from_secs(settings.shutdown_grace_seconds);
         let server = HttpServer::new(move || {

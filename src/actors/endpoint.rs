@@ -42,7 +42,7 @@ pub struct ActorDeps {
     pub writer: Writer,
     pub store: Store,
     pub bodies: BodyCache,
-    pub client: reqwest::Client,
+    pub transport: sender::Transport,
     pub notices: Recipient<EndpointNotice>,
     pub settings: ActorSettings,
 }
@@ -216,12 +216,12 @@ impl EndpointActor {
     }
 
     fn send(&mut self, delivery: QueuedDelivery, ctx: &mut Context<Self>) {
-        let client = self.deps.client.clone();
+        let transport = self.deps.transport.clone();
         let config = Arc::clone(&self.config);
         let delivery_id = delivery.id.clone();
         let attempt = async move {
             sender::attempt(
-                &client,
+                &transport,
                 &config,
                 &delivery.event_id,
                 &delivery.event_type,

@@ -9,6 +9,7 @@ use super::endpoint::{
 use crate::core::delivery::DeliveryState;
 use crate::core::endpoint::EndpointConfig;
 use crate::core::endpoint_machine::QueuedDelivery;
+use crate::sender::Transport;
 use crate::store::endpoint_state::{self, BodyCache, EnableOutcome, Replay};
 use crate::store::endpoints::OPERATOR_ENDPOINT;
 use crate::store::events::{self, Ingested};
@@ -88,7 +89,7 @@ pub struct Router {
     /// router, known once it runs).
     deps: Option<ActorDeps>,
     store: Store,
-    client: reqwest::Client,
+    transport: Transport,
     settings: ActorSettings,
     routes: HashMap<String, Route>,
     by_tenant: HashMap<String, Vec<String>>,
@@ -98,7 +99,7 @@ impl Router {
     pub fn new(
         writer: Writer,
         store: Store,
-        client: reqwest::Client,
+        transport: Transport,
         endpoints: Vec<EndpointConfig>,
         settings: ActorSettings,
     ) -> Self {
@@ -109,7 +110,7 @@ impl Router {
             writer,
             deps: None,
             store,
-            client,
+            transport,
             settings,
             routes: HashMap::new(),
             by_tenant: HashMap::new(),
@@ -339,7 +340,7 @@ impl Actor for Router {
             writer: self.writer.clone(),
             store: self.store.clone(),
             bodies: BodyCache::default(),
-            client: self.client.clone(),
+            transport: self.transport.clone(),
             notices: ctx.address().recipient(),
             settings: self.settings,
         });

@@ -10,6 +10,7 @@ use crate::core::limits::HealthLimits;
 use crate::core::matching::EventTypePattern;
 use crate::core::retry::check_schedule;
 use crate::core::signature_scheme::{check_signature_header, SchemeName};
+use crate::core::target_policy::TargetPolicy;
 use crate::ids;
 use crate::store::endpoints;
 use crate::store::models::EndpointRow;
@@ -327,6 +328,15 @@ pub fn view(row: &EndpointRow, live: Option<&EndpointSnapshot>) -> Value {
     view
 }
 
+/// Refuses a URL the target policy forbids (an IP-literal host in a
+/// non-public range, `http` when only `https` is allowed) before anything
+/// is stored; host names are vetted when they are resolved for delivery.
+fn check_target(url: &str, targets: &TargetPolicy) -> Result<(), FieldError> {
+    targets
+        .check_url(&parse_endpoint_url(url)?)
+        .map_err(|reason| FieldError::new("url", reason))
+}
+
 type TenantPath = web::Path<String>;
 type EndpointPath = web::Path<(String, String)>;
 
@@ -339,9 +349,10 @@ pub async fn create(
     let tenant = tenant.into_inner();
     state.keys.require_tenant(&request, &tenant).await?;
     let fields: EndpointFields = parse_json(&body)?;
-    if fields.url.is_none() {
+    let Some(url) = &fields.url else {
         return Err(FieldError::new("url", "is required").into());
-    }
+    };
+    check_target(url, &state.targets)?;
     let mut row = EndpointRow::with_defaults(&ids::time_ordered("ep"), &tenant, now_ms());
     let max_only = fields.changes_max_cooldown_only();
     fields.apply_to(&mut row)?;
@@ -407,6 +418,9 @@ pub async fn update(
     state.keys.require_tenant(&request, &tenant).await?;
     let fields: EndpointFields = parse_json(&body)?;
     let mut row = find(&state, &tenant, &id).await?;
+    if let Some(url) = &fields.url {
+        check_target(url, &state.targets)?;
+    }
     let max_only = fields.changes_max_cooldown_only();
     fields.apply_to(&mut row)?;
     row.updated_at = now_ms();

@@ -13,6 +13,7 @@ pub mod tenants;
 
 use crate::actors::router::Router;
 use crate::core::limits::HealthLimits;
+use crate::core::target_policy::TargetPolicy;
 use crate::store::writer::Writer;
 use crate::store::Store;
 use actix::Addr;
@@ -30,6 +31,8 @@ pub struct AppState {
     pub keys: auth::Keys,
     /// The global health limits that per-endpoint overrides replace.
     pub health_defaults: HealthLimits,
+    /// What endpoint URLs may point at.
+    pub targets: TargetPolicy,
 }
 
 /// Path parameters are named after the resource they identify: a value that

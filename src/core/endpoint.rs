@@ -28,6 +28,10 @@ pub struct EndpointConfig {
     /// would loop, and disabling it would silence every alert with nobody
     /// told. Its breaker and retries still apply.
     pub raises_alerts: bool,
+    /// `true` for the operator's alert endpoint: its URL is the operator's
+    /// configuration, so the target policy (no private addresses unless
+    /// allowed) does not apply to it.
+    pub trusted_target: bool,
 }
 
 impl EndpointConfig {

@@ -14,4 +14,5 @@ pub mod matching;
 pub mod retry;
 pub mod signature_scheme;
 pub mod signing;
+pub mod target_policy;
 pub mod text;

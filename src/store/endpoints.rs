@@ -358,6 +358,7 @@ impl EndpointRow {
             active: self.is_active(),
             limits: self.limits(defaults),
             raises_alerts: self.id != OPERATOR_ENDPOINT,
+            trusted_target: self.id == OPERATOR_ENDPOINT,
         })
     }
 }

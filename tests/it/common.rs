@@ -290,9 +290,7 @@ pub fn http_client() -> reqwest::Client {
 /// Builds `hookrelay::startup::Application` on `db` with [`ADMIN_KEY`] and
 /// serves it on the current actix system.
 pub async fn spawn_app(db: TestDb) -> TestApp {
-    let mut settings = hookrelay::config::Settings::new(db.url());
-    settings.listen = "127.0.0.1:0".to_string();
-    settings.admin_key = Some(ADMIN_KEY.to_string());
+    let settings = test_settings(db.url());
     let application = hookrelay::startup::Application::build(settings)
         .await
         .unwrap_or_else(|e| panic!("Application::build on {}: {e:?}", db.backend()));
@@ -910,11 +908,20 @@ async fn receive(
 // receivers and the health, alert, disable and enable routes.
 // ---------------------------------------------------------------------------
 
-/// The settings [`spawn_app`] uses: `db`, a free port, [`ADMIN_KEY`].
+/// The allow-list every test application runs with: the receivers are on
+/// loopback, which the target policy refuses by default.
+pub const LOOPBACK_TARGETS: &str = "127.0.0.0/8,::1/128";
+
+/// The settings [`spawn_app`] uses: `db`, a free port, [`ADMIN_KEY`],
+/// deliveries to [`LOOPBACK_TARGETS`] allowed.
 pub fn test_settings(database_url: &str) -> hookrelay::config::Settings {
     let mut settings = hookrelay::config::Settings::new(database_url);
     settings.listen = "127.0.0.1:0".to_string();
     settings.admin_key = Some(ADMIN_KEY.to_string());
+    settings.allow_targets = LOOPBACK_TARGETS
+        .split(',')
+        .map(|net| net.parse().expect("LOOPBACK_TARGETS are CIDRs"))
+        .collect();
     settings
 }
 

@@ -9,7 +9,7 @@ use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::common::{to_bytes, wait_until, Receiver, TestApp, TestDb, ADMIN_KEY};
+use crate::common::{to_bytes, wait_until, Receiver, TestApp, TestDb, ADMIN_KEY, LOOPBACK_TARGETS};
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
 use serde_json::json;
 
@@ -46,6 +46,7 @@ impl Service {
             .env("DATABASE_URL", database_url)
             .env("HOOKRELAY_LISTEN", "127.0.0.1:0")
             .env("HOOKRELAY_ADMIN_KEY", ADMIN_KEY)
+            .env("HOOKRELAY_ALLOW_TARGETS", LOOPBACK_TARGETS)
             .env("RUST_LOG", rust_log)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

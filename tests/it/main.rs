@@ -16,4 +16,5 @@ mod health;
 mod hygiene;
 mod retries;
 mod signatures;
+mod ssrf;
 mod supervisor;

@@ -119,6 +119,9 @@ impl Scenario {
     }
 }
 
+/// The receivers run on loopback, which the service refuses to deliver to
+/// unless allowed.
+const LOOPBACK_TARGETS: &str = "127.0.0.0/8";
 const ADMIN_KEY: &str = "bench-admin-key";
 /// How often a child service's resident memory is read.
 const RSS_SAMPLE_INTERVAL: Duration = Duration::from_millis(200);
@@ -198,6 +201,9 @@ fn run_with_child(
 fn start_service(database_url: &str) -> Result<u16, String> {
     let mut settings = Settings::new(database_url);
     settings.admin_key = Some(ADMIN_KEY.to_owned());
+    settings.allow_targets = vec![LOOPBACK_TARGETS
+        .parse()
+        .map_err(|e| format!("{LOOPBACK_TARGETS}: {e}"))?];
     let (tx, rx) = std::sync::mpsc::channel();
     spawn_named("bench-service", move || {
         actix_web::rt::System::new().block_on(async move {

@@ -75,6 +75,7 @@ impl ServiceCommand {
             .env("DATABASE_URL", &self.database_url)
             .env("HOOKRELAY_LISTEN", format!("127.0.0.1:{}", self.port))
             .env("HOOKRELAY_ADMIN_KEY", ADMIN_KEY)
+            .env("HOOKRELAY_ALLOW_TARGETS", crate::LOOPBACK_TARGETS)
             .stdin(Stdio::null())
             .stdout(Stdio::from(log))
             .stderr(Stdio::from(stderr))
