@@ -180,6 +180,13 @@ pub fn all(db: &mut Db) -> Result<Vec<EndpointRow>, StoreError> {
         .load(c))?)
 }
 
+pub fn count_in_tenant(db: &mut Db, tenant_id: &str) -> Result<i64, StoreError> {
+    Ok(dispatch!(db, c => endpoints::table
+        .filter(endpoints::tenant_id.eq(tenant_id))
+        .count()
+        .get_result(c))?)
+}
+
 /// Deletes the endpoint and, by cascade, its deliveries and attempts.
 pub fn delete(db: &mut Db, tenant_id: &str, id: &str) -> Result<bool, StoreError> {
     let deleted = dispatch!(db, c => diesel::delete(endpoints::table
