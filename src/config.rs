@@ -74,6 +74,11 @@ pub struct Settings {
     #[arg(long, env = "HOOKRELAY_QUEUE_WINDOW_BYTES", default_value_t = 16 * 1024 * 1024)]
     pub queue_window_bytes: usize,
 
+    /// Largest request body the API accepts (an event with its payload
+    /// included); a larger one is answered 413.
+    #[arg(long, env = "HOOKRELAY_MAX_PAYLOAD_BYTES", default_value_t = DEFAULT_MAX_PAYLOAD_BYTES)]
+    pub max_payload_bytes: usize,
+
     /// `whsec_…` secret that signs alerts sent to the alert URL.
     #[arg(long, env = "HOOKRELAY_ALERT_SECRET", hide_env_values = true)]
     pub alert_secret: Option<String>,
@@ -90,6 +95,7 @@ pub struct Settings {
 }
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://hookrelay.db";
+pub const DEFAULT_MAX_PAYLOAD_BYTES: usize = 256 * 1024;
 
 impl Settings {
     /// Defaults for embedding: any free port on loopback, no admin key.
@@ -112,6 +118,7 @@ impl Settings {
             queue_window_bytes: 16 * 1024 * 1024,
             allow_targets: Vec::new(),
             https_only: false,
+            max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES,
         }
     }
 }

@@ -25,9 +25,6 @@ use std::time::Duration;
 /// the last messages and log, never to wait for work.
 const SHUTDOWN_MARGIN: Duration = Duration::from_millis(500);
 
-/// Largest request body accepted (an event's payload included).
-const MAX_BODY: usize = 1024 * 1024;
-
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
     #[error(transparent)]
@@ -52,6 +49,11 @@ impl Application {
     /// Opens (and migrates) the database, starts the writer and the actors,
     /// and binds the listener. Must run inside an actix system.
     pub async fn build(settings: Settings) -> Result<Application, StartupError> {
+        if settings.max_payload_bytes == 0 {
+            return Err(StartupError::Settings(
+                "HOOKRELAY_MAX_PAYLOAD_BYTES (--max-payload-bytes) must be at least 1".to_owned(),
+            ));
+        }
         let health_defaults = health_limits(&settings)?;
         let alert_target = alert_target(&settings)?;
         let url = settings.database_url.clone();
@@ -100,10 +102,13 @@ impl Application {
             },
         });
         let shutdown_grace = Duration::from_secs(settings.shutdown_grace_seconds);
+        let max_payload_bytes = settings.max_payload_bytes;
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
-                .app_data(web::PayloadConfig::new(MAX_BODY))
+                // Every handler reads its body as `web::Bytes`, which this
+                // bounds: a larger body is a 413 before any handler runs.
+                .app_data(web::PayloadConfig::new(max_payload_bytes))
                 .wrap(api::problem_errors())
                 .configure(api::routes)
         })

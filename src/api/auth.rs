@@ -3,7 +3,7 @@
 use super::problem::ApiError;
 use crate::core::domain::is_id;
 use crate::ids::key_hash;
-use crate::store::tenants::{self, KeyOwner};
+use crate::store::tenants::{self, KeyOwner, SYSTEM_TENANT};
 use crate::store::Store;
 use actix_web::http::header::AUTHORIZATION;
 use actix_web::HttpRequest;
@@ -64,7 +64,8 @@ impl Keys {
     }
 
     /// The admin may use any existing tenant; a tenant key only its own.
-    /// Anything else is answered as if the tenant did not exist.
+    /// Anything else is answered as if the tenant did not exist. The system
+    /// tenant may be read, never written: hookrelay keeps it as configured.
     ///
     /// Every tenant-scoped handler calls this before it reads anything, so
     /// it is also where the ids of the path (tenant, endpoint, event,
@@ -77,6 +78,14 @@ impl Keys {
     ) -> Result<(), ApiError> {
         let owner = self.owner(request).await?;
         check_path_ids(request)?;
+        self.require_known_tenant(owner, tenant_id).await?;
+        if tenant_id == SYSTEM_TENANT && !request.method().is_safe() {
+            return Err(ApiError::ReservedTenant);
+        }
+        Ok(())
+    }
+
+    async fn require_known_tenant(&self, owner: KeyOwner, tenant_id: &str) -> Result<(), ApiError> {
         match owner {
             KeyOwner::Tenant(own) if own == tenant_id => Ok(()),
             KeyOwner::Tenant(_) => Err(ApiError::NotFound("tenant")),

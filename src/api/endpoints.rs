@@ -3,19 +3,19 @@ use super::{page, rfc3339, AppState, PageParams};
 use crate::actors::endpoint::EndpointSnapshot;
 use crate::actors::router::{EndpointDeleted, EndpointSaved, SnapshotOf};
 use crate::core::domain::{
-    check_custom_header, check_line, check_text, parse_endpoint_url, FieldError,
+    check_header_name, check_line, check_text, parse_endpoint_url, FieldError,
 };
 use crate::core::endpoint::{EndpointConfig, MAX_MAX_IN_FLIGHT, MAX_TIMEOUT_SECONDS};
 use crate::core::limits::HealthLimits;
 use crate::core::matching::EventTypePattern;
 use crate::core::retry::check_schedule;
-use crate::core::signature_scheme::{check_signature_header, SchemeName};
+use crate::core::signature_scheme::SchemeName;
 use crate::core::target_policy::TargetPolicy;
 use crate::ids;
 use crate::store::endpoints;
 use crate::store::models::EndpointRow;
 use crate::time::now_ms;
-use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::http::header::HeaderValue;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -26,6 +26,12 @@ const MAX_EVENT_TYPES: usize = 100;
 /// Upper bound of every seconds-valued health limit (30 days).
 const MAX_LIMIT_SECONDS: u64 = 30 * 24 * 3600;
 const MAX_ALERT_THRESHOLDS: usize = 20;
+/// Failure counts are stored in 32-bit signed columns.
+const MAX_FAILURE_COUNT: u32 = i32::MAX as u32;
+const MAX_CUSTOM_HEADERS: usize = 50;
+const MAX_HEADER_VALUE: usize = 4096;
+/// Every endpoint of a tenant has an actor and a place in each fan-out.
+pub const MAX_ENDPOINTS_PER_TENANT: i64 = 1000;
 
 /// The writable fields; on create `url` is required, on update all are optional.
 #[derive(Deserialize)]
@@ -105,11 +111,21 @@ impl EndpointFields {
             row.event_types = to_json(&normalized);
         }
         if let Some(headers) = self.headers {
+            if headers.len() > MAX_CUSTOM_HEADERS {
+                return Err(FieldError::new(
+                    "headers",
+                    format!("may hold at most {MAX_CUSTOM_HEADERS} headers"),
+                ));
+            }
             for (name, value) in &headers {
                 let field = || format!("headers.{name}");
-                HeaderName::from_bytes(name.as_bytes())
-                    .map_err(|_| FieldError::new(field(), "is not a valid header name"))?;
-                check_custom_header(name).map_err(|reason| FieldError::new(field(), reason))?;
+                check_header_name(name).map_err(|reason| FieldError::new(field(), reason))?;
+                if value.len() > MAX_HEADER_VALUE {
+                    return Err(FieldError::new(
+                        field(),
+                        format!("may be at most {MAX_HEADER_VALUE} bytes long"),
+                    ));
+                }
                 HeaderValue::from_str(value)
                     .map_err(|_| FieldError::new(field(), "is not a valid header value"))?;
                 // HTTP would carry a tab; it has no use in a custom header.
@@ -124,8 +140,7 @@ impl EndpointFields {
             row.max_in_flight = within("max_in_flight", limit, MAX_MAX_IN_FLIGHT)?;
         }
         if let Some(schedule) = self.retry_schedule {
-            check_schedule(&schedule)
-                .map_err(|reason| FieldError::new("retry_schedule", reason))?;
+            check_schedule(&schedule)?;
             row.retry_schedule = to_json(&schedule);
         }
         check_signing(row)
@@ -152,7 +167,7 @@ impl EndpointFields {
         };
         if let Some(header) = &self.signature_header {
             shapes_hex_only("signature_header")?;
-            check_signature_header(header)
+            check_header_name(header)
                 .map_err(|reason| FieldError::new("signature_header", reason))?;
             row.signature_header = header.clone();
         }
@@ -175,7 +190,9 @@ impl EndpointFields {
     /// them together with the global settings.
     fn apply_limits_to(&self, row: &mut EndpointRow) -> Result<(), FieldError> {
         if let Some(failures) = self.breaker_failures {
-            row.breaker_failures = failures.map(|f| i32::try_from(f).unwrap_or(i32::MAX));
+            row.breaker_failures = failures
+                .map(|f| failure_count("breaker_failures", f))
+                .transpose()?;
         }
         if let Some(seconds) = self.breaker_cooldown_seconds {
             row.breaker_cooldown_seconds = seconds
@@ -197,10 +214,15 @@ impl EndpointFields {
                     format!("may hold at most {MAX_ALERT_THRESHOLDS} counts"),
                 ));
             }
+            for (i, &count) in thresholds.iter().flatten().enumerate() {
+                failure_count(&format!("alert_thresholds[{i}]"), count)?;
+            }
             row.alert_thresholds = thresholds.as_ref().map(to_json);
         }
         if let Some(failures) = self.disable_after_failures {
-            row.disable_after_failures = failures.map(|f| i32::try_from(f).unwrap_or(i32::MAX));
+            row.disable_after_failures = failures
+                .map(|f| failure_count("disable_after_failures", f))
+                .transpose()?;
         }
         if let Some(seconds) = self.disable_after_seconds {
             row.disable_after_seconds = seconds
@@ -229,6 +251,13 @@ fn check_signing(row: &EndpointRow) -> Result<(), FieldError> {
         )),
         None => Ok(()),
     }
+}
+
+/// A count of consecutive failures, refused (never clamped) when its
+/// column cannot hold it.
+fn failure_count(field: &str, count: u32) -> Result<i32, FieldError> {
+    i32::try_from(count)
+        .map_err(|_| FieldError::new(field, format!("must be at most {MAX_FAILURE_COUNT}")))
 }
 
 fn seconds_limit(field: &str, seconds: u64) -> Result<i64, FieldError> {
@@ -358,10 +387,23 @@ pub async fn create(
     fields.apply_to(&mut row)?;
     let config = checked_config(&row, &state.health_defaults, max_only)?;
     let stored = row.clone();
-    state
-        .store
-        .run(move |db| endpoints::insert(db, &stored))
+    // Through the writer, which runs one job at a time: no other create
+    // can come between the count and the insert.
+    let inserted = state
+        .writer
+        .call(move |db| {
+            if endpoints::count_in_tenant(db, &stored.tenant_id)? >= MAX_ENDPOINTS_PER_TENANT {
+                return Ok(false);
+            }
+            endpoints::insert(db, &stored)?;
+            Ok(true)
+        })
         .await?;
+    if !inserted {
+        return Err(ApiError::LimitReached(format!(
+            "a tenant may have at most {MAX_ENDPOINTS_PER_TENANT} endpoints; delete one first"
+        )));
+    }
     state.router.do_send(EndpointSaved(config));
     Ok(HttpResponse::Created().json(view(&row, None)))
 }

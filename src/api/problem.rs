@@ -2,6 +2,7 @@
 //! that names the offending field.
 
 use crate::core::domain::FieldError;
+use crate::store::tenants::SYSTEM_TENANT;
 use crate::store::StoreError;
 use actix_web::http::header::RETRY_AFTER;
 use actix_web::http::StatusCode;
@@ -23,6 +24,11 @@ pub enum ApiError {
     Malformed(String),
     #[error("{}: {}", .0.field, .0.reason)]
     Invalid(FieldError),
+    /// A well-formed request that would go past a fixed limit.
+    #[error("{0}")]
+    LimitReached(String),
+    #[error("the tenant {SYSTEM_TENANT} is managed by hookrelay from HOOKRELAY_ALERT_URL and HOOKRELAY_ALERT_SECRET; it can be read, not changed, through the API")]
+    ReservedTenant,
     /// Answers 503 when the database is unavailable, 500 otherwise.
     #[error("storage failure")]
     Store(#[from] StoreError),
@@ -60,6 +66,8 @@ impl ApiError {
             ApiError::Conflict(_) => "Conflict",
             ApiError::Malformed(_) => "Malformed request",
             ApiError::Invalid(_) => "Invalid field",
+            ApiError::LimitReached(_) => "Limit reached",
+            ApiError::ReservedTenant => "Forbidden",
             ApiError::Store(error) if error.is_unavailable() => "Service Unavailable",
             ApiError::Store(StoreError::Busy(_)) => "Service Unavailable",
             ApiError::Store(_) => "Internal Server Error",
@@ -76,7 +84,8 @@ impl ResponseError for ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Malformed(_) => StatusCode::BAD_REQUEST,
-            ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Invalid(_) | ApiError::LimitReached(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::ReservedTenant => StatusCode::FORBIDDEN,
             ApiError::Store(error) if error.is_unavailable() => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Store(StoreError::Busy(_)) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,

@@ -126,10 +126,20 @@ pub fn parse_event_type(value: &str) -> Result<String, FieldError> {
         .map_err(|reason| FieldError::new("type", reason))
 }
 
+/// Longest endpoint URL, in bytes: what common proxies and servers accept
+/// in a request line.
+pub const MAX_URL: usize = 2048;
+
 /// An absolute `http` or `https` URL with a host and no credentials.
 /// Control characters are refused before parsing: the URL parser would
 /// silently drop some (tabs, line breaks, leading ones) and escape others.
 pub fn parse_endpoint_url(value: &str) -> Result<Url, FieldError> {
+    if value.len() > MAX_URL {
+        return Err(FieldError::new(
+            "url",
+            format!("may be at most {MAX_URL} bytes long"),
+        ));
+    }
     check_line("url", value)?;
     let url = Url::parse(value)
         .map_err(|e| FieldError::new("url", format!("is not an absolute URL: {e}")))?;
@@ -148,19 +158,47 @@ pub fn parse_endpoint_url(value: &str) -> Result<Url, FieldError> {
     Ok(url)
 }
 
-/// Custom headers may not override the ones hookrelay owns.
-pub fn check_custom_header(name: &str) -> Result<(), String> {
-    let lower = name.to_ascii_lowercase();
-    let reserved = lower.starts_with("webhook-")
-        || matches!(
-            lower.as_str(),
-            "content-type" | "content-length" | "host" | "user-agent" | "transfer-encoding"
-        );
-    if reserved {
-        Err(format!("header {name} is set by hookrelay"))
-    } else {
-        Ok(())
+/// Longest header name an endpoint may configure (custom or signature).
+pub const MAX_HEADER_NAME: usize = 128;
+
+/// Headers an endpoint may not configure, lower case: those hookrelay sets
+/// on every request, and those that describe one connection rather than the
+/// message (a proxy drops or acts on them, and HTTP clients manage them).
+/// Every `webhook-*` header is hookrelay's too (see [`check_header_name`]).
+const RESERVED_HEADERS: [&str; 14] = [
+    "content-type",
+    "content-length",
+    "host",
+    "user-agent",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "upgrade",
+    "expect",
+];
+
+/// A header name an endpoint may configure: an HTTP token of 1 to
+/// [`MAX_HEADER_NAME`] characters that is not reserved. The one rule for
+/// custom headers and the signature header.
+pub fn check_header_name(name: &str) -> Result<(), String> {
+    let is_tchar = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+    if name.is_empty() || name.len() > MAX_HEADER_NAME || !name.chars().all(is_tchar) {
+        return Err(format!(
+            "must be an HTTP header name of 1 to {MAX_HEADER_NAME} token characters"
+        ));
     }
+    let lower = name.to_ascii_lowercase();
+    if lower.starts_with("webhook-") || RESERVED_HEADERS.contains(&lower.as_str()) {
+        return Err(format!(
+            "header {name} is reserved: hookrelay or the HTTP connection sets it"
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -244,8 +282,40 @@ mod tests {
 
     #[test]
     fn reserved_headers_are_refused() {
-        assert!(check_custom_header("X-Api-Key").is_ok());
-        assert!(check_custom_header("Webhook-Signature").is_err());
-        assert!(check_custom_header("content-type").is_err());
+        assert!(check_header_name("X-Api-Key").is_ok());
+        for name in [
+            "Webhook-Signature",
+            "webhook-anything",
+            "content-type",
+            "Content-Length",
+            "Host",
+            "connection",
+            "Keep-Alive",
+            "proxy-connection",
+            "TE",
+            "trailer",
+            "transfer-encoding",
+            "Upgrade",
+        ] {
+            assert!(check_header_name(name).is_err(), "{name}");
+        }
+    }
+
+    #[test]
+    fn header_names_are_bounded_tokens() {
+        assert!(check_header_name("X-Trace_Id.1~").is_ok());
+        for name in ["", "X Api", "X:Api", "é", &"x".repeat(MAX_HEADER_NAME + 1)] {
+            assert!(check_header_name(name).is_err(), "{name:?}");
+        }
+        assert!(check_header_name(&"x".repeat(MAX_HEADER_NAME)).is_ok());
+    }
+
+    #[test]
+    fn urls_are_bounded() {
+        let base = "https://example.com/";
+        let longest = format!("{base}{}", "a".repeat(MAX_URL - base.len()));
+        assert!(parse_endpoint_url(&longest).is_ok());
+        let too_long = format!("{longest}a");
+        assert_eq!(parse_endpoint_url(&too_long).unwrap_err().field, "url");
     }
 }

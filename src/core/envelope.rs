@@ -6,8 +6,12 @@ use serde_json::Value;
 /// Event types hookrelay emits itself; publishers may not use them.
 pub const OPERATIONAL_PREFIX: &str = "hookrelay.";
 
+/// Case-insensitive: receivers and people compare types loosely, so
+/// `Hookrelay.endpoint.failing` must not pass for a publisher's own type.
 pub fn is_operational(event_type: &str) -> bool {
-    event_type.starts_with(OPERATIONAL_PREFIX)
+    event_type
+        .get(..OPERATIONAL_PREFIX.len())
+        .is_some_and(|start| start.eq_ignore_ascii_case(OPERATIONAL_PREFIX))
 }
 
 /// Serialized once at ingestion, stored, and sent byte for byte on every attempt.
@@ -25,5 +29,20 @@ impl Envelope<'_> {
     pub fn to_body(&self) -> String {
         // A struct of strings and a JSON value always serializes.
         serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_operational;
+
+    #[test]
+    fn the_reserved_prefix_ignores_case() {
+        for reserved in ["hookrelay.x", "Hookrelay.endpoint.failing", "HOOKRELAY.a"] {
+            assert!(is_operational(reserved), "{reserved}");
+        }
+        for own in ["hookrelay", "hookrelayx.a", "invoice.hookrelay.x", "é"] {
+            assert!(!is_operational(own), "{own}");
+        }
     }
 }

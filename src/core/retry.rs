@@ -1,5 +1,6 @@
 //! Retry schedules: how long a delivery waits after a failed attempt.
 
+use super::domain::FieldError;
 use chrono::{DateTime, Utc};
 use std::time::Duration;
 
@@ -9,6 +10,9 @@ use std::time::Duration;
 pub const DEFAULT_SCHEDULE: [u32; 9] = [5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400];
 
 pub const MAX_SCHEDULE_LEN: usize = 50;
+/// The shortest scheduled delay, in seconds: with no floor, a schedule of
+/// zeros turns every failing event into a burst of back-to-back requests.
+const MIN_DELAY_SECONDS: u32 = 1;
 const MAX_DELAY: Duration = Duration::from_secs(24 * 3600);
 const JITTER_FRACTION: f64 = 0.2;
 
@@ -42,14 +46,26 @@ pub fn parse_retry_after(value: &str, now: DateTime<Utc>) -> Option<Duration> {
     (at.with_timezone(&Utc) - now).to_std().ok()
 }
 
-pub fn check_schedule(schedule: &[u32]) -> Result<(), String> {
+/// Refuses a schedule that is too long (naming `retry_schedule`) or a delay
+/// out of range (naming `retry_schedule[i]`).
+pub fn check_schedule(schedule: &[u32]) -> Result<(), FieldError> {
     if schedule.len() > MAX_SCHEDULE_LEN {
-        return Err(format!("may hold at most {MAX_SCHEDULE_LEN} delays"));
+        return Err(FieldError::new(
+            "retry_schedule",
+            format!("may hold at most {MAX_SCHEDULE_LEN} delays"),
+        ));
     }
-    if schedule.iter().any(|&s| u64::from(s) > MAX_DELAY.as_secs()) {
-        return Err("delays may not exceed 86400 seconds".to_owned());
+    let max = MAX_DELAY.as_secs();
+    match schedule
+        .iter()
+        .position(|&delay| delay < MIN_DELAY_SECONDS || u64::from(delay) > max)
+    {
+        Some(i) => Err(FieldError::new(
+            format!("retry_schedule[{i}]"),
+            format!("must be between {MIN_DELAY_SECONDS} and {max} seconds"),
+        )),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -122,7 +138,24 @@ mod tests {
     fn default_schedule_makes_ten_attempts_over_about_three_days() {
         assert!(check_schedule(&DEFAULT_SCHEDULE).is_ok());
         assert_eq!(DEFAULT_SCHEDULE.len() + 1, 10);
-        assert!(check_schedule(&[90000]).is_err());
-        assert!(check_schedule(&[1; 51]).is_err());
+        assert!(check_schedule(&[]).is_ok());
+        assert_eq!(
+            check_schedule(&[1; 51]).unwrap_err().field,
+            "retry_schedule"
+        );
+    }
+
+    #[test]
+    fn every_delay_is_between_one_second_and_a_day() {
+        assert!(check_schedule(&[1, 86400]).is_ok());
+        assert_eq!(check_schedule(&[0]).unwrap_err().field, "retry_schedule[0]");
+        assert_eq!(
+            check_schedule(&[5, 5, 0]).unwrap_err().field,
+            "retry_schedule[2]"
+        );
+        assert_eq!(
+            check_schedule(&[5, 90000]).unwrap_err().field,
+            "retry_schedule[1]"
+        );
     }
 }

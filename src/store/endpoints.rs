@@ -189,6 +189,13 @@ pub fn page_after(
         .load(c))?)
 }
 
+pub fn count_in_tenant(db: &mut Db, tenant_id: &str) -> Result<i64, StoreError> {
+    Ok(dispatch!(db, c => endpoints::table
+        .filter(endpoints::tenant_id.eq(tenant_id))
+        .count()
+        .get_result(c))?)
+}
+
 /// Deletes the endpoint and, by cascade, its deliveries and attempts.
 pub fn delete(db: &mut Db, tenant_id: &str, id: &str) -> Result<bool, StoreError> {
     let deleted = dispatch!(db, c => diesel::delete(endpoints::table
@@ -199,7 +206,8 @@ pub fn delete(db: &mut Db, tenant_id: &str, id: &str) -> Result<bool, StoreError
 }
 
 /// Creates, updates or (with `None`) removes the endpoint that carries
-/// every alert to the operator's alert URL.
+/// every alert to the operator's alert URL. Run at every start: whatever
+/// happened to the endpoint, it leaves it exactly as configured and active.
 pub fn sync_operator_endpoint(
     db: &mut Db,
     target: Option<(&str, &Secret)>,
@@ -219,7 +227,13 @@ pub fn sync_operator_endpoint(
     match find(db, SYSTEM_TENANT, OPERATOR_ENDPOINT)? {
         Some(existing) => {
             row.created_at = existing.created_at;
-            update(db, &row)
+            update(db, &row)?;
+            // Disabling it would silence every alert; the API refuses it
+            // now, but a database from before (or a hand edit) may hold one.
+            if !existing.is_active() {
+                set_status(db, OPERATOR_ENDPOINT, None, now)?;
+            }
+            Ok(())
         }
         None => insert(db, &row),
     }

@@ -307,7 +307,7 @@ async fn waiting_deliveries_keep_their_attempt_count_while_the_breaker_is_open(d
                 "max_in_flight": 1,
                 // Four attempts per delivery, each retry due at once: a
                 // breaker that consumed retries while open would use them up.
-                "retry_schedule": [0, 0, 0],
+                "retry_schedule": [1, 1, 1],
                 "timeout_seconds": 10,
                 "breaker_failures": 2,
                 "breaker_cooldown_seconds": 3,
@@ -398,7 +398,7 @@ async fn auto_disable_holds_new_events_and_enable_replays_them_in_order(db: Test
             json!({
                 "url": receiver.url(),
                 "max_in_flight": 1,
-                "retry_schedule": [0, 0, 0, 0, 0],
+                "retry_schedule": [1, 1, 1, 1, 1],
                 "breaker_failures": 1000,
                 "disable_after_failures": 3,
                 "disable_after_seconds": 0,
@@ -716,7 +716,7 @@ async fn gone_disables_the_endpoint_at_once(db: TestDb) {
         .create_endpoint(
             &key,
             &tenant,
-            json!({"url": receiver.url(), "retry_schedule": [0, 0, 0]}),
+            json!({"url": receiver.url(), "retry_schedule": [1, 1, 1]}),
         )
         .await;
     let ep = id_of(&endpoint);
@@ -767,7 +767,7 @@ async fn a_restart_while_the_breaker_is_open_keeps_it_open(db: TestDb) {
             json!({
                 "url": receiver.url(),
                 "max_in_flight": 1,
-                "retry_schedule": vec![0; 10],
+                "retry_schedule": vec![1; 10],
                 "breaker_failures": 2,
                 "breaker_cooldown_seconds": 6,
                 "breaker_max_cooldown_seconds": 60,
@@ -837,7 +837,7 @@ async fn a_restart_while_disabled_keeps_the_endpoint_disabled(db: TestDb) {
             json!({
                 "url": receiver.url(),
                 "max_in_flight": 1,
-                "retry_schedule": [0, 0, 0, 0],
+                "retry_schedule": [1, 1, 1, 1],
                 "breaker_failures": 1000,
                 "disable_after_failures": 2,
                 "disable_after_seconds": 0,
@@ -903,7 +903,7 @@ async fn dead_and_hanging_endpoints_do_not_delay_a_healthy_one(db: TestDb) {
         .create_endpoint(
             &key,
             &tenant,
-            json!({"url": refused_url(), "retry_schedule": vec![0; 10]}),
+            json!({"url": refused_url(), "retry_schedule": vec![1; 10]}),
         )
         .await;
     let hanging_ep = app
@@ -913,7 +913,7 @@ async fn dead_and_hanging_endpoints_do_not_delay_a_healthy_one(db: TestDb) {
             json!({
                 "url": hanging.url(),
                 "timeout_seconds": HANG_TIMEOUT_SECONDS,
-                "retry_schedule": vec![0; 10],
+                "retry_schedule": vec![1; 10],
             }),
         )
         .await;
@@ -1193,7 +1193,7 @@ async fn tenant_health_lists_endpoints_worst_first(db: TestDb) {
             mk(
                 mixed_receiver.url(),
                 "mixed.*",
-                json!({"retry_schedule": [0]}),
+                json!({"retry_schedule": [1]}),
             ),
         )
         .await;
@@ -1215,7 +1215,7 @@ async fn tenant_health_lists_endpoints_worst_first(db: TestDb) {
             mk(
                 failing_receiver.url(),
                 "twice.*",
-                json!({"retry_schedule": [0, 3600]}),
+                json!({"retry_schedule": [1, 3600]}),
             ),
         )
         .await;
@@ -1768,7 +1768,7 @@ async fn enabling_an_active_endpoint_does_not_repeat_its_alerts(db: TestDb) {
             &tenant,
             json!({
                 "url": receiver.url(),
-                "retry_schedule": [0, 0, 0, 0, 0, 0, 0, 0],
+                "retry_schedule": [1, 1, 1, 1, 1, 1, 1, 1],
                 "breaker_failures": 1000,
                 "alert_thresholds": [2],
                 "disable_after_failures": 1000,

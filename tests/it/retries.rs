@@ -102,7 +102,7 @@ async fn retry_after_from_the_receiver_delays_the_next_attempt(db: TestDb) {
     app.create_endpoint(
         &key,
         &tenant,
-        json!({"url": receiver.url(), "retry_schedule": [0]}),
+        json!({"url": receiver.url(), "retry_schedule": [1]}),
     )
     .await;
 
@@ -115,7 +115,7 @@ async fn retry_after_from_the_receiver_delays_the_next_attempt(db: TestDb) {
         .await;
     let requests = receiver.wait_for_count(2, DELIVERY_TIMEOUT).await;
     let waited = requests[1].at - requests[0].at;
-    // Retry-After: 2 lengthens the scheduled 0 s delay; it may never shorten
+    // Retry-After: 2 lengthens the scheduled 1 s delay; it may never shorten
     // it, so the wait is at least two seconds (less a little measuring slack).
     assert!(
         waited >= Duration::from_millis(1900),
