@@ -332,6 +332,17 @@ fn new_delivery(event: &EventRow, endpoint_id: &str, active: bool) -> DeliveryRo
     }
 }
 
+impl Drop for Router {
+    /// The endpoint actors' threads end with the router, so that nothing
+    /// they hold (the writer, pooled connections) outlives the application
+    /// and keeps reconnecting to a database that is gone.
+    fn drop(&mut self) {
+        for arbiter in &self.arbiters {
+            arbiter.stop();
+        }
+    }
+}
+
 impl Actor for Router {
     type Context = Context<Self>;
 
