@@ -3,7 +3,7 @@
 use crate::core::endpoint::EndpointConfig;
 use crate::core::retry::parse_retry_after;
 use crate::core::signature_scheme::SignedMessage;
-use crate::core::target_policy::{literal_address, vet, Blocked};
+use crate::core::target_policy::{vet, vet_literal, Blocked};
 use crate::core::text::{storable, storable_lossy};
 use ipnet::IpNet;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
@@ -68,9 +68,8 @@ impl Transport {
         }
         // An IP-literal host is connected to without asking the resolver,
         // so it is vetted here, before anything is sent.
-        if let Some(addr) = literal_address(&url) {
-            vet(addr, &self.allow).map_err(|blocked| (ErrorKind::Blocked, blocked.to_string()))?;
-        }
+        vet_literal(&url, &self.allow)
+            .map_err(|blocked| (ErrorKind::Blocked, blocked.to_string()))?;
         Ok((&self.vetted, url))
     }
 }

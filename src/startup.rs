@@ -174,7 +174,6 @@ impl Application {
     }
 }
 
-/// The global health limits, refused at start-up when contradictory.
 /// Endpoints read per query at start-up.
 const STARTUP_PAGE: usize = 1000;
 
@@ -202,6 +201,7 @@ async fn endpoint_configs(
     }
 }
 
+/// The global health limits, refused at start-up when contradictory.
 fn health_limits(settings: &Settings) -> Result<HealthLimits, StartupError> {
     let limits = HealthLimits {
         breaker_failures: settings.breaker_failures,

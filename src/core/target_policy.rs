@@ -44,11 +44,16 @@ pub fn vet(addr: IpAddr, allow: &[IpNet]) -> Result<(), Blocked> {
     }
 }
 
-/// The address of a URL whose host is an IP literal; `None` for a name,
-/// which is vetted when it is resolved. The `url` crate has already turned
-/// odd IPv4 spellings (`0x7f.1`, `2130706433`) of `http(s)` URLs into the
-/// address they mean.
-pub fn literal_address(url: &Url) -> Option<IpAddr> {
+/// Vets a URL whose host is an IP literal; a name passes here, as it is
+/// vetted when it is resolved.
+pub fn vet_literal(url: &Url, allow: &[IpNet]) -> Result<(), Blocked> {
+    literal_address(url).map_or(Ok(()), |addr| vet(addr, allow))
+}
+
+/// The address of a URL whose host is an IP literal. The `url` crate has
+/// already turned odd IPv4 spellings (`0x7f.1`, `2130706433`) of `http(s)`
+/// URLs into the address they mean.
+fn literal_address(url: &Url) -> Option<IpAddr> {
     match url.host()? {
         Host::Ipv4(v4) => Some(IpAddr::V4(v4)),
         Host::Ipv6(v6) => Some(IpAddr::V6(v6)),
@@ -72,10 +77,7 @@ impl TargetPolicy {
         if self.https_only && url.scheme() != "https" {
             return Err("must use https (HOOKRELAY_HTTPS_ONLY is set)".to_owned());
         }
-        match literal_address(url) {
-            Some(addr) => vet(addr, &self.allow).map_err(|blocked| blocked.to_string()),
-            None => Ok(()),
-        }
+        vet_literal(url, &self.allow).map_err(|blocked| blocked.to_string())
     }
 }
 

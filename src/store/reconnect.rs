@@ -89,11 +89,8 @@ impl ReconnectingDb {
     }
 
     fn reconnect(&mut self) -> Result<(), StoreError> {
-        let fresh = self.store.get_within(CONNECT_TIMEOUT).and_then(|mut db| {
-            db.ping()?;
-            Ok(db)
-        });
-        match fresh {
+        // The pool tests a connection as it hands it out: no ping needed.
+        match self.store.get_within(CONNECT_TIMEOUT) {
             Ok(db) => {
                 log::info!("the writer reconnected to the database");
                 self.db = Some(db);

@@ -257,29 +257,7 @@ fn open_with_endpoints(test_db: &TestDb, ids: &[&str]) -> (Store, Db) {
 
 fn endpoint(id: &str) -> EndpointRow {
     EndpointRow {
-        id: (*id).to_owned(),
-        tenant_id: TENANT.to_owned(),
         url: "http://127.0.0.1:9/hook".to_owned(),
-        description: String::new(),
-        event_types: "[\"*\"]".to_owned(),
-        headers: "{}".to_owned(),
-        secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".to_owned(),
-        timeout_seconds: 5,
-        max_in_flight: 4,
-        retry_schedule: "[]".to_owned(),
-        status: endpoints::ACTIVE.to_owned(),
-        created_at: NOW,
-        updated_at: NOW,
-        breaker_failures: None,
-        breaker_cooldown_seconds: None,
-        breaker_max_cooldown_seconds: None,
-        alert_thresholds: None,
-        disable_after_failures: None,
-        disable_after_seconds: None,
-        disabled_at: None,
-        disabled_reason: None,
-        signature_scheme: "standard".to_owned(),
-        signature_header: "X-Webhook-Signature".to_owned(),
-        signature_sha256_prefix: false,
+        ..EndpointRow::with_defaults(id, TENANT, NOW)
     }
 }
