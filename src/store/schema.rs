@@ -42,6 +42,9 @@ diesel::table! {
         signature_scheme -> Text,
         signature_header -> Text,
         signature_sha256_prefix -> Bool,
+        http_method -> Text,
+        retry_client_errors -> Bool,
+        metadata -> Text,
     }
 }
 

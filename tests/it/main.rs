@@ -12,6 +12,7 @@ mod bounded;
 mod crash;
 mod database_outage;
 mod delivery;
+mod endpoint_options;
 mod health;
 mod hygiene;
 mod limits;
