@@ -92,6 +92,12 @@ pub struct Settings {
     /// Refuse endpoint URLs that are not `https://` (on create and update).
     #[arg(long, env = "HOOKRELAY_HTTPS_ONLY")]
     pub https_only: bool,
+
+    /// Base64 of 32 random bytes (`openssl rand -base64 32`): endpoint
+    /// secrets are stored encrypted with it. Keep it: secrets encrypted
+    /// under a key cannot sign without it.
+    #[arg(long, env = "HOOKRELAY_SECRET_KEY", hide_env_values = true)]
+    pub secret_key: Option<String>,
 }
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://hookrelay.db";
@@ -118,6 +124,7 @@ impl Settings {
             queue_window_bytes: 16 * 1024 * 1024,
             allow_targets: Vec::new(),
             https_only: false,
+            secret_key: None,
             max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES,
         }
     }

@@ -13,6 +13,9 @@ diesel::table! {
         key_hash -> Text,
         tenant_id -> Nullable<Text>,
         created_at -> BigInt,
+        id -> Text,
+        name -> Nullable<Text>,
+        prefix -> Nullable<Text>,
     }
 }
 
@@ -42,6 +45,8 @@ diesel::table! {
         signature_scheme -> Text,
         signature_header -> Text,
         signature_sha256_prefix -> Bool,
+        previous_secret -> Nullable<Text>,
+        previous_secret_expires_at -> Nullable<BigInt>,
     }
 }
 
