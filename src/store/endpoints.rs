@@ -61,25 +61,23 @@ pub fn update(db: &mut Db, row: &EndpointRow) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Seals, in one transaction, the plain secrets of `rows` (read at start
-/// with a key set): only the secret columns are written.
+/// Seals the plain secrets of `rows` (read at start with a key set): only
+/// the secret columns are written. Run by the writer, in its transaction.
 pub fn seal_secrets(
     db: &mut Db,
     rows: &[EndpointRow],
     secrets: &SecretBox,
 ) -> Result<(), StoreError> {
-    db.transaction(|db| {
-        for row in rows {
-            let sealed = row.sealed(secrets);
-            dispatch!(db, c => diesel::update(endpoints::table.find(&row.id))
-                .set((
-                    endpoints::secret.eq(&sealed.secret),
-                    endpoints::previous_secret.eq(&sealed.previous_secret),
-                ))
-                .execute(c))?;
-        }
-        Ok(())
-    })
+    for row in rows {
+        let sealed = row.sealed(secrets);
+        dispatch!(db, c => diesel::update(endpoints::table.find(&row.id))
+            .set((
+                endpoints::secret.eq(&sealed.secret),
+                endpoints::previous_secret.eq(&sealed.previous_secret),
+            ))
+            .execute(c))?;
+    }
+    Ok(())
 }
 
 /// Disables (`Some(reason)`) or re-activates (`None`) the endpoint.

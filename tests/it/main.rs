@@ -14,6 +14,7 @@ mod database_outage;
 mod delivery;
 mod health;
 mod hygiene;
+mod keys;
 mod limits;
 mod retries;
 mod signatures;
