@@ -193,7 +193,9 @@ pub async fn attempt(
             signing.headers(&message, now.timestamp_millis())
         })
         .map_err(|reason| (ErrorKind::Signing, storable(reason).into_owned()));
-    let sent = match signature.and_then(|signature| Ok((signature, transport.route(endpoint)?))) {
+    // Nothing is sent unsigned, nor to a refused target.
+    let prepared = signature.and_then(|signature| Ok((signature, transport.route(endpoint)?)));
+    let sent = match prepared {
         Ok((signature, (client, url))) => {
             let mut request = client
                 .post(url)

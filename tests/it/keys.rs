@@ -8,8 +8,10 @@ use crate::common::{
     random_secret, spawn_app, try_build_app, unix_now, verify_signature, wait_until,
     ReceivedRequest, Receiver, RestartableApp, TestApp, TestDb, DELIVERY_TIMEOUT,
 };
+use diesel::connection::SimpleConnection;
 use diesel::sql_types::{Nullable, Text};
 use diesel::{Connection, QueryableByName, RunQueryDsl};
+use diesel_migrations::{FileBasedMigrations, MigrationHarness};
 use hmac::{Hmac, Mac};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -27,6 +29,7 @@ backend_tests!(
     secrets_are_encrypted_at_rest_with_a_secret_key,
     plain_secrets_are_encrypted_at_the_first_start_with_a_key,
     an_invalid_secret_key_stops_start_up,
+    a_key_stored_before_this_version_is_one_of_its_tenants_keys,
 );
 
 /// The base64 of 32 bytes, as `openssl rand -base64 32` prints.
@@ -662,4 +665,65 @@ async fn an_invalid_secret_key_stops_start_up(db: TestDb) {
         .expect_err("an invalid HOOKRELAY_SECRET_KEY is refused");
         assert!(refused.contains("HOOKRELAY_SECRET_KEY"), "{refused}");
     }
+}
+
+/// Migrations before keys and secrets (`migrations/` holds them in order).
+const MIGRATIONS_BEFORE_KEYS: usize = 4;
+
+/// A tenant and its key as the previous version stored them.
+const LEGACY_DATA: &str = "
+    INSERT INTO tenants (id, name, created_at) VALUES ('acme', 'Acme', 1);
+    INSERT INTO api_keys (key_hash, tenant_id, created_at) VALUES
+        ('1fd7b86b062eb8164d2df7e18df62afa0d4d62b96d744dd0dfc8d0c114782a02', 'acme', 1);
+";
+
+fn migrate_to_the_previous_version(db: &TestDb) {
+    let migrations =
+        FileBasedMigrations::from_path(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations"))
+            .expect("the migrations directory");
+    macro_rules! previous_version {
+        ($conn:expr) => {{
+            let mut conn = $conn;
+            for _ in 0..MIGRATIONS_BEFORE_KEYS {
+                conn.run_next_migration(migrations.clone())
+                    .unwrap_or_else(|e| panic!("migrate: {e}"));
+            }
+            conn.batch_execute(LEGACY_DATA)
+                .unwrap_or_else(|e| panic!("legacy rows: {e}"));
+        }};
+    }
+    match db.url().strip_prefix("sqlite://") {
+        Some(path) => previous_version!(diesel::SqliteConnection::establish(path)
+            .unwrap_or_else(|e| panic!("open {path}: {e}"))),
+        None => previous_version!(diesel::PgConnection::establish(db.url())
+            .unwrap_or_else(|e| panic!("connect to {}: {e}", db.url()))),
+    }
+}
+
+async fn a_key_stored_before_this_version_is_one_of_its_tenants_keys(db: TestDb) {
+    migrate_to_the_previous_version(&db);
+    // LEGACY_DATA holds this key's SHA-256.
+    let legacy_key = hookrelay::ids::key_hash("hrk_legacy");
+    assert!(
+        LEGACY_DATA.contains(&legacy_key),
+        "LEGACY_DATA must hold sha256(\"hrk_legacy\") = {legacy_key}"
+    );
+    let app = spawn_app(db).await;
+    assert_key_works(&app, "hrk_legacy", "acme").await;
+    let listed = list_keys(&app, "hrk_legacy", "acme").await;
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0]["id"], json!(format!("key_{}", &legacy_key[..32])));
+    assert_eq!(
+        listed[0]["prefix"],
+        Value::Null,
+        "its plaintext was never stored"
+    );
+    let revoked = app
+        .delete(
+            &app.admin_key,
+            &format!("{}/{}", keys_path("acme"), text(&listed[0], "id")),
+        )
+        .await;
+    assert_eq!(revoked.status, StatusCode::NO_CONTENT, "{}", revoked.body);
+    assert_key_refused(&app, "hrk_legacy", "acme", "the legacy key, revoked").await;
 }
