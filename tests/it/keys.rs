@@ -25,6 +25,7 @@ backend_tests!(
     the_secret_is_shown_at_creation_and_by_its_route_only,
     a_rotation_signs_with_both_secrets_until_its_grace_period_ends,
     a_rotation_survives_a_restart,
+    a_secret_set_by_patch_ends_the_grace_period,
     bad_rotations_answer_422_naming_the_field_and_change_nothing,
     secrets_are_encrypted_at_rest_with_a_secret_key,
     plain_secrets_are_encrypted_at_the_first_start_with_a_key,
@@ -466,6 +467,38 @@ async fn a_rotation_survives_a_restart(db: TestDb) {
     second.stop().await;
 }
 
+async fn a_secret_set_by_patch_ends_the_grace_period(db: TestDb) {
+    let app = spawn_app(db).await;
+    let (tenant, key) = app.create_tenant("acme").await;
+    let receiver = Receiver::start();
+    let old = random_secret();
+    let ep = text(
+        &app.create_endpoint(&key, &tenant, json!({"url": receiver.url(), "secret": old}))
+            .await,
+        "id",
+    );
+    let rotated = text(
+        &rotate(&app, &key, &tenant, &ep, &json!({"grace_seconds": 600})).await,
+        "secret",
+    );
+    publish(&app, &key, &tenant).await;
+    let first = receiver.wait_for_count(1, DELIVERY_TIMEOUT).await[0].clone();
+    verify_signature(&rotated, &first).unwrap_or_else(|e| panic!("rotated: {e}"));
+    verify_signature(&old, &first).unwrap_or_else(|e| panic!("old: {e}"));
+
+    let replaced = random_secret();
+    let path = format!("/v1/tenants/{tenant}/endpoints/{ep}");
+    let patched = app.patch(&key, &path, &json!({"secret": replaced})).await;
+    assert_eq!(patched.status, StatusCode::OK, "{}", patched.body);
+    let shown = app.get_json(&key, &format!("{path}/secret")).await;
+    assert_eq!(shown["secret"], json!(replaced));
+    assert_eq!(shown["previous_secret_expires_at"], Value::Null, "{shown}");
+    publish(&app, &key, &tenant).await;
+    let second = receiver.wait_for_count(2, DELIVERY_TIMEOUT).await[1].clone();
+    verify_signature(&replaced, &second).unwrap_or_else(|e| panic!("replaced: {e}"));
+    assert_eq!(signature_entries(&second), 1, "{:?}", second.headers);
+}
+
 async fn bad_rotations_answer_422_naming_the_field_and_change_nothing(db: TestDb) {
     let app = spawn_app(db).await;
     let (tenant, key) = app.create_tenant("acme").await;
@@ -647,9 +680,23 @@ async fn plain_secrets_are_encrypted_at_the_first_start_with_a_key(db: TestDb) {
     );
     first.stop().await;
 
-    let second = RestartableApp::start(db.url(), with_secret_key).await;
+    // The operator's alert endpoint, written at every start, is sealed too.
+    let alerts = Receiver::start();
+    let alert_secret = random_secret();
+    let second = RestartableApp::start(db.url(), |settings| {
+        with_secret_key(settings);
+        settings.alert_url = Some(alerts.url());
+        settings.alert_secret = Some(alert_secret.clone());
+    })
+    .await;
     let stored = stored_secrets(&db, &ep);
     assert!(stored.secret.starts_with("enc:v1:"), "{}", stored.secret);
+    let operator = stored_secrets(&db, "ep_operator_alerts");
+    assert!(
+        operator.secret.starts_with("enc:v1:"),
+        "{}",
+        operator.secret
+    );
     publish(&second.app, &key, &tenant).await;
     let request = receiver.wait_for_count(1, DELIVERY_TIMEOUT).await[0].clone();
     verify_signature(&secret, &request).unwrap_or_else(|e| panic!("{e}"));
