@@ -115,6 +115,11 @@ pub struct Settings {
         default_value_t = 300
     )]
     pub retention_interval_seconds: u64,
+    /// Base64 of 32 random bytes (`openssl rand -base64 32`): endpoint
+    /// secrets are stored encrypted with it. Keep it: secrets encrypted
+    /// under a key cannot sign without it.
+    #[arg(long, env = "HOOKRELAY_SECRET_KEY", hide_env_values = true)]
+    pub secret_key: Option<String>,
 }
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://hookrelay.db";
@@ -141,6 +146,7 @@ impl Settings {
             queue_window_bytes: 16 * 1024 * 1024,
             allow_targets: Vec::new(),
             https_only: false,
+            secret_key: None,
             max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES,
             reject_unknown_event_types: false,
             retain_succeeded_days: 30,

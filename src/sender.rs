@@ -141,6 +141,8 @@ pub enum ErrorKind {
     Request,
     /// The target policy refused the destination; nothing was sent.
     Blocked,
+    /// The endpoint's secret could not be read; nothing was sent.
+    Signing,
 }
 
 impl ErrorKind {
@@ -154,6 +156,7 @@ impl ErrorKind {
             ErrorKind::Body => "body",
             ErrorKind::Request => "request",
             ErrorKind::Blocked => "blocked",
+            ErrorKind::Signing => "signing",
         }
     }
 }
@@ -168,13 +171,6 @@ pub async fn attempt(
 ) -> AttemptReport {
     let started = Instant::now();
     let now = chrono::Utc::now();
-    let signature = endpoint.signer.headers(&SignedMessage {
-        event_id,
-        event_type,
-        timestamp: now.timestamp(),
-        body: body.as_bytes(),
-    });
-
     let mut report = AttemptReport {
         started_at_ms: now.timestamp_millis(),
         duration_ms: 0,
@@ -184,8 +180,23 @@ pub async fn attempt(
         error: None,
         retry_after: None,
     };
-    let sent = match transport.route(endpoint) {
-        Ok((client, url)) => {
+    let signature = endpoint
+        .signing
+        .as_ref()
+        .map(|signing| {
+            let message = SignedMessage {
+                event_id,
+                event_type,
+                timestamp: now.timestamp(),
+                body: body.as_bytes(),
+            };
+            signing.headers(&message, now.timestamp_millis())
+        })
+        .map_err(|reason| (ErrorKind::Signing, storable(reason).into_owned()));
+    // Nothing is sent unsigned, nor to a refused target.
+    let prepared = signature.and_then(|signature| Ok((signature, transport.route(endpoint)?)));
+    let sent = match prepared {
+        Ok((signature, (client, url))) => {
             let mut request = client
                 .request(method(endpoint.method), url)
                 .timeout(endpoint.timeout)

@@ -10,10 +10,12 @@ use crate::core::endpoint::EndpointConfig;
 use crate::core::endpoint_machine::WindowLimits;
 use crate::core::limits::HealthLimits;
 use crate::core::retention::{RetentionSettings, SweepPace};
+use crate::core::secret_box::{SecretBox, SecretKey};
 use crate::core::signing::Secret;
 use crate::core::target_policy::TargetPolicy;
 use crate::ids;
 use crate::sender;
+use crate::store::models::ApiKeyRow;
 use crate::store::writer::Writer;
 use crate::store::{endpoints, tenants, Store, StoreError};
 use crate::time::now_ms;
@@ -60,6 +62,7 @@ impl Application {
         }
         let health_defaults = health_limits(&settings)?;
         let (retention, sweep_pace) = retention_settings(&settings)?;
+        let secrets = secret_box(&settings)?;
         let alert_target = alert_target(&settings)?;
         let url = settings.database_url.clone();
         let store = tokio::task::spawn_blocking(move || Store::open(&url))
@@ -69,16 +72,17 @@ impl Application {
             Some(_) => None,
             None => store.run(ensure_admin_key).await?,
         };
+        let operator_secrets = secrets.clone();
         store
             .run(move |db| {
                 let target = alert_target
                     .as_ref()
                     .map(|(url, secret)| (url.as_str(), secret));
-                endpoints::sync_operator_endpoint(db, target, now_ms())
+                endpoints::sync_operator_endpoint(db, target, &operator_secrets, now_ms())
             })
             .await?;
         let writer = Writer::start(&store)?;
-        let configs = endpoint_configs(&store, &health_defaults).await?;
+        let configs = endpoint_configs(&store, &writer, &health_defaults, &secrets).await?;
         let actor_settings = actor_settings(&settings)?;
         let retention = RetentionSweep::new(retention, sweep_pace, writer.clone()).start();
         let router = Router::new(
@@ -99,6 +103,7 @@ impl Application {
         let state = web::Data::new(AppState {
             keys: Keys::new(store.clone(), settings.admin_key.as_deref()),
             publish_rules: PublishRules::new(store.clone(), settings.reject_unknown_event_types),
+            secrets,
             store,
             router: router.clone(),
             writer,
@@ -187,10 +192,14 @@ const STARTUP_PAGE: usize = 1000;
 
 /// Every endpoint's configuration, read a page at a time so that start-up
 /// with many endpoints never holds all their rows (and, on PostgreSQL, the
-/// whole result set) beside all their configurations.
+/// whole result set) beside all their configurations. With a secret key
+/// set, secrets still stored plain (written before it was) are sealed on
+/// the way, so that none stays readable on disk after the first start.
 async fn endpoint_configs(
     store: &Store,
+    writer: &Writer,
     defaults: &HealthLimits,
+    secrets: &SecretBox,
 ) -> Result<Vec<EndpointConfig>, StoreError> {
     let mut configs = Vec::new();
     let mut after: Option<String> = None;
@@ -200,7 +209,22 @@ async fn endpoint_configs(
             .run(move |db| endpoints::page_after(db, from.as_deref(), STARTUP_PAGE))
             .await?;
         for row in &rows {
-            configs.push(row.config(defaults)?);
+            configs.push(row.config(defaults, secrets)?);
+        }
+        let plain: Vec<_> = rows
+            .iter()
+            .filter(|row| row.needs_sealing(secrets))
+            .cloned()
+            .collect();
+        if !plain.is_empty() {
+            log::info!(
+                "encrypting {} endpoint secrets stored in the clear",
+                plain.len()
+            );
+            let secrets = secrets.clone();
+            writer
+                .call(move |db| endpoints::seal_secrets(db, &plain, &secrets))
+                .await?;
         }
         match rows.last() {
             Some(last) if rows.len() == STARTUP_PAGE => after = Some(last.id.clone()),
@@ -268,6 +292,20 @@ fn actor_settings(settings: &Settings) -> Result<ActorSettings, StartupError> {
     })
 }
 
+/// What reads and writes stored endpoint secrets: sealing with
+/// `HOOKRELAY_SECRET_KEY` when it is set.
+fn secret_box(settings: &Settings) -> Result<SecretBox, StartupError> {
+    let key = settings
+        .secret_key
+        .as_deref()
+        .map(SecretKey::parse)
+        .transpose()
+        .map_err(|reason| {
+            StartupError::Settings(format!("HOOKRELAY_SECRET_KEY (--secret-key) {reason}"))
+        })?;
+    Ok(SecretBox::new(key))
+}
+
 /// The operator's alert URL and the secret that signs what it receives.
 fn alert_target(settings: &Settings) -> Result<Option<(String, Secret)>, StartupError> {
     let Some(url) = &settings.alert_url else {
@@ -304,10 +342,12 @@ fn ensure_admin_key(db: &mut crate::store::Db) -> Result<Option<String>, StoreEr
         return Ok(None);
     }
     let key = ids::api_key("hra");
-    tenants::add_admin_key(
-        db,
-        &ids::key_hash(&key),
-        chrono::Utc::now().timestamp_millis(),
-    )?;
+    let row = ApiKeyRow::new(
+        &key,
+        None,
+        Some("generated at first start".to_owned()),
+        now_ms(),
+    );
+    tenants::add_admin_key(db, &row)?;
     Ok(Some(key))
 }

@@ -216,6 +216,11 @@ impl EndpointActor {
     }
 
     fn send(&mut self, delivery: QueuedDelivery, ctx: &mut Context<Self>) {
+        if let Err(reason) = &self.config.signing {
+            // The attempt fails without sending anything (it is recorded
+            // with error kind `signing`); the endpoint's view says why.
+            self.last_error = Some(format!("cannot sign deliveries: {reason}"));
+        }
         let transport = self.deps.transport.clone();
         let config = Arc::clone(&self.config);
         let delivery_id = delivery.id.clone();

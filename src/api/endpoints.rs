@@ -10,6 +10,7 @@ use crate::core::endpoint::{EndpointConfig, HttpMethod, MAX_MAX_IN_FLIGHT, MAX_T
 use crate::core::limits::HealthLimits;
 use crate::core::matching::EventTypePattern;
 use crate::core::retry::check_schedule;
+use crate::core::secret_box::{check_storable, OpenError, SecretBox};
 use crate::core::signature_scheme::SchemeName;
 use crate::core::target_policy::TargetPolicy;
 use crate::ids;
@@ -193,7 +194,14 @@ impl EndpointFields {
             row.signature_sha256_prefix = sha256_prefix;
         }
         if let Some(secret) = &self.secret {
+            check_storable(secret).map_err(|reason| FieldError::new("secret", reason))?;
             row.secret = secret.clone();
+        }
+        // A new secret or scheme replaces the secret outright: the one a
+        // rotation replaced may not even fit the new scheme.
+        if self.secret.is_some() || self.signature_scheme.is_some() {
+            row.previous_secret = None;
+            row.previous_secret_expires_at = None;
         }
         Ok(())
     }
@@ -294,6 +302,7 @@ fn checked_config(
     row: &EndpointRow,
     defaults: &HealthLimits,
     changed_max_cooldown_only: bool,
+    secrets: &SecretBox,
 ) -> Result<EndpointConfig, ApiError> {
     if let Err(refused) = HealthLimits::resolve(defaults, &row.overrides()) {
         if refused.field == "breaker_cooldown_seconds" && changed_max_cooldown_only {
@@ -309,7 +318,13 @@ fn checked_config(
         }
         return Err(refused.into());
     }
-    Ok(row.config(defaults)?)
+    Ok(row.config(defaults, secrets)?)
+}
+
+/// An endpoint whose stored secret this instance cannot read (encrypted
+/// under a key it was not started with).
+pub fn unreadable_secret(error: &OpenError) -> ApiError {
+    ApiError::Conflict(format!("the endpoint's {error}"))
 }
 
 fn within(field: &str, value: u32, max: u32) -> Result<i32, FieldError> {
@@ -335,7 +350,6 @@ pub fn view(row: &EndpointRow, live: Option<&EndpointSnapshot>) -> Value {
         "description": row.description,
         "event_types": row.event_type_list(),
         "headers": redacted_headers(&row.header_map()),
-        "secret": row.secret,
         "timeout_seconds": row.timeout_seconds,
         "max_in_flight": row.max_in_flight,
         "retry_schedule": row.retry_schedule_list(),
@@ -405,8 +419,8 @@ pub async fn create(
     let mut row = EndpointRow::with_defaults(&ids::time_ordered("ep"), &tenant, now_ms());
     let max_only = fields.changes_max_cooldown_only();
     fields.apply_to(&mut row)?;
-    let config = checked_config(&row, &state.health_defaults, max_only)?;
-    let stored = row.clone();
+    let config = checked_config(&row, &state.health_defaults, max_only, &state.secrets)?;
+    let stored = row.sealed(&state.secrets);
     // Through the writer, which runs one job at a time: no other create
     // can come between the count and the insert.
     let inserted = state
@@ -425,7 +439,10 @@ pub async fn create(
         )));
     }
     state.router.do_send(EndpointSaved(config));
-    Ok(HttpResponse::Created().json(view(&row, None)))
+    // The secret is shown here and by GET …/secret, never in a view.
+    let mut created = view(&row, None);
+    created["secret"] = json!(row.secret);
+    Ok(HttpResponse::Created().json(created))
 }
 
 pub async fn list(
@@ -479,15 +496,25 @@ pub async fn update(
     let (tenant, id) = path.into_inner();
     state.keys.require_tenant(&request, &tenant).await?;
     let fields: EndpointFields = parse_json(&body)?;
-    let mut row = find(&state, &tenant, &id).await?;
+    let stored = find(&state, &tenant, &id).await?;
+    let mut row = match stored.clone().opened(&state.secrets) {
+        Ok(row) => row,
+        // A new secret replaces the one that cannot be read.
+        Err(_) if fields.secret.is_some() => EndpointRow {
+            previous_secret: None,
+            previous_secret_expires_at: None,
+            ..stored
+        },
+        Err(unreadable) => return Err(unreadable_secret(&unreadable)),
+    };
     if let Some(url) = &fields.url {
         check_target(url, &state.targets)?;
     }
     let max_only = fields.changes_max_cooldown_only();
     fields.apply_to(&mut row)?;
     row.updated_at = now_ms();
-    let config = checked_config(&row, &state.health_defaults, max_only)?;
-    let stored = row.clone();
+    let config = checked_config(&row, &state.health_defaults, max_only, &state.secrets)?;
+    let stored = row.sealed(&state.secrets);
     state
         .store
         .run(move |db| endpoints::update(db, &stored))

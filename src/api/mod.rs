@@ -2,9 +2,11 @@
 //! domain values, calls the store or the router, and maps the result.
 
 pub mod alerts;
+pub mod api_keys;
 pub mod auth;
 pub mod deliveries;
 pub mod endpoint_health;
+pub mod endpoint_secrets;
 pub mod endpoints;
 pub mod event_types;
 pub mod events;
@@ -15,6 +17,7 @@ pub mod tenants;
 
 use crate::actors::router::Router;
 use crate::core::limits::HealthLimits;
+use crate::core::secret_box::SecretBox;
 use crate::core::target_policy::TargetPolicy;
 use crate::store::writer::Writer;
 use crate::store::Store;
@@ -33,6 +36,9 @@ pub struct AppState {
     pub keys: auth::Keys,
     /// Whether each tenant accepts event types outside its catalog.
     pub publish_rules: publish_rules::PublishRules,
+    /// Reads and writes stored endpoint secrets (sealed with
+    /// `HOOKRELAY_SECRET_KEY` when set).
+    pub secrets: SecretBox,
     /// The global health limits that per-endpoint overrides replace.
     pub health_defaults: HealthLimits,
     /// What endpoint URLs may point at.
@@ -63,6 +69,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     "/{tenant}/event-types/{event_type}",
                     web::delete().to(event_types::archive),
                 )
+                .route("/{tenant}/api-keys", web::post().to(api_keys::create))
+                .route("/{tenant}/api-keys", web::get().to(api_keys::list))
+                .route(
+                    "/{tenant}/api-keys/{key}",
+                    web::delete().to(api_keys::revoke),
+                )
                 .route("/{tenant}/endpoints", web::post().to(endpoints::create))
                 .route("/{tenant}/endpoints", web::get().to(endpoints::list))
                 .route(
@@ -76,6 +88,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route(
                     "/{tenant}/endpoints/{endpoint}",
                     web::delete().to(endpoints::delete),
+                )
+                .route(
+                    "/{tenant}/endpoints/{endpoint}/secret",
+                    web::get().to(endpoint_secrets::get),
+                )
+                .route(
+                    "/{tenant}/endpoints/{endpoint}/rotate-secret",
+                    web::post().to(endpoint_secrets::rotate),
                 )
                 .route(
                     "/{tenant}/endpoints/{endpoint}/health",

@@ -2,8 +2,9 @@ use super::problem::{parse_json, ApiError};
 use super::{page, rfc3339, AppState, PageParams};
 use crate::core::domain::{check_line, parse_tenant_id, FieldError};
 use crate::ids;
-use crate::store::models::TenantRow;
-use crate::store::{event_types, tenants};
+use crate::store::event_types;
+use crate::store::models::{ApiKeyRow, TenantRow};
+use crate::store::tenants::{self, KeyOwner};
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
@@ -48,11 +49,11 @@ pub async fn create(
         name,
         created_at: chrono::Utc::now().timestamp_millis(),
     };
-    let hash = ids::key_hash(&api_key);
-    let stored = row.clone();
+    let key = ApiKeyRow::new(&api_key, Some(&row.id), None, row.created_at);
+    let (stored, stored_key) = (row.clone(), key.clone());
     if !state
         .store
-        .run(move |db| tenants::create(db, &stored, &hash))
+        .run(move |db| tenants::create(db, &stored, &stored_key))
         .await?
     {
         return Err(ApiError::Conflict(format!(
@@ -60,10 +61,14 @@ pub async fn create(
             row.id
         )));
     }
+    state
+        .keys
+        .created(&key.key_hash, KeyOwner::Tenant(row.id.clone()));
     Ok(HttpResponse::Created().json(json!({
         "id": row.id,
         "name": row.name,
         "api_key": api_key,
+        "api_key_id": key.id,
         "created_at": rfc3339(row.created_at),
     })))
 }

@@ -2,7 +2,7 @@
 
 use super::limits::HealthLimits;
 use super::matching::{subscribes_to, EventTypePattern};
-use super::signature_scheme::Signer;
+use super::signature_scheme::Signing;
 use std::time::Duration;
 
 pub const DEFAULT_TIMEOUT_SECONDS: u32 = 30;
@@ -18,7 +18,10 @@ pub struct EndpointConfig {
     pub method: HttpMethod,
     pub patterns: Vec<EventTypePattern>,
     pub headers: Vec<(String, String)>,
-    pub signer: Signer,
+    /// How its deliveries are signed, or why they cannot be (a secret
+    /// encrypted under a key this instance lacks): each attempt then fails
+    /// without sending anything.
+    pub signing: Result<Signing, String>,
     pub timeout: Duration,
     pub max_in_flight: usize,
     pub retry_schedule: Vec<u32>,

@@ -7,6 +7,7 @@
 //! [`Store::run`] (a blocking thread) or the dedicated [`writer`] thread.
 
 pub mod alerts;
+pub mod api_keys;
 pub mod batch;
 pub mod deliveries;
 pub mod endpoint_state;

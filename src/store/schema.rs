@@ -14,6 +14,9 @@ diesel::table! {
         key_hash -> Text,
         tenant_id -> Nullable<Text>,
         created_at -> BigInt,
+        id -> Text,
+        name -> Nullable<Text>,
+        prefix -> Nullable<Text>,
     }
 }
 
@@ -46,6 +49,8 @@ diesel::table! {
         http_method -> Text,
         retry_client_errors -> Bool,
         metadata -> Text,
+        previous_secret -> Nullable<Text>,
+        previous_secret_expires_at -> Nullable<BigInt>,
     }
 }
 

@@ -16,6 +16,7 @@ mod endpoint_options;
 mod event_types;
 mod health;
 mod hygiene;
+mod keys;
 mod limits;
 mod retention;
 mod retries;
