@@ -1,47 +1,79 @@
 //! The alerts of a tenant's endpoints, oldest first.
 
 use super::problem::ApiError;
-use super::{page, rfc3339, AppState, PageParams};
+use super::{page, rfc3339, AppState, Page, PageParams, TenantPath};
 use crate::core::domain::{parse_query_id, FieldError};
 use crate::core::failure_policy::AlertKind;
 use crate::store::alerts::{self, AlertFilter};
 use crate::store::models::AlertRow;
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListParams {
+    /// Only this endpoint's alerts.
+    #[param(min_length = 1, max_length = 255, pattern = "^[A-Za-z0-9._:-]+$")]
     endpoint_id: Option<String>,
+    /// `failing`, `disabled`, `recovered` or `enabled`.
     kind: Option<String>,
+    /// Only alerts raised at or after this RFC 3339 time.
+    #[param(format = DateTime)]
     since: Option<String>,
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
+    /// The `next` of the previous page.
+    #[param(min_length = 1, max_length = 255, pattern = "^[A-Za-z0-9._:-]+$")]
     cursor: Option<String>,
 }
 
-fn alert_view(row: &AlertRow) -> Value {
-    json!({
-        "id": row.id,
-        "tenant_id": row.tenant_id,
-        "endpoint_id": row.endpoint_id,
-        "endpoint_url": row.endpoint_url,
-        "kind": row.kind,
-        "consecutive_failures": row.consecutive_failures,
-        "failing_since": row.failing_since.map(rfc3339),
-        "status_code": row.status_code,
-        "error": row.error,
-        "disabled_reason": row.disabled_reason,
-        "created_at": rfc3339(row.created_at),
-    })
+/// An alert about one of the tenant's endpoints.
+#[derive(Serialize, ToSchema)]
+struct AlertOut {
+    id: String,
+    tenant_id: String,
+    endpoint_id: String,
+    endpoint_url: String,
+    kind: String,
+    consecutive_failures: i32,
+    failing_since: Option<String>,
+    status_code: Option<i32>,
+    error: Option<String>,
+    disabled_reason: Option<String>,
+    created_at: String,
 }
 
+fn alert_view(row: AlertRow) -> AlertOut {
+    AlertOut {
+        id: row.id,
+        tenant_id: row.tenant_id,
+        endpoint_id: row.endpoint_id,
+        endpoint_url: row.endpoint_url,
+        kind: row.kind,
+        consecutive_failures: row.consecutive_failures,
+        failing_since: row.failing_since.map(rfc3339),
+        status_code: row.status_code,
+        error: row.error,
+        disabled_reason: row.disabled_reason,
+        created_at: rfc3339(row.created_at),
+    }
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/tenants/{tenant}/alerts",
+    tag = "health",
+    params(TenantPath, ListParams),
+    responses((status = 200, description = "A page of alerts, oldest first", body = Page<AlertOut>))
+)]
 pub async fn list(
     state: web::Data<AppState>,
     request: HttpRequest,
-    tenant: web::Path<String>,
+    path: web::Path<TenantPath>,
     params: web::Query<ListParams>,
 ) -> Result<HttpResponse, ApiError> {
-    let tenant = tenant.into_inner();
+    let TenantPath { tenant } = path.into_inner();
     state.keys.require_tenant(&request, &tenant).await?;
     let params = params.into_inner();
     if let Some(kind) = &params.kind {
@@ -81,5 +113,5 @@ pub async fn list(
         .store
         .run(move |db| alerts::list(db, &tenant, &filter, cursor.as_deref(), limit + 1))
         .await?;
-    Ok(HttpResponse::Ok().json(page(rows, limit, |r| &r.id, |r| alert_view(&r))))
+    Ok(HttpResponse::Ok().json(page(rows, limit, |r| &r.id, alert_view)))
 }

@@ -3,7 +3,7 @@
 //! tenant's keys, the admin key every tenant's.
 
 use super::problem::{parse_json, ApiError};
-use super::{page, rfc3339, AppState};
+use super::{page, rfc3339, ApiKeyPath, AppState, Page, TenantPath};
 use crate::core::domain::{check_line, FieldError};
 use crate::ids;
 use crate::store::api_keys::{self, MAX_KEYS_PER_TENANT};
@@ -11,24 +11,54 @@ use crate::store::models::ApiKeyRow;
 use crate::store::tenants::KeyOwner;
 use crate::time::now_ms;
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 const MAX_NAME: usize = 256;
 
-#[derive(Default, Deserialize)]
+/// An empty body is allowed too.
+#[derive(Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewKey {
+    /// Trimmed; one line.
+    #[schema(max_length = 256)]
     name: Option<String>,
 }
 
+/// A key as listed: never the key, nor its digest.
+#[derive(Serialize, ToSchema)]
+struct ApiKeyOut {
+    id: String,
+    name: Option<String>,
+    /// The key's first characters, to recognise it; `null` for keys
+    /// created before they were kept.
+    prefix: Option<String>,
+    created_at: String,
+}
+
+/// A new key: the only answer that shows it.
+#[derive(Serialize, ToSchema)]
+struct ApiKeyCreated {
+    #[serde(flatten)]
+    listed: ApiKeyOut,
+    key: String,
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/tenants/{tenant}/api-keys",
+    tag = "api-keys",
+    params(TenantPath),
+    request_body(content = Option<NewKey>),
+    responses((status = 201, description = "The key, shown this once", body = ApiKeyCreated))
+)]
 pub async fn create(
     state: web::Data<AppState>,
     request: HttpRequest,
-    tenant: web::Path<String>,
+    path: web::Path<TenantPath>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    let tenant = tenant.into_inner();
+    let TenantPath { tenant } = path.into_inner();
     state.keys.require_tenant(&request, &tenant).await?;
     let input: NewKey = if body.iter().all(u8::is_ascii_whitespace) {
         NewKey::default()
@@ -49,34 +79,49 @@ pub async fn create(
         )));
     }
     state.keys.created(&row.key_hash, KeyOwner::Tenant(tenant));
-    let mut created = view(&row);
-    created["key"] = json!(key);
-    Ok(HttpResponse::Created().json(created))
+    Ok(HttpResponse::Created().json(ApiKeyCreated {
+        listed: view(row),
+        key,
+    }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/tenants/{tenant}/api-keys",
+    tag = "api-keys",
+    params(TenantPath),
+    responses((status = 200, description = "Every key of the tenant, in one page", body = Page<ApiKeyOut>))
+)]
 pub async fn list(
     state: web::Data<AppState>,
     request: HttpRequest,
-    tenant: web::Path<String>,
+    path: web::Path<TenantPath>,
 ) -> Result<HttpResponse, ApiError> {
-    let tenant = tenant.into_inner();
+    let TenantPath { tenant } = path.into_inner();
     state.keys.require_tenant(&request, &tenant).await?;
     let rows = state
         .store
         .run(move |db| api_keys::list(db, &tenant))
         .await?;
     // Every key of a tenant fits in one page.
-    Ok(HttpResponse::Ok().json(page(rows, MAX_KEYS_PER_TENANT, |r| &r.id, |r| view(&r))))
+    Ok(HttpResponse::Ok().json(page(rows, MAX_KEYS_PER_TENANT, |r| &r.id, view)))
 }
 
 /// Revoking the key of the request itself, or a tenant's last key, is
 /// allowed: the admin key can always create another.
+#[utoipa::path(
+    delete,
+    path = "/v1/tenants/{tenant}/api-keys/{key}",
+    tag = "api-keys",
+    params(ApiKeyPath),
+    responses((status = 204, description = "Revoked"))
+)]
 pub async fn revoke(
     state: web::Data<AppState>,
     request: HttpRequest,
-    path: web::Path<(String, String)>,
+    path: web::Path<ApiKeyPath>,
 ) -> Result<HttpResponse, ApiError> {
-    let (tenant, id) = path.into_inner();
+    let ApiKeyPath { tenant, key: id } = path.into_inner();
     state.keys.require_tenant(&request, &tenant).await?;
     let hash = state
         .writer
@@ -99,12 +144,11 @@ fn checked_name(name: &str) -> Result<String, FieldError> {
     Ok(name.to_owned())
 }
 
-/// A key as listed: never the key, nor its digest.
-fn view(row: &ApiKeyRow) -> Value {
-    json!({
-        "id": row.id,
-        "name": row.name,
-        "prefix": row.prefix,
-        "created_at": rfc3339(row.created_at),
-    })
+fn view(row: ApiKeyRow) -> ApiKeyOut {
+    ApiKeyOut {
+        id: row.id,
+        name: row.name,
+        prefix: row.prefix,
+        created_at: rfc3339(row.created_at),
+    }
 }

@@ -1,60 +1,124 @@
 use super::problem::ApiError;
-use super::{page, rfc3339, AppState, PageParams};
+use super::{page, rfc3339, AppState, DeliveryPath, Page, PageParams, TenantPath};
 use crate::core::delivery::DeliveryState;
 use crate::core::domain::{parse_query_id, FieldError};
 use crate::store::deliveries::{self, DeliveryFilter};
 use crate::store::models::{AttemptRow, DeliveryRow};
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListParams {
+    /// Only deliveries to this endpoint.
+    #[param(min_length = 1, max_length = 255, pattern = "^[A-Za-z0-9._:-]+$")]
     endpoint_id: Option<String>,
+    /// `pending`, `succeeded`, `failed`, `held` or `cancelled`.
     state: Option<String>,
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
+    /// The `next` of the previous page.
+    #[param(min_length = 1, max_length = 255, pattern = "^[A-Za-z0-9._:-]+$")]
     cursor: Option<String>,
 }
 
-pub fn delivery_summary(row: &DeliveryRow) -> Value {
-    json!({
-        "id": row.id,
-        "endpoint_id": row.endpoint_id,
-        "state": row.state,
-        "attempt_count": row.attempt_count,
-        "next_attempt_at": row.next_attempt_at.map(rfc3339),
-    })
+/// A delivery as an event's view lists it.
+#[derive(Serialize, ToSchema)]
+pub struct DeliverySummary {
+    id: String,
+    endpoint_id: String,
+    /// `pending`, `succeeded`, `failed`, `held` or `cancelled`.
+    state: String,
+    attempt_count: i32,
+    /// When a pending delivery is attempted next.
+    next_attempt_at: Option<String>,
 }
 
-fn delivery_view(row: &DeliveryRow) -> Value {
-    let mut view = delivery_summary(row);
-    view["event_id"] = json!(row.event_id);
-    view["created_at"] = json!(rfc3339(row.created_at));
-    view["updated_at"] = json!(rfc3339(row.updated_at));
-    view
+/// A delivery; one delivery's view adds its attempts.
+#[derive(Serialize, ToSchema)]
+struct DeliveryOut {
+    #[serde(flatten)]
+    summary: DeliverySummary,
+    event_id: String,
+    created_at: String,
+    updated_at: String,
+    /// Every attempt, oldest first (`GET` of one delivery only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    attempts: Option<Vec<AttemptOut>>,
 }
 
-fn attempt_view(row: &AttemptRow) -> Value {
-    json!({
-        "id": row.id,
-        "attempt": row.attempt,
-        "started_at": rfc3339(row.started_at),
-        "duration_ms": row.duration_ms,
-        "status_code": row.status_code,
-        "response_headers": row.response_headers.as_deref().and_then(|h| serde_json::from_str::<Value>(h).ok()),
-        "response_body": row.response_body,
-        "error_kind": row.error_kind,
-        "error_message": row.error_message,
-    })
+/// One attempt and the receiver's answer.
+#[derive(Serialize, ToSchema)]
+struct AttemptOut {
+    id: String,
+    attempt: i32,
+    started_at: String,
+    duration_ms: i64,
+    status_code: Option<i32>,
+    #[schema(value_type = Option<Object>)]
+    response_headers: Option<Value>,
+    /// The first 10 KiB; invalid UTF-8 and control characters but tab and
+    /// line breaks shown as U+FFFD.
+    response_body: Option<String>,
+    /// `timeout`, `connect`, `dns`, `tls`, `http_status`, `body`,
+    /// `request`, `blocked` or `signing`.
+    error_kind: Option<String>,
+    error_message: Option<String>,
 }
 
+pub fn delivery_summary(row: &DeliveryRow) -> DeliverySummary {
+    DeliverySummary {
+        id: row.id.clone(),
+        endpoint_id: row.endpoint_id.clone(),
+        state: row.state.clone(),
+        attempt_count: row.attempt_count,
+        next_attempt_at: row.next_attempt_at.map(rfc3339),
+    }
+}
+
+fn delivery_view(row: &DeliveryRow, attempts: Option<Vec<AttemptOut>>) -> DeliveryOut {
+    DeliveryOut {
+        summary: delivery_summary(row),
+        event_id: row.event_id.clone(),
+        created_at: rfc3339(row.created_at),
+        updated_at: rfc3339(row.updated_at),
+        attempts,
+    }
+}
+
+fn attempt_view(row: &AttemptRow) -> AttemptOut {
+    AttemptOut {
+        id: row.id.clone(),
+        attempt: row.attempt,
+        started_at: rfc3339(row.started_at),
+        duration_ms: row.duration_ms,
+        status_code: row.status_code,
+        response_headers: row
+            .response_headers
+            .as_deref()
+            .and_then(|h| serde_json::from_str::<Value>(h).ok()),
+        response_body: row.response_body.clone(),
+        error_kind: row.error_kind.clone(),
+        error_message: row.error_message.clone(),
+    }
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/tenants/{tenant}/deliveries",
+    tag = "deliveries",
+    params(TenantPath, ListParams),
+    responses((status = 200, description = "A page of deliveries", body = Page<DeliveryOut>))
+)]
 pub async fn list(
     state: web::Data<AppState>,
     request: HttpRequest,
-    tenant: web::Path<String>,
+    path: web::Path<TenantPath>,
     params: web::Query<ListParams>,
 ) -> Result<HttpResponse, ApiError> {
-    let tenant = tenant.into_inner();
+    let TenantPath { tenant } = path.into_inner();
     state.keys.require_tenant(&request, &tenant).await?;
     let params = params.into_inner();
     if let Some(wanted) = &params.state {
@@ -84,15 +148,25 @@ pub async fn list(
         .store
         .run(move |db| deliveries::list(db, &tenant, &filter, cursor.as_deref(), limit + 1))
         .await?;
-    Ok(HttpResponse::Ok().json(page(rows, limit, |r| &r.id, |r| delivery_view(&r))))
+    Ok(HttpResponse::Ok().json(page(rows, limit, |r| &r.id, |r| delivery_view(&r, None))))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/tenants/{tenant}/deliveries/{delivery}",
+    tag = "deliveries",
+    params(DeliveryPath),
+    responses((status = 200, description = "The delivery and every attempt", body = DeliveryOut))
+)]
 pub async fn get(
     state: web::Data<AppState>,
     request: HttpRequest,
-    path: web::Path<(String, String)>,
+    path: web::Path<DeliveryPath>,
 ) -> Result<HttpResponse, ApiError> {
-    let (tenant, id) = path.into_inner();
+    let DeliveryPath {
+        tenant,
+        delivery: id,
+    } = path.into_inner();
     state.keys.require_tenant(&request, &tenant).await?;
     let found = state
         .store
@@ -105,7 +179,6 @@ pub async fn get(
         })
         .await?;
     let (delivery, attempts) = found.ok_or(ApiError::NotFound("delivery"))?;
-    let mut view = delivery_view(&delivery);
-    view["attempts"] = attempts.iter().map(attempt_view).collect();
-    Ok(HttpResponse::Ok().json(view))
+    let attempts = attempts.iter().map(attempt_view).collect();
+    Ok(HttpResponse::Ok().json(delivery_view(&delivery, Some(attempts))))
 }

@@ -2,15 +2,15 @@
 //! and re-enabling an endpoint. Live state comes from the endpoint actors,
 //! history from the database.
 
-use super::endpoints::{find, view};
+use super::endpoints::{find, view, EndpointOut};
 use super::problem::{parse_json, ApiError};
-use super::{rfc3339, AppState};
+use super::{rfc3339, AppState, EndpointPath, TenantPath};
 use crate::actors::endpoint::EndpointSnapshot;
 use crate::actors::router::{DisableEndpoint, EnableEndpoint, SnapshotOf, SnapshotsOfTenant};
 use crate::core::breaker::CircuitState;
 use crate::core::delivery::DeliveryState;
 use crate::core::domain::FieldError;
-use crate::core::health::{success_rate, worst_first, Severity};
+use crate::core::health::{success_rate, worst_first, Severity, WindowStats};
 use crate::core::limits::HealthLimits;
 use crate::store::endpoint_state::Replay;
 use crate::store::models::{AttemptRow, EndpointRow};
@@ -18,17 +18,15 @@ use crate::store::{deliveries, endpoints, health, StoreError};
 use crate::time::now_ms;
 use actix::MailboxError;
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::future::Future;
 use std::time::Duration;
+use utoipa::ToSchema;
 
 const HOUR_MS: i64 = 3_600_000;
 const DAY_MS: i64 = 24 * HOUR_MS;
 const RECENT_ATTEMPTS: i64 = 10;
-
-type EndpointPath = web::Path<(String, String)>;
 
 /// The actor's answer, or `503` when it cannot be reached.
 async fn snapshot(state: &AppState, id: &str) -> Result<EndpointSnapshot, ApiError> {
@@ -40,32 +38,128 @@ async fn snapshot(state: &AppState, id: &str) -> Result<EndpointSnapshot, ApiErr
         .ok_or(ApiError::Unavailable)
 }
 
-fn circuit_view(live: &EndpointSnapshot) -> Value {
-    json!({
-        "state": live.machine.breaker.state.as_str(),
-        "opened_at": live.machine.breaker.opened_at.filter(|_| live.machine.breaker.state != CircuitState::Closed).map(rfc3339),
-        "next_probe_at": live.machine.breaker.next_probe_at.filter(|_| live.machine.breaker.state == CircuitState::Open).map(rfc3339),
-    })
+/// An endpoint's health.
+#[derive(Serialize, ToSchema)]
+struct EndpointHealth {
+    endpoint_id: String,
+    url: String,
+    status: StatusOut,
+    circuit: CircuitOut,
+    consecutive_failures: u32,
+    failing_since: Option<String>,
+    queue: QueueOut,
+    /// Reloads of the actor's state: after a change, a failed write or a stop.
+    restarts: u32,
+    /// The last storage failure the actor met, or why it cannot sign.
+    last_error: Option<String>,
+    last_hour: WindowStats,
+    last_day: WindowStats,
+    last_success_at: Option<String>,
+    last_failure: Option<LastFailure>,
+    /// The last 10 attempts, newest first.
+    recent_attempts: Vec<AttemptSummary>,
+    limits: LimitsInEffect,
 }
 
-fn attempt_summary(row: &AttemptRow) -> Value {
-    json!({
-        "delivery_id": row.delivery_id,
-        "attempt": row.attempt,
-        "started_at": rfc3339(row.started_at),
-        "duration_ms": row.duration_ms,
-        "status_code": row.status_code,
-        "error_kind": row.error_kind,
-        "error_message": row.error_message,
-    })
+#[derive(Serialize, ToSchema)]
+struct StatusOut {
+    /// `active` or `disabled`.
+    state: String,
+    /// Why it is disabled: `manual`, `consecutive_failures` or `gone`.
+    reason: Option<String>,
+    since: Option<String>,
 }
 
+/// The circuit breaker.
+#[derive(Serialize, ToSchema)]
+struct CircuitOut {
+    /// `closed`, `open` or `half_open`.
+    state: &'static str,
+    opened_at: Option<String>,
+    next_probe_at: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+struct QueueOut {
+    pending: u64,
+    held: u64,
+    in_flight: usize,
+}
+
+#[derive(Serialize, ToSchema)]
+struct LastFailure {
+    at: String,
+    status_code: Option<i32>,
+    error_kind: Option<String>,
+    error_message: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+struct AttemptSummary {
+    delivery_id: String,
+    attempt: i32,
+    started_at: String,
+    duration_ms: i64,
+    status_code: Option<i32>,
+    error_kind: Option<String>,
+    error_message: Option<String>,
+}
+
+/// The health limits in effect: the endpoint's overrides over the global
+/// settings.
+#[derive(Serialize, ToSchema)]
+struct LimitsInEffect {
+    breaker_failures: u32,
+    breaker_cooldown_seconds: u64,
+    breaker_max_cooldown_seconds: u64,
+    alert_thresholds: Vec<u32>,
+    disable_after_failures: u32,
+    disable_after_seconds: u64,
+}
+
+fn circuit_view(live: &EndpointSnapshot) -> CircuitOut {
+    let breaker = &live.machine.breaker;
+    CircuitOut {
+        state: breaker.state.as_str(),
+        opened_at: breaker
+            .opened_at
+            .filter(|_| breaker.state != CircuitState::Closed)
+            .map(rfc3339),
+        next_probe_at: breaker
+            .next_probe_at
+            .filter(|_| breaker.state == CircuitState::Open)
+            .map(rfc3339),
+    }
+}
+
+fn attempt_summary(row: &AttemptRow) -> AttemptSummary {
+    AttemptSummary {
+        delivery_id: row.delivery_id.clone(),
+        attempt: row.attempt,
+        started_at: rfc3339(row.started_at),
+        duration_ms: row.duration_ms,
+        status_code: row.status_code,
+        error_kind: row.error_kind.clone(),
+        error_message: row.error_message.clone(),
+    }
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/tenants/{tenant}/endpoints/{endpoint}/health",
+    tag = "health",
+    params(EndpointPath),
+    responses((status = 200, description = "The endpoint's health", body = EndpointHealth))
+)]
 pub async fn endpoint(
     state: web::Data<AppState>,
     request: HttpRequest,
-    path: EndpointPath,
+    path: web::Path<EndpointPath>,
 ) -> Result<HttpResponse, ApiError> {
-    let (tenant, id) = path.into_inner();
+    let EndpointPath {
+        tenant,
+        endpoint: id,
+    } = path.into_inner();
     state.keys.require_tenant(&request, &tenant).await?;
     let row = find(&state, &tenant, &id).await?;
     let live = snapshot(&state, &id).await?;
@@ -85,53 +179,89 @@ pub async fn endpoint(
         })
         .await?;
     let (pending, held, last_hour, last_day, last_success_at, last_failure, recent) = history;
-    Ok(HttpResponse::Ok().json(json!({
-        "endpoint_id": row.id,
-        "url": row.url,
-        "status": {
-            "state": row.status,
-            "reason": row.disabled_reason,
-            "since": row.disabled_at.map(rfc3339),
+    let limits = limits_view(&row.limits(&state.health_defaults));
+    Ok(HttpResponse::Ok().json(EndpointHealth {
+        endpoint_id: row.id,
+        url: row.url,
+        status: StatusOut {
+            state: row.status,
+            reason: row.disabled_reason,
+            since: row.disabled_at.map(rfc3339),
         },
-        "circuit": circuit_view(&live),
-        "consecutive_failures": live.machine.streak.consecutive_failures,
-        "failing_since": live.machine.streak.failing_since.map(rfc3339),
-        "queue": {"pending": pending, "held": held, "in_flight": live.machine.in_flight},
-        "restarts": live.restarts,
-        "last_error": live.last_error,
-        "last_hour": last_hour,
-        "last_day": last_day,
-        "last_success_at": last_success_at.map(rfc3339),
-        "last_failure": last_failure.map(|failure| json!({
-            "at": rfc3339(failure.started_at),
-            "status_code": failure.status_code,
-            "error_kind": failure.error_kind,
-            "error_message": failure.error_message,
-        })),
-        "recent_attempts": recent.iter().map(attempt_summary).collect::<Vec<_>>(),
-        "limits": limits_view(&row.limits(&state.health_defaults)),
-    })))
+        circuit: circuit_view(&live),
+        consecutive_failures: live.machine.streak.consecutive_failures,
+        failing_since: live.machine.streak.failing_since.map(rfc3339),
+        queue: QueueOut {
+            pending,
+            held,
+            in_flight: live.machine.in_flight,
+        },
+        restarts: live.restarts,
+        last_error: live.last_error,
+        last_hour,
+        last_day,
+        last_success_at: last_success_at.map(rfc3339),
+        last_failure: last_failure.map(|failure| LastFailure {
+            at: rfc3339(failure.started_at),
+            status_code: failure.status_code,
+            error_kind: failure.error_kind,
+            error_message: failure.error_message,
+        }),
+        recent_attempts: recent.iter().map(attempt_summary).collect(),
+        limits,
+    }))
 }
 
-/// The limits in effect: the endpoint's overrides over the global settings.
-fn limits_view(limits: &HealthLimits) -> Value {
-    json!({
-        "breaker_failures": limits.breaker_failures,
-        "breaker_cooldown_seconds": limits.breaker_cooldown.as_secs(),
-        "breaker_max_cooldown_seconds": limits.breaker_max_cooldown.as_secs(),
-        "alert_thresholds": limits.alert_thresholds,
-        "disable_after_failures": limits.disable_after_failures,
-        "disable_after_seconds": limits.disable_after.as_secs(),
-    })
+fn limits_view(limits: &HealthLimits) -> LimitsInEffect {
+    LimitsInEffect {
+        breaker_failures: limits.breaker_failures,
+        breaker_cooldown_seconds: limits.breaker_cooldown.as_secs(),
+        breaker_max_cooldown_seconds: limits.breaker_max_cooldown.as_secs(),
+        alert_thresholds: limits.alert_thresholds.clone(),
+        disable_after_failures: limits.disable_after_failures,
+        disable_after_seconds: limits.disable_after.as_secs(),
+    }
+}
+
+/// One endpoint in the tenant's health summary.
+#[derive(Serialize, ToSchema)]
+struct HealthSummary {
+    endpoint_id: String,
+    url: String,
+    /// `active` or `disabled`.
+    status: String,
+    disabled_reason: Option<String>,
+    /// `closed`, `open` or `half_open`.
+    circuit: &'static str,
+    consecutive_failures: u32,
+    failing_since: Option<String>,
+    pending: i64,
+    held: i64,
+    last_hour_attempts: i64,
+    /// `null` without attempts in the last hour.
+    last_hour_success_rate: Option<f64>,
+}
+
+/// Every endpoint of the tenant, worst first (one list, no paging).
+#[derive(Serialize, ToSchema)]
+struct TenantHealth {
+    data: Vec<HealthSummary>,
 }
 
 /// One row per endpoint of the tenant, worst first.
+#[utoipa::path(
+    get,
+    path = "/v1/tenants/{tenant}/health",
+    tag = "health",
+    params(TenantPath),
+    responses((status = 200, description = "One summary per endpoint, worst first", body = TenantHealth))
+)]
 pub async fn tenant(
     state: web::Data<AppState>,
     request: HttpRequest,
-    tenant: web::Path<String>,
+    path: web::Path<TenantPath>,
 ) -> Result<HttpResponse, ApiError> {
-    let tenant = tenant.into_inner();
+    let TenantPath { tenant } = path.into_inner();
     state.keys.require_tenant(&request, &tenant).await?;
     let live = state
         .router
@@ -163,7 +293,7 @@ pub async fn tenant(
         .iter()
         .map(|(id, total, ok)| (id.as_str(), (*total, *ok)))
         .collect();
-    let mut summaries: Vec<(Severity, Value)> = rows
+    let mut summaries: Vec<(Severity, HealthSummary)> = rows
         .iter()
         .map(|row: &EndpointRow| {
             let snapshot = live.get(&row.id);
@@ -180,33 +310,46 @@ pub async fn tenant(
                 consecutive_failures: failures,
                 success_rate: rate,
             };
-            let summary = json!({
-                "endpoint_id": row.id,
-                "url": row.url,
-                "status": row.status,
-                "disabled_reason": row.disabled_reason,
-                "circuit": circuit.as_str(),
-                "consecutive_failures": failures,
-                "failing_since": snapshot.and_then(|s| s.machine.streak.failing_since).map(rfc3339),
-                "pending": queue_of(&row.id, DeliveryState::Pending),
-                "held": queue_of(&row.id, DeliveryState::Held),
-                "last_hour_attempts": total,
-                "last_hour_success_rate": rate,
-            });
+            let summary = HealthSummary {
+                endpoint_id: row.id.clone(),
+                url: row.url.clone(),
+                status: row.status.clone(),
+                disabled_reason: row.disabled_reason.clone(),
+                circuit: circuit.as_str(),
+                consecutive_failures: failures,
+                failing_since: snapshot
+                    .and_then(|s| s.machine.streak.failing_since)
+                    .map(rfc3339),
+                pending: queue_of(&row.id, DeliveryState::Pending),
+                held: queue_of(&row.id, DeliveryState::Held),
+                last_hour_attempts: total,
+                last_hour_success_rate: rate,
+            };
             (severity, summary)
         })
         .collect();
     summaries.sort_by(|a, b| worst_first(&a.0, &b.0));
-    let data: Vec<Value> = summaries.into_iter().map(|(_, summary)| summary).collect();
-    Ok(HttpResponse::Ok().json(json!({ "data": data })))
+    let data = summaries.into_iter().map(|(_, summary)| summary).collect();
+    Ok(HttpResponse::Ok().json(TenantHealth { data }))
 }
 
+/// Disables the endpoint by hand (`manual`): its deliveries are held.
+#[utoipa::path(
+    post,
+    path = "/v1/tenants/{tenant}/endpoints/{endpoint}/disable",
+    tag = "endpoints",
+    params(EndpointPath),
+    responses((status = 200, description = "The disabled endpoint", body = EndpointOut))
+)]
 pub async fn disable(
     state: web::Data<AppState>,
     request: HttpRequest,
-    path: EndpointPath,
+    path: web::Path<EndpointPath>,
 ) -> Result<HttpResponse, ApiError> {
-    let (tenant, id) = path.into_inner();
+    let EndpointPath {
+        tenant,
+        endpoint: id,
+    } = path.into_inner();
     state.keys.require_tenant(&request, &tenant).await?;
     find(&state, &tenant, &id).await?;
     unless_loading(|| state.router.send(DisableEndpoint(id.clone()))).await?;
@@ -243,19 +386,50 @@ where
     }
 }
 
-#[derive(Deserialize, Default)]
+/// An empty body is allowed too.
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct EnableRequest {
+    /// `held` (default) sends every held delivery again; `none` cancels them.
+    #[schema(schema_with = replay_choice)]
     replay: Option<String>,
 }
 
+fn replay_choice() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(["held", "none"]))
+        .build()
+}
+
+#[derive(Serialize, ToSchema)]
+struct Enabled {
+    endpoint: EndpointOut,
+    /// Held deliveries sent again.
+    replayed: usize,
+    /// Held deliveries cancelled.
+    cancelled: usize,
+}
+
+/// Re-activates the endpoint: resets its failure counter and breaker.
+#[utoipa::path(
+    post,
+    path = "/v1/tenants/{tenant}/endpoints/{endpoint}/enable",
+    tag = "endpoints",
+    params(EndpointPath),
+    request_body(content = Option<EnableRequest>),
+    responses((status = 200, description = "The endpoint and what became of its held deliveries", body = Enabled))
+)]
 pub async fn enable(
     state: web::Data<AppState>,
     request: HttpRequest,
-    path: EndpointPath,
+    path: web::Path<EndpointPath>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    let (tenant, id) = path.into_inner();
+    let EndpointPath {
+        tenant,
+        endpoint: id,
+    } = path.into_inner();
     state.keys.require_tenant(&request, &tenant).await?;
     let input: EnableRequest = if body.iter().all(u8::is_ascii_whitespace) {
         EnableRequest::default()
@@ -270,9 +444,9 @@ pub async fn enable(
     find(&state, &tenant, &id).await?;
     let outcome = unless_loading(|| state.router.send(EnableEndpoint(id.clone(), replay))).await?;
     let row = find(&state, &tenant, &id).await?;
-    Ok(HttpResponse::Ok().json(json!({
-        "endpoint": view(&row, None),
-        "replayed": outcome.replayed,
-        "cancelled": outcome.cancelled,
-    })))
+    Ok(HttpResponse::Ok().json(Enabled {
+        endpoint: view(&row, None),
+        replayed: outcome.replayed,
+        cancelled: outcome.cancelled,
+    }))
 }

@@ -4,7 +4,7 @@
 
 use super::endpoints::{find, unreadable_secret};
 use super::problem::{parse_json, ApiError};
-use super::{rfc3339, AppState};
+use super::{rfc3339, AppState, EndpointPath};
 use crate::actors::router::EndpointSaved;
 use crate::core::domain::FieldError;
 use crate::core::secret_box::check_storable;
@@ -16,27 +16,55 @@ use crate::store::models::EndpointRow;
 use crate::store::StoreError;
 use crate::time::now_ms;
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 pub const DEFAULT_GRACE_SECONDS: u64 = 24 * 3600;
 pub const MAX_GRACE_SECONDS: u64 = 7 * 24 * 3600;
 
-type EndpointPath = web::Path<(String, String)>;
-
-#[derive(Default, Deserialize)]
+/// An empty body is allowed too.
+#[derive(Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Rotation {
+    /// Generated when not given; must fit the endpoint's signature scheme
+    /// (`standard`: `whsec_<base64>` of 24 to 64 bytes; the others: 1 to
+    /// 255 printable ASCII characters).
+    #[schema(min_length = 1)]
     secret: Option<String>,
+    /// How long the replaced secret keeps signing beside the new one
+    /// (default 86400).
+    #[schema(minimum = 0, maximum = 604800)]
     grace_seconds: Option<u64>,
 }
 
+/// An endpoint's signing secret.
+#[derive(Serialize, ToSchema)]
+struct SecretOut {
+    secret: String,
+    /// When the secret a rotation replaced stops signing; `null` when it
+    /// no longer does.
+    previous_secret_expires_at: Option<String>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/tenants/{tenant}/endpoints/{endpoint}/secret",
+    tag = "endpoint-secrets",
+    params(EndpointPath),
+    responses(
+        (status = 200, description = "The signing secret", body = SecretOut),
+        (status = 409, description = "The secret is encrypted under a key this instance was not started with", body = super::problem::Problem, content_type = "application/problem+json"),
+    )
+)]
 pub async fn get(
     state: web::Data<AppState>,
     request: HttpRequest,
-    path: EndpointPath,
+    path: web::Path<EndpointPath>,
 ) -> Result<HttpResponse, ApiError> {
-    let (tenant, id) = path.into_inner();
+    let EndpointPath {
+        tenant,
+        endpoint: id,
+    } = path.into_inner();
     state.keys.require_tenant(&request, &tenant).await?;
     let row = find(&state, &tenant, &id)
         .await?
@@ -45,13 +73,27 @@ pub async fn get(
     Ok(HttpResponse::Ok().json(secret_view(&row, now_ms())))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/tenants/{tenant}/endpoints/{endpoint}/rotate-secret",
+    tag = "endpoint-secrets",
+    params(EndpointPath),
+    request_body(content = Option<Rotation>),
+    responses(
+        (status = 200, description = "The new secret", body = SecretOut),
+        (status = 409, description = "The stored secret cannot be read and a grace period was asked for", body = super::problem::Problem, content_type = "application/problem+json"),
+    )
+)]
 pub async fn rotate(
     state: web::Data<AppState>,
     request: HttpRequest,
-    path: EndpointPath,
+    path: web::Path<EndpointPath>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    let (tenant, id) = path.into_inner();
+    let EndpointPath {
+        tenant,
+        endpoint: id,
+    } = path.into_inner();
     state.keys.require_tenant(&request, &tenant).await?;
     let input: Rotation = if body.iter().all(u8::is_ascii_whitespace) {
         Rotation::default()
@@ -115,12 +157,12 @@ fn checked_secret(row: &EndpointRow, secret: String) -> Result<String, ApiError>
 
 /// The secret of a row whose secrets are opened, and when the one it
 /// replaced stops signing (`null` when it no longer does).
-fn secret_view(row: &EndpointRow, now: i64) -> Value {
+fn secret_view(row: &EndpointRow, now: i64) -> SecretOut {
     let previous_expires = row
         .previous_secret_expires_at
         .filter(|&expires| row.previous_secret.is_some() && expires > now);
-    json!({
-        "secret": row.secret,
-        "previous_secret_expires_at": previous_expires.map(rfc3339),
-    })
+    SecretOut {
+        secret: row.secret.clone(),
+        previous_secret_expires_at: previous_expires.map(rfc3339),
+    }
 }

@@ -1,15 +1,19 @@
 use super::problem::{parse_json, ApiError};
-use super::{page, rfc3339, AppState, PageParams};
+use super::{page, rfc3339, AppState, EndpointPath, Page, PageParams, TenantPath};
 use crate::actors::endpoint::EndpointSnapshot;
 use crate::actors::router::{EndpointDeleted, EndpointSaved, SnapshotOf};
 use crate::core::domain::{
     check_header_name, check_line, check_metadata, check_text, parse_endpoint_url,
-    redacted_headers, unredacted_headers, FieldError,
+    redacted_headers, unredacted_headers, FieldError, MAX_EVENT_TYPE, MAX_HEADER_NAME,
+    MAX_METADATA_ENTRIES, MAX_METADATA_KEY, MAX_METADATA_VALUE, MAX_URL,
 };
-use crate::core::endpoint::{EndpointConfig, HttpMethod, MAX_MAX_IN_FLIGHT, MAX_TIMEOUT_SECONDS};
-use crate::core::limits::HealthLimits;
+use crate::core::endpoint::{
+    EndpointConfig, HttpMethod, DEFAULT_MAX_IN_FLIGHT, DEFAULT_TIMEOUT_SECONDS, MAX_MAX_IN_FLIGHT,
+    MAX_TIMEOUT_SECONDS,
+};
+use crate::core::limits::{HealthLimits, HealthOverrides};
 use crate::core::matching::EventTypePattern;
-use crate::core::retry::check_schedule;
+use crate::core::retry::{check_schedule, MAX_DELAY, MAX_SCHEDULE_LEN, MIN_DELAY_SECONDS};
 use crate::core::secret_box::{check_storable, OpenError, SecretBox};
 use crate::core::signature_scheme::SchemeName;
 use crate::core::target_policy::TargetPolicy;
@@ -19,9 +23,11 @@ use crate::store::models::EndpointRow;
 use crate::time::now_ms;
 use actix_web::http::header::HeaderValue;
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use utoipa::openapi::schema::{Array, ArrayBuilder, ObjectBuilder, SchemaFormat, SchemaType, Type};
+use utoipa::openapi::{Object, RefOr, Schema};
+use utoipa::{PartialSchema, ToSchema};
 
 const MAX_DESCRIPTION: usize = 1024;
 const MAX_EVENT_TYPES: usize = 100;
@@ -35,38 +41,211 @@ const MAX_HEADER_VALUE: usize = 4096;
 /// Every endpoint of a tenant has an actor and a place in each fan-out.
 pub const MAX_ENDPOINTS_PER_TENANT: i64 = 1000;
 
-/// The writable fields; on create `url` is required, on update all are optional.
-#[derive(Deserialize)]
+// The schemas of the bounded fields are built from the limits the checks
+// below enforce, so the document shows what the code does.
+/// An endpoint's writable fields. On create `url` is required; on update
+/// every field is optional, and an absent one keeps its value.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct EndpointFields {
+    /// An absolute `http` or `https` URL without credentials.
+    #[schema(schema_with = url_schema)]
     url: Option<String>,
+    /// Tabs and line breaks allowed, no other control characters.
+    #[schema(schema_with = description_schema)]
     description: Option<String>,
+    /// Patterns: `*`, `invoice.*` or an exact type; empty = every event.
+    #[schema(schema_with = event_types_schema)]
     event_types: Option<Vec<String>>,
+    /// Sent with every attempt; `********` keeps a stored credential value.
+    #[schema(schema_with = headers_schema)]
     headers: Option<BTreeMap<String, String>>,
+    /// Generated (`whsec_…`) when not given. `standard`: `whsec_<base64>`
+    /// of 24 to 64 bytes; the other schemes: 1 to 255 printable ASCII
+    /// characters.
+    #[schema(min_length = 1)]
     secret: Option<String>,
+    #[schema(schema_with = timeout_schema)]
     timeout_seconds: Option<u32>,
+    #[schema(schema_with = max_in_flight_schema)]
     max_in_flight: Option<u32>,
+    /// Delays between attempts, in seconds.
+    #[schema(schema_with = retry_schedule_schema)]
     retry_schedule: Option<Vec<u32>>,
+    #[schema(schema_with = scheme_name_schema)]
     signature_scheme: Option<String>,
+    /// `hex` only.
+    #[schema(schema_with = signature_header_schema)]
     signature_header: Option<String>,
+    /// `hex` only.
     signature_sha256_prefix: Option<bool>,
+    /// `POST`, `PUT` or `PATCH`, in any case.
+    #[schema(pattern = "^([Pp][Oo][Ss][Tt]|[Pp][Uu][Tt]|[Pp][Aa][Tt][Cc][Hh])$")]
     http_method: Option<String>,
+    /// `false`: a 4xx other than 408 and 429 fails the delivery at once.
     retry_client_errors: Option<bool>,
+    /// Your own labels, stored and shown, never sent.
+    #[schema(schema_with = metadata_schema)]
     metadata: Option<BTreeMap<String, String>>,
     // Health-limit overrides: absent keeps the current value, `null` goes
     // back to the global setting.
     #[serde(default, deserialize_with = "present")]
+    #[schema(schema_with = failure_count_schema)]
     breaker_failures: Option<Option<u32>>,
     #[serde(default, deserialize_with = "present")]
+    #[schema(schema_with = limit_seconds_schema)]
     breaker_cooldown_seconds: Option<Option<u64>>,
     #[serde(default, deserialize_with = "present")]
+    #[schema(schema_with = limit_seconds_schema)]
     breaker_max_cooldown_seconds: Option<Option<u64>>,
     #[serde(default, deserialize_with = "present")]
+    #[schema(schema_with = alert_thresholds_schema)]
     alert_thresholds: Option<Option<Vec<u32>>>,
     #[serde(default, deserialize_with = "present")]
+    #[schema(schema_with = failure_count_schema)]
     disable_after_failures: Option<Option<u32>>,
     #[serde(default, deserialize_with = "present")]
+    #[schema(schema_with = limit_seconds_schema)]
     disable_after_seconds: Option<Option<u64>>,
+}
+
+/// The body of a create: [`EndpointFields`] with `url` required (checked
+/// by `create`).
+struct NewEndpoint;
+
+impl PartialSchema for NewEndpoint {
+    fn schema() -> RefOr<Schema> {
+        let mut schema = EndpointFields::schema();
+        if let RefOr::T(Schema::Object(fields)) = &mut schema {
+            fields.required.push("url".to_owned());
+        }
+        schema
+    }
+}
+
+impl ToSchema for NewEndpoint {}
+
+/// A JSON type, or `null` where `null` means "absent" or "the global value".
+fn or_null(kind: Type) -> SchemaType {
+    SchemaType::from_iter([kind, Type::Null])
+}
+
+fn text(max_length: usize) -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .max_length(Some(max_length))
+}
+
+fn integer(minimum: u64, maximum: u64) -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(Type::Integer)
+        .minimum(Some(minimum))
+        .maximum(Some(maximum))
+}
+
+fn url_schema() -> Object {
+    text(MAX_URL)
+        .schema_type(or_null(Type::String))
+        .format(Some(SchemaFormat::Custom("uri".to_owned())))
+        .build()
+}
+
+fn description_schema() -> Object {
+    text(MAX_DESCRIPTION)
+        .schema_type(or_null(Type::String))
+        .build()
+}
+
+fn signature_header_schema() -> Object {
+    text(MAX_HEADER_NAME)
+        .min_length(Some(1))
+        .schema_type(or_null(Type::String))
+        .build()
+}
+
+fn event_types_schema() -> Array {
+    ArrayBuilder::new()
+        .schema_type(or_null(Type::Array))
+        .items(text(MAX_EVENT_TYPE).min_length(Some(1)))
+        .max_items(Some(MAX_EVENT_TYPES))
+        .build()
+}
+
+fn headers_schema() -> Object {
+    ObjectBuilder::new()
+        .schema_type(or_null(Type::Object))
+        .additional_properties(Some(text(MAX_HEADER_VALUE)))
+        .property_names(Some(text(MAX_HEADER_NAME).min_length(Some(1))))
+        .max_properties(Some(MAX_CUSTOM_HEADERS))
+        .build()
+}
+
+fn metadata_schema() -> Object {
+    ObjectBuilder::new()
+        .schema_type(or_null(Type::Object))
+        .additional_properties(Some(text(MAX_METADATA_VALUE)))
+        .property_names(Some(
+            text(MAX_METADATA_KEY)
+                .min_length(Some(1))
+                .pattern(Some("^[A-Za-z0-9._:-]+$")),
+        ))
+        .max_properties(Some(MAX_METADATA_ENTRIES))
+        .build()
+}
+
+fn timeout_schema() -> Object {
+    integer(1, MAX_TIMEOUT_SECONDS.into())
+        .schema_type(or_null(Type::Integer))
+        .default(Some(DEFAULT_TIMEOUT_SECONDS.into()))
+        .build()
+}
+
+fn max_in_flight_schema() -> Object {
+    integer(1, MAX_MAX_IN_FLIGHT.into())
+        .schema_type(or_null(Type::Integer))
+        .default(Some(DEFAULT_MAX_IN_FLIGHT.into()))
+        .build()
+}
+
+fn retry_schedule_schema() -> Array {
+    ArrayBuilder::new()
+        .schema_type(or_null(Type::Array))
+        .items(integer(MIN_DELAY_SECONDS.into(), MAX_DELAY.as_secs()))
+        .max_items(Some(MAX_SCHEDULE_LEN))
+        .build()
+}
+
+fn scheme_name_schema() -> Object {
+    ObjectBuilder::new()
+        .schema_type(or_null(Type::String))
+        .enum_values(Some(
+            SchemeName::ALL
+                .iter()
+                .map(|scheme| Some(scheme.as_str()))
+                .chain([None]),
+        ))
+        .description(Some("How deliveries are signed (default `standard`)"))
+        .build()
+}
+
+fn failure_count_schema() -> Object {
+    integer(0, MAX_FAILURE_COUNT.into())
+        .schema_type(or_null(Type::Integer))
+        .build()
+}
+
+fn limit_seconds_schema() -> Object {
+    integer(0, MAX_LIMIT_SECONDS)
+        .schema_type(or_null(Type::Integer))
+        .build()
+}
+
+fn alert_thresholds_schema() -> Array {
+    ArrayBuilder::new()
+        .schema_type(or_null(Type::Array))
+        .items(integer(0, MAX_FAILURE_COUNT.into()))
+        .max_items(Some(MAX_ALERT_THRESHOLDS))
+        .build()
 }
 
 /// A field that is present, possibly `null` (absent fields take the
@@ -342,53 +521,120 @@ fn to_json<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_string(value).unwrap_or_default()
 }
 
-pub fn view(row: &EndpointRow, live: Option<&EndpointSnapshot>) -> Value {
-    let mut view = json!({
-        "id": row.id,
-        "tenant_id": row.tenant_id,
-        "url": row.url,
-        "description": row.description,
-        "event_types": row.event_type_list(),
-        "headers": redacted_headers(&row.header_map()),
-        "timeout_seconds": row.timeout_seconds,
-        "max_in_flight": row.max_in_flight,
-        "retry_schedule": row.retry_schedule_list(),
-        "retry_client_errors": row.retry_client_errors,
-        "http_method": row.http_method,
-        "metadata": row.metadata_map(),
-        "signature_scheme": row.signature_scheme,
-        "signature_header": row.signature_header,
-        "signature_sha256_prefix": row.signature_sha256_prefix,
-        "status": row.status,
-        "disabled_at": row.disabled_at.map(rfc3339),
-        "disabled_reason": row.disabled_reason,
-        "created_at": rfc3339(row.created_at),
-        "updated_at": rfc3339(row.updated_at),
-    });
-    // Each health limit: the endpoint's override, `null` for the global value;
-    // shown at top level like every writable field, and grouped.
-    let overrides = json!({
-        "breaker_failures": row.breaker_failures,
-        "breaker_cooldown_seconds": row.breaker_cooldown_seconds,
-        "breaker_max_cooldown_seconds": row.breaker_max_cooldown_seconds,
-        "alert_thresholds": row.overrides().alert_thresholds,
-        "disable_after_failures": row.disable_after_failures,
-        "disable_after_seconds": row.disable_after_seconds,
-    });
-    if let (Some(fields), Some(limits)) = (view.as_object_mut(), overrides.as_object()) {
-        fields.extend(limits.clone());
+/// An endpoint as shown: never its secret.
+#[derive(Serialize, ToSchema)]
+pub struct EndpointOut {
+    id: String,
+    tenant_id: String,
+    url: String,
+    description: String,
+    event_types: Vec<String>,
+    /// Credential-like values shown as `********`.
+    headers: BTreeMap<String, String>,
+    timeout_seconds: i32,
+    max_in_flight: i32,
+    retry_schedule: Vec<u32>,
+    retry_client_errors: bool,
+    http_method: String,
+    metadata: BTreeMap<String, String>,
+    signature_scheme: String,
+    signature_header: String,
+    signature_sha256_prefix: bool,
+    /// `active` or `disabled`.
+    status: String,
+    disabled_at: Option<String>,
+    /// `manual`, `consecutive_failures` or `gone`.
+    disabled_reason: Option<String>,
+    created_at: String,
+    updated_at: String,
+    /// Shown at top level like every writable field, and grouped in
+    /// `overrides`.
+    #[serde(flatten)]
+    limits: LimitOverrides,
+    overrides: LimitOverrides,
+    /// Live figures of the endpoint's actor (`GET` of one endpoint only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stats: Option<EndpointStats>,
+}
+
+/// Each health limit: the endpoint's override, `null` for the global value.
+#[derive(Clone, Serialize, ToSchema)]
+struct LimitOverrides {
+    breaker_failures: Option<u32>,
+    breaker_cooldown_seconds: Option<u64>,
+    breaker_max_cooldown_seconds: Option<u64>,
+    alert_thresholds: Option<Vec<u32>>,
+    disable_after_failures: Option<u32>,
+    disable_after_seconds: Option<u64>,
+}
+
+impl From<HealthOverrides> for LimitOverrides {
+    fn from(overrides: HealthOverrides) -> Self {
+        LimitOverrides {
+            breaker_failures: overrides.breaker_failures,
+            breaker_cooldown_seconds: overrides.breaker_cooldown_seconds,
+            breaker_max_cooldown_seconds: overrides.breaker_max_cooldown_seconds,
+            alert_thresholds: overrides.alert_thresholds,
+            disable_after_failures: overrides.disable_after_failures,
+            disable_after_seconds: overrides.disable_after_seconds,
+        }
     }
-    view["overrides"] = overrides;
-    if let Some(live) = live {
-        view["stats"] = json!({
-            "queued": live.machine.queued,
-            "backlog_on_disk": live.machine.backlog_on_disk,
-            "in_flight": live.machine.in_flight,
-            "restarts": live.restarts,
-            "last_error": live.last_error,
-        });
+}
+
+#[derive(Serialize, ToSchema)]
+struct EndpointStats {
+    /// Deliveries in the actor's memory.
+    queued: usize,
+    /// More pending deliveries wait on disk.
+    backlog_on_disk: bool,
+    in_flight: usize,
+    /// Reloads of its state: after a change, a failed write or a stop.
+    restarts: u32,
+    /// The last storage failure it met, or why it cannot sign.
+    last_error: Option<String>,
+}
+
+/// A new endpoint: the one view, with `GET …/secret`, that shows the secret.
+#[derive(Serialize, ToSchema)]
+struct EndpointCreated {
+    #[serde(flatten)]
+    endpoint: EndpointOut,
+    secret: String,
+}
+
+pub fn view(row: &EndpointRow, live: Option<&EndpointSnapshot>) -> EndpointOut {
+    let limits = LimitOverrides::from(row.overrides());
+    EndpointOut {
+        id: row.id.clone(),
+        tenant_id: row.tenant_id.clone(),
+        url: row.url.clone(),
+        description: row.description.clone(),
+        event_types: row.event_type_list(),
+        headers: redacted_headers(&row.header_map()),
+        timeout_seconds: row.timeout_seconds,
+        max_in_flight: row.max_in_flight,
+        retry_schedule: row.retry_schedule_list(),
+        retry_client_errors: row.retry_client_errors,
+        http_method: row.http_method.clone(),
+        metadata: row.metadata_map(),
+        signature_scheme: row.signature_scheme.clone(),
+        signature_header: row.signature_header.clone(),
+        signature_sha256_prefix: row.signature_sha256_prefix,
+        status: row.status.clone(),
+        disabled_at: row.disabled_at.map(rfc3339),
+        disabled_reason: row.disabled_reason.clone(),
+        created_at: rfc3339(row.created_at),
+        updated_at: rfc3339(row.updated_at),
+        overrides: limits.clone(),
+        limits,
+        stats: live.map(|live| EndpointStats {
+            queued: live.machine.queued,
+            backlog_on_disk: live.machine.backlog_on_disk,
+            in_flight: live.machine.in_flight,
+            restarts: live.restarts,
+            last_error: live.last_error.clone(),
+        }),
     }
-    view
 }
 
 /// Refuses a URL the target policy forbids (an IP-literal host in a
@@ -400,16 +646,21 @@ fn check_target(url: &str, targets: &TargetPolicy) -> Result<(), FieldError> {
         .map_err(|reason| FieldError::new("url", reason))
 }
 
-type TenantPath = web::Path<String>;
-type EndpointPath = web::Path<(String, String)>;
-
+#[utoipa::path(
+    post,
+    path = "/v1/tenants/{tenant}/endpoints",
+    tag = "endpoints",
+    params(TenantPath),
+    request_body = NewEndpoint,
+    responses((status = 201, description = "The endpoint, with its secret", body = EndpointCreated))
+)]
 pub async fn create(
     state: web::Data<AppState>,
     request: HttpRequest,
-    tenant: TenantPath,
+    path: web::Path<TenantPath>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    let tenant = tenant.into_inner();
+    let TenantPath { tenant } = path.into_inner();
     state.keys.require_tenant(&request, &tenant).await?;
     let fields: EndpointFields = parse_json(&body)?;
     let Some(url) = &fields.url else {
@@ -440,18 +691,26 @@ pub async fn create(
     }
     state.router.do_send(EndpointSaved(config));
     // The secret is shown here and by GET …/secret, never in a view.
-    let mut created = view(&row, None);
-    created["secret"] = json!(row.secret);
-    Ok(HttpResponse::Created().json(created))
+    Ok(HttpResponse::Created().json(EndpointCreated {
+        endpoint: view(&row, None),
+        secret: row.secret,
+    }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/tenants/{tenant}/endpoints",
+    tag = "endpoints",
+    params(TenantPath, PageParams),
+    responses((status = 200, description = "A page of endpoints", body = Page<EndpointOut>))
+)]
 pub async fn list(
     state: web::Data<AppState>,
     request: HttpRequest,
-    tenant: TenantPath,
+    path: web::Path<TenantPath>,
     params: web::Query<PageParams>,
 ) -> Result<HttpResponse, ApiError> {
-    let tenant = tenant.into_inner();
+    let TenantPath { tenant } = path.into_inner();
     state.keys.require_tenant(&request, &tenant).await?;
     let limit = params.limit()?;
     let cursor = params.cursor()?;
@@ -471,12 +730,22 @@ pub async fn find(state: &AppState, tenant: &str, id: &str) -> Result<EndpointRo
         .ok_or(ApiError::NotFound("endpoint"))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/tenants/{tenant}/endpoints/{endpoint}",
+    tag = "endpoints",
+    params(EndpointPath),
+    responses((status = 200, description = "The endpoint and its actor's live figures", body = EndpointOut))
+)]
 pub async fn get(
     state: web::Data<AppState>,
     request: HttpRequest,
-    path: EndpointPath,
+    path: web::Path<EndpointPath>,
 ) -> Result<HttpResponse, ApiError> {
-    let (tenant, id) = path.into_inner();
+    let EndpointPath {
+        tenant,
+        endpoint: id,
+    } = path.into_inner();
     state.keys.require_tenant(&request, &tenant).await?;
     let row = find(&state, &tenant, &id).await?;
     let live = state
@@ -487,13 +756,27 @@ pub async fn get(
     Ok(HttpResponse::Ok().json(view(&row, live.as_ref())))
 }
 
+#[utoipa::path(
+    patch,
+    path = "/v1/tenants/{tenant}/endpoints/{endpoint}",
+    tag = "endpoints",
+    params(EndpointPath),
+    request_body = EndpointFields,
+    responses(
+        (status = 200, description = "The changed endpoint", body = EndpointOut),
+        (status = 409, description = "The stored secret cannot be read and no new one was given", body = super::problem::Problem, content_type = "application/problem+json"),
+    )
+)]
 pub async fn update(
     state: web::Data<AppState>,
     request: HttpRequest,
-    path: EndpointPath,
+    path: web::Path<EndpointPath>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    let (tenant, id) = path.into_inner();
+    let EndpointPath {
+        tenant,
+        endpoint: id,
+    } = path.into_inner();
     state.keys.require_tenant(&request, &tenant).await?;
     let fields: EndpointFields = parse_json(&body)?;
     let stored = find(&state, &tenant, &id).await?;
@@ -523,12 +806,22 @@ pub async fn update(
     Ok(HttpResponse::Ok().json(view(&row, None)))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v1/tenants/{tenant}/endpoints/{endpoint}",
+    tag = "endpoints",
+    params(EndpointPath),
+    responses((status = 204, description = "Deleted"))
+)]
 pub async fn delete(
     state: web::Data<AppState>,
     request: HttpRequest,
-    path: EndpointPath,
+    path: web::Path<EndpointPath>,
 ) -> Result<HttpResponse, ApiError> {
-    let (tenant, id) = path.into_inner();
+    let EndpointPath {
+        tenant,
+        endpoint: id,
+    } = path.into_inner();
     state.keys.require_tenant(&request, &tenant).await?;
     let removed = id.clone();
     // Through the writer, so that no ingestion in the same commit can

@@ -3,7 +3,7 @@
 //! what may be published. Endpoint subscriptions are not checked against it.
 
 use super::problem::{parse_json, ApiError};
-use super::{page, rfc3339, AppState, PageParams};
+use super::{page, rfc3339, AppState, EventTypePath, Page, PageParams, TenantPath};
 use crate::core::domain::FieldError;
 use crate::core::event_catalog::{
     check_description, parse_name, parse_schema, MAX_EVENT_TYPES_PER_TENANT,
@@ -11,24 +11,50 @@ use crate::core::event_catalog::{
 use crate::store::event_types::{self, Created, EventTypeChanges, EventTypeRow};
 use crate::time::now_ms;
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewEventType {
+    /// Dot-separated segments of `[A-Za-z0-9_-]`; not `hookrelay.…`.
+    #[schema(
+        min_length = 1,
+        max_length = 255,
+        pattern = "^[A-Za-z0-9_-]+(\\.[A-Za-z0-9_-]+)*$"
+    )]
     name: String,
+    #[schema(max_length = 1024)]
     description: Option<String>,
+    /// A JSON Schema of the payload (any object up to 64 KiB), kept as
+    /// documentation: payloads are not checked against it.
+    #[schema(value_type = Option<Object>)]
     schema: Option<Value>,
 }
 
 /// A `PATCH`: absent fields stay; `"schema": null` removes the schema.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct EventTypePatch {
+    #[schema(max_length = 1024)]
     description: Option<String>,
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Object>)]
     schema: Option<Option<Value>>,
+}
+
+/// A declared event type.
+#[derive(Serialize, ToSchema)]
+struct EventTypeOut {
+    name: String,
+    description: String,
+    #[schema(value_type = Option<Object>)]
+    schema: Option<Value>,
+    archived: bool,
+    archived_at: Option<String>,
+    created_at: String,
+    updated_at: String,
 }
 
 /// Tells a field given as `null` (`Some(None)`) from an absent one (`None`).
@@ -38,27 +64,33 @@ fn present<'de, D: serde::Deserializer<'de>>(
     Option::<Value>::deserialize(deserializer).map(Some)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListParams {
+    /// `true` lists archived types too.
+    #[param(value_type = Option<bool>)]
     include_archived: Option<String>,
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
+    /// The `next` of the previous page.
+    #[param(min_length = 1, max_length = 255, pattern = "^[A-Za-z0-9._:-]+$")]
     cursor: Option<String>,
 }
 
-fn view(row: &EventTypeRow) -> Value {
+fn view(row: EventTypeRow) -> EventTypeOut {
     let schema = row
         .json_schema
         .as_deref()
         .and_then(|text| serde_json::from_str::<Value>(text).ok());
-    json!({
-        "name": row.name,
-        "description": row.description,
-        "schema": schema,
-        "archived": row.archived_at.is_some(),
-        "archived_at": row.archived_at.map(rfc3339),
-        "created_at": rfc3339(row.created_at),
-        "updated_at": rfc3339(row.updated_at),
-    })
+    EventTypeOut {
+        name: row.name,
+        description: row.description,
+        schema,
+        archived: row.archived_at.is_some(),
+        archived_at: row.archived_at.map(rfc3339),
+        created_at: rfc3339(row.created_at),
+        updated_at: rfc3339(row.updated_at),
+    }
 }
 
 fn description(value: Option<String>) -> Result<Option<String>, FieldError> {
@@ -69,13 +101,24 @@ fn description(value: Option<String>) -> Result<Option<String>, FieldError> {
 
 /// 201 with the type: new, or back from the archive (with the description
 /// and schema of this request). 409 when it exists and is active.
+#[utoipa::path(
+    post,
+    path = "/v1/tenants/{tenant}/event-types",
+    tag = "event-types",
+    params(TenantPath),
+    request_body = NewEventType,
+    responses(
+        (status = 201, description = "Declared, or restored from the archive", body = EventTypeOut),
+        (status = 409, description = "Already declared and active", body = super::problem::Problem, content_type = "application/problem+json"),
+    )
+)]
 pub async fn create(
     state: web::Data<AppState>,
     request: HttpRequest,
-    tenant: web::Path<String>,
+    path: web::Path<TenantPath>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    let tenant = tenant.into_inner();
+    let TenantPath { tenant } = path.into_inner();
     state.keys.require_tenant(&request, &tenant).await?;
     let input: NewEventType = parse_json(&body)?;
     let name = parse_name(&input.name)?;
@@ -100,7 +143,7 @@ pub async fn create(
     match created {
         Created::New(row) | Created::Restored(row) => {
             state.publish_rules.forget(&tenant);
-            Ok(HttpResponse::Created().json(view(&row)))
+            Ok(HttpResponse::Created().json(view(row)))
         }
         Created::AlreadyActive => Err(ApiError::Conflict(format!(
             "the event type {} already exists",
@@ -112,13 +155,20 @@ pub async fn create(
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/tenants/{tenant}/event-types",
+    tag = "event-types",
+    params(TenantPath, ListParams),
+    responses((status = 200, description = "A page of event types, by name", body = Page<EventTypeOut>))
+)]
 pub async fn list(
     state: web::Data<AppState>,
     request: HttpRequest,
-    tenant: web::Path<String>,
+    path: web::Path<TenantPath>,
     params: web::Query<ListParams>,
 ) -> Result<HttpResponse, ApiError> {
-    let tenant = tenant.into_inner();
+    let TenantPath { tenant } = path.into_inner();
     state.keys.require_tenant(&request, &tenant).await?;
     let params = params.into_inner();
     let include_archived = match params.include_archived.as_deref() {
@@ -140,32 +190,53 @@ pub async fn list(
             event_types::list(db, &tenant, include_archived, cursor.as_deref(), limit + 1)
         })
         .await?;
-    Ok(HttpResponse::Ok().json(page(rows, limit, |r| &r.name, |r| view(&r))))
+    Ok(HttpResponse::Ok().json(page(rows, limit, |r| &r.name, view)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/tenants/{tenant}/event-types/{event_type}",
+    tag = "event-types",
+    params(EventTypePath),
+    responses((status = 200, description = "The event type, archived or not", body = EventTypeOut))
+)]
 pub async fn get(
     state: web::Data<AppState>,
     request: HttpRequest,
-    path: web::Path<(String, String)>,
+    path: web::Path<EventTypePath>,
 ) -> Result<HttpResponse, ApiError> {
-    let (tenant, name) = path.into_inner();
+    let EventTypePath {
+        tenant,
+        event_type: name,
+    } = path.into_inner();
     state.keys.require_tenant(&request, &tenant).await?;
     let found = state
         .store
         .run(move |db| event_types::find(db, &tenant, &name))
         .await?;
     let row = found.ok_or(ApiError::NotFound("event type"))?;
-    Ok(HttpResponse::Ok().json(view(&row)))
+    Ok(HttpResponse::Ok().json(view(row)))
 }
 
 /// Changes the description or the schema; an archived type stays archived.
+#[utoipa::path(
+    patch,
+    path = "/v1/tenants/{tenant}/event-types/{event_type}",
+    tag = "event-types",
+    params(EventTypePath),
+    request_body = EventTypePatch,
+    responses((status = 200, description = "The changed event type", body = EventTypeOut))
+)]
 pub async fn update(
     state: web::Data<AppState>,
     request: HttpRequest,
-    path: web::Path<(String, String)>,
+    path: web::Path<EventTypePath>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    let (tenant, name) = path.into_inner();
+    let EventTypePath {
+        tenant,
+        event_type: name,
+    } = path.into_inner();
     state.keys.require_tenant(&request, &tenant).await?;
     let input: EventTypePatch = parse_json(&body)?;
     let changes = EventTypeChanges {
@@ -180,17 +251,27 @@ pub async fn update(
         .call(move |db| event_types::update(db, &tenant, &name, &changes, now_ms()))
         .await?;
     let row = updated.ok_or(ApiError::NotFound("event type"))?;
-    Ok(HttpResponse::Ok().json(view(&row)))
+    Ok(HttpResponse::Ok().json(view(row)))
 }
 
 /// Archives the type: it stays (listed with `include_archived=true`), and
 /// a tenant that refuses unknown types refuses it from now on.
+#[utoipa::path(
+    delete,
+    path = "/v1/tenants/{tenant}/event-types/{event_type}",
+    tag = "event-types",
+    params(EventTypePath),
+    responses((status = 200, description = "The archived event type", body = EventTypeOut))
+)]
 pub async fn archive(
     state: web::Data<AppState>,
     request: HttpRequest,
-    path: web::Path<(String, String)>,
+    path: web::Path<EventTypePath>,
 ) -> Result<HttpResponse, ApiError> {
-    let (tenant, name) = path.into_inner();
+    let EventTypePath {
+        tenant,
+        event_type: name,
+    } = path.into_inner();
     state.keys.require_tenant(&request, &tenant).await?;
     let owner = tenant.clone();
     let archived = state
@@ -199,5 +280,5 @@ pub async fn archive(
         .await?;
     let row = archived.ok_or(ApiError::NotFound("event type"))?;
     state.publish_rules.forget(&tenant);
-    Ok(HttpResponse::Ok().json(view(&row)))
+    Ok(HttpResponse::Ok().json(view(row)))
 }

@@ -1,6 +1,6 @@
-use super::deliveries::delivery_summary;
+use super::deliveries::{delivery_summary, DeliverySummary};
 use super::problem::{parse_json, ApiError};
-use super::AppState;
+use super::{AppState, EventPath, TenantPath};
 use crate::actors::router::Publish;
 use crate::core::domain::{parse_event_id, parse_event_type, FieldError};
 use crate::core::envelope::{is_operational, Envelope, OPERATIONAL_PREFIX};
@@ -9,16 +9,51 @@ use crate::store::deliveries;
 use crate::store::events::{self, Ingested};
 use crate::store::models::EventRow;
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewEvent {
+    /// Dot-separated segments of `[A-Za-z0-9_-]`; not `hookrelay.…`.
+    #[serde(rename = "type")]
+    #[schema(
+        min_length = 1,
+        max_length = 255,
+        pattern = "^[A-Za-z0-9_-]+(\\.[A-Za-z0-9_-]+)*$"
+    )]
+    event_type: String,
+    /// Any JSON object; strings may hold anything, `\\u0000` included.
+    #[schema(value_type = Object)]
+    payload: Value,
+    /// Generated (`evt_…`) when not given; a repeated id answers 200 with
+    /// the original event.
+    #[schema(min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9_-]+$")]
+    id: Option<String>,
+}
+
+/// What a publish created, or what the first publish of the same id or key
+/// created.
+#[derive(Serialize, ToSchema)]
+struct Published {
+    id: String,
+    /// How many deliveries the event got (one per subscribed endpoint).
+    deliveries: usize,
+}
+
+/// An event and each delivery's state.
+#[derive(Serialize, ToSchema)]
+struct EventOut {
+    id: String,
     #[serde(rename = "type")]
     event_type: String,
+    /// When it was published (RFC 3339).
+    #[schema(value_type = String)]
+    timestamp: Value,
+    #[schema(value_type = Object)]
     payload: Value,
-    id: Option<String>,
+    deliveries: Vec<DeliverySummary>,
 }
 
 const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
@@ -42,13 +77,34 @@ fn idempotency_key(request: &HttpRequest) -> Result<Option<String>, FieldError> 
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/tenants/{tenant}/events",
+    tag = "events",
+    params(
+        TenantPath,
+        (
+            "Idempotency-Key" = Option<String>,
+            Header,
+            description = "A publish retried with the same key answers 200 with the original event",
+            min_length = 1,
+            max_length = 255,
+            pattern = "^[ -~]+$"
+        ),
+    ),
+    request_body = NewEvent,
+    responses(
+        (status = 202, description = "The event and its deliveries are on disk", body = Published),
+        (status = 200, description = "A repeated id or Idempotency-Key: the original event; nothing was created", body = Published),
+    )
+)]
 pub async fn publish(
     state: web::Data<AppState>,
     request: HttpRequest,
-    tenant: web::Path<String>,
+    path: web::Path<TenantPath>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    let tenant = tenant.into_inner();
+    let TenantPath { tenant } = path.into_inner();
     state.keys.require_tenant(&request, &tenant).await?;
     let input: NewEvent = parse_json(&body)?;
     let event_type = parse_event_type(&input.event_type)?;
@@ -93,22 +149,33 @@ pub async fn publish(
         .await
         .map_err(|_| ApiError::Unavailable)??;
     Ok(match ingested {
-        Ingested::New { delivery_ids } => {
-            HttpResponse::Accepted().json(json!({"id": event_id, "deliveries": delivery_ids.len()}))
-        }
+        Ingested::New { delivery_ids } => HttpResponse::Accepted().json(Published {
+            id: event_id,
+            deliveries: delivery_ids.len(),
+        }),
         Ingested::Duplicate {
             event_id,
             deliveries,
-        } => HttpResponse::Ok().json(json!({"id": event_id, "deliveries": deliveries})),
+        } => HttpResponse::Ok().json(Published {
+            id: event_id,
+            deliveries,
+        }),
     })
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/tenants/{tenant}/events/{event}",
+    tag = "events",
+    params(EventPath),
+    responses((status = 200, description = "The event and each delivery's state", body = EventOut))
+)]
 pub async fn get(
     state: web::Data<AppState>,
     request: HttpRequest,
-    path: web::Path<(String, String)>,
+    path: web::Path<EventPath>,
 ) -> Result<HttpResponse, ApiError> {
-    let (tenant, id) = path.into_inner();
+    let EventPath { tenant, event: id } = path.into_inner();
     state.keys.require_tenant(&request, &tenant).await?;
     let found = state
         .store
@@ -122,11 +189,11 @@ pub async fn get(
         .await?;
     let (event, fan_out) = found.ok_or(ApiError::NotFound("event"))?;
     let envelope: Value = serde_json::from_str(&event.body).unwrap_or(Value::Null);
-    Ok(HttpResponse::Ok().json(json!({
-        "id": event.id,
-        "type": event.event_type,
-        "timestamp": envelope["timestamp"],
-        "payload": envelope["data"],
-        "deliveries": fan_out.iter().map(delivery_summary).collect::<Vec<_>>(),
-    })))
+    Ok(HttpResponse::Ok().json(EventOut {
+        id: event.id,
+        event_type: event.event_type,
+        timestamp: envelope["timestamp"].clone(),
+        payload: envelope["data"].clone(),
+        deliveries: fan_out.iter().map(delivery_summary).collect(),
+    }))
 }

@@ -11,6 +11,7 @@ pub mod endpoints;
 pub mod event_types;
 pub mod events;
 pub mod health;
+pub mod openapi;
 pub mod problem;
 pub mod publish_rules;
 pub mod tenants;
@@ -27,6 +28,7 @@ use actix_web::http::header::CONTENT_TYPE;
 use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers};
 use actix_web::web;
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 pub struct AppState {
     pub store: Store,
@@ -45,80 +47,54 @@ pub struct AppState {
     pub targets: TargetPolicy,
 }
 
-/// Path parameters are named after the resource they identify: a value that
-/// cannot be an id answers 404 naming it (see [`auth::Keys::require_tenant`]).
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/healthz", web::get().to(health::healthz))
-        .service(
-            web::scope("/v1/tenants")
-                .route("", web::post().to(tenants::create))
-                .route("", web::get().to(tenants::list))
-                .route("/{tenant}", web::get().to(tenants::get))
-                .route("/{tenant}", web::patch().to(tenants::update))
-                .route("/{tenant}/event-types", web::post().to(event_types::create))
-                .route("/{tenant}/event-types", web::get().to(event_types::list))
-                .route(
-                    "/{tenant}/event-types/{event_type}",
-                    web::get().to(event_types::get),
-                )
-                .route(
-                    "/{tenant}/event-types/{event_type}",
-                    web::patch().to(event_types::update),
-                )
-                .route(
-                    "/{tenant}/event-types/{event_type}",
-                    web::delete().to(event_types::archive),
-                )
-                .route("/{tenant}/api-keys", web::post().to(api_keys::create))
-                .route("/{tenant}/api-keys", web::get().to(api_keys::list))
-                .route(
-                    "/{tenant}/api-keys/{key}",
-                    web::delete().to(api_keys::revoke),
-                )
-                .route("/{tenant}/endpoints", web::post().to(endpoints::create))
-                .route("/{tenant}/endpoints", web::get().to(endpoints::list))
-                .route(
-                    "/{tenant}/endpoints/{endpoint}",
-                    web::get().to(endpoints::get),
-                )
-                .route(
-                    "/{tenant}/endpoints/{endpoint}",
-                    web::patch().to(endpoints::update),
-                )
-                .route(
-                    "/{tenant}/endpoints/{endpoint}",
-                    web::delete().to(endpoints::delete),
-                )
-                .route(
-                    "/{tenant}/endpoints/{endpoint}/secret",
-                    web::get().to(endpoint_secrets::get),
-                )
-                .route(
-                    "/{tenant}/endpoints/{endpoint}/rotate-secret",
-                    web::post().to(endpoint_secrets::rotate),
-                )
-                .route(
-                    "/{tenant}/endpoints/{endpoint}/health",
-                    web::get().to(endpoint_health::endpoint),
-                )
-                .route(
-                    "/{tenant}/endpoints/{endpoint}/disable",
-                    web::post().to(endpoint_health::disable),
-                )
-                .route(
-                    "/{tenant}/endpoints/{endpoint}/enable",
-                    web::post().to(endpoint_health::enable),
-                )
-                .route("/{tenant}/health", web::get().to(endpoint_health::tenant))
-                .route("/{tenant}/alerts", web::get().to(alerts::list))
-                .route("/{tenant}/events", web::post().to(events::publish))
-                .route("/{tenant}/events/{event}", web::get().to(events::get))
-                .route("/{tenant}/deliveries", web::get().to(deliveries::list))
-                .route(
-                    "/{tenant}/deliveries/{delivery}",
-                    web::get().to(deliveries::get),
-                ),
-        );
+/// Every route, registered by [`routes`] and listed in [`ROUTES`] from the
+/// same table, so that the OpenAPI test can hold the document against what
+/// is served: a route added here without documentation fails it.
+macro_rules! route_table {
+    ($($method:ident $path:literal => $handler:path,)*) => {
+        /// Path parameters are named after the resource they identify: a
+        /// value that cannot be an id answers 404 naming it (see
+        /// [`auth::Keys::require_tenant`]).
+        pub fn routes(cfg: &mut web::ServiceConfig) {
+            $(cfg.route($path, web::$method().to($handler));)*
+        }
+
+        /// Every route as (lower-case method, path template).
+        pub const ROUTES: &[(&str, &str)] = &[$((stringify!($method), $path),)*];
+    };
+}
+
+route_table! {
+    get "/healthz" => health::healthz,
+    get "/openapi.json" => openapi::document,
+    post "/v1/tenants" => tenants::create,
+    get "/v1/tenants" => tenants::list,
+    get "/v1/tenants/{tenant}" => tenants::get,
+    patch "/v1/tenants/{tenant}" => tenants::update,
+    post "/v1/tenants/{tenant}/event-types" => event_types::create,
+    get "/v1/tenants/{tenant}/event-types" => event_types::list,
+    get "/v1/tenants/{tenant}/event-types/{event_type}" => event_types::get,
+    patch "/v1/tenants/{tenant}/event-types/{event_type}" => event_types::update,
+    delete "/v1/tenants/{tenant}/event-types/{event_type}" => event_types::archive,
+    post "/v1/tenants/{tenant}/api-keys" => api_keys::create,
+    get "/v1/tenants/{tenant}/api-keys" => api_keys::list,
+    delete "/v1/tenants/{tenant}/api-keys/{key}" => api_keys::revoke,
+    post "/v1/tenants/{tenant}/endpoints" => endpoints::create,
+    get "/v1/tenants/{tenant}/endpoints" => endpoints::list,
+    get "/v1/tenants/{tenant}/endpoints/{endpoint}" => endpoints::get,
+    patch "/v1/tenants/{tenant}/endpoints/{endpoint}" => endpoints::update,
+    delete "/v1/tenants/{tenant}/endpoints/{endpoint}" => endpoints::delete,
+    get "/v1/tenants/{tenant}/endpoints/{endpoint}/secret" => endpoint_secrets::get,
+    post "/v1/tenants/{tenant}/endpoints/{endpoint}/rotate-secret" => endpoint_secrets::rotate,
+    get "/v1/tenants/{tenant}/endpoints/{endpoint}/health" => endpoint_health::endpoint,
+    post "/v1/tenants/{tenant}/endpoints/{endpoint}/disable" => endpoint_health::disable,
+    post "/v1/tenants/{tenant}/endpoints/{endpoint}/enable" => endpoint_health::enable,
+    get "/v1/tenants/{tenant}/health" => endpoint_health::tenant,
+    get "/v1/tenants/{tenant}/alerts" => alerts::list,
+    post "/v1/tenants/{tenant}/events" => events::publish,
+    get "/v1/tenants/{tenant}/events/{event}" => events::get,
+    get "/v1/tenants/{tenant}/deliveries" => deliveries::list,
+    get "/v1/tenants/{tenant}/deliveries/{delivery}" => deliveries::get,
 }
 
 /// Errors raised outside our handlers (unknown route, bad query string,
@@ -150,10 +126,69 @@ fn as_problem<B>(response: ServiceResponse<B>) -> actix_web::Result<ErrorHandler
     ))
 }
 
+/// The ids in a route's path, named as in [`ROUTES`]. Any value that
+/// cannot be an id (1 to 255 characters of `[A-Za-z0-9._:-]`) is a 404.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct TenantPath {
+    /// The tenant's id.
+    pub tenant: String,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct EndpointPath {
+    /// The tenant's id.
+    pub tenant: String,
+    /// The endpoint's id (`ep_…`).
+    pub endpoint: String,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct EventTypePath {
+    /// The tenant's id.
+    pub tenant: String,
+    /// The event type's name, e.g. `invoice.paid`.
+    pub event_type: String,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct ApiKeyPath {
+    /// The tenant's id.
+    pub tenant: String,
+    /// The key's id (`key_…`), not the key.
+    pub key: String,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct EventPath {
+    /// The tenant's id.
+    pub tenant: String,
+    /// The event's id.
+    pub event: String,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct DeliveryPath {
+    /// The tenant's id.
+    pub tenant: String,
+    /// The delivery's id (`dlv_…`).
+    pub delivery: String,
+}
+
 /// `limit` and `cursor` of every list.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PageParams {
+    /// How many items a page holds (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
+    /// The `next` of the previous page.
+    #[param(min_length = 1, max_length = 255, pattern = "^[A-Za-z0-9._:-]+$")]
     pub cursor: Option<String>,
 }
 
@@ -183,9 +218,11 @@ impl PageParams {
     }
 }
 
-#[derive(Serialize)]
+/// A page of a list, in id order.
+#[derive(Serialize, ToSchema)]
 pub struct Page<T> {
     data: Vec<T>,
+    /// The `cursor` of the next page; `null` on the last one.
     next: Option<String>,
 }
 

@@ -9,6 +9,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use utoipa::ToSchema;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -46,13 +47,18 @@ impl From<FieldError> for ApiError {
     }
 }
 
-#[derive(Serialize)]
-struct Problem<'a> {
+/// Every error answer (RFC 9457), as `application/problem+json`.
+#[derive(Serialize, ToSchema)]
+pub struct Problem<'a> {
+    /// Always `about:blank`: the status and the title name the error.
     #[serde(rename = "type")]
     kind: &'static str,
     title: &'static str,
+    #[schema(minimum = 400, maximum = 599)]
     status: u16,
     detail: String,
+    /// The input at fault: a body field (`url`, `headers.x-a`,
+    /// `retry_schedule[2]`), a query parameter or a header.
     #[serde(skip_serializing_if = "Option::is_none")]
     field: Option<&'a str>,
 }

@@ -1,19 +1,51 @@
 use super::problem::{parse_json, ApiError};
-use super::{page, rfc3339, AppState, PageParams};
+use super::{page, rfc3339, AppState, Page, PageParams, TenantPath};
 use crate::core::domain::{check_line, parse_tenant_id, FieldError};
 use crate::ids;
 use crate::store::event_types;
 use crate::store::models::{ApiKeyRow, TenantRow};
 use crate::store::tenants::{self, KeyOwner};
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewTenant {
+    /// Generated (`ten_…`) when not given.
+    #[schema(min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9._-]+$")]
     id: Option<String>,
+    /// Trimmed; one line.
+    #[schema(max_length = 256)]
     name: String,
+}
+
+/// A new tenant, with its first API key: the only time the key is shown.
+#[derive(Serialize, ToSchema)]
+struct TenantCreated {
+    id: String,
+    name: String,
+    api_key: String,
+    api_key_id: String,
+    created_at: String,
+}
+
+/// A tenant as listed.
+#[derive(Serialize, ToSchema)]
+struct TenantSummary {
+    id: String,
+    name: String,
+    created_at: String,
+}
+
+/// A tenant and its settings.
+#[derive(Serialize, ToSchema)]
+struct TenantOut {
+    id: String,
+    name: String,
+    created_at: String,
+    /// `null` follows `HOOKRELAY_REJECT_UNKNOWN_EVENT_TYPES`.
+    reject_unknown_event_types: Option<bool>,
 }
 
 const MAX_NAME: usize = 256;
@@ -31,6 +63,17 @@ fn checked_name(name: &str) -> Result<String, FieldError> {
     Ok(name)
 }
 
+/// Creates a tenant (admin).
+#[utoipa::path(
+    post,
+    path = "/v1/tenants",
+    tag = "tenants",
+    request_body = NewTenant,
+    responses(
+        (status = 201, description = "The tenant and its first key", body = TenantCreated),
+        (status = 409, description = "A tenant with this id exists", body = super::problem::Problem, content_type = "application/problem+json"),
+    )
+)]
 pub async fn create(
     state: web::Data<AppState>,
     request: HttpRequest,
@@ -64,15 +107,23 @@ pub async fn create(
     state
         .keys
         .created(&key.key_hash, KeyOwner::Tenant(row.id.clone()));
-    Ok(HttpResponse::Created().json(json!({
-        "id": row.id,
-        "name": row.name,
-        "api_key": api_key,
-        "api_key_id": key.id,
-        "created_at": rfc3339(row.created_at),
-    })))
+    Ok(HttpResponse::Created().json(TenantCreated {
+        id: row.id,
+        name: row.name,
+        api_key,
+        api_key_id: key.id,
+        created_at: rfc3339(row.created_at),
+    }))
 }
 
+/// Every tenant (admin), by id.
+#[utoipa::path(
+    get,
+    path = "/v1/tenants",
+    tag = "tenants",
+    params(PageParams),
+    responses((status = 200, description = "A page of tenants", body = Page<TenantSummary>))
+)]
 pub async fn list(
     state: web::Data<AppState>,
     request: HttpRequest,
@@ -89,34 +140,45 @@ pub async fn list(
         rows,
         limit,
         |r| &r.id,
-        |r| json!({"id": r.id, "name": r.name, "created_at": rfc3339(r.created_at)}),
+        |r| TenantSummary {
+            id: r.id,
+            name: r.name,
+            created_at: rfc3339(r.created_at),
+        },
     )))
 }
 
-fn tenant_view(row: &TenantRow, reject_unknown_event_types: Option<bool>) -> serde_json::Value {
-    json!({
-        "id": row.id,
-        "name": row.name,
-        "created_at": rfc3339(row.created_at),
-        "reject_unknown_event_types": reject_unknown_event_types,
-    })
+fn tenant_view(row: TenantRow, reject_unknown_event_types: Option<bool>) -> TenantOut {
+    TenantOut {
+        id: row.id,
+        name: row.name,
+        created_at: rfc3339(row.created_at),
+        reject_unknown_event_types,
+    }
 }
 
 /// A tenant and its settings; `reject_unknown_event_types: null` follows
 /// `HOOKRELAY_REJECT_UNKNOWN_EVENT_TYPES`.
+#[utoipa::path(
+    get,
+    path = "/v1/tenants/{tenant}",
+    tag = "tenants",
+    params(TenantPath),
+    responses((status = 200, description = "The tenant", body = TenantOut))
+)]
 pub async fn get(
     state: web::Data<AppState>,
     request: HttpRequest,
-    tenant: web::Path<String>,
+    path: web::Path<TenantPath>,
 ) -> Result<HttpResponse, ApiError> {
-    let tenant = tenant.into_inner();
+    let TenantPath { tenant } = path.into_inner();
     state.keys.require_tenant(&request, &tenant).await?;
     let found = state
         .store
         .run(move |db| tenant_with_settings(db, &tenant))
         .await?;
     let (row, reject) = found.ok_or(ApiError::NotFound("tenant"))?;
-    Ok(HttpResponse::Ok().json(tenant_view(&row, reject)))
+    Ok(HttpResponse::Ok().json(tenant_view(row, reject)))
 }
 
 fn tenant_with_settings(
@@ -132,11 +194,15 @@ fn tenant_with_settings(
 
 /// `PATCH`: absent fields stay; `"reject_unknown_event_types": null`
 /// returns to the global default.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct TenantPatch {
+    #[schema(max_length = 256)]
     name: Option<String>,
+    /// `true` refuses event types outside the catalog, `false` accepts
+    /// any, `null` follows `HOOKRELAY_REJECT_UNKNOWN_EVENT_TYPES`.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<bool>)]
     reject_unknown_event_types: Option<Option<bool>>,
 }
 
@@ -149,13 +215,21 @@ fn present<'de, D: serde::Deserializer<'de>>(
 
 /// Renames the tenant or sets whether it refuses event types outside its
 /// catalog. A tenant key may change its own tenant.
+#[utoipa::path(
+    patch,
+    path = "/v1/tenants/{tenant}",
+    tag = "tenants",
+    params(TenantPath),
+    request_body = TenantPatch,
+    responses((status = 200, description = "The changed tenant", body = TenantOut))
+)]
 pub async fn update(
     state: web::Data<AppState>,
     request: HttpRequest,
-    tenant: web::Path<String>,
+    path: web::Path<TenantPath>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    let tenant = tenant.into_inner();
+    let TenantPath { tenant } = path.into_inner();
     state.keys.require_tenant(&request, &tenant).await?;
     let input: TenantPatch = parse_json(&body)?;
     let name = input.name.map(|name| checked_name(&name)).transpose()?;
@@ -175,5 +249,5 @@ pub async fn update(
         .await?;
     let (row, reject) = updated.ok_or(ApiError::NotFound("tenant"))?;
     state.publish_rules.forget(&tenant);
-    Ok(HttpResponse::Ok().json(tenant_view(&row, reject)))
+    Ok(HttpResponse::Ok().json(tenant_view(row, reject)))
 }

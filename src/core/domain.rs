@@ -103,10 +103,13 @@ pub fn parse_event_id(value: &str) -> Result<String, FieldError> {
     .map_err(|reason| FieldError::new("id", format!("{reason} [A-Za-z0-9_-]")))
 }
 
+/// Longest event type.
+pub const MAX_EVENT_TYPE: usize = 255;
+
 /// Dot-separated segments of `[A-Za-z0-9_-]`, e.g. `invoice.payment.failed`.
 pub fn check_event_type(value: &str) -> Result<(), String> {
-    if value.is_empty() || value.len() > 255 {
-        return Err("must be 1 to 255 characters long".to_owned());
+    if value.is_empty() || value.len() > MAX_EVENT_TYPE {
+        return Err(format!("must be 1 to {MAX_EVENT_TYPE} characters long"));
     }
     let segments_ok = value.split('.').all(|segment| {
         !segment.is_empty()

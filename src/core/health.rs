@@ -4,9 +4,10 @@
 use super::breaker::CircuitState;
 use serde::Serialize;
 use std::cmp::Ordering;
+use utoipa::ToSchema;
 
 /// Attempts of one endpoint over a time window.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, ToSchema)]
 pub struct WindowStats {
     pub attempts: u64,
     pub succeeded: u64,

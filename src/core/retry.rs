@@ -12,8 +12,8 @@ pub const DEFAULT_SCHEDULE: [u32; 9] = [5, 300, 1800, 7200, 18000, 36000, 50400,
 pub const MAX_SCHEDULE_LEN: usize = 50;
 /// The shortest scheduled delay, in seconds: with no floor, a schedule of
 /// zeros turns every failing event into a burst of back-to-back requests.
-const MIN_DELAY_SECONDS: u32 = 1;
-const MAX_DELAY: Duration = Duration::from_secs(24 * 3600);
+pub const MIN_DELAY_SECONDS: u32 = 1;
+pub const MAX_DELAY: Duration = Duration::from_secs(24 * 3600);
 const JITTER_FRACTION: f64 = 0.2;
 
 /// The delay before the next attempt, or `None` when the schedule is spent.

@@ -25,6 +25,13 @@ pub enum SchemeName {
 }
 
 impl SchemeName {
+    pub const ALL: [SchemeName; 4] = [
+        SchemeName::Standard,
+        SchemeName::GitHub,
+        SchemeName::Stripe,
+        SchemeName::Hex,
+    ];
+
     pub fn parse(name: &str) -> Result<SchemeName, String> {
         match name {
             "standard" => Ok(SchemeName::Standard),

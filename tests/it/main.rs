@@ -18,6 +18,7 @@ mod health;
 mod hygiene;
 mod keys;
 mod limits;
+mod openapi;
 mod retention;
 mod retries;
 mod signatures;
