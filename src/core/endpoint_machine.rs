@@ -565,6 +565,16 @@ impl EndpointMachine {
         self.lifecycle == Lifecycle::Active
     }
 
+    /// Pending deliveries were written to disk without passing through the
+    /// machine (an operator's recovery of failed deliveries): page them in.
+    /// A page being read may predate them, so it does not clear the floor.
+    pub fn work_on_disk(&mut self, now: i64) -> Vec<Effect> {
+        if self.lifecycle == Lifecycle::Active {
+            self.leave_on_disk(UNKNOWN_FLOOR);
+        }
+        self.pump(now)
+    }
+
     // -- the window -------------------------------------------------------
 
     fn knows(&self, id: &str) -> bool {
@@ -1376,5 +1386,34 @@ mod tests {
         machine.attempt_finished("dlv_002", &ok(), NOW, 0.0);
         let effects = machine.attempt_recorded("dlv_002", Ok(()), NOW, 0.0);
         assert_eq!(effects, vec![Effect::Drained]);
+    }
+
+    #[test]
+    fn recovered_work_on_disk_is_paged_in_even_while_a_page_is_read() {
+        let mut machine = active(config());
+        let effects = machine.work_on_disk(NOW);
+        assert!(page_request(&effects).is_some(), "{effects:?}");
+        // Told again while that page is read: the page may predate the
+        // new rows, so an empty page still leads to another.
+        assert!(page_request(&machine.work_on_disk(NOW)).is_none());
+        let effects = machine.page_loaded(Page::default(), NOW);
+        assert!(page_request(&effects).is_some(), "{effects:?}");
+        let effects = machine.page_loaded(
+            Page {
+                deliveries: vec![delivery(1, NOW - 10)],
+                more_from: None,
+            },
+            NOW,
+        );
+        assert_eq!(sent(&effects), vec!["dlv_001".to_owned()]);
+        assert!(!machine.snapshot().backlog_on_disk);
+    }
+
+    #[test]
+    fn a_disabled_endpoint_ignores_work_on_disk() {
+        let mut machine = active(config());
+        machine.disable(NOW).expect("ready");
+        machine.status_written(NOW);
+        assert!(machine.work_on_disk(NOW).is_empty());
     }
 }
