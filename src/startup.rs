@@ -75,10 +75,11 @@ impl Application {
         let writer = Writer::start(&store)?;
         let configs = endpoint_configs(&store, &health_defaults).await?;
         let actor_settings = actor_settings(&settings)?;
+        let transport = sender::Transport::new(settings.allow_targets.clone())?;
         let router = Router::new(
             writer.clone(),
             store.clone(),
-            sender::Transport::new(settings.allow_targets.clone())?,
+            transport.clone(),
             configs,
             actor_settings,
         )
@@ -100,6 +101,7 @@ impl Application {
                 allow: settings.allow_targets.clone(),
                 https_only: settings.https_only,
             },
+            transport,
         });
         let shutdown_grace = Duration::from_secs(settings.shutdown_grace_seconds);
         let max_payload_bytes = settings.max_payload_bytes;

@@ -4,7 +4,7 @@
 use super::alerts;
 use super::endpoint::{
     ActorDeps, ActorSettings, Disable, Drain, Enable, EndpointActor, EndpointNotice,
-    EndpointSnapshot, Enqueue, GetSnapshot, Reconfigure, Retire,
+    EndpointSnapshot, Enqueue, GetSnapshot, Reconfigure, Retire, WorkOnDisk,
 };
 use crate::core::delivery::DeliveryState;
 use crate::core::endpoint::EndpointConfig;
@@ -55,6 +55,12 @@ pub struct DisableEndpoint(pub String);
 #[derive(Message)]
 #[rtype(result = "Option<Result<EnableOutcome, StoreError>>")]
 pub struct EnableEndpoint(pub String, pub Replay);
+
+/// Deliveries of this endpoint were made pending on disk (a recovery):
+/// its actor, started if need be, pages them in.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct PendingOnDisk(pub String);
 
 /// Graceful shutdown: let every endpoint finish its in-flight attempts,
 /// waiting at most this long.
@@ -490,6 +496,16 @@ impl Handler<EnableEndpoint> for Router {
             act.set_active(&id, answer.is_ok() || was_active);
             Some(answer)
         }))
+    }
+}
+
+impl Handler<PendingOnDisk> for Router {
+    type Result = ();
+
+    fn handle(&mut self, PendingOnDisk(id): PendingOnDisk, _ctx: &mut Context<Self>) {
+        if let Some(actor) = self.actor(&id) {
+            actor.do_send(WorkOnDisk);
+        }
     }
 }
 

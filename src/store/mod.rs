@@ -15,6 +15,7 @@ pub mod events;
 pub mod health;
 pub mod models;
 mod reconnect;
+pub mod replay;
 pub mod schema;
 pub mod tenants;
 pub mod writer;
