@@ -91,6 +91,12 @@ pub struct Enable(pub Replay);
 #[rtype(result = "EndpointSnapshot")]
 pub struct GetSnapshot;
 
+/// The delivery was settled by an operator's manual attempt: drop it from
+/// the window so it is not sent again.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SettledElsewhere(pub String);
+
 /// Pending deliveries were written to disk behind the actor's back (a
 /// recovery): page them in.
 #[derive(Message)]
@@ -593,6 +599,15 @@ impl Handler<WorkOnDisk> for EndpointActor {
 
     fn handle(&mut self, _: WorkOnDisk, ctx: &mut Context<Self>) {
         let effects = self.machine.work_on_disk(now_ms());
+        self.carry_out(effects, ctx);
+    }
+}
+
+impl Handler<SettledElsewhere> for EndpointActor {
+    type Result = ();
+
+    fn handle(&mut self, SettledElsewhere(delivery_id): SettledElsewhere, ctx: &mut Context<Self>) {
+        let effects = self.machine.settled_elsewhere(&delivery_id, now_ms());
         self.carry_out(effects, ctx);
     }
 }

@@ -12,7 +12,7 @@ use super::deliveries::{attempt_view, delivery_view};
 use super::endpoints::find;
 use super::problem::{parse_json, ApiError};
 use super::{page, parse_query, status_class_param, time_range, AppState, PageParams};
-use crate::actors::router::{PendingOnDisk, Router};
+use crate::actors::router::{DeliverySettled, PendingOnDisk, Router};
 use crate::core::delivery::{
     after_manual_attempt, verdict_for_status, AttemptVerdict, DeliveryState, ManualAttempt,
 };
@@ -301,6 +301,7 @@ async fn attempt_now(
     let pending_view = delivery_view(&delivery);
     let transport = state.transport.clone();
     let writer = state.writer.clone();
+    let router = state.router.clone();
     let attempt = actix_web::rt::spawn(async move {
         let report = sender::attempt(
             &transport,
@@ -330,6 +331,11 @@ async fn attempt_now(
         let now = writer
             .call(move |db| replay::record_manual_attempt(db, &write, now_ms()))
             .await?;
+        if former == DeliveryState::Pending
+            && now.as_ref().is_some_and(|row| row.state != former.as_str())
+        {
+            router.do_send(DeliverySettled(config.id.clone(), delivery.id.clone()));
+        }
         Ok::<_, StoreError>((row, verdict == AttemptVerdict::Delivered, now))
     });
     match actix_web::rt::time::timeout(wait, attempt).await {

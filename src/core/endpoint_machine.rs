@@ -575,6 +575,17 @@ impl EndpointMachine {
         self.pump(now)
     }
 
+    /// The delivery was settled without the machine (an operator's manual
+    /// attempt succeeded): it leaves the window, so it is not sent again.
+    /// One in flight finishes; the store keeps the delivery settled.
+    pub fn settled_elsewhere(&mut self, delivery_id: &str, now: i64) -> Vec<Effect> {
+        if let Some(due_at) = self.window_due.get(delivery_id).copied() {
+            self.take(&(due_at, delivery_id.to_owned()));
+        }
+        self.parked.retain(|delivery| delivery.id != delivery_id);
+        self.pump(now)
+    }
+
     // -- the window -------------------------------------------------------
 
     fn knows(&self, id: &str) -> bool {
@@ -1415,5 +1426,21 @@ mod tests {
         machine.disable(NOW).expect("ready");
         machine.status_written(NOW);
         assert!(machine.work_on_disk(NOW).is_empty());
+    }
+
+    #[test]
+    fn a_delivery_settled_elsewhere_leaves_the_window_unsent() {
+        let mut machine = active(config());
+        machine.enqueue(
+            vec![delivery(1, NOW + 5_000), delivery(2, NOW + 6_000)],
+            NOW,
+        );
+        assert_eq!(machine.snapshot().queued, 2);
+        machine.settled_elsewhere("dlv_001", NOW);
+        assert_eq!(machine.snapshot().queued, 1);
+        let effects = machine.wake(NOW + 6_000);
+        assert_eq!(sent(&effects), vec!["dlv_002".to_owned()]);
+        // Unknown to the machine: nothing happens.
+        assert!(sent(&machine.settled_elsewhere("dlv_009", NOW + 6_000)).is_empty());
     }
 }

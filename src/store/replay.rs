@@ -22,7 +22,8 @@ pub struct ManualWrite {
 /// Stores a manual attempt and moves its delivery from `former` to
 /// `after`; a delivery that something else moved meanwhile (its endpoint's
 /// actor, an operator) stays as that left it. A delivery that stays in its
-/// state keeps its schedule. Returns the delivery as it now is.
+/// state is not touched: a pending one keeps its schedule and its count.
+/// Returns the delivery as it now is.
 pub fn record_manual_attempt(
     db: &mut Db,
     write: &ManualWrite,
@@ -30,19 +31,11 @@ pub fn record_manual_attempt(
 ) -> Result<Option<DeliveryRow>, StoreError> {
     let delivery_id = &write.attempt.delivery_id;
     dispatch!(db, c => diesel::insert_into(attempts::table).values(&write.attempt).execute(c))?;
-    let unchanged = deliveries::table
-        .filter(deliveries::id.eq(delivery_id))
-        .filter(deliveries::state.eq(write.former.as_str()));
-    if write.after == write.former {
-        dispatch!(db, c => diesel::update(unchanged)
-            .set((
-                deliveries::attempt_count.eq(write.attempt.attempt),
-                deliveries::updated_at.eq(now),
-            ))
-            .execute(c))?;
-    } else {
+    if write.after != write.former {
         // `after` is a settled state here (succeeded or failed): no due time.
-        dispatch!(db, c => diesel::update(unchanged)
+        dispatch!(db, c => diesel::update(deliveries::table
+            .filter(deliveries::id.eq(delivery_id))
+            .filter(deliveries::state.eq(write.former.as_str())))
             .set((
                 deliveries::state.eq(write.after.as_str()),
                 deliveries::attempt_count.eq(write.attempt.attempt),

@@ -13,6 +13,7 @@ backend_tests!(
     deliveries_and_events_are_filtered_by_type_time_and_status_class,
     an_endpoints_attempts_are_listed_newest_first_and_filtered,
     a_retry_makes_one_more_attempt_whatever_the_state,
+    a_pending_delivery_settled_by_a_retry_is_not_sent_again,
     recover_queues_again_the_failed_and_cancelled_deliveries_of_a_window,
     an_endpoint_test_reports_the_outcome_of_its_ping,
     the_new_routes_hide_other_tenants_and_refuse_bad_input,
@@ -482,6 +483,47 @@ async fn a_retry_makes_one_more_attempt_whatever_the_state(db: TestDb) {
         .await
         .assert_problem(409, "retry on a disabled endpoint");
     assert_eq!(receiver.count(), 7);
+}
+
+async fn a_pending_delivery_settled_by_a_retry_is_not_sent_again(db: TestDb) {
+    let receiver = Receiver::start();
+    receiver.script(&[500]);
+    let app = spawn_app(db).await;
+    let (tenant, key) = app.create_tenant("acme").await;
+    let endpoint = id_of(
+        &app.create_endpoint(&key, &tenant, patient(&receiver.url(), &[3, 3]))
+            .await,
+    );
+    let event = publish(&app, &key, &tenant, "invoice.paid").await;
+    let delivery = app.single_delivery_id(&key, &tenant, &event).await;
+    wait_for_deliveries(&app, &key, &tenant, &endpoint, |_, n| n == 1).await;
+    // Waiting in the actor's window for its second attempt, a few seconds away.
+    let waiting = app.get_delivery(&key, &tenant, &delivery).await;
+    assert_eq!(waiting["state"], json!("pending"), "{waiting}");
+    let due = crate::common::parse_time(&waiting["next_attempt_at"], "next_attempt_at");
+
+    let answer = app
+        .post(
+            &key,
+            &format!("/v1/tenants/{tenant}/deliveries/{delivery}/retry"),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(
+        answer.body["delivery"]["state"],
+        json!("succeeded"),
+        "{}",
+        answer.body
+    );
+    assert_eq!(receiver.count(), 2);
+    // Past the time its scheduled attempt was due: it was not sent again.
+    while chrono::Utc::now() < due + chrono::Duration::milliseconds(1_500) {
+        actix_rt::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(receiver.count(), 2, "the settled delivery went out again");
+    let view = app.get_delivery(&key, &tenant, &delivery).await;
+    assert_eq!(view["state"], json!("succeeded"), "{view}");
+    assert_eq!(view["attempts"].as_array().map(Vec::len), Some(2), "{view}");
 }
 
 async fn recover_queues_again_the_failed_and_cancelled_deliveries_of_a_window(db: TestDb) {
