@@ -3,7 +3,7 @@
 //! failed deliveries of a time window, and testing an endpoint.
 
 use crate::common::{
-    refused_url, spawn_app, wait_until, Receiver, TestApp, TestDb, DELIVERY_TIMEOUT,
+    refused_url, spawn_app, wait_until, Receiver, RestartableApp, TestApp, TestDb, DELIVERY_TIMEOUT,
 };
 use serde_json::{json, Value};
 use std::collections::HashSet;
@@ -16,6 +16,7 @@ backend_tests!(
     a_pending_delivery_settled_by_a_retry_is_not_sent_again,
     recover_queues_again_the_failed_and_cancelled_deliveries_of_a_window,
     an_endpoint_test_reports_the_outcome_of_its_ping,
+    a_ping_cut_off_by_a_stop_is_sent_after_the_restart,
     the_new_routes_hide_other_tenants_and_refuse_bad_input,
 );
 
@@ -690,6 +691,51 @@ async fn an_endpoint_test_reports_the_outcome_of_its_ping(db: TestDb) {
     );
     assert_eq!(answer.body["attempt"]["error_kind"], json!("connect"));
     assert_eq!(answer.body["delivery"]["state"], json!("failed"));
+}
+
+async fn a_ping_cut_off_by_a_stop_is_sent_after_the_restart(db: TestDb) {
+    let receiver = Receiver::start();
+    // The first ping hangs until the service is gone.
+    receiver.set_hanging(Duration::from_secs(5));
+    let running = RestartableApp::start(db.url(), |_| {}).await;
+    let app = &running.app;
+    let (tenant, key) = app.create_tenant("acme").await;
+    let endpoint = id_of(
+        &app.create_endpoint(
+            &key,
+            &tenant,
+            json!({"url": receiver.url(), "timeout_seconds": 30}),
+        )
+        .await,
+    );
+    let path = app.url(&format!("/v1/tenants/{tenant}/endpoints/{endpoint}/test"));
+    let ping = app
+        .client
+        .post(path)
+        .bearer_auth(&key)
+        .json(&json!({"payload": {"n": 1}}))
+        .send();
+    let cut_off = actix_rt::spawn(ping);
+    receiver.wait_for_count(1, DELIVERY_TIMEOUT).await;
+    running.stop().await;
+    assert!(
+        cut_off.await.expect("join").is_err(),
+        "the ping's caller got no answer"
+    );
+
+    receiver.set_healthy();
+    let restarted = RestartableApp::start(db.url(), |_| {}).await;
+    let requests = receiver.wait_for_count(2, DELIVERY_TIMEOUT).await;
+    let (first, again) = (requests[0].json(), requests[1].json());
+    assert_eq!(again["type"], json!("hookrelay.ping"));
+    assert_eq!(again["id"], first["id"], "the same ping, sent again");
+    let app = &restarted.app;
+    let deliveries = app.list_deliveries(&key, &tenant, "").await;
+    assert_eq!(deliveries.len(), 1, "{deliveries:?}");
+    let delivery = id_of(&deliveries[0]);
+    app.wait_for_delivery_state(&key, &tenant, &delivery, "succeeded", DELIVERY_TIMEOUT)
+        .await;
+    restarted.stop().await;
 }
 
 async fn the_new_routes_hide_other_tenants_and_refuse_bad_input(db: TestDb) {
