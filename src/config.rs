@@ -92,6 +92,29 @@ pub struct Settings {
     /// Refuse endpoint URLs that are not `https://` (on create and update).
     #[arg(long, env = "HOOKRELAY_HTTPS_ONLY")]
     pub https_only: bool,
+
+    /// Refuse (422) events whose type is not an active type of the
+    /// tenant's catalog, for tenants that did not choose for themselves.
+    #[arg(long, env = "HOOKRELAY_REJECT_UNKNOWN_EVENT_TYPES")]
+    pub reject_unknown_event_types: bool,
+
+    /// Days a succeeded delivery (and its attempts) is kept after its last
+    /// change; 0 keeps them forever.
+    #[arg(long, env = "HOOKRELAY_RETAIN_SUCCEEDED_DAYS", default_value_t = 30)]
+    pub retain_succeeded_days: u32,
+
+    /// Days a failed or cancelled delivery (and its attempts) is kept after
+    /// its last change; 0 keeps them forever.
+    #[arg(long, env = "HOOKRELAY_RETAIN_FAILED_DAYS", default_value_t = 90)]
+    pub retain_failed_days: u32,
+
+    /// Seconds from the end of one retention sweep to the start of the next.
+    #[arg(
+        long,
+        env = "HOOKRELAY_RETENTION_INTERVAL_SECONDS",
+        default_value_t = 300
+    )]
+    pub retention_interval_seconds: u64,
 }
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://hookrelay.db";
@@ -119,6 +142,10 @@ impl Settings {
             allow_targets: Vec::new(),
             https_only: false,
             max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES,
+            reject_unknown_event_types: false,
+            retain_succeeded_days: 30,
+            retain_failed_days: 90,
+            retention_interval_seconds: 300,
         }
     }
 }

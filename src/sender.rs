@@ -1,6 +1,6 @@
 //! The HTTP side of an attempt: sign, send, and describe what happened.
 
-use crate::core::endpoint::EndpointConfig;
+use crate::core::endpoint::{EndpointConfig, HttpMethod};
 use crate::core::retry::parse_retry_after;
 use crate::core::signature_scheme::SignedMessage;
 use crate::core::target_policy::{vet, vet_literal, Blocked};
@@ -214,7 +214,7 @@ pub async fn attempt(
     let sent = match transport.route(endpoint) {
         Ok((client, url)) => {
             let mut request = client
-                .post(url)
+                .request(method(endpoint.method), url)
                 .timeout(endpoint.timeout)
                 .header(CONTENT_TYPE, "application/json")
                 .header(USER_AGENT, SIGNATURE_USER_AGENT);
@@ -265,6 +265,14 @@ async fn read_capped(response: &mut reqwest::Response) -> String {
     }
     body.truncate(MAX_RESPONSE_BODY);
     storable_lossy(&body)
+}
+
+fn method(method: HttpMethod) -> reqwest::Method {
+    match method {
+        HttpMethod::Post => reqwest::Method::POST,
+        HttpMethod::Put => reqwest::Method::PUT,
+        HttpMethod::Patch => reqwest::Method::PATCH,
+    }
 }
 
 fn header_map(headers: &HeaderMap<HeaderValue>) -> BTreeMap<String, String> {

@@ -1,13 +1,15 @@
 //! Wiring: storage, writer, actors and the HTTP server.
 
 use crate::actors::endpoint::ActorSettings;
+use crate::actors::retention::RetentionSweep;
 use crate::actors::router::{DrainAll, Router};
-use crate::api::{self, auth::Keys, AppState};
+use crate::api::{self, auth::Keys, publish_rules::PublishRules, AppState};
 use crate::config::Settings;
 use crate::core::domain::parse_endpoint_url;
 use crate::core::endpoint::EndpointConfig;
 use crate::core::endpoint_machine::WindowLimits;
 use crate::core::limits::HealthLimits;
+use crate::core::retention::{RetentionSettings, SweepPace};
 use crate::core::signing::Secret;
 use crate::core::target_policy::TargetPolicy;
 use crate::ids;
@@ -41,6 +43,8 @@ pub struct Application {
     port: u16,
     server: Server,
     router: Addr<Router>,
+    /// Kept so the sweep lives as long as the application.
+    _retention: Addr<RetentionSweep>,
     generated_admin_key: Option<String>,
     shutdown_grace: Duration,
 }
@@ -55,6 +59,7 @@ impl Application {
             ));
         }
         let health_defaults = health_limits(&settings)?;
+        let (retention, sweep_pace) = retention_settings(&settings)?;
         let alert_target = alert_target(&settings)?;
         let url = settings.database_url.clone();
         let store = tokio::task::spawn_blocking(move || Store::open(&url))
@@ -75,6 +80,7 @@ impl Application {
         let writer = Writer::start(&store)?;
         let configs = endpoint_configs(&store, &health_defaults).await?;
         let actor_settings = actor_settings(&settings)?;
+        let retention = RetentionSweep::new(retention, sweep_pace, writer.clone()).start();
         let transport = sender::Transport::new(settings.allow_targets.clone())?;
         let router = Router::new(
             writer.clone(),
@@ -93,6 +99,7 @@ impl Application {
             .port();
         let state = web::Data::new(AppState {
             keys: Keys::new(store.clone(), settings.admin_key.as_deref()),
+            publish_rules: PublishRules::new(store.clone(), settings.reject_unknown_event_types),
             store,
             router: router.clone(),
             writer,
@@ -123,6 +130,7 @@ impl Application {
             port,
             server,
             router,
+            _retention: retention,
             generated_admin_key,
             shutdown_grace,
         })
@@ -222,6 +230,23 @@ fn health_limits(settings: &Settings) -> Result<HealthLimits, StartupError> {
         ))
     })?;
     Ok(limits)
+}
+
+/// How long finished deliveries are kept, and how often that is applied.
+fn retention_settings(settings: &Settings) -> Result<(RetentionSettings, SweepPace), StartupError> {
+    if settings.retention_interval_seconds == 0 {
+        return Err(StartupError::Settings(
+            "HOOKRELAY_RETENTION_INTERVAL_SECONDS (--retention-interval-seconds) must be at least 1"
+                .to_owned(),
+        ));
+    }
+    Ok((
+        RetentionSettings {
+            succeeded_days: settings.retain_succeeded_days,
+            failed_days: settings.retain_failed_days,
+        },
+        SweepPace::every(Duration::from_secs(settings.retention_interval_seconds)),
+    ))
 }
 
 /// What every endpoint actor shares: its queue window and alert bound.

@@ -406,6 +406,7 @@ fn machine_config(config: &EndpointConfig, settings: &ActorSettings) -> MachineC
     MachineConfig {
         limits: config.limits.clone(),
         retry_schedule: config.retry_schedule.clone(),
+        retry_client_errors: config.retry_client_errors,
         max_in_flight: config.max_in_flight,
         raises_alerts: config.raises_alerts,
         window: settings.window,

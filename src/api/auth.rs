@@ -115,6 +115,7 @@ fn check_path_ids(request: &HttpRequest) -> Result<(), ApiError> {
             "endpoint" => "endpoint",
             "event" => "event",
             "delivery" => "delivery",
+            "event_type" => "event type",
             _ => "resource",
         })),
     }

@@ -3,9 +3,10 @@ use super::{page, rfc3339, AppState, PageParams};
 use crate::actors::endpoint::EndpointSnapshot;
 use crate::actors::router::{EndpointDeleted, EndpointSaved, SnapshotOf};
 use crate::core::domain::{
-    check_header_name, check_line, check_text, parse_endpoint_url, FieldError,
+    check_header_name, check_line, check_metadata, check_text, parse_endpoint_url,
+    redacted_headers, unredacted_headers, FieldError,
 };
-use crate::core::endpoint::{EndpointConfig, MAX_MAX_IN_FLIGHT, MAX_TIMEOUT_SECONDS};
+use crate::core::endpoint::{EndpointConfig, HttpMethod, MAX_MAX_IN_FLIGHT, MAX_TIMEOUT_SECONDS};
 use crate::core::limits::HealthLimits;
 use crate::core::matching::EventTypePattern;
 use crate::core::retry::check_schedule;
@@ -48,6 +49,9 @@ struct EndpointFields {
     signature_scheme: Option<String>,
     signature_header: Option<String>,
     signature_sha256_prefix: Option<bool>,
+    http_method: Option<String>,
+    retry_client_errors: Option<bool>,
+    metadata: Option<BTreeMap<String, String>>,
     // Health-limit overrides: absent keeps the current value, `null` goes
     // back to the global setting.
     #[serde(default, deserialize_with = "present")]
@@ -110,7 +114,8 @@ impl EndpointFields {
                 .collect::<Result<Vec<_>, _>>()?;
             row.event_types = to_json(&normalized);
         }
-        if let Some(headers) = self.headers {
+        if let Some(requested) = self.headers {
+            let headers = unredacted_headers(requested, &row.header_map())?;
             if headers.len() > MAX_CUSTOM_HEADERS {
                 return Err(FieldError::new(
                     "headers",
@@ -138,6 +143,18 @@ impl EndpointFields {
         }
         if let Some(limit) = self.max_in_flight {
             row.max_in_flight = within("max_in_flight", limit, MAX_MAX_IN_FLIGHT)?;
+        }
+        if let Some(method) = self.http_method {
+            let method = HttpMethod::parse(&method)
+                .map_err(|reason| FieldError::new("http_method", reason))?;
+            row.http_method = method.as_str().to_owned();
+        }
+        if let Some(retry) = self.retry_client_errors {
+            row.retry_client_errors = retry;
+        }
+        if let Some(metadata) = self.metadata {
+            check_metadata(&metadata)?;
+            row.metadata = to_json(&metadata);
         }
         if let Some(schedule) = self.retry_schedule {
             check_schedule(&schedule)?;
@@ -317,11 +334,14 @@ pub fn view(row: &EndpointRow, live: Option<&EndpointSnapshot>) -> Value {
         "url": row.url,
         "description": row.description,
         "event_types": row.event_type_list(),
-        "headers": row.header_map(),
+        "headers": redacted_headers(&row.header_map()),
         "secret": row.secret,
         "timeout_seconds": row.timeout_seconds,
         "max_in_flight": row.max_in_flight,
         "retry_schedule": row.retry_schedule_list(),
+        "retry_client_errors": row.retry_client_errors,
+        "http_method": row.http_method,
+        "metadata": row.metadata_map(),
         "signature_scheme": row.signature_scheme,
         "signature_header": row.signature_header,
         "signature_sha256_prefix": row.signature_sha256_prefix,

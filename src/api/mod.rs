@@ -6,9 +6,11 @@ pub mod auth;
 pub mod deliveries;
 pub mod endpoint_health;
 pub mod endpoints;
+pub mod event_types;
 pub mod events;
 pub mod health;
 pub mod problem;
+pub mod publish_rules;
 pub mod replay;
 pub mod tenants;
 
@@ -35,6 +37,8 @@ pub struct AppState {
     /// Endpoint deletion goes through the writer, in order with ingestion.
     pub writer: Writer,
     pub keys: auth::Keys,
+    /// Whether each tenant accepts event types outside its catalog.
+    pub publish_rules: publish_rules::PublishRules,
     /// The global health limits that per-endpoint overrides replace.
     pub health_defaults: HealthLimits,
     /// What endpoint URLs may point at.
@@ -52,6 +56,22 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::scope("/v1/tenants")
                 .route("", web::post().to(tenants::create))
                 .route("", web::get().to(tenants::list))
+                .route("/{tenant}", web::get().to(tenants::get))
+                .route("/{tenant}", web::patch().to(tenants::update))
+                .route("/{tenant}/event-types", web::post().to(event_types::create))
+                .route("/{tenant}/event-types", web::get().to(event_types::list))
+                .route(
+                    "/{tenant}/event-types/{event_type}",
+                    web::get().to(event_types::get),
+                )
+                .route(
+                    "/{tenant}/event-types/{event_type}",
+                    web::patch().to(event_types::update),
+                )
+                .route(
+                    "/{tenant}/event-types/{event_type}",
+                    web::delete().to(event_types::archive),
+                )
                 .route("/{tenant}/endpoints", web::post().to(endpoints::create))
                 .route("/{tenant}/endpoints", web::get().to(endpoints::list))
                 .route(

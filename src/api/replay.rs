@@ -312,7 +312,7 @@ async fn attempt_now(
         )
         .await;
         let verdict = match report.status {
-            Some(status) => verdict_for_status(status, None),
+            Some(status) => verdict_for_status(status, None, config.retry_client_errors),
             None => AttemptVerdict::Failed { retry_after: None },
         };
         let former = match kind {

@@ -5,7 +5,9 @@ use super::schema::{endpoint_health, endpoints};
 use super::tenants::SYSTEM_TENANT;
 use super::{dispatch, Db, StoreError};
 use crate::core::breaker::{Breaker, CircuitState};
-use crate::core::endpoint::{EndpointConfig, DEFAULT_MAX_IN_FLIGHT, DEFAULT_TIMEOUT_SECONDS};
+use crate::core::endpoint::{
+    EndpointConfig, HttpMethod, DEFAULT_MAX_IN_FLIGHT, DEFAULT_TIMEOUT_SECONDS,
+};
 use crate::core::envelope::OPERATIONAL_PREFIX;
 use crate::core::failure_policy::{DisableReason, Streak};
 use crate::core::limits::{HealthLimits, HealthOverrides};
@@ -53,6 +55,9 @@ pub fn update(db: &mut Db, row: &EndpointRow) -> Result<(), StoreError> {
             endpoints::signature_scheme.eq(&row.signature_scheme),
             endpoints::signature_header.eq(&row.signature_header),
             endpoints::signature_sha256_prefix.eq(row.signature_sha256_prefix),
+            endpoints::http_method.eq(&row.http_method),
+            endpoints::retry_client_errors.eq(row.retry_client_errors),
+            endpoints::metadata.eq(&row.metadata),
         ))
         .execute(c))?;
     Ok(())
@@ -270,6 +275,9 @@ impl EndpointRow {
             signature_scheme: SchemeName::Standard.as_str().to_owned(),
             signature_header: DEFAULT_SIGNATURE_HEADER.to_owned(),
             signature_sha256_prefix: false,
+            http_method: HttpMethod::Post.as_str().to_owned(),
+            retry_client_errors: true,
+            metadata: "{}".to_owned(),
         }
     }
 
@@ -279,6 +287,10 @@ impl EndpointRow {
 
     pub fn header_map(&self) -> BTreeMap<String, String> {
         serde_json::from_str(&self.headers).unwrap_or_default()
+    }
+
+    pub fn metadata_map(&self) -> BTreeMap<String, String> {
+        serde_json::from_str(&self.metadata).unwrap_or_default()
     }
 
     pub fn retry_schedule_list(&self) -> Vec<u32> {
@@ -359,16 +371,19 @@ impl EndpointRow {
             .map(|p| EventTypePattern::parse(p).map_err(|e| corrupt("event_types", e.to_owned())))
             .collect::<Result<Vec<_>, _>>()?;
         let signer = self.signer().map_err(|e| corrupt("signature", e))?;
+        let method = HttpMethod::parse(&self.http_method).map_err(|e| corrupt("http_method", e))?;
         Ok(EndpointConfig {
             id: self.id.clone(),
             tenant_id: self.tenant_id.clone(),
             url: self.url.clone(),
+            method,
             patterns,
             headers: self.header_map().into_iter().collect(),
             signer,
             timeout: Duration::from_secs(u64::try_from(self.timeout_seconds).unwrap_or(30)),
             max_in_flight: usize::try_from(self.max_in_flight).unwrap_or(1).max(1),
             retry_schedule: self.retry_schedule_list(),
+            retry_client_errors: self.retry_client_errors,
             active: self.is_active(),
             limits: self.limits(defaults),
             raises_alerts: self.id != OPERATOR_ENDPOINT,

@@ -50,6 +50,11 @@ pub struct EndpointRow {
     pub signature_scheme: String,
     pub signature_header: String,
     pub signature_sha256_prefix: bool,
+    pub http_method: String,
+    /// `false`: a 4xx other than 408 and 429 fails the delivery at once.
+    pub retry_client_errors: bool,
+    /// JSON object of strings, the user's own labels.
+    pub metadata: String,
 }
 
 /// The breaker and failure streak of an endpoint, as its actor saved them.

@@ -5,6 +5,7 @@ diesel::table! {
         id -> Text,
         name -> Text,
         created_at -> BigInt,
+        reject_unknown_event_types -> Nullable<Bool>,
     }
 }
 
@@ -42,6 +43,9 @@ diesel::table! {
         signature_scheme -> Text,
         signature_header -> Text,
         signature_sha256_prefix -> Bool,
+        http_method -> Text,
+        retry_client_errors -> Bool,
+        metadata -> Text,
     }
 }
 
@@ -117,6 +121,18 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    event_types (tenant_id, name) {
+        tenant_id -> Text,
+        name -> Text,
+        description -> Text,
+        json_schema -> Nullable<Text>,
+        archived_at -> Nullable<BigInt>,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
 diesel::joinable!(attempts -> deliveries (delivery_id));
 diesel::joinable!(endpoints -> tenants (tenant_id));
 
@@ -129,4 +145,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     deliveries,
     attempts,
     alerts,
+    event_types,
 );

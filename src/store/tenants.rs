@@ -47,6 +47,21 @@ pub fn list(db: &mut Db, after: Option<&str>, limit: i64) -> Result<Vec<TenantRo
         .load(c))?)
 }
 
+pub fn find(db: &mut Db, id: &str) -> Result<Option<TenantRow>, StoreError> {
+    Ok(dispatch!(db, c => tenants::table
+        .find(id)
+        .select(TenantRow::as_select())
+        .first(c)
+        .optional())?)
+}
+
+pub fn rename(db: &mut Db, id: &str, name: &str) -> Result<(), StoreError> {
+    dispatch!(db, c => diesel::update(tenants::table.find(id))
+        .set(tenants::name.eq(name))
+        .execute(c))?;
+    Ok(())
+}
+
 pub fn exists(db: &mut Db, id: &str) -> Result<bool, StoreError> {
     let found: Option<String> = dispatch!(db, c => tenants::table
         .find(id)

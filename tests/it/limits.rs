@@ -92,7 +92,7 @@ fn row_counts(app: &TestApp) -> Vec<(&'static str, i64)> {
 
 /// Each body is refused on create and on update, naming `field`; the
 /// endpoint and every table stay as they were.
-async fn assert_refused_on_create_and_update(
+pub(crate) async fn assert_refused_on_create_and_update(
     app: &TestApp,
     key: &str,
     tenant: &str,
