@@ -85,10 +85,11 @@ impl Application {
         let configs = endpoint_configs(&store, &writer, &health_defaults, &secrets).await?;
         let actor_settings = actor_settings(&settings)?;
         let retention = RetentionSweep::new(retention, sweep_pace, writer.clone()).start();
+        let transport = sender::Transport::new(settings.allow_targets.clone())?;
         let router = Router::new(
             writer.clone(),
             store.clone(),
-            sender::Transport::new(settings.allow_targets.clone())?,
+            transport.clone(),
             configs,
             actor_settings,
         )
@@ -112,6 +113,7 @@ impl Application {
                 allow: settings.allow_targets.clone(),
                 https_only: settings.https_only,
             },
+            transport,
         });
         let shutdown_grace = Duration::from_secs(settings.shutdown_grace_seconds);
         let max_payload_bytes = settings.max_payload_bytes;

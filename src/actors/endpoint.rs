@@ -17,7 +17,7 @@ use crate::core::endpoint_machine::{
 use crate::sender::{self, AttemptReport};
 use crate::store::deliveries::{self, AttemptRecord, AttemptWrite};
 use crate::store::endpoint_state::{self, BodyCache, EnableOutcome, Replay};
-use crate::store::models::{AlertRow, AttemptRow, EndpointHealthRow};
+use crate::store::models::{AlertRow, EndpointHealthRow};
 use crate::store::writer::Writer;
 use crate::store::{Store, StoreError};
 use crate::time::now_ms;
@@ -90,6 +90,18 @@ pub struct Enable(pub Replay);
 #[derive(Message)]
 #[rtype(result = "EndpointSnapshot")]
 pub struct GetSnapshot;
+
+/// The delivery was settled by an operator's manual attempt: drop it from
+/// the window so it is not sent again.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SettledElsewhere(pub String);
+
+/// Pending deliveries were written to disk behind the actor's back (a
+/// recovery): page them in.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct WorkOnDisk;
 
 /// The live state of an endpoint, as its actor holds it.
 #[derive(Debug, Clone)]
@@ -305,25 +317,7 @@ impl EndpointActor {
         let now = now_ms();
         AttemptWrite {
             record: AttemptRecord {
-                attempt: AttemptRow {
-                    id: crate::ids::time_ordered("atm"),
-                    delivery_id: decision.delivery_id.clone(),
-                    attempt: i32::try_from(decision.attempt).unwrap_or(i32::MAX),
-                    started_at: report.started_at_ms,
-                    duration_ms: report.duration_ms,
-                    status_code: report.status.map(i32::from),
-                    response_headers: report
-                        .response_headers
-                        .as_ref()
-                        .and_then(|h| serde_json::to_string(h).ok()),
-                    response_body: report.response_body.clone(),
-                    error_kind: report
-                        .error
-                        .as_ref()
-                        .map(|(kind, _)| kind.as_str().to_owned()),
-                    error_message: report.error.as_ref().map(|(_, message)| message.clone()),
-                    endpoint_id: Some(self.config.id.clone()),
-                },
+                attempt: report.to_row(&decision.delivery_id, decision.attempt, &self.config.id),
                 state: decision.state,
                 next_attempt_at: decision.next_attempt_at,
             },
@@ -603,5 +597,23 @@ impl Handler<GetSnapshot> for EndpointActor {
             restarts: self.restarts,
             last_error: self.last_error.clone(),
         })
+    }
+}
+
+impl Handler<WorkOnDisk> for EndpointActor {
+    type Result = ();
+
+    fn handle(&mut self, _: WorkOnDisk, ctx: &mut Context<Self>) {
+        let effects = self.machine.work_on_disk(now_ms());
+        self.carry_out(effects, ctx);
+    }
+}
+
+impl Handler<SettledElsewhere> for EndpointActor {
+    type Result = ();
+
+    fn handle(&mut self, SettledElsewhere(delivery_id): SettledElsewhere, ctx: &mut Context<Self>) {
+        let effects = self.machine.settled_elsewhere(&delivery_id, now_ms());
+        self.carry_out(effects, ctx);
     }
 }

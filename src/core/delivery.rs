@@ -25,7 +25,7 @@ impl DeliveryState {
         DeliveryState::Cancelled,
     ];
 
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             DeliveryState::Pending => "pending",
             DeliveryState::Succeeded => "succeeded",
@@ -130,9 +130,119 @@ fn next_state(
     }
 }
 
+/// An attempt an operator asked for outside the schedule: a retry of an
+/// existing delivery, or the one attempt of an endpoint test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ManualAttempt {
+    /// One more attempt of a delivery in this state.
+    Retry(DeliveryState),
+    /// The single attempt of a `hookrelay.ping` test delivery.
+    Test,
+}
+
+/// What a delivery becomes after a manual attempt. A success settles it;
+/// a failed retry leaves it as it was (a pending delivery keeps its
+/// schedule, a failed or cancelled one stays so), as a resend does in
+/// Svix; a failed test ping is not retried.
+pub fn after_manual_attempt(kind: ManualAttempt, verdict: AttemptVerdict) -> DeliveryState {
+    match (verdict, kind) {
+        (AttemptVerdict::Delivered, _) => DeliveryState::Succeeded,
+        (AttemptVerdict::Failed { .. } | AttemptVerdict::Refused, ManualAttempt::Retry(former)) => {
+            former
+        }
+        (AttemptVerdict::Failed { .. } | AttemptVerdict::Refused, ManualAttempt::Test) => {
+            DeliveryState::Failed
+        }
+    }
+}
+
+/// The class of an attempt's HTTP status, as the lists filter on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusClass {
+    Success,
+    Redirect,
+    ClientError,
+    ServerError,
+    /// No HTTP answer: a transport failure, or no attempt yet.
+    NoResponse,
+}
+
+impl StatusClass {
+    pub const NAMES: [&'static str; 5] = ["2xx", "3xx", "4xx", "5xx", "none"];
+
+    pub fn parse(value: &str) -> Option<StatusClass> {
+        Some(match value {
+            "2xx" => StatusClass::Success,
+            "3xx" => StatusClass::Redirect,
+            "4xx" => StatusClass::ClientError,
+            "5xx" => StatusClass::ServerError,
+            "none" => StatusClass::NoResponse,
+            _ => return None,
+        })
+    }
+
+    /// The inclusive range of status codes, `None` for no response.
+    pub fn codes(self) -> Option<(i32, i32)> {
+        match self {
+            StatusClass::Success => Some((200, 299)),
+            StatusClass::Redirect => Some((300, 399)),
+            StatusClass::ClientError => Some((400, 499)),
+            StatusClass::ServerError => Some((500, 599)),
+            StatusClass::NoResponse => None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_manual_retry_settles_on_success_and_changes_nothing_on_failure() {
+        let failed = AttemptVerdict::Failed { retry_after: None };
+        for former in DeliveryState::ALL {
+            assert_eq!(
+                after_manual_attempt(ManualAttempt::Retry(former), AttemptVerdict::Delivered),
+                DeliveryState::Succeeded
+            );
+            for failure in [failed, AttemptVerdict::Refused] {
+                assert_eq!(
+                    after_manual_attempt(ManualAttempt::Retry(former), failure),
+                    former
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_test_ping_is_attempted_once() {
+        let failed = AttemptVerdict::Failed { retry_after: None };
+        assert_eq!(
+            after_manual_attempt(ManualAttempt::Test, failed),
+            DeliveryState::Failed
+        );
+        assert_eq!(
+            after_manual_attempt(ManualAttempt::Test, AttemptVerdict::Delivered),
+            DeliveryState::Succeeded
+        );
+    }
+
+    #[test]
+    fn status_classes_cover_their_hundred() {
+        assert_eq!(
+            StatusClass::parse("4xx").and_then(StatusClass::codes),
+            Some((400, 499))
+        );
+        assert_eq!(
+            StatusClass::parse("none").map(StatusClass::codes),
+            Some(None)
+        );
+        for name in StatusClass::NAMES {
+            assert!(StatusClass::parse(name).is_some(), "{name}");
+        }
+        assert_eq!(StatusClass::parse("2XX"), None);
+        assert_eq!(StatusClass::parse("6xx"), None);
+    }
 
     #[test]
     fn success_ends_the_delivery() {

@@ -568,6 +568,27 @@ impl EndpointMachine {
         self.lifecycle == Lifecycle::Active
     }
 
+    /// Pending deliveries were written to disk without passing through the
+    /// machine (an operator's recovery of failed deliveries): page them in.
+    /// A page being read may predate them, so it does not clear the floor.
+    pub fn work_on_disk(&mut self, now: i64) -> Vec<Effect> {
+        if self.lifecycle == Lifecycle::Active {
+            self.leave_on_disk(UNKNOWN_FLOOR);
+        }
+        self.pump(now)
+    }
+
+    /// The delivery was settled without the machine (an operator's manual
+    /// attempt succeeded): it leaves the window, so it is not sent again.
+    /// One in flight finishes; the store keeps the delivery settled.
+    pub fn settled_elsewhere(&mut self, delivery_id: &str, now: i64) -> Vec<Effect> {
+        if let Some(due_at) = self.window_due.get(delivery_id).copied() {
+            self.take(&(due_at, delivery_id.to_owned()));
+        }
+        self.parked.retain(|delivery| delivery.id != delivery_id);
+        self.pump(now)
+    }
+
     // -- the window -------------------------------------------------------
 
     fn knows(&self, id: &str) -> bool {
@@ -1381,5 +1402,50 @@ mod tests {
         machine.attempt_finished("dlv_002", &ok(), NOW, 0.0);
         let effects = machine.attempt_recorded("dlv_002", Ok(()), NOW, 0.0);
         assert_eq!(effects, vec![Effect::Drained]);
+    }
+
+    #[test]
+    fn recovered_work_on_disk_is_paged_in_even_while_a_page_is_read() {
+        let mut machine = active(config());
+        let effects = machine.work_on_disk(NOW);
+        assert!(page_request(&effects).is_some(), "{effects:?}");
+        // Told again while that page is read: the page may predate the
+        // new rows, so an empty page still leads to another.
+        assert!(page_request(&machine.work_on_disk(NOW)).is_none());
+        let effects = machine.page_loaded(Page::default(), NOW);
+        assert!(page_request(&effects).is_some(), "{effects:?}");
+        let effects = machine.page_loaded(
+            Page {
+                deliveries: vec![delivery(1, NOW - 10)],
+                more_from: None,
+            },
+            NOW,
+        );
+        assert_eq!(sent(&effects), vec!["dlv_001".to_owned()]);
+        assert!(!machine.snapshot().backlog_on_disk);
+    }
+
+    #[test]
+    fn a_disabled_endpoint_ignores_work_on_disk() {
+        let mut machine = active(config());
+        machine.disable(NOW).expect("ready");
+        machine.status_written(NOW);
+        assert!(machine.work_on_disk(NOW).is_empty());
+    }
+
+    #[test]
+    fn a_delivery_settled_elsewhere_leaves_the_window_unsent() {
+        let mut machine = active(config());
+        machine.enqueue(
+            vec![delivery(1, NOW + 5_000), delivery(2, NOW + 6_000)],
+            NOW,
+        );
+        assert_eq!(machine.snapshot().queued, 2);
+        machine.settled_elsewhere("dlv_001", NOW);
+        assert_eq!(machine.snapshot().queued, 1);
+        let effects = machine.wake(NOW + 6_000);
+        assert_eq!(sent(&effects), vec!["dlv_002".to_owned()]);
+        // Unknown to the machine: nothing happens.
+        assert!(sent(&machine.settled_elsewhere("dlv_009", NOW + 6_000)).is_empty());
     }
 }

@@ -1,9 +1,9 @@
 //! Deliveries and their attempts.
 
 use super::models::{AlertRow, AttemptRow, DeliveryRow, EndpointHealthRow};
-use super::schema::{attempts, deliveries};
+use super::schema::{attempts, deliveries, events};
 use super::{dispatch, Db, StoreError};
-use crate::core::delivery::DeliveryState;
+use crate::core::delivery::{DeliveryState, StatusClass};
 use crate::core::failure_policy::DisableReason;
 use diesel::prelude::*;
 
@@ -31,14 +31,44 @@ pub struct AttemptWrite {
 pub struct DeliveryFilter {
     pub endpoint_id: Option<String>,
     pub state: Option<String>,
+    /// The event's type, exactly.
+    pub event_type: Option<String>,
+    /// Created at or after (ms).
+    pub since: Option<i64>,
+    /// Created before (ms).
+    pub until: Option<i64>,
+    /// The class of the last attempt's status.
+    pub status_class: Option<StatusClass>,
 }
+
+/// The status code of a delivery's last attempt (NULL when it has none or
+/// the attempt got no answer), as SQL both backends run.
+const LAST_STATUS: &str =
+    "(SELECT a.status_code FROM attempts a WHERE a.delivery_id = deliveries.id \
+     ORDER BY a.started_at DESC, a.id DESC LIMIT 1)";
+
+/// The condition "the last attempt's status is of this class".
+fn last_status_is(class: StatusClass) -> String {
+    match class.codes() {
+        // The bounds are our own constants, never input.
+        Some((low, high)) => format!("{LAST_STATUS} BETWEEN {low} AND {high}"),
+        None => format!("{LAST_STATUS} IS NULL"),
+    }
+}
+
+/// The states in which an attempt's result may still change a delivery.
+pub const UNSETTLED: [&str; 2] = [
+    DeliveryState::Pending.as_str(),
+    DeliveryState::Held.as_str(),
+];
 
 pub fn record_attempt(db: &mut Db, record: &AttemptRecord, now: i64) -> Result<(), StoreError> {
     dispatch!(db, c => diesel::insert_into(attempts::table).values(&record.attempt).execute(c))?;
-    // A delivery cancelled while this attempt was in flight stays cancelled.
+    // A delivery settled while this attempt was in flight (cancelled, or
+    // succeeded or failed by an operator's manual attempt) stays settled.
     dispatch!(db, c => diesel::update(deliveries::table
         .filter(deliveries::id.eq(&record.attempt.delivery_id))
-        .filter(deliveries::state.ne(DeliveryState::Cancelled.as_str())))
+        .filter(deliveries::state.eq_any(UNSETTLED)))
         .set((
             deliveries::state.eq(record.state.as_str()),
             deliveries::attempt_count.eq(record.attempt.attempt),
@@ -70,6 +100,21 @@ pub fn list(
         }
         if let Some(state) = &filter.state {
             query = query.filter(deliveries::state.eq(state));
+        }
+        if let Some(event_type) = &filter.event_type {
+            query = query.filter(deliveries::event_id.eq_any(events::table
+                .filter(events::tenant_id.eq(tenant_id))
+                .filter(events::event_type.eq(event_type))
+                .select(events::id)));
+        }
+        if let Some(since) = filter.since {
+            query = query.filter(deliveries::created_at.ge(since));
+        }
+        if let Some(until) = filter.until {
+            query = query.filter(deliveries::created_at.lt(until));
+        }
+        if let Some(class) = filter.status_class {
+            query = query.filter(diesel::dsl::sql::<diesel::sql_types::Bool>(&last_status_is(class)));
         }
         query.select(DeliveryRow::as_select()).load(c)
     })?)

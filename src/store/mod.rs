@@ -17,6 +17,7 @@ pub mod events;
 pub mod health;
 pub mod models;
 mod reconnect;
+pub mod replay;
 pub mod retention;
 pub mod schema;
 pub mod tenants;

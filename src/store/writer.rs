@@ -228,7 +228,7 @@ impl Writer {
     }
 
     /// Writes one finished attempt: its row, its delivery's new state
-    /// (unless the delivery was cancelled meanwhile), and the health,
+    /// (unless the delivery was settled meanwhile), and the health,
     /// alerts and disabling it carries.
     pub fn record_attempt(
         &self,
