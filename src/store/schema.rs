@@ -42,6 +42,8 @@ diesel::table! {
         signature_scheme -> Text,
         signature_header -> Text,
         signature_sha256_prefix -> Bool,
+        backlog_move -> Nullable<Text>,
+        backlog_move_due_at -> Nullable<BigInt>,
     }
 }
 

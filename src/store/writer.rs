@@ -98,8 +98,8 @@ fn not_run() -> StoreError {
 /// Between two calls, all ingestions are written together, then all attempt
 /// results: the two kinds commute, because an attempt is only made on a
 /// delivery committed before, and a delivery ingested for an endpoint that
-/// an attempt disables ends up held either way (by `hold_pending`, or by the
-/// disabled actor it reaches).
+/// an attempt disables ends up held either way (by the hold that the disable
+/// records, or by the disabled actor it reaches).
 fn run_jobs(db: &mut Db, jobs: &mut [Job]) -> Result<(), StoreError> {
     let now = now_ms();
     let is_call = |job: &Job| matches!(job, Job::Call(_));

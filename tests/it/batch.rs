@@ -3,7 +3,7 @@
 //! same work done one job at a time would.
 
 use crate::common::TestDb;
-use hookrelay::core::delivery::DeliveryState;
+use hookrelay::core::delivery::{BacklogMove, DeliveryState};
 use hookrelay::store::batch::{self, IngestInput};
 use hookrelay::store::deliveries::{self, AttemptRecord, AttemptWrite};
 use hookrelay::store::events::Ingested;
@@ -95,7 +95,8 @@ async fn a_batch_of_attempts_keeps_cancelled_deliveries_cancelled(test_db: TestD
     ingest(&mut db, &[&retried, &failing, &cancelled]);
     // The operator re-enables without replay while an attempt is in flight.
     assert_eq!(
-        deliveries::cancel_held(&mut db, "ep_off", NOW).expect("cancel held"),
+        deliveries::move_batch(&mut db, "ep_off", BacklogMove::Cancel, 100, NOW, NOW)
+            .expect("cancel held"),
         1
     );
 

@@ -15,6 +15,7 @@ mod delivery;
 mod health;
 mod hygiene;
 mod limits;
+mod moves;
 mod retries;
 mod signatures;
 mod ssrf;
