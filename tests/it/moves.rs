@@ -217,6 +217,8 @@ async fn another_tenants_publish_is_delivered_while_a_large_move_is_under_way(db
         .await;
     assert_eq!(published.status, StatusCode::ACCEPTED, "{}", published.body);
     quiet_receiver.wait_for_count(1, DELIVERY_TIMEOUT).await;
+    let stats = app.get_endpoint(&busy_key, &busy, &backlog).await["stats"].clone();
+    assert_eq!(stats["backlog_move"], json!("replay"), "{stats}");
     let (_, still_held) = queue_of(&app, &busy_key, &busy, &backlog).await;
     assert!(
         still_held > 0,
@@ -227,6 +229,12 @@ async fn another_tenants_publish_is_delivered_while_a_large_move_is_under_way(db
         .wait_for_count(BACKLOG, DELIVERY_TIMEOUT)
         .await;
     wait_for_queue(&app, &busy_key, &busy, &backlog, (0, 0), DELIVERY_TIMEOUT).await;
+    let stats = app.get_endpoint(&busy_key, &busy, &backlog).await["stats"].clone();
+    assert_eq!(
+        stats["backlog_move"],
+        Value::Null,
+        "the move is done: {stats}"
+    );
     assert_eq!(
         first_arrivals(&busy_receiver).len(),
         BACKLOG,
