@@ -18,6 +18,9 @@ backend_tests!(
     moves_cut_short_by_a_kill_are_finished_after_the_restart,
 );
 
+/// How long a backlog of one-row batches may take to drain.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(180);
+
 fn id_of(value: &Value) -> String {
     value["id"]
         .as_str()
@@ -225,9 +228,9 @@ async fn another_tenants_publish_is_delivered_while_a_large_move_is_under_way(db
         "the other tenant's event went through before the move was done"
     );
 
-    busy_receiver
-        .wait_for_count(BACKLOG, DELIVERY_TIMEOUT)
-        .await;
+    // A thousand one-row writes, each followed by a page read, take a while
+    // on a loaded machine.
+    busy_receiver.wait_for_count(BACKLOG, DRAIN_TIMEOUT).await;
     wait_for_queue(&app, &busy_key, &busy, &backlog, (0, 0), DELIVERY_TIMEOUT).await;
     let stats = app.get_endpoint(&busy_key, &busy, &backlog).await["stats"].clone();
     assert_eq!(
