@@ -429,7 +429,7 @@ impl EndpointActor {
             let written = moved.map_err(|error| {
                 act.failed(&format!("moving its backlog ({})", kind.as_str()), &error);
             });
-            let effects = act.machine.batch_moved(written, now_ms());
+            let effects = act.machine.batch_moved(kind, written, now_ms());
             act.carry_out(effects, ctx);
         }));
     }

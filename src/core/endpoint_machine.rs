@@ -582,24 +582,30 @@ impl EndpointMachine {
         self.pump(now)
     }
 
-    /// A batch of the backlog move was written; `Ok(true)`: more rows are
-    /// left. A failed batch reloads the state, which finishes the move.
-    pub fn batch_moved(&mut self, written: Result<bool, ()>, now: i64) -> Vec<Effect> {
+    /// A batch of the backlog move `kind` was written; `Ok(true)`: more
+    /// rows are left. A move recorded meanwhile (an attempt's write that
+    /// disabled the endpoint during a replay) takes over with its own
+    /// batches. A failed batch reloads the state, which finishes the move.
+    pub fn batch_moved(
+        &mut self,
+        kind: BacklogMove,
+        written: Result<bool, ()>,
+        now: i64,
+    ) -> Vec<Effect> {
         self.batch_in_flight = false;
         let mut effects = Vec::new();
         match written {
             Ok(more) => {
-                if self.moving == Some(BacklogMove::Replay)
+                if kind == BacklogMove::Replay
                     && matches!(self.lifecycle, Lifecycle::Active | Lifecycle::Draining)
                 {
                     // Deliveries just became pending on disk: page them in.
                     self.leave_on_disk(UNKNOWN_FLOOR);
                 }
-                if more {
-                    effects.extend(self.next_batch());
-                } else {
+                if !more && self.moving == Some(kind) {
                     self.moving = None;
                 }
+                effects.extend(self.next_batch());
             }
             Err(()) => {
                 self.moving = None;
@@ -1415,7 +1421,7 @@ mod tests {
         assert_eq!(disabled.alert.disabled_reason, Some(DisableReason::Manual));
         assert_eq!(machine.disable(NOW), Ok(None));
         machine.status_written(None, NOW);
-        machine.batch_moved(Ok(false), NOW);
+        machine.batch_moved(BacklogMove::Hold, Ok(false), NOW);
         let enabling = machine.enable(BacklogMove::Replay, NOW).expect("ready");
         let (health, alert) = enabling.reset.expect("was disabled");
         assert_eq!(health.streak, Streak::default());
@@ -1423,7 +1429,7 @@ mod tests {
         let effects = machine.status_written(Some(3), NOW);
         assert!(page_request(&effects).is_some(), "{effects:?}");
         assert!(effects.contains(&Effect::MoveBatch(BacklogMove::Replay)));
-        machine.batch_moved(Ok(false), NOW);
+        machine.batch_moved(BacklogMove::Replay, Ok(false), NOW);
         assert_eq!(
             machine
                 .enable(BacklogMove::Replay, NOW)
@@ -1452,10 +1458,12 @@ mod tests {
         assert_eq!(effects, vec![Effect::MoveBatch(BacklogMove::Hold)]);
         // One batch at a time: nothing more until this one is written.
         assert!(machine.wake(NOW + 20).is_empty());
-        let effects = machine.batch_moved(Ok(true), NOW + 20);
+        let effects = machine.batch_moved(BacklogMove::Hold, Ok(true), NOW + 20);
         assert_eq!(effects, vec![Effect::MoveBatch(BacklogMove::Hold)]);
         assert_eq!(machine.snapshot().moving, Some(BacklogMove::Hold));
-        assert!(machine.batch_moved(Ok(false), NOW + 30).is_empty());
+        assert!(machine
+            .batch_moved(BacklogMove::Hold, Ok(false), NOW + 30)
+            .is_empty());
         assert_eq!(machine.snapshot().moving, None);
         let effects = machine.enqueue(vec![delivery(2, NOW)], NOW + 40);
         assert_eq!(effects, vec![Effect::Hold(vec!["dlv_002".to_owned()])]);
@@ -1472,11 +1480,11 @@ mod tests {
         // The first page is read before the first batch is written.
         let effects = machine.page_loaded(Page::default(), NOW);
         assert!(effects.is_empty(), "{effects:?}");
-        let effects = machine.batch_moved(Ok(true), NOW);
+        let effects = machine.batch_moved(BacklogMove::Replay, Ok(true), NOW);
         assert_eq!(batches(&effects), vec![BacklogMove::Replay]);
         assert!(page_request(&effects).is_some(), "{effects:?}");
         // Another batch is written while that page is read.
-        let effects = machine.batch_moved(Ok(false), NOW);
+        let effects = machine.batch_moved(BacklogMove::Replay, Ok(false), NOW);
         assert!(batches(&effects).is_empty() && page_request(&effects).is_none());
         let page = Page {
             deliveries: vec![delivery(1, NOW), delivery(2, NOW)],
@@ -1510,11 +1518,11 @@ mod tests {
         );
         // Disabling a disabled endpoint changes nothing: no need to wait.
         assert_eq!(machine.disable(NOW), Ok(None));
-        machine.batch_moved(Ok(false), NOW);
+        machine.batch_moved(BacklogMove::Hold, Ok(false), NOW);
         machine.enable(BacklogMove::Replay, NOW).expect("ready");
         machine.status_written(Some(5), NOW);
         assert_eq!(machine.disable(NOW), Err(NotReady::Later));
-        machine.batch_moved(Ok(false), NOW);
+        machine.batch_moved(BacklogMove::Replay, Ok(false), NOW);
         assert!(machine.disable(NOW).expect("ready").is_some());
     }
 
@@ -1534,7 +1542,7 @@ mod tests {
         let mut machine = active(config());
         machine.disable(NOW).expect("ready");
         machine.status_written(None, NOW);
-        let effects = machine.batch_moved(Err(()), NOW);
+        let effects = machine.batch_moved(BacklogMove::Hold, Err(()), NOW);
         assert_eq!(effects, vec![Effect::Reload { failed: true }]);
     }
 
@@ -1552,8 +1560,29 @@ mod tests {
             effects,
             vec![Effect::Disabled, Effect::MoveBatch(BacklogMove::Hold)]
         );
-        machine.batch_moved(Ok(false), NOW);
+        machine.batch_moved(BacklogMove::Hold, Ok(false), NOW);
         assert!(machine.enable(BacklogMove::Cancel, NOW).is_ok());
+    }
+
+    #[test]
+    fn an_endpoint_that_disables_itself_during_a_replay_holds_its_backlog_after_it() {
+        let mut machine = EndpointMachine::new(config());
+        machine.loaded(false, None, None, NOW);
+        machine.enable(BacklogMove::Replay, NOW).expect("ready");
+        machine.status_written(Some(10), NOW);
+        let page = Page {
+            deliveries: vec![delivery(1, NOW)],
+            more_from: None,
+        };
+        machine.page_loaded(page, NOW);
+        machine.attempt_finished("dlv_001", &failed(410), NOW, 0.0);
+        // The replay's batch is still being written: the hold waits for it.
+        let effects = machine.attempt_recorded("dlv_001", Ok(()), NOW, 0.0);
+        assert_eq!(effects, vec![Effect::Disabled]);
+        // That batch found its move superseded: the hold goes on.
+        let effects = machine.batch_moved(BacklogMove::Replay, Ok(false), NOW);
+        assert_eq!(effects, vec![Effect::MoveBatch(BacklogMove::Hold)]);
+        assert_eq!(machine.snapshot().moving, Some(BacklogMove::Hold));
     }
 
     #[test]
