@@ -421,10 +421,9 @@ impl EndpointActor {
     fn move_batch(&mut self, kind: BacklogMove, ctx: &mut Context<Self>) {
         let endpoint_id = self.config.id.clone();
         let limit = self.deps.settings.move_batch;
-        let batch = self
-            .deps
-            .writer
-            .call(move |db| endpoint_state::move_batch(db, &endpoint_id, kind, limit, now_ms()));
+        let batch = self.deps.writer.call_in_background(move |db| {
+            endpoint_state::move_batch(db, &endpoint_id, kind, limit, now_ms())
+        });
         ctx.spawn(batch.into_actor(self).map(move |moved, act, ctx| {
             let written = moved.map_err(|error| {
                 act.failed(&format!("moving its backlog ({})", kind.as_str()), &error);
