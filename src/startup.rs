@@ -273,7 +273,8 @@ fn retention_settings(settings: &Settings) -> Result<(RetentionSettings, SweepPa
     ))
 }
 
-/// What every endpoint actor shares: its queue window and alert bound.
+/// What every endpoint actor shares: its queue window, alert bound and
+/// backlog batch.
 fn actor_settings(settings: &Settings) -> Result<ActorSettings, StartupError> {
     if settings.queue_window == 0 {
         return Err(StartupError::Settings(
@@ -285,12 +286,18 @@ fn actor_settings(settings: &Settings) -> Result<ActorSettings, StartupError> {
             "HOOKRELAY_QUEUE_WINDOW_BYTES (--queue-window-bytes) must be at least 1".to_owned(),
         ));
     }
+    if settings.move_batch == 0 {
+        return Err(StartupError::Settings(
+            "HOOKRELAY_MOVE_BATCH (--move-batch) must be at least 1".to_owned(),
+        ));
+    }
     Ok(ActorSettings {
         window: WindowLimits {
             deliveries: settings.queue_window,
             bytes: settings.queue_window_bytes,
         },
         alert_min_interval: Duration::from_secs(settings.alert_min_interval_seconds),
+        move_batch: settings.move_batch,
     })
 }
 

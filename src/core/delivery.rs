@@ -193,6 +193,79 @@ impl StatusClass {
     }
 }
 
+/// An endpoint's status change moves its whole backlog from one state to
+/// another. The status changes in one small write; the rows follow in
+/// batches of their own, so other writes go on between them, and the move
+/// under way is recorded on the endpoint so that a restart finishes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BacklogMove {
+    /// Disabled: pending deliveries are held.
+    Hold,
+    /// Enabled with replay: held deliveries are pending again, in order.
+    Replay,
+    /// Enabled without replay: held deliveries are cancelled.
+    Cancel,
+}
+
+impl BacklogMove {
+    const ALL: [BacklogMove; 3] = [BacklogMove::Hold, BacklogMove::Replay, BacklogMove::Cancel];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BacklogMove::Hold => "hold",
+            BacklogMove::Replay => "replay",
+            BacklogMove::Cancel => "cancel",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<BacklogMove> {
+        BacklogMove::ALL.into_iter().find(|m| m.as_str() == value)
+    }
+
+    /// The state of the rows it moves.
+    pub fn from(self) -> DeliveryState {
+        match self {
+            BacklogMove::Hold => DeliveryState::Pending,
+            BacklogMove::Replay | BacklogMove::Cancel => DeliveryState::Held,
+        }
+    }
+
+    pub fn to(self) -> DeliveryState {
+        match self {
+            BacklogMove::Hold => DeliveryState::Held,
+            BacklogMove::Replay => DeliveryState::Pending,
+            BacklogMove::Cancel => DeliveryState::Cancelled,
+        }
+    }
+
+    /// Whether the move belongs to an endpoint of this status: holding to a
+    /// disabled one, replaying and cancelling to an active one.
+    fn fits(self, active: bool) -> bool {
+        (self == BacklogMove::Hold) != active
+    }
+}
+
+/// The move an endpoint's state load finishes: the one recorded, unless a
+/// later status change made it stale; else, when rows sit in the state the
+/// status forbids (a fan-out that raced a status change), the move that
+/// settles them (`stranded` tells whether there are: held rows of an active
+/// endpoint, pending rows of a disabled one; it is asked only if needed).
+pub fn move_to_finish<E>(
+    active: bool,
+    recorded: Option<BacklogMove>,
+    stranded: impl FnOnce(DeliveryState) -> Result<bool, E>,
+) -> Result<Option<BacklogMove>, E> {
+    if let Some(recorded) = recorded.filter(|m| m.fits(active)) {
+        return Ok(Some(recorded));
+    }
+    let settle = if active {
+        BacklogMove::Replay
+    } else {
+        BacklogMove::Hold
+    };
+    Ok(stranded(settle.from())?.then_some(settle))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -346,5 +419,61 @@ mod tests {
             assert_eq!(DeliveryState::parse(state.as_str()), Some(state));
         }
         assert_eq!(DeliveryState::parse("lost"), None);
+    }
+
+    fn finish(
+        active: bool,
+        recorded: Option<BacklogMove>,
+        stranded_in: Option<DeliveryState>,
+    ) -> Option<BacklogMove> {
+        let found = move_to_finish(active, recorded, |state| {
+            Ok::<_, ()>(stranded_in == Some(state))
+        });
+        found.expect("the lookup does not fail")
+    }
+
+    #[test]
+    fn a_recorded_move_is_finished_unless_the_status_no_longer_fits_it() {
+        let never = |_| Err("no need to look for stranded rows");
+        let hold = move_to_finish(false, Some(BacklogMove::Hold), never);
+        assert_eq!(hold, Ok(Some(BacklogMove::Hold)));
+        let cancel = move_to_finish(true, Some(BacklogMove::Cancel), never);
+        assert_eq!(cancel, Ok(Some(BacklogMove::Cancel)));
+        let replay = move_to_finish(true, Some(BacklogMove::Replay), never);
+        assert_eq!(replay, Ok(Some(BacklogMove::Replay)));
+        // A cancel interrupted by a crash is never turned into a replay, and
+        // a disabled endpoint's move is only ever a hold.
+        assert_eq!(
+            finish(
+                false,
+                Some(BacklogMove::Cancel),
+                Some(DeliveryState::Pending)
+            ),
+            Some(BacklogMove::Hold)
+        );
+        assert_eq!(finish(false, Some(BacklogMove::Replay), None), None);
+    }
+
+    #[test]
+    fn stranded_rows_are_settled_by_the_status() {
+        assert_eq!(
+            finish(true, None, Some(DeliveryState::Held)),
+            Some(BacklogMove::Replay)
+        );
+        assert_eq!(
+            finish(false, None, Some(DeliveryState::Pending)),
+            Some(BacklogMove::Hold)
+        );
+        assert_eq!(finish(true, None, Some(DeliveryState::Pending)), None);
+        assert_eq!(finish(false, None, Some(DeliveryState::Held)), None);
+    }
+
+    #[test]
+    fn moves_round_trip_through_their_names() {
+        for kind in BacklogMove::ALL {
+            assert_eq!(BacklogMove::parse(kind.as_str()), Some(kind));
+            assert_ne!(kind.from(), kind.to());
+        }
+        assert_eq!(BacklogMove::parse("held"), None);
     }
 }

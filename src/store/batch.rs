@@ -11,6 +11,7 @@ use super::events::{self, Ingested};
 use super::models::{AttemptRow, DeliveryRow, EventRow};
 use super::schema::{attempts, deliveries as delivery_table, events as event_table};
 use super::{alerts, dispatch, endpoints, Db, StoreError};
+use crate::core::delivery::BacklogMove;
 use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Integer, Nullable, Text};
 use diesel::PgConnection;
@@ -312,7 +313,8 @@ fn extras(db: &mut Db, write: &AttemptWrite, now: i64) -> Result<(), StoreError>
             ));
         };
         endpoints::set_status(db, endpoint_id, Some(reason), now)?;
-        deliveries::hold_pending(db, endpoint_id, now)?;
+        // The endpoint's actor holds its pending deliveries in batches.
+        endpoints::set_backlog_move(db, endpoint_id, Some((BacklogMove::Hold, now)))?;
     }
     Ok(())
 }

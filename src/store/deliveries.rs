@@ -3,7 +3,7 @@
 use super::models::{AlertRow, AttemptRow, DeliveryRow, EndpointHealthRow};
 use super::schema::{attempts, deliveries, events};
 use super::{dispatch, Db, StoreError};
-use crate::core::delivery::{DeliveryState, StatusClass};
+use crate::core::delivery::{BacklogMove, DeliveryState, StatusClass};
 use crate::core::failure_policy::DisableReason;
 use diesel::prelude::*;
 
@@ -22,8 +22,9 @@ pub struct AttemptWrite {
     /// The endpoint's breaker and streak, when this attempt changed them.
     pub health: Option<EndpointHealthRow>,
     pub alerts: Vec<AlertRow>,
-    /// Set when this attempt disables the endpoint: its status is set
-    /// and its pending deliveries are held (`endpoints::set_status`, `deliveries::hold_pending`).
+    /// Set when this attempt disables the endpoint: its status is set and
+    /// the hold of its pending deliveries recorded, for the endpoint's actor
+    /// to carry out in batches (`endpoints::set_status`, `endpoints::set_backlog_move`).
     pub disable: Option<DisableReason>,
 }
 
@@ -151,17 +152,6 @@ pub fn attempts_of(db: &mut Db, delivery_id: &str) -> Result<Vec<AttemptRow>, St
         .load(c))?)
 }
 
-/// The endpoint was disabled: its waiting deliveries are held.
-pub fn hold_pending(db: &mut Db, endpoint_id: &str, now: i64) -> Result<usize, StoreError> {
-    move_state(
-        db,
-        endpoint_id,
-        DeliveryState::Pending,
-        DeliveryState::Held,
-        now,
-    )
-}
-
 /// Deliveries that reached a disabled endpoint's actor as pending.
 pub fn hold(db: &mut Db, delivery_ids: &[String], now: i64) -> Result<(), StoreError> {
     dispatch!(db, c => diesel::update(deliveries::table
@@ -176,48 +166,73 @@ pub fn hold(db: &mut Db, delivery_ids: &[String], now: i64) -> Result<(), StoreE
     Ok(())
 }
 
-/// Re-enabled with replay: held deliveries start over with a full schedule,
-/// due now (a pending delivery always carries its due time).
-pub fn release_held(db: &mut Db, endpoint_id: &str, now: i64) -> Result<usize, StoreError> {
-    Ok(dispatch!(db, c => diesel::update(deliveries::table
-        .filter(deliveries::endpoint_id.eq(endpoint_id))
-        .filter(deliveries::state.eq(DeliveryState::Held.as_str())))
-        .set((
-            deliveries::state.eq(DeliveryState::Pending.as_str()),
-            deliveries::attempt_count.eq(0),
-            deliveries::next_attempt_at.eq(Some(now)),
-            deliveries::updated_at.eq(now),
-        ))
-        .execute(c))?)
-}
-
-/// Re-enabled without replay: held deliveries are cancelled, and kept.
-pub fn cancel_held(db: &mut Db, endpoint_id: &str, now: i64) -> Result<usize, StoreError> {
-    move_state(
-        db,
-        endpoint_id,
-        DeliveryState::Held,
-        DeliveryState::Cancelled,
-        now,
-    )
-}
-
-fn move_state(
+/// One batch of a [`BacklogMove`]: at most `limit` of the endpoint's
+/// deliveries in the move's `from` state, oldest first, change state.
+/// Replayed ones start over with a full schedule, due at `replay_due_at`
+/// (a pending delivery always carries its due time; one time for the
+/// whole move keeps the event order across batches). Returns how many
+/// moved: fewer than `limit` means none is left.
+pub fn move_batch(
     db: &mut Db,
     endpoint_id: &str,
-    from: DeliveryState,
-    to: DeliveryState,
+    kind: BacklogMove,
+    limit: usize,
+    replay_due_at: i64,
     now: i64,
 ) -> Result<usize, StoreError> {
-    Ok(dispatch!(db, c => diesel::update(deliveries::table
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let (from, to) = (kind.from().as_str(), kind.to().as_str());
+    // The index (endpoint_id, state, next_attempt_at, id) serves the batch.
+    let batch: Vec<String> = dispatch!(db, c => deliveries::table
         .filter(deliveries::endpoint_id.eq(endpoint_id))
-        .filter(deliveries::state.eq(from.as_str())))
-        .set((
-            deliveries::state.eq(to.as_str()),
-            deliveries::next_attempt_at.eq(None::<i64>),
-            deliveries::updated_at.eq(now),
-        ))
-        .execute(c))?)
+        .filter(deliveries::state.eq(from))
+        .order((deliveries::next_attempt_at, deliveries::id))
+        .limit(limit)
+        .select(deliveries::id)
+        .load(c))?;
+    let mut moved = 0;
+    // Each id is a bound parameter on SQLite, which allows 32,766 of them.
+    for ids in batch.chunks(IDS_PER_STATEMENT) {
+        let moving = deliveries::table
+            .filter(deliveries::id.eq_any(ids))
+            .filter(deliveries::state.eq(from));
+        moved += match kind {
+            BacklogMove::Replay => dispatch!(db, c => diesel::update(moving)
+                .set((
+                    deliveries::state.eq(to),
+                    deliveries::attempt_count.eq(0),
+                    deliveries::next_attempt_at.eq(Some(replay_due_at)),
+                    deliveries::updated_at.eq(now),
+                ))
+                .execute(c))?,
+            BacklogMove::Hold | BacklogMove::Cancel => dispatch!(db, c => diesel::update(moving)
+                .set((
+                    deliveries::state.eq(to),
+                    deliveries::next_attempt_at.eq(None::<i64>),
+                    deliveries::updated_at.eq(now),
+                ))
+                .execute(c))?,
+        };
+    }
+    Ok(moved)
+}
+
+/// Ids bound in one statement of [`move_batch`].
+const IDS_PER_STATEMENT: usize = 10_000;
+
+/// Whether the endpoint has any delivery in `state`.
+pub fn any_in_state(
+    db: &mut Db,
+    endpoint_id: &str,
+    state: DeliveryState,
+) -> Result<bool, StoreError> {
+    let found: Option<String> = dispatch!(db, c => deliveries::table
+        .filter(deliveries::endpoint_id.eq(endpoint_id))
+        .filter(deliveries::state.eq(state.as_str()))
+        .select(deliveries::id)
+        .first(c)
+        .optional())?;
+    Ok(found.is_some())
 }
 
 /// Deliveries per state for the given endpoints of a tenant.

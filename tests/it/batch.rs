@@ -4,7 +4,7 @@
 //! batches.
 
 use crate::common::TestDb;
-use hookrelay::core::delivery::DeliveryState;
+use hookrelay::core::delivery::{BacklogMove, DeliveryState};
 use hookrelay::core::failure_policy::DisableReason;
 use hookrelay::store::batch::{self, IngestInput};
 use hookrelay::store::deliveries::{self, AttemptRecord, AttemptWrite};
@@ -102,7 +102,8 @@ async fn a_batch_of_attempts_keeps_settled_deliveries_settled(test_db: TestDb) {
     ingest(&mut db, &[&retried, &failing, &cancelled, &resent]);
     // The operator re-enables without replay while an attempt is in flight.
     assert_eq!(
-        deliveries::cancel_held(&mut db, "ep_off", NOW).expect("cancel held"),
+        deliveries::move_batch(&mut db, "ep_off", BacklogMove::Cancel, 100, NOW, NOW)
+            .expect("cancel held"),
         1
     );
     // An operator's retry succeeds while the actor's attempt is in flight.
