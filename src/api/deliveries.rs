@@ -1,5 +1,8 @@
 use super::problem::ApiError;
-use super::{page, rfc3339, AppState, DeliveryPath, Page, PageParams, TenantPath};
+use super::{
+    event_type_param, page, parse_query, rfc3339, status_class_param, time_range, AppState,
+    DeliveryPath, Page, PageParams, TenantPath,
+};
 use crate::core::delivery::DeliveryState;
 use crate::core::domain::{parse_query_id, FieldError};
 use crate::store::deliveries::{self, DeliveryFilter};
@@ -9,14 +12,28 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
+/// The query of a delivery list; an unknown parameter is a 422.
 #[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
-pub struct ListParams {
+struct ListParams {
     /// Only deliveries to this endpoint.
     #[param(min_length = 1, max_length = 255, pattern = "^[A-Za-z0-9._:-]+$")]
     endpoint_id: Option<String>,
     /// `pending`, `succeeded`, `failed`, `held` or `cancelled`.
     state: Option<String>,
+    /// Only deliveries of events of this type, exactly as published.
+    #[param(min_length = 1, max_length = 255)]
+    event_type: Option<String>,
+    /// Only deliveries created at or after this RFC 3339 time.
+    #[param(format = DateTime)]
+    since: Option<String>,
+    /// Only deliveries created before this RFC 3339 time (after `since`).
+    #[param(format = DateTime)]
+    until: Option<String>,
+    /// The class of the last attempt's status: `2xx`, `3xx`, `4xx`, `5xx`,
+    /// or `none` (no answer).
+    status_class: Option<String>,
     #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
     /// The `next` of the previous page.
@@ -38,7 +55,7 @@ pub struct DeliverySummary {
 
 /// A delivery; one delivery's view adds its attempts.
 #[derive(Serialize, ToSchema)]
-struct DeliveryOut {
+pub struct DeliveryOut {
     #[serde(flatten)]
     summary: DeliverySummary,
     event_id: String,
@@ -51,7 +68,7 @@ struct DeliveryOut {
 
 /// One attempt and the receiver's answer.
 #[derive(Serialize, ToSchema)]
-struct AttemptOut {
+pub struct AttemptOut {
     id: String,
     attempt: i32,
     started_at: String,
@@ -78,17 +95,17 @@ pub fn delivery_summary(row: &DeliveryRow) -> DeliverySummary {
     }
 }
 
-fn delivery_view(row: &DeliveryRow, attempts: Option<Vec<AttemptOut>>) -> DeliveryOut {
+pub fn delivery_view(row: &DeliveryRow) -> DeliveryOut {
     DeliveryOut {
         summary: delivery_summary(row),
         event_id: row.event_id.clone(),
         created_at: rfc3339(row.created_at),
         updated_at: rfc3339(row.updated_at),
-        attempts,
+        attempts: None,
     }
 }
 
-fn attempt_view(row: &AttemptRow) -> AttemptOut {
+pub fn attempt_view(row: &AttemptRow) -> AttemptOut {
     AttemptOut {
         id: row.id.clone(),
         attempt: row.attempt,
@@ -116,11 +133,10 @@ pub async fn list(
     state: web::Data<AppState>,
     request: HttpRequest,
     path: web::Path<TenantPath>,
-    params: web::Query<ListParams>,
 ) -> Result<HttpResponse, ApiError> {
     let TenantPath { tenant } = path.into_inner();
     state.keys.require_tenant(&request, &tenant).await?;
-    let params = params.into_inner();
+    let params: ListParams = parse_query(&request)?;
     if let Some(wanted) = &params.state {
         if DeliveryState::parse(wanted).is_none() {
             let states: Vec<&str> = DeliveryState::ALL.iter().map(|s| s.as_str()).collect();
@@ -140,15 +156,20 @@ pub async fn list(
         .as_deref()
         .map(|id| parse_query_id("endpoint_id", id))
         .transpose()?;
+    let (since, until) = time_range(params.since.as_deref(), params.until.as_deref())?;
     let filter = DeliveryFilter {
         endpoint_id,
         state: params.state,
+        event_type: event_type_param(params.event_type.as_deref())?,
+        since,
+        until,
+        status_class: status_class_param(params.status_class.as_deref())?,
     };
     let rows = state
         .store
         .run(move |db| deliveries::list(db, &tenant, &filter, cursor.as_deref(), limit + 1))
         .await?;
-    Ok(HttpResponse::Ok().json(page(rows, limit, |r| &r.id, |r| delivery_view(&r, None))))
+    Ok(HttpResponse::Ok().json(page(rows, limit, |r| &r.id, |r| delivery_view(&r))))
 }
 
 #[utoipa::path(
@@ -179,6 +200,8 @@ pub async fn get(
         })
         .await?;
     let (delivery, attempts) = found.ok_or(ApiError::NotFound("delivery"))?;
-    let attempts = attempts.iter().map(attempt_view).collect();
-    Ok(HttpResponse::Ok().json(delivery_view(&delivery, Some(attempts))))
+    Ok(HttpResponse::Ok().json(DeliveryOut {
+        attempts: Some(attempts.iter().map(attempt_view).collect()),
+        ..delivery_view(&delivery)
+    }))
 }

@@ -587,6 +587,8 @@ struct EndpointStats {
     queued: usize,
     /// More pending deliveries wait on disk.
     backlog_on_disk: bool,
+    /// The backlog move under way (`hold` or `release`), if any.
+    backlog_move: Option<&'static str>,
     in_flight: usize,
     /// Reloads of its state: after a change, a failed write or a stop.
     restarts: u32,
@@ -630,6 +632,7 @@ pub fn view(row: &EndpointRow, live: Option<&EndpointSnapshot>) -> EndpointOut {
         stats: live.map(|live| EndpointStats {
             queued: live.machine.queued,
             backlog_on_disk: live.machine.backlog_on_disk,
+            backlog_move: live.machine.moving.map(|kind| kind.as_str()),
             in_flight: live.machine.in_flight,
             restarts: live.restarts,
             last_error: live.last_error.clone(),

@@ -1,17 +1,20 @@
 use super::deliveries::{delivery_summary, DeliverySummary};
 use super::problem::{parse_json, ApiError};
-use super::{AppState, EventPath, TenantPath};
+use super::{
+    event_type_param, page, parse_query, rfc3339, time_range, AppState, EventPath, Page,
+    PageParams, TenantPath,
+};
 use crate::actors::router::Publish;
 use crate::core::domain::{parse_event_id, parse_event_type, FieldError};
 use crate::core::envelope::{is_operational, Envelope, OPERATIONAL_PREFIX};
 use crate::ids;
 use crate::store::deliveries;
-use crate::store::events::{self, Ingested};
+use crate::store::events::{self, EventFilter, EventSummary, Ingested};
 use crate::store::models::EventRow;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -196,4 +199,79 @@ pub async fn get(
         payload: envelope["data"].clone(),
         deliveries: fan_out.iter().map(delivery_summary).collect(),
     }))
+}
+
+/// The query of an event list; an unknown parameter is a 422.
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct ListParams {
+    /// Only events of this type, exactly as published.
+    #[param(min_length = 1, max_length = 255)]
+    event_type: Option<String>,
+    /// Only events published at or after this RFC 3339 time.
+    #[param(format = DateTime)]
+    since: Option<String>,
+    /// Only events published before this RFC 3339 time (after `since`).
+    #[param(format = DateTime)]
+    until: Option<String>,
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<i64>,
+    /// The `next` of the previous page.
+    #[param(min_length = 1, max_length = 255, pattern = "^[A-Za-z0-9._:-]+$")]
+    cursor: Option<String>,
+}
+
+/// An event as listed, without its payload.
+#[derive(Serialize, ToSchema)]
+struct EventListed {
+    id: String,
+    #[serde(rename = "type")]
+    event_type: String,
+    created_at: String,
+}
+
+/// The tenant's events in id order (generated ids follow creation time),
+/// without their payloads: `GET …/events/{id}` has those.
+#[utoipa::path(
+    get,
+    path = "/v1/tenants/{tenant}/events",
+    tag = "events",
+    params(TenantPath, ListParams),
+    responses((status = 200, description = "A page of events, without payloads", body = Page<EventListed>))
+)]
+pub async fn list(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    path: web::Path<TenantPath>,
+) -> Result<HttpResponse, ApiError> {
+    let TenantPath { tenant } = path.into_inner();
+    state.keys.require_tenant(&request, &tenant).await?;
+    let params: ListParams = parse_query(&request)?;
+    let (since, until) = time_range(params.since.as_deref(), params.until.as_deref())?;
+    let filter = EventFilter {
+        event_type: event_type_param(params.event_type.as_deref())?,
+        since,
+        until,
+    };
+    let paging = PageParams {
+        limit: params.limit,
+        cursor: params.cursor,
+    };
+    let limit = paging.limit()?;
+    let cursor = paging.cursor()?;
+    let rows = state
+        .store
+        .run(move |db| events::list(db, &tenant, &filter, cursor.as_deref(), limit + 1))
+        .await?;
+    Ok(HttpResponse::Ok().json(page(
+        rows,
+        limit,
+        |r| &r.id,
+        |r: EventSummary| EventListed {
+            id: r.id,
+            event_type: r.event_type,
+            created_at: rfc3339(r.created_at),
+        },
+    )))
 }

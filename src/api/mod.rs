@@ -14,12 +14,16 @@ pub mod health;
 pub mod openapi;
 pub mod problem;
 pub mod publish_rules;
+pub mod replay;
 pub mod tenants;
 
 use crate::actors::router::Router;
+use crate::core::delivery::StatusClass;
+use crate::core::domain::{check_event_type, FieldError};
 use crate::core::limits::HealthLimits;
 use crate::core::secret_box::SecretBox;
 use crate::core::target_policy::TargetPolicy;
+use crate::sender::Transport;
 use crate::store::writer::Writer;
 use crate::store::Store;
 use actix::Addr;
@@ -27,6 +31,8 @@ use actix_web::dev::ServiceResponse;
 use actix_web::http::header::CONTENT_TYPE;
 use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers};
 use actix_web::web;
+use actix_web::HttpRequest;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -45,6 +51,9 @@ pub struct AppState {
     pub health_defaults: HealthLimits,
     /// What endpoint URLs may point at.
     pub targets: TargetPolicy,
+    /// The HTTP clients of manual attempts (retries and endpoint tests),
+    /// shared with the endpoint actors.
+    pub transport: Transport,
 }
 
 /// Every route, registered by [`routes`] and listed in [`ROUTES`] from the
@@ -91,10 +100,15 @@ route_table! {
     post "/v1/tenants/{tenant}/endpoints/{endpoint}/enable" => endpoint_health::enable,
     get "/v1/tenants/{tenant}/health" => endpoint_health::tenant,
     get "/v1/tenants/{tenant}/alerts" => alerts::list,
+    get "/v1/tenants/{tenant}/endpoints/{endpoint}/attempts" => replay::attempts,
+    post "/v1/tenants/{tenant}/endpoints/{endpoint}/recover" => replay::recover,
+    post "/v1/tenants/{tenant}/endpoints/{endpoint}/test" => replay::test,
     post "/v1/tenants/{tenant}/events" => events::publish,
+    get "/v1/tenants/{tenant}/events" => events::list,
     get "/v1/tenants/{tenant}/events/{event}" => events::get,
     get "/v1/tenants/{tenant}/deliveries" => deliveries::list,
     get "/v1/tenants/{tenant}/deliveries/{delivery}" => deliveries::get,
+    post "/v1/tenants/{tenant}/deliveries/{delivery}/retry" => replay::retry,
 }
 
 /// Errors raised outside our handlers (unknown route, bad query string,
@@ -249,3 +263,69 @@ pub fn page<R, T>(
 }
 
 pub use crate::time::rfc3339;
+
+/// Parses the query string: an unknown parameter, a repeated one or a bad
+/// value is a 422 naming it (actix's `web::Query` answers 400 naming none).
+pub fn parse_query<T: DeserializeOwned>(request: &HttpRequest) -> Result<T, problem::ApiError> {
+    let pairs = form_urlencoded::parse(request.query_string().as_bytes());
+    serde_path_to_error::deserialize(serde_urlencoded::Deserializer::new(pairs)).map_err(|error| {
+        let field = error.path().to_string();
+        let reason = error.inner().to_string();
+        let field = match reason.strip_prefix("unknown field `") {
+            Some(rest) => rest.split('`').next().unwrap_or_default().to_owned(),
+            None => field,
+        };
+        FieldError::new(field, reason).into()
+    })
+}
+
+/// An RFC 3339 timestamp of the query, in milliseconds.
+pub fn time_param(field: &str, value: Option<&str>) -> Result<Option<i64>, FieldError> {
+    value
+        .map(|value| {
+            chrono::DateTime::parse_from_rfc3339(value)
+                .map(|at| at.timestamp_millis())
+                .map_err(|_| FieldError::new(field, "must be an RFC 3339 timestamp"))
+        })
+        .transpose()
+}
+
+/// `since` (inclusive) and `until` (exclusive), `until` after `since`.
+pub fn time_range(
+    since: Option<&str>,
+    until: Option<&str>,
+) -> Result<(Option<i64>, Option<i64>), FieldError> {
+    let since_ms = time_param("since", since)?;
+    let until_ms = time_param("until", until)?;
+    if let (Some(since), Some(until)) = (since_ms, until_ms) {
+        if until <= since {
+            return Err(FieldError::new("until", "must be later than since"));
+        }
+    }
+    Ok((since_ms, until_ms))
+}
+
+/// `event_type`, exactly as published.
+pub fn event_type_param(value: Option<&str>) -> Result<Option<String>, FieldError> {
+    value
+        .map(|value| {
+            check_event_type(value)
+                .map(|()| value.to_owned())
+                .map_err(|reason| FieldError::new("event_type", reason))
+        })
+        .transpose()
+}
+
+/// `status_class`: `2xx`, `3xx`, `4xx`, `5xx` or `none`.
+pub fn status_class_param(value: Option<&str>) -> Result<Option<StatusClass>, FieldError> {
+    value
+        .map(|value| {
+            StatusClass::parse(value).ok_or_else(|| {
+                FieldError::new(
+                    "status_class",
+                    format!("must be one of {}", StatusClass::NAMES.join(", ")),
+                )
+            })
+        })
+        .transpose()
+}

@@ -5,7 +5,7 @@
 
 use super::{
     alerts, api_keys, deliveries, endpoint_health, endpoint_secrets, endpoints, event_types,
-    events, health, tenants,
+    events, health, replay, tenants,
 };
 use actix_web::HttpResponse;
 use std::sync::LazyLock;
@@ -48,10 +48,15 @@ use utoipa::{Modify, OpenApi};
         endpoint_health::enable,
         endpoint_health::tenant,
         alerts::list,
+        replay::attempts,
+        replay::recover,
+        replay::test,
         events::publish,
+        events::list,
         events::get,
         deliveries::list,
         deliveries::get,
+        replay::retry,
     ),
     components(schemas(super::problem::Problem)),
     modifiers(&OperationIds, &KeyRequired, &OptionalBodies, &ProblemAnswers)
