@@ -21,7 +21,7 @@ const MAX_NAME: usize = 256;
 #[serde(deny_unknown_fields)]
 struct NewKey {
     /// Trimmed; one line.
-    #[schema(max_length = 256)]
+    #[schema(max_length = 256, pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$")]
     name: Option<String>,
 }
 

@@ -130,6 +130,14 @@ fn or_null(kind: Type) -> SchemaType {
     SchemaType::from_iter([kind, Type::Null])
 }
 
+/// Text on one line: no control characters (`char::is_control`).
+const ONE_LINE: &str = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$";
+/// A custom header's value: visible ASCII and spaces (`HeaderValue::from_str`
+/// without the tab that `check_line` refuses).
+const HEADER_VALUE: &str = "^[ -~]*$";
+/// Free text: tab and line breaks, no other control characters.
+const FREE_TEXT: &str = "^[^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f-\\u009f]*$";
+
 fn text(max_length: usize) -> ObjectBuilder {
     ObjectBuilder::new()
         .schema_type(Type::String)
@@ -153,6 +161,7 @@ fn url_schema() -> Object {
 fn description_schema() -> Object {
     text(MAX_DESCRIPTION)
         .schema_type(or_null(Type::String))
+        .pattern(Some(FREE_TEXT))
         .build()
 }
 
@@ -174,7 +183,7 @@ fn event_types_schema() -> Array {
 fn headers_schema() -> Object {
     ObjectBuilder::new()
         .schema_type(or_null(Type::Object))
-        .additional_properties(Some(text(MAX_HEADER_VALUE)))
+        .additional_properties(Some(text(MAX_HEADER_VALUE).pattern(Some(HEADER_VALUE))))
         .property_names(Some(text(MAX_HEADER_NAME).min_length(Some(1))))
         .max_properties(Some(MAX_CUSTOM_HEADERS))
         .build()
@@ -183,7 +192,7 @@ fn headers_schema() -> Object {
 fn metadata_schema() -> Object {
     ObjectBuilder::new()
         .schema_type(or_null(Type::Object))
-        .additional_properties(Some(text(MAX_METADATA_VALUE)))
+        .additional_properties(Some(text(MAX_METADATA_VALUE).pattern(Some(ONE_LINE))))
         .property_names(Some(
             text(MAX_METADATA_KEY)
                 .min_length(Some(1))

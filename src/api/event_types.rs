@@ -25,7 +25,11 @@ struct NewEventType {
         pattern = "^[A-Za-z0-9_-]+(\\.[A-Za-z0-9_-]+)*$"
     )]
     name: String,
-    #[schema(max_length = 1024)]
+    /// Tabs and line breaks allowed, no other control characters.
+    #[schema(
+        max_length = 1024,
+        pattern = "^[^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f-\\u009f]*$"
+    )]
     description: Option<String>,
     /// A JSON Schema of the payload (any object up to 64 KiB), kept as
     /// documentation: payloads are not checked against it.
@@ -37,7 +41,11 @@ struct NewEventType {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct EventTypePatch {
-    #[schema(max_length = 1024)]
+    /// Tabs and line breaks allowed, no other control characters.
+    #[schema(
+        max_length = 1024,
+        pattern = "^[^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f-\\u009f]*$"
+    )]
     description: Option<String>,
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<Object>)]

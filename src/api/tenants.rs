@@ -16,7 +16,7 @@ struct NewTenant {
     #[schema(min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9._-]+$")]
     id: Option<String>,
     /// Trimmed; one line.
-    #[schema(max_length = 256)]
+    #[schema(max_length = 256, pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$")]
     name: String,
 }
 
@@ -197,7 +197,8 @@ fn tenant_with_settings(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct TenantPatch {
-    #[schema(max_length = 256)]
+    /// Trimmed; one line.
+    #[schema(max_length = 256, pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$")]
     name: Option<String>,
     /// `true` refuses event types outside the catalog, `false` accepts
     /// any, `null` follows `HOOKRELAY_REJECT_UNKNOWN_EVENT_TYPES`.
