@@ -79,7 +79,8 @@ config="$PWD/.ci/schemathesis.toml"
   --generation-database none \
   --no-color) || status=$?
 if [ "$status" -ne 0 ]; then
-  echo "--- server log (last 50 lines)"
-  tail -n 50 "$work/server.log"
+  cp "$work/server.log" "$target/schemathesis-server.log"
+  echo "--- server log: $target/schemathesis-server.log; its errors:"
+  grep -E " (ERROR|WARN) " "$work/server.log" | grep -v "hookrelay::actors::alerts" | tail -n 30 || true
 fi
 exit "$status"
