@@ -248,3 +248,75 @@ fn operations(item: &mut utoipa::openapi::PathItem) -> impl Iterator<Item = &mut
     .into_iter()
     .filter_map(Option::as_mut)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::domain::MAX_EVENT_TYPE;
+    use crate::core::event_catalog::MAX_DESCRIPTION;
+    use serde_json::Value;
+
+    fn document() -> Value {
+        serde_json::to_value(ApiDoc::openapi()).expect("the document serializes")
+    }
+
+    fn bound(document: &Value, schema: &str, field: &str, keyword: &str) -> Option<u64> {
+        document["components"]["schemas"][schema]["properties"][field][keyword].as_u64()
+    }
+
+    fn as_bound(limit: usize) -> Option<u64> {
+        u64::try_from(limit).ok()
+    }
+
+    /// Bounds written as literals in `#[schema]` and `#[param]` attributes
+    /// (utoipa takes no constants there), held against the limits the
+    /// checks enforce, so that changing a limit without the document fails.
+    #[test]
+    fn literal_bounds_are_the_limits_the_code_enforces() {
+        let document = document();
+        assert_eq!(
+            bound(&document, "NewTenant", "name", "maxLength"),
+            as_bound(tenants::MAX_NAME)
+        );
+        assert_eq!(
+            bound(&document, "TenantPatch", "name", "maxLength"),
+            as_bound(tenants::MAX_NAME)
+        );
+        assert_eq!(
+            bound(&document, "NewKey", "name", "maxLength"),
+            as_bound(api_keys::MAX_NAME)
+        );
+        assert_eq!(
+            bound(&document, "Rotation", "grace_seconds", "maximum"),
+            Some(endpoint_secrets::MAX_GRACE_SECONDS)
+        );
+        for schema in ["NewEventType", "EventTypePatch"] {
+            assert_eq!(
+                bound(&document, schema, "description", "maxLength"),
+                as_bound(MAX_DESCRIPTION),
+                "{schema}"
+            );
+        }
+        for (schema, field) in [("NewEventType", "name"), ("NewEvent", "type")] {
+            assert_eq!(
+                bound(&document, schema, field, "maxLength"),
+                as_bound(MAX_EVENT_TYPE),
+                "{schema}.{field}"
+            );
+        }
+        let max_page = u64::try_from(super::super::MAX_PAGE).ok();
+        let mut lists = 0;
+        for item in document["paths"].as_object().into_iter().flatten() {
+            let parameters = item.1["get"]["parameters"].as_array();
+            for limit in parameters
+                .into_iter()
+                .flatten()
+                .filter(|parameter| parameter["name"] == "limit")
+            {
+                lists += 1;
+                assert_eq!(limit["schema"]["maximum"].as_u64(), max_page, "{}", item.0);
+            }
+        }
+        assert!(lists >= 6, "lists with a limit: {lists}");
+    }
+}

@@ -48,7 +48,7 @@ struct TenantOut {
     reject_unknown_event_types: Option<bool>,
 }
 
-const MAX_NAME: usize = 256;
+pub(crate) const MAX_NAME: usize = 256;
 
 /// A tenant's name, trimmed: 1 to [`MAX_NAME`] characters on one line.
 fn checked_name(name: &str) -> Result<String, FieldError> {
