@@ -16,7 +16,7 @@ pub struct ListParams {
     /// Only this endpoint's alerts.
     #[param(min_length = 1, max_length = 255, pattern = "^[A-Za-z0-9._:-]+$")]
     endpoint_id: Option<String>,
-    /// `failing`, `disabled`, `recovered` or `enabled`.
+    #[param(schema_with = super::openapi::alert_kinds)]
     kind: Option<String>,
     /// Only alerts raised at or after this RFC 3339 time.
     #[param(format = DateTime)]

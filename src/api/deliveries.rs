@@ -20,7 +20,7 @@ struct ListParams {
     /// Only deliveries to this endpoint.
     #[param(min_length = 1, max_length = 255, pattern = "^[A-Za-z0-9._:-]+$")]
     endpoint_id: Option<String>,
-    /// `pending`, `succeeded`, `failed`, `held` or `cancelled`.
+    #[param(schema_with = super::openapi::delivery_states)]
     state: Option<String>,
     /// Only deliveries of events of this type, exactly as published.
     #[param(min_length = 1, max_length = 255)]
@@ -31,8 +31,8 @@ struct ListParams {
     /// Only deliveries created before this RFC 3339 time (after `since`).
     #[param(format = DateTime)]
     until: Option<String>,
-    /// The class of the last attempt's status: `2xx`, `3xx`, `4xx`, `5xx`,
-    /// or `none` (no answer).
+    /// The class of the last attempt's status (`none`: no answer).
+    #[param(schema_with = super::openapi::status_classes)]
     status_class: Option<String>,
     #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,

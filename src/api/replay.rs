@@ -47,7 +47,8 @@ const DISABLED: &str = "endpoint is disabled; enable it first";
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 struct AttemptParams {
-    /// `2xx`, `3xx`, `4xx`, `5xx`, or `none` (no answer).
+    /// The class of the attempt's status (`none`: no answer).
+    #[param(schema_with = super::openapi::status_classes)]
     status_class: Option<String>,
     /// Only attempts started at or after this RFC 3339 time.
     #[param(format = DateTime)]
