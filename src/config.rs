@@ -1,5 +1,6 @@
 //! Settings: every flag can also come from the environment.
 
+use crate::store::writer::MAX_LANES;
 use clap::Args;
 use ipnet::IpNet;
 
@@ -92,10 +93,22 @@ pub struct Settings {
     /// Refuse endpoint URLs that are not `https://` (on create and update).
     #[arg(long, env = "HOOKRELAY_HTTPS_ONLY")]
     pub https_only: bool,
+
+    /// Connections the writer commits on at once, on PostgreSQL (SQLite
+    /// takes one writer at a time): one group's statements run while
+    /// another's commit is flushed.
+    #[arg(
+        long,
+        env = "HOOKRELAY_WRITER_CONNECTIONS",
+        default_value_t = DEFAULT_WRITER_CONNECTIONS,
+        value_parser = clap::value_parser!(u8).range(1..=MAX_LANES as i64),
+    )]
+    pub writer_connections: u8,
 }
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://hookrelay.db";
 pub const DEFAULT_MAX_PAYLOAD_BYTES: usize = 256 * 1024;
+pub const DEFAULT_WRITER_CONNECTIONS: u8 = 2;
 
 impl Settings {
     /// Defaults for embedding: any free port on loopback, no admin key.
@@ -119,6 +132,7 @@ impl Settings {
             allow_targets: Vec::new(),
             https_only: false,
             max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES,
+            writer_connections: DEFAULT_WRITER_CONNECTIONS,
         }
     }
 }

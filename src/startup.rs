@@ -72,7 +72,7 @@ impl Application {
                 endpoints::sync_operator_endpoint(db, target, now_ms())
             })
             .await?;
-        let writer = Writer::start(&store)?;
+        let writer = Writer::start(&store, usize::from(settings.writer_connections))?;
         let configs = endpoint_configs(&store, &health_defaults).await?;
         let actor_settings = actor_settings(&settings)?;
         let router = Router::new(
