@@ -215,7 +215,7 @@ fn admission(jobs: &[Job]) -> Admission {
 
 /// How many lanes a writer gets for `requested`: one on SQLite, which
 /// takes one writer at a time; at least one and at most [`MAX_LANES`].
-pub fn lanes_for(store: &Store, requested: usize) -> usize {
+fn lanes_for(store: &Store, requested: usize) -> usize {
     if store.is_postgres() {
         requested.clamp(1, MAX_LANES)
     } else {
