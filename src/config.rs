@@ -104,6 +104,34 @@ pub struct Settings {
         value_parser = clap::value_parser!(u8).range(1..=MAX_LANES as i64),
     )]
     pub writer_connections: u8,
+
+    /// Refuse (422) events whose type is not an active type of the
+    /// tenant's catalog, for tenants that did not choose for themselves.
+    #[arg(long, env = "HOOKRELAY_REJECT_UNKNOWN_EVENT_TYPES")]
+    pub reject_unknown_event_types: bool,
+
+    /// Days a succeeded delivery (and its attempts) is kept after its last
+    /// change; 0 keeps them forever.
+    #[arg(long, env = "HOOKRELAY_RETAIN_SUCCEEDED_DAYS", default_value_t = 30)]
+    pub retain_succeeded_days: u32,
+
+    /// Days a failed or cancelled delivery (and its attempts) is kept after
+    /// its last change; 0 keeps them forever.
+    #[arg(long, env = "HOOKRELAY_RETAIN_FAILED_DAYS", default_value_t = 90)]
+    pub retain_failed_days: u32,
+
+    /// Seconds from the end of one retention sweep to the start of the next.
+    #[arg(
+        long,
+        env = "HOOKRELAY_RETENTION_INTERVAL_SECONDS",
+        default_value_t = 300
+    )]
+    pub retention_interval_seconds: u64,
+    /// Base64 of 32 random bytes (`openssl rand -base64 32`): endpoint
+    /// secrets are stored encrypted with it. Keep it: secrets encrypted
+    /// under a key cannot sign without it.
+    #[arg(long, env = "HOOKRELAY_SECRET_KEY", hide_env_values = true)]
+    pub secret_key: Option<String>,
 }
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://hookrelay.db";
@@ -131,8 +159,13 @@ impl Settings {
             queue_window_bytes: 16 * 1024 * 1024,
             allow_targets: Vec::new(),
             https_only: false,
+            secret_key: None,
             max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES,
             writer_connections: DEFAULT_WRITER_CONNECTIONS,
+            reject_unknown_event_types: false,
+            retain_succeeded_days: 30,
+            retain_failed_days: 90,
+            retention_interval_seconds: 300,
         }
     }
 }

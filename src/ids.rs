@@ -22,6 +22,14 @@ pub fn api_key(prefix: &str) -> String {
     format!("{prefix}_{}", URL_SAFE_NO_PAD.encode(random_bytes::<32>()))
 }
 
+/// Characters of a key kept in the clear, to recognise it in a list: the
+/// `hrk_` mark and 8 random characters (48 of its 256 random bits).
+pub const KEY_PREFIX_CHARS: usize = 12;
+
+pub fn key_prefix(key: &str) -> String {
+    key.chars().take(KEY_PREFIX_CHARS).collect()
+}
+
 /// Keys are stored only as this digest; they carry 256 random bits, so a
 /// plain SHA-256 is enough (no password-stretching needed).
 pub fn key_hash(key: &str) -> String {

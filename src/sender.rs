@@ -1,6 +1,6 @@
 //! The HTTP side of an attempt: sign, send, and describe what happened.
 
-use crate::core::endpoint::EndpointConfig;
+use crate::core::endpoint::{EndpointConfig, HttpMethod};
 use crate::core::retry::parse_retry_after;
 use crate::core::signature_scheme::SignedMessage;
 use crate::core::target_policy::{vet, vet_literal, Blocked};
@@ -141,6 +141,8 @@ pub enum ErrorKind {
     Request,
     /// The target policy refused the destination; nothing was sent.
     Blocked,
+    /// The endpoint's secret could not be read; nothing was sent.
+    Signing,
 }
 
 impl ErrorKind {
@@ -154,6 +156,7 @@ impl ErrorKind {
             ErrorKind::Body => "body",
             ErrorKind::Request => "request",
             ErrorKind::Blocked => "blocked",
+            ErrorKind::Signing => "signing",
         }
     }
 }
@@ -168,13 +171,6 @@ pub async fn attempt(
 ) -> AttemptReport {
     let started = Instant::now();
     let now = chrono::Utc::now();
-    let signature = endpoint.signer.headers(&SignedMessage {
-        event_id,
-        event_type,
-        timestamp: now.timestamp(),
-        body: body.as_bytes(),
-    });
-
     let mut report = AttemptReport {
         started_at_ms: now.timestamp_millis(),
         duration_ms: 0,
@@ -184,10 +180,25 @@ pub async fn attempt(
         error: None,
         retry_after: None,
     };
-    let sent = match transport.route(endpoint) {
-        Ok((client, url)) => {
+    let signature = endpoint
+        .signing
+        .as_ref()
+        .map(|signing| {
+            let message = SignedMessage {
+                event_id,
+                event_type,
+                timestamp: now.timestamp(),
+                body: body.as_bytes(),
+            };
+            signing.headers(&message, now.timestamp_millis())
+        })
+        .map_err(|reason| (ErrorKind::Signing, storable(reason).into_owned()));
+    // Nothing is sent unsigned, nor to a refused target.
+    let prepared = signature.and_then(|signature| Ok((signature, transport.route(endpoint)?)));
+    let sent = match prepared {
+        Ok((signature, (client, url))) => {
             let mut request = client
-                .post(url)
+                .request(method(endpoint.method), url)
                 .timeout(endpoint.timeout)
                 .header(CONTENT_TYPE, "application/json")
                 .header(USER_AGENT, SIGNATURE_USER_AGENT);
@@ -238,6 +249,14 @@ async fn read_capped(response: &mut reqwest::Response) -> String {
     }
     body.truncate(MAX_RESPONSE_BODY);
     storable_lossy(&body)
+}
+
+fn method(method: HttpMethod) -> reqwest::Method {
+    match method {
+        HttpMethod::Post => reqwest::Method::POST,
+        HttpMethod::Put => reqwest::Method::PUT,
+        HttpMethod::Patch => reqwest::Method::PATCH,
+    }
 }
 
 fn header_map(headers: &HeaderMap<HeaderValue>) -> BTreeMap<String, String> {

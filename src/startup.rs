@@ -1,17 +1,21 @@
 //! Wiring: storage, writer, actors and the HTTP server.
 
 use crate::actors::endpoint::ActorSettings;
+use crate::actors::retention::RetentionSweep;
 use crate::actors::router::{DrainAll, Router};
-use crate::api::{self, auth::Keys, AppState};
+use crate::api::{self, auth::Keys, publish_rules::PublishRules, AppState};
 use crate::config::Settings;
 use crate::core::domain::parse_endpoint_url;
 use crate::core::endpoint::EndpointConfig;
 use crate::core::endpoint_machine::WindowLimits;
 use crate::core::limits::HealthLimits;
+use crate::core::retention::{RetentionSettings, SweepPace};
+use crate::core::secret_box::{SecretBox, SecretKey};
 use crate::core::signing::Secret;
 use crate::core::target_policy::TargetPolicy;
 use crate::ids;
 use crate::sender;
+use crate::store::models::ApiKeyRow;
 use crate::store::writer::Writer;
 use crate::store::{endpoints, tenants, Store, StoreError};
 use crate::time::now_ms;
@@ -41,6 +45,8 @@ pub struct Application {
     port: u16,
     server: Server,
     router: Addr<Router>,
+    /// Kept so the sweep lives as long as the application.
+    _retention: Addr<RetentionSweep>,
     generated_admin_key: Option<String>,
     shutdown_grace: Duration,
 }
@@ -55,6 +61,8 @@ impl Application {
             ));
         }
         let health_defaults = health_limits(&settings)?;
+        let (retention, sweep_pace) = retention_settings(&settings)?;
+        let secrets = secret_box(&settings)?;
         let alert_target = alert_target(&settings)?;
         let url = settings.database_url.clone();
         let store = tokio::task::spawn_blocking(move || Store::open(&url))
@@ -64,17 +72,19 @@ impl Application {
             Some(_) => None,
             None => store.run(ensure_admin_key).await?,
         };
+        let operator_secrets = secrets.clone();
         store
             .run(move |db| {
                 let target = alert_target
                     .as_ref()
                     .map(|(url, secret)| (url.as_str(), secret));
-                endpoints::sync_operator_endpoint(db, target, now_ms())
+                endpoints::sync_operator_endpoint(db, target, &operator_secrets, now_ms())
             })
             .await?;
         let writer = Writer::start(&store, usize::from(settings.writer_connections))?;
-        let configs = endpoint_configs(&store, &health_defaults).await?;
+        let configs = endpoint_configs(&store, &writer, &health_defaults, &secrets).await?;
         let actor_settings = actor_settings(&settings)?;
+        let retention = RetentionSweep::new(retention, sweep_pace, writer.clone()).start();
         let router = Router::new(
             writer.clone(),
             store.clone(),
@@ -92,6 +102,8 @@ impl Application {
             .port();
         let state = web::Data::new(AppState {
             keys: Keys::new(store.clone(), settings.admin_key.as_deref()),
+            publish_rules: PublishRules::new(store.clone(), settings.reject_unknown_event_types),
+            secrets,
             store,
             router: router.clone(),
             writer,
@@ -121,6 +133,7 @@ impl Application {
             port,
             server,
             router,
+            _retention: retention,
             generated_admin_key,
             shutdown_grace,
         })
@@ -179,10 +192,14 @@ const STARTUP_PAGE: usize = 1000;
 
 /// Every endpoint's configuration, read a page at a time so that start-up
 /// with many endpoints never holds all their rows (and, on PostgreSQL, the
-/// whole result set) beside all their configurations.
+/// whole result set) beside all their configurations. With a secret key
+/// set, secrets still stored plain (written before it was) are sealed on
+/// the way, so that none stays readable on disk after the first start.
 async fn endpoint_configs(
     store: &Store,
+    writer: &Writer,
     defaults: &HealthLimits,
+    secrets: &SecretBox,
 ) -> Result<Vec<EndpointConfig>, StoreError> {
     let mut configs = Vec::new();
     let mut after: Option<String> = None;
@@ -192,7 +209,22 @@ async fn endpoint_configs(
             .run(move |db| endpoints::page_after(db, from.as_deref(), STARTUP_PAGE))
             .await?;
         for row in &rows {
-            configs.push(row.config(defaults)?);
+            configs.push(row.config(defaults, secrets)?);
+        }
+        let plain: Vec<_> = rows
+            .iter()
+            .filter(|row| row.needs_sealing(secrets))
+            .cloned()
+            .collect();
+        if !plain.is_empty() {
+            log::info!(
+                "encrypting {} endpoint secrets stored in the clear",
+                plain.len()
+            );
+            let secrets = secrets.clone();
+            writer
+                .call(move |db| endpoints::seal_secrets(db, &plain, &secrets))
+                .await?;
         }
         match rows.last() {
             Some(last) if rows.len() == STARTUP_PAGE => after = Some(last.id.clone()),
@@ -222,6 +254,23 @@ fn health_limits(settings: &Settings) -> Result<HealthLimits, StartupError> {
     Ok(limits)
 }
 
+/// How long finished deliveries are kept, and how often that is applied.
+fn retention_settings(settings: &Settings) -> Result<(RetentionSettings, SweepPace), StartupError> {
+    if settings.retention_interval_seconds == 0 {
+        return Err(StartupError::Settings(
+            "HOOKRELAY_RETENTION_INTERVAL_SECONDS (--retention-interval-seconds) must be at least 1"
+                .to_owned(),
+        ));
+    }
+    Ok((
+        RetentionSettings {
+            succeeded_days: settings.retain_succeeded_days,
+            failed_days: settings.retain_failed_days,
+        },
+        SweepPace::every(Duration::from_secs(settings.retention_interval_seconds)),
+    ))
+}
+
 /// What every endpoint actor shares: its queue window and alert bound.
 fn actor_settings(settings: &Settings) -> Result<ActorSettings, StartupError> {
     if settings.queue_window == 0 {
@@ -241,6 +290,20 @@ fn actor_settings(settings: &Settings) -> Result<ActorSettings, StartupError> {
         },
         alert_min_interval: Duration::from_secs(settings.alert_min_interval_seconds),
     })
+}
+
+/// What reads and writes stored endpoint secrets: sealing with
+/// `HOOKRELAY_SECRET_KEY` when it is set.
+fn secret_box(settings: &Settings) -> Result<SecretBox, StartupError> {
+    let key = settings
+        .secret_key
+        .as_deref()
+        .map(SecretKey::parse)
+        .transpose()
+        .map_err(|reason| {
+            StartupError::Settings(format!("HOOKRELAY_SECRET_KEY (--secret-key) {reason}"))
+        })?;
+    Ok(SecretBox::new(key))
 }
 
 /// The operator's alert URL and the secret that signs what it receives.
@@ -279,10 +342,12 @@ fn ensure_admin_key(db: &mut crate::store::Db) -> Result<Option<String>, StoreEr
         return Ok(None);
     }
     let key = ids::api_key("hra");
-    tenants::add_admin_key(
-        db,
-        &ids::key_hash(&key),
-        chrono::Utc::now().timestamp_millis(),
-    )?;
+    let row = ApiKeyRow::new(
+        &key,
+        None,
+        Some("generated at first start".to_owned()),
+        now_ms(),
+    );
+    tenants::add_admin_key(db, &row)?;
     Ok(Some(key))
 }

@@ -216,6 +216,11 @@ impl EndpointActor {
     }
 
     fn send(&mut self, delivery: QueuedDelivery, ctx: &mut Context<Self>) {
+        if let Err(reason) = &self.config.signing {
+            // The attempt fails without sending anything (it is recorded
+            // with error kind `signing`); the endpoint's view says why.
+            self.last_error = Some(format!("cannot sign deliveries: {reason}"));
+        }
         let transport = self.deps.transport.clone();
         let config = Arc::clone(&self.config);
         let delivery_id = delivery.id.clone();
@@ -412,6 +417,7 @@ fn machine_config(config: &EndpointConfig, settings: &ActorSettings) -> MachineC
     MachineConfig {
         limits: config.limits.clone(),
         retry_schedule: config.retry_schedule.clone(),
+        retry_client_errors: config.retry_client_errors,
         max_in_flight: config.max_in_flight,
         raises_alerts: config.raises_alerts,
         window: settings.window,

@@ -3,4 +3,5 @@
 
 pub mod alerts;
 pub mod endpoint;
+pub mod retention;
 pub mod router;

@@ -2,35 +2,72 @@
 
 use super::problem::ApiError;
 use crate::core::domain::is_id;
+use crate::core::negative_cache::NegativeCache;
 use crate::ids::key_hash;
 use crate::store::tenants::{self, KeyOwner, SYSTEM_TENANT};
 use crate::store::Store;
+use crate::time::now_ms;
 use actix_web::http::header::AUTHORIZATION;
 use actix_web::HttpRequest;
 use std::collections::{HashMap, HashSet};
-use std::sync::RwLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, RwLock};
+use tokio::sync::Semaphore;
 
-/// Checks keys against the database, remembering what it has verified:
-/// keys are never reused for another owner and tenants are never deleted,
-/// so a positive answer stays true.
+/// How long a key found in the database is trusted without asking again:
+/// a key revoked through another instance sharing the database stops
+/// working here within this time (through this one, at once).
+const KNOWN_KEY_TTL_MS: i64 = 60_000;
+/// Digests of unknown keys remembered, and for how long: a client that
+/// repeats a bad key is answered 401 from memory.
+const UNKNOWN_KEYS: usize = 4096;
+const UNKNOWN_KEY_TTL_MS: i64 = 10_000;
+/// Database lookups of keys not in memory at once: a flood of distinct bad
+/// keys waits for these instead of taking every database connection, and
+/// known keys never wait for them.
+const CONCURRENT_LOOKUPS: usize = 4;
+
+/// Checks keys against the database, remembering what it has verified
+/// (tenants are never deleted, so a tenant found stays true).
 pub struct Keys {
     store: Store,
-    owners: RwLock<HashMap<String, KeyOwner>>,
+    /// The digest of the admin key from the environment, if any.
+    configured_admin: Option<String>,
+    /// Digests found in the database, with when.
+    known: RwLock<HashMap<String, (KeyOwner, i64)>>,
+    unknown: Mutex<NegativeCache>,
+    lookups: Semaphore,
+    /// Counts revocations, so that a lookup that raced one does not
+    /// remember the key it read before the revocation committed.
+    revocations: AtomicU64,
     tenants: RwLock<HashSet<String>>,
 }
 
 impl Keys {
     /// `configured_admin` is the admin key from the environment, if any.
     pub fn new(store: Store, configured_admin: Option<&str>) -> Keys {
-        let owners = configured_admin
-            .map(|key| (key_hash(key), KeyOwner::Admin))
-            .into_iter()
-            .collect();
         Keys {
             store,
-            owners: RwLock::new(owners),
+            configured_admin: configured_admin.map(key_hash),
+            known: RwLock::new(HashMap::new()),
+            unknown: Mutex::new(NegativeCache::new(UNKNOWN_KEYS, UNKNOWN_KEY_TTL_MS)),
+            lookups: Semaphore::new(CONCURRENT_LOOKUPS),
+            revocations: AtomicU64::new(0),
             tenants: RwLock::new(HashSet::new()),
         }
+    }
+
+    /// A key was just created: it works at once, whatever was remembered
+    /// about its digest.
+    pub fn created(&self, hash: &str, owner: KeyOwner) {
+        lock(&self.unknown).remove(hash);
+        write(&self.known).insert(hash.to_owned(), (owner, now_ms()));
+    }
+
+    /// A key was just revoked: it stops working at once.
+    pub fn revoked(&self, hash: &str) {
+        self.revocations.fetch_add(1, Ordering::SeqCst);
+        write(&self.known).remove(hash);
     }
 
     async fn owner(&self, request: &HttpRequest) -> Result<KeyOwner, ApiError> {
@@ -43,17 +80,48 @@ impl Keys {
             .filter(|key| !key.is_empty())
             .ok_or(ApiError::Unauthorized)?;
         let hash = key_hash(key);
-        if let Some(owner) = read(&self.owners).get(&hash) {
-            return Ok(owner.clone());
+        if self.configured_admin.as_ref() == Some(&hash) {
+            return Ok(KeyOwner::Admin);
         }
+        let started = now_ms();
+        if let Some((owner, verified_at)) = read(&self.known).get(&hash) {
+            if started - verified_at < KNOWN_KEY_TTL_MS {
+                return Ok(owner.clone());
+            }
+        }
+        if lock(&self.unknown).contains(&hash, started) {
+            return Err(ApiError::Unauthorized);
+        }
+        let _permit = self
+            .lookups
+            .acquire()
+            .await
+            .map_err(|_| ApiError::Unavailable)?;
+        let revocations = self.revocations.load(Ordering::SeqCst);
         let lookup = hash.clone();
-        let owner = self
+        let found = self
             .store
             .run(move |db| tenants::key_owner(db, &lookup))
-            .await?
-            .ok_or(ApiError::Unauthorized)?;
-        write(&self.owners).insert(hash, owner.clone());
-        Ok(owner)
+            .await?;
+        match found {
+            Some(owner) => {
+                if self.revocations.load(Ordering::SeqCst) == revocations {
+                    write(&self.known).insert(hash, (owner.clone(), now_ms()));
+                }
+                Ok(owner)
+            }
+            None => {
+                // Forget what this lookup disproved, but not a key created
+                // while it ran.
+                let mut known = write(&self.known);
+                if known.get(&hash).is_some_and(|(_, at)| *at < started) {
+                    known.remove(&hash);
+                }
+                drop(known);
+                lock(&self.unknown).insert(hash, now_ms());
+                Err(ApiError::Unauthorized)
+            }
+        }
     }
 
     pub async fn require_admin(&self, request: &HttpRequest) -> Result<(), ApiError> {
@@ -69,8 +137,8 @@ impl Keys {
     ///
     /// Every tenant-scoped handler calls this before it reads anything, so
     /// it is also where the ids of the path (tenant, endpoint, event,
-    /// delivery) are checked: one that cannot be an id names nothing (404)
-    /// and never reaches a query.
+    /// delivery, key) are checked: one that cannot be an id names nothing
+    /// (404) and never reaches a query.
     pub async fn require_tenant(
         &self,
         request: &HttpRequest,
@@ -115,6 +183,8 @@ fn check_path_ids(request: &HttpRequest) -> Result<(), ApiError> {
             "endpoint" => "endpoint",
             "event" => "event",
             "delivery" => "delivery",
+            "event_type" => "event type",
+            "key" => "api key",
             _ => "resource",
         })),
     }
@@ -128,5 +198,11 @@ fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
 
 fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
     lock.write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }

@@ -3,12 +3,14 @@ use super::{page, rfc3339, AppState, PageParams};
 use crate::actors::endpoint::EndpointSnapshot;
 use crate::actors::router::{EndpointDeleted, EndpointSaved, SnapshotOf};
 use crate::core::domain::{
-    check_header_name, check_line, check_text, parse_endpoint_url, FieldError,
+    check_header_name, check_line, check_metadata, check_text, parse_endpoint_url,
+    redacted_headers, unredacted_headers, FieldError,
 };
-use crate::core::endpoint::{EndpointConfig, MAX_MAX_IN_FLIGHT, MAX_TIMEOUT_SECONDS};
+use crate::core::endpoint::{EndpointConfig, HttpMethod, MAX_MAX_IN_FLIGHT, MAX_TIMEOUT_SECONDS};
 use crate::core::limits::HealthLimits;
 use crate::core::matching::EventTypePattern;
 use crate::core::retry::check_schedule;
+use crate::core::secret_box::{check_storable, OpenError, SecretBox};
 use crate::core::signature_scheme::SchemeName;
 use crate::core::target_policy::TargetPolicy;
 use crate::ids;
@@ -48,6 +50,9 @@ struct EndpointFields {
     signature_scheme: Option<String>,
     signature_header: Option<String>,
     signature_sha256_prefix: Option<bool>,
+    http_method: Option<String>,
+    retry_client_errors: Option<bool>,
+    metadata: Option<BTreeMap<String, String>>,
     // Health-limit overrides: absent keeps the current value, `null` goes
     // back to the global setting.
     #[serde(default, deserialize_with = "present")]
@@ -110,7 +115,8 @@ impl EndpointFields {
                 .collect::<Result<Vec<_>, _>>()?;
             row.event_types = to_json(&normalized);
         }
-        if let Some(headers) = self.headers {
+        if let Some(requested) = self.headers {
+            let headers = unredacted_headers(requested, &row.header_map())?;
             if headers.len() > MAX_CUSTOM_HEADERS {
                 return Err(FieldError::new(
                     "headers",
@@ -138,6 +144,18 @@ impl EndpointFields {
         }
         if let Some(limit) = self.max_in_flight {
             row.max_in_flight = within("max_in_flight", limit, MAX_MAX_IN_FLIGHT)?;
+        }
+        if let Some(method) = self.http_method {
+            let method = HttpMethod::parse(&method)
+                .map_err(|reason| FieldError::new("http_method", reason))?;
+            row.http_method = method.as_str().to_owned();
+        }
+        if let Some(retry) = self.retry_client_errors {
+            row.retry_client_errors = retry;
+        }
+        if let Some(metadata) = self.metadata {
+            check_metadata(&metadata)?;
+            row.metadata = to_json(&metadata);
         }
         if let Some(schedule) = self.retry_schedule {
             check_schedule(&schedule)?;
@@ -176,7 +194,14 @@ impl EndpointFields {
             row.signature_sha256_prefix = sha256_prefix;
         }
         if let Some(secret) = &self.secret {
+            check_storable(secret).map_err(|reason| FieldError::new("secret", reason))?;
             row.secret = secret.clone();
+        }
+        // A new secret or scheme replaces the secret outright: the one a
+        // rotation replaced may not even fit the new scheme.
+        if self.secret.is_some() || self.signature_scheme.is_some() {
+            row.previous_secret = None;
+            row.previous_secret_expires_at = None;
         }
         Ok(())
     }
@@ -277,6 +302,7 @@ fn checked_config(
     row: &EndpointRow,
     defaults: &HealthLimits,
     changed_max_cooldown_only: bool,
+    secrets: &SecretBox,
 ) -> Result<EndpointConfig, ApiError> {
     if let Err(refused) = HealthLimits::resolve(defaults, &row.overrides()) {
         if refused.field == "breaker_cooldown_seconds" && changed_max_cooldown_only {
@@ -292,7 +318,13 @@ fn checked_config(
         }
         return Err(refused.into());
     }
-    Ok(row.config(defaults)?)
+    Ok(row.config(defaults, secrets)?)
+}
+
+/// An endpoint whose stored secret this instance cannot read (encrypted
+/// under a key it was not started with).
+pub fn unreadable_secret(error: &OpenError) -> ApiError {
+    ApiError::Conflict(format!("the endpoint's {error}"))
 }
 
 fn within(field: &str, value: u32, max: u32) -> Result<i32, FieldError> {
@@ -317,11 +349,13 @@ pub fn view(row: &EndpointRow, live: Option<&EndpointSnapshot>) -> Value {
         "url": row.url,
         "description": row.description,
         "event_types": row.event_type_list(),
-        "headers": row.header_map(),
-        "secret": row.secret,
+        "headers": redacted_headers(&row.header_map()),
         "timeout_seconds": row.timeout_seconds,
         "max_in_flight": row.max_in_flight,
         "retry_schedule": row.retry_schedule_list(),
+        "retry_client_errors": row.retry_client_errors,
+        "http_method": row.http_method,
+        "metadata": row.metadata_map(),
         "signature_scheme": row.signature_scheme,
         "signature_header": row.signature_header,
         "signature_sha256_prefix": row.signature_sha256_prefix,
@@ -385,8 +419,8 @@ pub async fn create(
     let mut row = EndpointRow::with_defaults(&ids::time_ordered("ep"), &tenant, now_ms());
     let max_only = fields.changes_max_cooldown_only();
     fields.apply_to(&mut row)?;
-    let config = checked_config(&row, &state.health_defaults, max_only)?;
-    let stored = row.clone();
+    let config = checked_config(&row, &state.health_defaults, max_only, &state.secrets)?;
+    let stored = row.sealed(&state.secrets);
     // Through the writer, which runs one job at a time: no other create
     // can come between the count and the insert.
     let inserted = state
@@ -405,7 +439,10 @@ pub async fn create(
         )));
     }
     state.router.do_send(EndpointSaved(config));
-    Ok(HttpResponse::Created().json(view(&row, None)))
+    // The secret is shown here and by GET …/secret, never in a view.
+    let mut created = view(&row, None);
+    created["secret"] = json!(row.secret);
+    Ok(HttpResponse::Created().json(created))
 }
 
 pub async fn list(
@@ -459,15 +496,25 @@ pub async fn update(
     let (tenant, id) = path.into_inner();
     state.keys.require_tenant(&request, &tenant).await?;
     let fields: EndpointFields = parse_json(&body)?;
-    let mut row = find(&state, &tenant, &id).await?;
+    let stored = find(&state, &tenant, &id).await?;
+    let mut row = match stored.clone().opened(&state.secrets) {
+        Ok(row) => row,
+        // A new secret replaces the one that cannot be read.
+        Err(_) if fields.secret.is_some() => EndpointRow {
+            previous_secret: None,
+            previous_secret_expires_at: None,
+            ..stored
+        },
+        Err(unreadable) => return Err(unreadable_secret(&unreadable)),
+    };
     if let Some(url) = &fields.url {
         check_target(url, &state.targets)?;
     }
     let max_only = fields.changes_max_cooldown_only();
     fields.apply_to(&mut row)?;
     row.updated_at = now_ms();
-    let config = checked_config(&row, &state.health_defaults, max_only)?;
-    let stored = row.clone();
+    let config = checked_config(&row, &state.health_defaults, max_only, &state.secrets)?;
+    let stored = row.sealed(&state.secrets);
     state
         .store
         .run(move |db| endpoints::update(db, &stored))

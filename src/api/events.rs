@@ -59,6 +59,7 @@ pub async fn publish(
         )
         .into());
     }
+    state.publish_rules.admit(&tenant, &event_type).await?;
     if !input.payload.is_object() {
         return Err(FieldError::new("payload", "must be a JSON object").into());
     }

@@ -2,17 +2,22 @@
 //! domain values, calls the store or the router, and maps the result.
 
 pub mod alerts;
+pub mod api_keys;
 pub mod auth;
 pub mod deliveries;
 pub mod endpoint_health;
+pub mod endpoint_secrets;
 pub mod endpoints;
+pub mod event_types;
 pub mod events;
 pub mod health;
 pub mod problem;
+pub mod publish_rules;
 pub mod tenants;
 
 use crate::actors::router::Router;
 use crate::core::limits::HealthLimits;
+use crate::core::secret_box::SecretBox;
 use crate::core::target_policy::TargetPolicy;
 use crate::store::writer::Writer;
 use crate::store::Store;
@@ -29,6 +34,11 @@ pub struct AppState {
     /// Endpoint deletion goes through the writer, in order with ingestion.
     pub writer: Writer,
     pub keys: auth::Keys,
+    /// Whether each tenant accepts event types outside its catalog.
+    pub publish_rules: publish_rules::PublishRules,
+    /// Reads and writes stored endpoint secrets (sealed with
+    /// `HOOKRELAY_SECRET_KEY` when set).
+    pub secrets: SecretBox,
     /// The global health limits that per-endpoint overrides replace.
     pub health_defaults: HealthLimits,
     /// What endpoint URLs may point at.
@@ -43,6 +53,28 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::scope("/v1/tenants")
                 .route("", web::post().to(tenants::create))
                 .route("", web::get().to(tenants::list))
+                .route("/{tenant}", web::get().to(tenants::get))
+                .route("/{tenant}", web::patch().to(tenants::update))
+                .route("/{tenant}/event-types", web::post().to(event_types::create))
+                .route("/{tenant}/event-types", web::get().to(event_types::list))
+                .route(
+                    "/{tenant}/event-types/{event_type}",
+                    web::get().to(event_types::get),
+                )
+                .route(
+                    "/{tenant}/event-types/{event_type}",
+                    web::patch().to(event_types::update),
+                )
+                .route(
+                    "/{tenant}/event-types/{event_type}",
+                    web::delete().to(event_types::archive),
+                )
+                .route("/{tenant}/api-keys", web::post().to(api_keys::create))
+                .route("/{tenant}/api-keys", web::get().to(api_keys::list))
+                .route(
+                    "/{tenant}/api-keys/{key}",
+                    web::delete().to(api_keys::revoke),
+                )
                 .route("/{tenant}/endpoints", web::post().to(endpoints::create))
                 .route("/{tenant}/endpoints", web::get().to(endpoints::list))
                 .route(
@@ -56,6 +88,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route(
                     "/{tenant}/endpoints/{endpoint}",
                     web::delete().to(endpoints::delete),
+                )
+                .route(
+                    "/{tenant}/endpoints/{endpoint}/secret",
+                    web::get().to(endpoint_secrets::get),
+                )
+                .route(
+                    "/{tenant}/endpoints/{endpoint}/rotate-secret",
+                    web::post().to(endpoint_secrets::rotate),
                 )
                 .route(
                     "/{tenant}/endpoints/{endpoint}/health",

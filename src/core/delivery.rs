@@ -51,13 +51,24 @@ pub enum AttemptVerdict {
     Failed {
         retry_after: Option<Duration>,
     },
+    /// Failed, and the receiver's answer says that trying again is useless:
+    /// the delivery fails without waiting for its schedule.
+    Refused,
 }
 
 /// Only a 2xx is a success: redirects are not followed, so a 3xx fails.
-pub fn verdict_for_status(status: u16, retry_after: Option<Duration>) -> AttemptVerdict {
+/// Without `retry_client_errors`, a 4xx refuses the delivery for good,
+/// except 408 and 429, which ask for another try.
+pub fn verdict_for_status(
+    status: u16,
+    retry_after: Option<Duration>,
+    retry_client_errors: bool,
+) -> AttemptVerdict {
     match status {
         200..=299 => AttemptVerdict::Delivered,
         429 | 503 => AttemptVerdict::Failed { retry_after },
+        408 => AttemptVerdict::Failed { retry_after: None },
+        400..=499 if !retry_client_errors => AttemptVerdict::Refused,
         _ => AttemptVerdict::Failed { retry_after: None },
     }
 }
@@ -98,6 +109,10 @@ fn next_state(
     match verdict {
         AttemptVerdict::Delivered => Transition {
             state: DeliveryState::Succeeded,
+            retry_in: None,
+        },
+        AttemptVerdict::Refused => Transition {
+            state: DeliveryState::Failed,
             retry_in: None,
         },
         AttemptVerdict::Failed { retry_after } => {
@@ -157,23 +172,62 @@ mod tests {
     #[test]
     fn redirects_and_server_errors_fail() {
         assert_eq!(
-            verdict_for_status(302, None),
+            verdict_for_status(302, None, true),
             AttemptVerdict::Failed { retry_after: None }
         );
-        assert_eq!(verdict_for_status(204, None), AttemptVerdict::Delivered);
+        assert_eq!(
+            verdict_for_status(204, None, true),
+            AttemptVerdict::Delivered
+        );
     }
 
     #[test]
     fn retry_after_counts_only_for_429_and_503() {
         let asked = Some(Duration::from_secs(9));
         assert_eq!(
-            verdict_for_status(429, asked),
+            verdict_for_status(429, asked, true),
             AttemptVerdict::Failed { retry_after: asked }
         );
         assert_eq!(
-            verdict_for_status(500, asked),
+            verdict_for_status(500, asked, true),
             AttemptVerdict::Failed { retry_after: None }
         );
+    }
+
+    #[test]
+    fn client_errors_refuse_the_delivery_only_when_the_endpoint_says_so() {
+        assert_eq!(
+            verdict_for_status(404, None, true),
+            AttemptVerdict::Failed { retry_after: None }
+        );
+        assert_eq!(
+            verdict_for_status(404, None, false),
+            AttemptVerdict::Refused
+        );
+        assert_eq!(
+            verdict_for_status(400, None, false),
+            AttemptVerdict::Refused
+        );
+        let asked = Some(Duration::from_secs(9));
+        assert_eq!(
+            verdict_for_status(429, asked, false),
+            AttemptVerdict::Failed { retry_after: asked }
+        );
+        assert_eq!(
+            verdict_for_status(408, None, false),
+            AttemptVerdict::Failed { retry_after: None }
+        );
+        assert_eq!(
+            verdict_for_status(500, None, false),
+            AttemptVerdict::Failed { retry_after: None }
+        );
+    }
+
+    #[test]
+    fn a_refused_delivery_fails_with_retries_left() {
+        let refused = after_attempt(AttemptVerdict::Refused, 1, &[5, 60], 0.0, true);
+        assert_eq!(refused.state, DeliveryState::Failed);
+        assert_eq!(refused.retry_in, None);
     }
 
     #[test]

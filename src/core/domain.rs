@@ -1,6 +1,7 @@
 //! Input parsed once into values that can only be valid. A handler never
 //! carries an unchecked string deeper than this.
 
+use std::collections::BTreeMap;
 use url::Url;
 
 /// Why a value was refused, and which field carried it.
@@ -201,9 +202,162 @@ pub fn check_header_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// What an endpoint view shows instead of a sensitive header's value. A
+/// `PATCH` that sends it back keeps the stored value, so a view can be
+/// edited and returned without knowing the secret (GitHub's webhook config
+/// does the same for its secret).
+pub const REDACTED: &str = "********";
+
+/// Whether a custom header carries a credential whose value views must not
+/// show: `authorization`, `cookie`, and any name that speaks of a key, a
+/// token, a secret, a password or a signature (`x-api-key`, `x-auth-token`).
+pub fn is_sensitive_header(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    lower == "authorization"
+        || lower == "cookie"
+        || [
+            "auth",
+            "key",
+            "token",
+            "secret",
+            "password",
+            "signature",
+            "session",
+        ]
+        .iter()
+        .any(|word| lower.contains(word))
+}
+
+/// Custom headers as a view shows them: sensitive values redacted.
+pub fn redacted_headers(headers: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    headers
+        .iter()
+        .map(|(name, value)| {
+            let shown = if is_sensitive_header(name) {
+                REDACTED.to_owned()
+            } else {
+                value.clone()
+            };
+            (name.clone(), shown)
+        })
+        .collect()
+}
+
+/// The headers a `PATCH` asked for: a sensitive header sent back as
+/// [`REDACTED`] keeps its stored value (names compare case-insensitively,
+/// as HTTP does); a new one may not be the placeholder itself.
+pub fn unredacted_headers(
+    requested: BTreeMap<String, String>,
+    stored: &BTreeMap<String, String>,
+) -> Result<BTreeMap<String, String>, FieldError> {
+    requested
+        .into_iter()
+        .map(|(name, value)| {
+            if value != REDACTED || !is_sensitive_header(&name) {
+                return Ok((name, value));
+            }
+            stored
+                .iter()
+                .find(|(stored_name, _)| stored_name.eq_ignore_ascii_case(&name))
+                .map(|(_, kept)| (name.clone(), kept.clone()))
+                .ok_or_else(|| {
+                    FieldError::new(
+                        format!("headers.{name}"),
+                        "is the redaction placeholder, but no value is stored to keep",
+                    )
+                })
+        })
+        .collect()
+}
+
+pub const MAX_METADATA_ENTRIES: usize = 50;
+pub const MAX_METADATA_KEY: usize = 64;
+pub const MAX_METADATA_VALUE: usize = 512;
+
+/// An endpoint's `metadata`: the user's own labels, bounded like every
+/// stored string; keys follow the id alphabet so they can be filtered on.
+pub fn check_metadata(metadata: &BTreeMap<String, String>) -> Result<(), FieldError> {
+    if metadata.len() > MAX_METADATA_ENTRIES {
+        return Err(FieldError::new(
+            "metadata",
+            format!("may hold at most {MAX_METADATA_ENTRIES} entries"),
+        ));
+    }
+    for (key, value) in metadata {
+        let field = format!("metadata.{key}");
+        let is_key_char = |c: char| c.is_ascii_alphanumeric() || "._:-".contains(c);
+        if key.is_empty() || key.len() > MAX_METADATA_KEY || !key.chars().all(is_key_char) {
+            return Err(FieldError::new(
+                "metadata",
+                format!("keys must be 1 to {MAX_METADATA_KEY} characters of [A-Za-z0-9._:-]"),
+            ));
+        }
+        if value.chars().count() > MAX_METADATA_VALUE {
+            return Err(FieldError::new(
+                field,
+                format!("may hold at most {MAX_METADATA_VALUE} characters"),
+            ));
+        }
+        check_line(&field, value)?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn credentials_in_headers_are_redacted_and_kept_on_patch() {
+        let stored: BTreeMap<String, String> = [
+            ("Authorization", "Bearer s3cret"),
+            ("X-Api-Key", "k"),
+            ("X-Team", "billing"),
+        ]
+        .into_iter()
+        .map(|(n, v)| (n.to_owned(), v.to_owned()))
+        .collect();
+        let shown = redacted_headers(&stored);
+        assert_eq!(shown["Authorization"], REDACTED);
+        assert_eq!(shown["X-Api-Key"], REDACTED);
+        assert_eq!(shown["X-Team"], "billing");
+        let mut sent_back = shown.clone();
+        sent_back.insert("X-Team".to_owned(), "payments".to_owned());
+        let kept = unredacted_headers(sent_back, &stored).unwrap();
+        assert_eq!(kept["Authorization"], "Bearer s3cret");
+        assert_eq!(kept["X-Api-Key"], "k");
+        assert_eq!(kept["X-Team"], "payments");
+        let new_placeholder = [("X-Auth-Token".to_owned(), REDACTED.to_owned())].into();
+        assert_eq!(
+            unredacted_headers(new_placeholder, &stored)
+                .unwrap_err()
+                .field,
+            "headers.X-Auth-Token"
+        );
+        assert!(!is_sensitive_header("X-Request-Source"));
+    }
+
+    #[test]
+    fn metadata_is_bounded() {
+        let entry = |k: &str, v: &str| BTreeMap::from([(k.to_owned(), v.to_owned())]);
+        assert!(check_metadata(&entry("team", "billing")).is_ok());
+        assert_eq!(
+            check_metadata(&entry("a b", "x")).unwrap_err().field,
+            "metadata"
+        );
+        assert_eq!(
+            check_metadata(&entry("team", &"x".repeat(513)))
+                .unwrap_err()
+                .field,
+            "metadata.team"
+        );
+        assert_eq!(
+            check_metadata(&entry("team", "a\nb")).unwrap_err().field,
+            "metadata.team"
+        );
+        let many = (0..51).map(|i| (format!("k{i}"), String::new())).collect();
+        assert_eq!(check_metadata(&many).unwrap_err().field, "metadata");
+    }
 
     #[test]
     fn tenant_ids_follow_the_contract() {

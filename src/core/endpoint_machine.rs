@@ -44,6 +44,7 @@ impl Default for WindowLimits {
 pub struct MachineConfig {
     pub limits: HealthLimits,
     pub retry_schedule: Vec<u32>,
+    pub retry_client_errors: bool,
     pub max_in_flight: usize,
     /// `false` for the operator's alert endpoint (see `EndpointConfig`).
     pub raises_alerts: bool,
@@ -373,7 +374,9 @@ impl EndpointMachine {
         }
         delivery.attempt_count = delivery.attempt_count.saturating_add(1);
         let verdict = match outcome.status {
-            Some(status) => verdict_for_status(status, outcome.retry_after),
+            Some(status) => {
+                verdict_for_status(status, outcome.retry_after, self.config.retry_client_errors)
+            }
             None => AttemptVerdict::Failed { retry_after: None },
         };
         let (health, alerts, disable) =
@@ -933,6 +936,7 @@ mod tests {
         MachineConfig {
             limits: test_limits(),
             retry_schedule: vec![5, 60],
+            retry_client_errors: true,
             max_in_flight: 2,
             raises_alerts: true,
             window: WindowLimits {
@@ -1202,6 +1206,7 @@ mod tests {
     fn the_breaker_opens_then_lets_exactly_one_probe_through_per_cool_down() {
         let mut machine = active(MachineConfig {
             retry_schedule: vec![],
+            retry_client_errors: true,
             ..config()
         });
         let limits = test_limits();

@@ -142,11 +142,14 @@ impl Signer {
                     hex(&hmac_sha256(secret.key(), &[message.body]))
                 ),
             )],
-            Signer::Stripe(secret) => {
-                let t = message.timestamp.to_string();
-                let mac = hmac_sha256(secret.key(), &[t.as_bytes(), b".", message.body]);
-                vec![header(STRIPE_HEADER, format!("t={t},v1={}", hex(&mac)))]
-            }
+            Signer::Stripe(secret) => vec![header(
+                STRIPE_HEADER,
+                format!(
+                    "t={},v1={}",
+                    message.timestamp,
+                    stripe_v1(secret, message.timestamp, message.body)
+                ),
+            )],
             Signer::Hex {
                 secret,
                 header: name,
@@ -172,6 +175,65 @@ impl Signer {
         };
         own.eq_ignore_ascii_case(name)
     }
+}
+
+/// A secret replaced by a rotation, still signing until `expires_at_ms`.
+#[derive(Debug, Clone)]
+pub struct PreviousSigner {
+    pub signer: Signer,
+    pub expires_at_ms: i64,
+}
+
+/// What signs an endpoint's deliveries: its secret and, during a
+/// rotation's grace period, the secret it replaced.
+///
+/// Both sign where the scheme carries several signatures: `standard`
+/// (space-separated `v1,` entries in `webhook-signature`, as Standard
+/// Webhooks defines) and `stripe` (several `v1=` entries in
+/// `Stripe-Signature`, as Stripe sends during its own rotations). `github`
+/// and `hex` receivers take a single signature: only the new secret signs.
+#[derive(Debug, Clone)]
+pub struct Signing {
+    pub current: Signer,
+    pub previous: Option<PreviousSigner>,
+}
+
+impl Signing {
+    /// The headers of an attempt carrying `message`, made at `now_ms`.
+    pub fn headers(&self, message: &SignedMessage<'_>, now_ms: i64) -> Vec<(String, String)> {
+        let mut headers = self.current.headers(message);
+        let Some(previous) = self
+            .previous
+            .as_ref()
+            .filter(|previous| now_ms < previous.expires_at_ms)
+        else {
+            return headers;
+        };
+        let (name, extra) = match (&self.current, &previous.signer) {
+            (Signer::Standard(_), Signer::Standard(old)) => (
+                "webhook-signature",
+                format!(
+                    " {}",
+                    old.sign(message.event_id, message.timestamp, message.body)
+                ),
+            ),
+            (Signer::Stripe(_), Signer::Stripe(old)) => (
+                STRIPE_HEADER,
+                format!(",v1={}", stripe_v1(old, message.timestamp, message.body)),
+            ),
+            _ => return headers,
+        };
+        if let Some((_, value)) = headers.iter_mut().find(|(n, _)| n == name) {
+            value.push_str(&extra);
+        }
+        headers
+    }
+}
+
+/// Stripe's `v1` signature: hex HMAC of `{t}.{body}`.
+fn stripe_v1(secret: &PlainSecret, timestamp: i64, body: &[u8]) -> String {
+    let t = timestamp.to_string();
+    hex(&hmac_sha256(secret.key(), &[t.as_bytes(), b".", body]))
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -291,6 +353,80 @@ mod tests {
             assert!(Signer::new(&settings(scheme), "tab\there").is_err());
             assert!(Signer::new(&settings(scheme), "é").is_err());
             assert!(Signer::new(&settings(scheme), &"x".repeat(256)).is_err());
+        }
+    }
+
+    fn rotating(scheme: SchemeName, new: &str, old: &str, expires_at_ms: i64) -> Signing {
+        Signing {
+            current: signer(scheme, new),
+            previous: Some(PreviousSigner {
+                signer: signer(scheme, old),
+                expires_at_ms,
+            }),
+        }
+    }
+
+    const VECTOR_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    const OTHER_SECRET: &str = "whsec_c2VjcmV0LWZvci10aGUtb2xkLWtleS0xMjM0NTY=";
+
+    #[test]
+    fn standard_carries_both_signatures_until_the_grace_period_ends() {
+        let body = br#"{"test": 2432232314}"#;
+        let signing = rotating(SchemeName::Standard, VECTOR_SECRET, OTHER_SECRET, 10_000);
+        let current = Secret::parse(VECTOR_SECRET).unwrap();
+        let previous = Secret::parse(OTHER_SECRET).unwrap();
+        let sign = |secret: &Secret| secret.sign("msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body);
+        let during = signing.headers(&message(body), 9_999);
+        let value = |headers: &[(String, String)]| {
+            headers
+                .iter()
+                .find(|(n, _)| n == "webhook-signature")
+                .map(|(_, v)| v.clone())
+                .unwrap()
+        };
+        assert_eq!(
+            value(&during),
+            format!("{} {}", sign(&current), sign(&previous))
+        );
+        assert_eq!(
+            value(&signing.headers(&message(body), 10_000)),
+            sign(&current)
+        );
+    }
+
+    #[test]
+    fn stripe_carries_one_v1_entry_per_secret_during_the_grace_period() {
+        let body = br#"{"test": 2432232314}"#;
+        // The previous secret is the one of the vector computed above.
+        let signing = rotating(SchemeName::Stripe, OTHER_SECRET, VECTOR_SECRET, 10_000);
+        let headers = signing.headers(&message(body), 0);
+        let current_v1 = stripe_v1(&PlainSecret::parse(OTHER_SECRET).unwrap(), 1614265330, body);
+        assert_eq!(
+            pairs(&headers),
+            [(
+                "Stripe-Signature",
+                format!(
+                    "t=1614265330,v1={current_v1},v1=2e37df5d4a028c51a7f3133d64ae1e300d2c2c900f1b1d49d4369ad2530f8964"
+                )
+                .as_str()
+            )]
+        );
+        let after = signing.headers(&message(body), 10_000);
+        assert_eq!(
+            pairs(&after),
+            [(
+                "Stripe-Signature",
+                format!("t=1614265330,v1={current_v1}").as_str()
+            )]
+        );
+    }
+
+    #[test]
+    fn single_signature_schemes_sign_with_the_new_secret_only() {
+        for scheme in [SchemeName::GitHub, SchemeName::Hex] {
+            let signing = rotating(scheme, GITHUB_SECRET, "the old secret", 10_000);
+            let alone = signer(scheme, GITHUB_SECRET).headers(&message(GITHUB_BODY));
+            assert_eq!(signing.headers(&message(GITHUB_BODY), 0), alone);
         }
     }
 

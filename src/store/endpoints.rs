@@ -5,14 +5,17 @@ use super::schema::{endpoint_health, endpoints};
 use super::tenants::SYSTEM_TENANT;
 use super::{dispatch, Db, StoreError};
 use crate::core::breaker::{Breaker, CircuitState};
-use crate::core::endpoint::{EndpointConfig, DEFAULT_MAX_IN_FLIGHT, DEFAULT_TIMEOUT_SECONDS};
+use crate::core::endpoint::{
+    EndpointConfig, HttpMethod, DEFAULT_MAX_IN_FLIGHT, DEFAULT_TIMEOUT_SECONDS,
+};
 use crate::core::envelope::OPERATIONAL_PREFIX;
 use crate::core::failure_policy::{DisableReason, Streak};
 use crate::core::limits::{HealthLimits, HealthOverrides};
 use crate::core::matching::EventTypePattern;
 use crate::core::retry::DEFAULT_SCHEDULE;
+use crate::core::secret_box::{OpenError, SecretBox, NONCE_LEN};
 use crate::core::signature_scheme::{
-    SchemeName, SignatureSettings, Signer, DEFAULT_SIGNATURE_HEADER,
+    PreviousSigner, SchemeName, SignatureSettings, Signer, Signing, DEFAULT_SIGNATURE_HEADER,
 };
 use crate::core::signing::Secret;
 use diesel::prelude::*;
@@ -53,8 +56,32 @@ pub fn update(db: &mut Db, row: &EndpointRow) -> Result<(), StoreError> {
             endpoints::signature_scheme.eq(&row.signature_scheme),
             endpoints::signature_header.eq(&row.signature_header),
             endpoints::signature_sha256_prefix.eq(row.signature_sha256_prefix),
+            endpoints::http_method.eq(&row.http_method),
+            endpoints::retry_client_errors.eq(row.retry_client_errors),
+            endpoints::metadata.eq(&row.metadata),
+            endpoints::previous_secret.eq(&row.previous_secret),
+            endpoints::previous_secret_expires_at.eq(row.previous_secret_expires_at),
         ))
         .execute(c))?;
+    Ok(())
+}
+
+/// Seals the plain secrets of `rows` (read at start with a key set): only
+/// the secret columns are written. Run by the writer, in its transaction.
+pub fn seal_secrets(
+    db: &mut Db,
+    rows: &[EndpointRow],
+    secrets: &SecretBox,
+) -> Result<(), StoreError> {
+    for row in rows {
+        let sealed = row.sealed(secrets);
+        dispatch!(db, c => diesel::update(endpoints::table.find(&row.id))
+            .set((
+                endpoints::secret.eq(&sealed.secret),
+                endpoints::previous_secret.eq(&sealed.previous_secret),
+            ))
+            .execute(c))?;
+    }
     Ok(())
 }
 
@@ -211,6 +238,7 @@ pub fn delete(db: &mut Db, tenant_id: &str, id: &str) -> Result<bool, StoreError
 pub fn sync_operator_endpoint(
     db: &mut Db,
     target: Option<(&str, &Secret)>,
+    secrets: &SecretBox,
     now: i64,
 ) -> Result<(), StoreError> {
     super::tenants::ensure_system_tenant(db, now)?;
@@ -224,6 +252,7 @@ pub fn sync_operator_endpoint(
     row.description = "hookrelay operator alerts (HOOKRELAY_ALERT_URL)".to_owned();
     row.event_types =
         serde_json::to_string(&[format!("{OPERATIONAL_PREFIX}*")]).unwrap_or_default();
+    let mut row = row.sealed(secrets);
     match find(db, SYSTEM_TENANT, OPERATOR_ENDPOINT)? {
         Some(existing) => {
             row.created_at = existing.created_at;
@@ -270,7 +299,48 @@ impl EndpointRow {
             signature_scheme: SchemeName::Standard.as_str().to_owned(),
             signature_header: DEFAULT_SIGNATURE_HEADER.to_owned(),
             signature_sha256_prefix: false,
+            http_method: HttpMethod::Post.as_str().to_owned(),
+            retry_client_errors: true,
+            metadata: "{}".to_owned(),
+            previous_secret: None,
+            previous_secret_expires_at: None,
         }
+    }
+
+    /// The row with its secrets readable, or why one is not.
+    pub fn opened(mut self, secrets: &SecretBox) -> Result<EndpointRow, OpenError> {
+        self.secret = secrets.open(&self.id, &self.secret)?;
+        self.previous_secret = self
+            .previous_secret
+            .map(|previous| secrets.open(&self.id, &previous))
+            .transpose()?;
+        Ok(self)
+    }
+
+    /// The row as it is stored: plain secrets sealed, each with a fresh
+    /// nonce, when a key is set.
+    pub fn sealed(&self, secrets: &SecretBox) -> EndpointRow {
+        let seal = |value: &str| {
+            if secrets.needs_sealing(value) {
+                secrets.seal(&self.id, value, crate::ids::random_bytes::<NONCE_LEN>())
+            } else {
+                value.to_owned()
+            }
+        };
+        EndpointRow {
+            secret: seal(&self.secret),
+            previous_secret: self.previous_secret.as_deref().map(seal),
+            ..self.clone()
+        }
+    }
+
+    /// Whether a secret column holds a plain value that should be sealed.
+    pub fn needs_sealing(&self, secrets: &SecretBox) -> bool {
+        secrets.needs_sealing(&self.secret)
+            || self
+                .previous_secret
+                .as_deref()
+                .is_some_and(|previous| secrets.needs_sealing(previous))
     }
 
     pub fn event_type_list(&self) -> Vec<String> {
@@ -279,6 +349,10 @@ impl EndpointRow {
 
     pub fn header_map(&self) -> BTreeMap<String, String> {
         serde_json::from_str(&self.headers).unwrap_or_default()
+    }
+
+    pub fn metadata_map(&self) -> BTreeMap<String, String> {
+        serde_json::from_str(&self.metadata).unwrap_or_default()
     }
 
     pub fn retry_schedule_list(&self) -> Vec<u32> {
@@ -294,9 +368,38 @@ impl EndpointRow {
     }
 
     /// The signer of this endpoint's deliveries, or why its secret cannot
-    /// key its scheme.
+    /// key its scheme; on a row whose secrets are [`EndpointRow::opened`].
     pub fn signer(&self) -> Result<Signer, String> {
         Signer::new(&self.signature_settings()?, &self.secret)
+    }
+
+    /// The secret and, until its grace period ends, the one a rotation
+    /// replaced, read through `secrets`. A previous secret that cannot be
+    /// read no longer signs; the current one must.
+    pub fn signing(&self, secrets: &SecretBox) -> Result<Signing, String> {
+        let settings = self.signature_settings()?;
+        let open = |stored: &str| {
+            let secret = secrets.open(&self.id, stored).map_err(|e| e.to_string())?;
+            Signer::new(&settings, &secret)
+        };
+        let current = open(&self.secret)?;
+        let previous = match (&self.previous_secret, self.previous_secret_expires_at) {
+            (Some(stored), Some(expires_at_ms)) => match open(stored) {
+                Ok(signer) => Some(PreviousSigner {
+                    signer,
+                    expires_at_ms,
+                }),
+                Err(reason) => {
+                    log::warn!(
+                        "endpoint {}: the secret replaced by its last rotation cannot sign: {reason}",
+                        self.id
+                    );
+                    None
+                }
+            },
+            _ => None,
+        };
+        Ok(Signing { current, previous })
     }
 
     pub fn is_active(&self) -> bool {
@@ -349,7 +452,11 @@ impl EndpointRow {
     }
 
     /// The configuration the router and the endpoint actor work from.
-    pub fn config(&self, defaults: &HealthLimits) -> Result<EndpointConfig, StoreError> {
+    pub fn config(
+        &self,
+        defaults: &HealthLimits,
+        secrets: &SecretBox,
+    ) -> Result<EndpointConfig, StoreError> {
         let corrupt = |column: &str, reason: String| {
             StoreError::Corrupt(format!("endpoint {} column {column}: {reason}", self.id))
         };
@@ -358,17 +465,23 @@ impl EndpointRow {
             .iter()
             .map(|p| EventTypePattern::parse(p).map_err(|e| corrupt("event_types", e.to_owned())))
             .collect::<Result<Vec<_>, _>>()?;
-        let signer = self.signer().map_err(|e| corrupt("signature", e))?;
+        let method = HttpMethod::parse(&self.http_method).map_err(|e| corrupt("http_method", e))?;
+        let signing = self.signing(secrets);
+        if let Err(reason) = &signing {
+            log::error!("endpoint {}: cannot sign its deliveries: {reason}", self.id);
+        }
         Ok(EndpointConfig {
             id: self.id.clone(),
             tenant_id: self.tenant_id.clone(),
             url: self.url.clone(),
+            method,
             patterns,
             headers: self.header_map().into_iter().collect(),
-            signer,
+            signing,
             timeout: Duration::from_secs(u64::try_from(self.timeout_seconds).unwrap_or(30)),
             max_in_flight: usize::try_from(self.max_in_flight).unwrap_or(1).max(1),
             retry_schedule: self.retry_schedule_list(),
+            retry_client_errors: self.retry_client_errors,
             active: self.is_active(),
             limits: self.limits(defaults),
             raises_alerts: self.id != OPERATOR_ENDPOINT,

@@ -7,14 +7,17 @@
 //! [`Store::run`] (a blocking thread) or the dedicated [`writer`] thread.
 
 pub mod alerts;
+pub mod api_keys;
 pub mod batch;
 pub mod deliveries;
 pub mod endpoint_state;
 pub mod endpoints;
+pub mod event_types;
 pub mod events;
 pub mod health;
 pub mod models;
 mod reconnect;
+pub mod retention;
 pub mod schema;
 pub mod tenants;
 pub mod writer;

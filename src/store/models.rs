@@ -20,6 +20,11 @@ pub struct ApiKeyRow {
     pub key_hash: String,
     pub tenant_id: Option<String>,
     pub created_at: i64,
+    pub id: String,
+    pub name: Option<String>,
+    /// The key's first characters, to recognise it; `None` for keys
+    /// created before they were kept.
+    pub prefix: Option<String>,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -50,6 +55,16 @@ pub struct EndpointRow {
     pub signature_scheme: String,
     pub signature_header: String,
     pub signature_sha256_prefix: bool,
+    pub http_method: String,
+    /// `false`: a 4xx other than 408 and 429 fails the delivery at once.
+    pub retry_client_errors: bool,
+    /// JSON object of strings, the user's own labels.
+    pub metadata: String,
+    /// The secret a rotation replaced: it signs too until
+    /// `previous_secret_expires_at`. Both secret columns hold the stored
+    /// form ([`crate::core::secret_box`]): plain, or sealed.
+    pub previous_secret: Option<String>,
+    pub previous_secret_expires_at: Option<i64>,
 }
 
 /// The breaker and failure streak of an endpoint, as its actor saved them.

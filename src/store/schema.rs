@@ -5,6 +5,7 @@ diesel::table! {
         id -> Text,
         name -> Text,
         created_at -> BigInt,
+        reject_unknown_event_types -> Nullable<Bool>,
     }
 }
 
@@ -13,6 +14,9 @@ diesel::table! {
         key_hash -> Text,
         tenant_id -> Nullable<Text>,
         created_at -> BigInt,
+        id -> Text,
+        name -> Nullable<Text>,
+        prefix -> Nullable<Text>,
     }
 }
 
@@ -42,6 +46,11 @@ diesel::table! {
         signature_scheme -> Text,
         signature_header -> Text,
         signature_sha256_prefix -> Bool,
+        http_method -> Text,
+        retry_client_errors -> Bool,
+        metadata -> Text,
+        previous_secret -> Nullable<Text>,
+        previous_secret_expires_at -> Nullable<BigInt>,
     }
 }
 
@@ -117,6 +126,18 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    event_types (tenant_id, name) {
+        tenant_id -> Text,
+        name -> Text,
+        description -> Text,
+        json_schema -> Nullable<Text>,
+        archived_at -> Nullable<BigInt>,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
 diesel::joinable!(attempts -> deliveries (delivery_id));
 diesel::joinable!(endpoints -> tenants (tenant_id));
 
@@ -129,4 +150,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     deliveries,
     attempts,
     alerts,
+    event_types,
 );

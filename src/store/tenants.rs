@@ -16,8 +16,8 @@ pub enum KeyOwner {
     Tenant(String),
 }
 
-/// Creates the tenant and its key; `false` when the id is taken.
-pub fn create(db: &mut Db, tenant: &TenantRow, key_hash: &str) -> Result<bool, StoreError> {
+/// Creates the tenant and its first key; `false` when the id is taken.
+pub fn create(db: &mut Db, tenant: &TenantRow, key: &ApiKeyRow) -> Result<bool, StoreError> {
     db.transaction(|db| {
         let inserted = dispatch!(db, c => diesel::insert_into(tenants::table)
             .values(tenant)
@@ -26,12 +26,7 @@ pub fn create(db: &mut Db, tenant: &TenantRow, key_hash: &str) -> Result<bool, S
         if inserted == 0 {
             return Ok(false);
         }
-        let key = ApiKeyRow {
-            key_hash: key_hash.to_owned(),
-            tenant_id: Some(tenant.id.clone()),
-            created_at: tenant.created_at,
-        };
-        dispatch!(db, c => diesel::insert_into(api_keys::table).values(&key).execute(c))?;
+        dispatch!(db, c => diesel::insert_into(api_keys::table).values(key).execute(c))?;
         Ok(true)
     })
 }
@@ -45,6 +40,21 @@ pub fn list(db: &mut Db, after: Option<&str>, limit: i64) -> Result<Vec<TenantRo
         .limit(limit)
         .select(TenantRow::as_select())
         .load(c))?)
+}
+
+pub fn find(db: &mut Db, id: &str) -> Result<Option<TenantRow>, StoreError> {
+    Ok(dispatch!(db, c => tenants::table
+        .find(id)
+        .select(TenantRow::as_select())
+        .first(c)
+        .optional())?)
+}
+
+pub fn rename(db: &mut Db, id: &str, name: &str) -> Result<(), StoreError> {
+    dispatch!(db, c => diesel::update(tenants::table.find(id))
+        .set(tenants::name.eq(name))
+        .execute(c))?;
+    Ok(())
 }
 
 pub fn exists(db: &mut Db, id: &str) -> Result<bool, StoreError> {
@@ -74,13 +84,8 @@ pub fn has_admin_key(db: &mut Db) -> Result<bool, StoreError> {
     Ok(found.is_some())
 }
 
-pub fn add_admin_key(db: &mut Db, key_hash: &str, now: i64) -> Result<(), StoreError> {
-    let key = ApiKeyRow {
-        key_hash: key_hash.to_owned(),
-        tenant_id: None,
-        created_at: now,
-    };
-    dispatch!(db, c => diesel::insert_into(api_keys::table).values(&key).execute(c))?;
+pub fn add_admin_key(db: &mut Db, key: &ApiKeyRow) -> Result<(), StoreError> {
+    dispatch!(db, c => diesel::insert_into(api_keys::table).values(key).execute(c))?;
     Ok(())
 }
 

@@ -11,7 +11,9 @@ use hookrelay::core::delivery::DeliveryState;
 use hookrelay::store::batch::{self, IngestInput};
 use hookrelay::store::deliveries::{self, AttemptRecord, AttemptWrite};
 use hookrelay::store::events::Ingested;
-use hookrelay::store::models::{AttemptRow, DeliveryRow, EndpointRow, EventRow, TenantRow};
+use hookrelay::store::models::{
+    ApiKeyRow, AttemptRow, DeliveryRow, EndpointRow, EventRow, TenantRow,
+};
 use hookrelay::store::schema::{deliveries as delivery_table, events as event_table};
 use hookrelay::store::writer::{Writer, MAX_LANES};
 use hookrelay::store::{endpoints, tenants, Db, Store, StoreError};
@@ -366,7 +368,12 @@ fn open_with_endpoints(test_db: &TestDb, ids: &[&str]) -> (Store, Db) {
         name: TENANT.to_owned(),
         created_at: NOW,
     };
-    assert!(tenants::create(&mut db, &tenant, "key_hash_of_acme").expect("create tenant"));
+    assert!(tenants::create(
+        &mut db,
+        &tenant,
+        &ApiKeyRow::new("key_of_acme", Some(TENANT), None, NOW)
+    )
+    .expect("create tenant"));
     for id in ids {
         endpoints::insert(&mut db, &endpoint(id)).expect("insert endpoint");
     }

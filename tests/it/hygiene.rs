@@ -327,6 +327,25 @@ fn tenant_routes() -> Vec<(Method, &'static str, Option<Value>)> {
         (Method::GET, "/v1/tenants/{t}/events/{id}", None),
         (Method::GET, "/v1/tenants/{t}/deliveries", None),
         (Method::GET, "/v1/tenants/{t}/deliveries/{id}", None),
+        (Method::GET, "/v1/tenants/{t}", None),
+        (
+            Method::PATCH,
+            "/v1/tenants/{t}",
+            Some(json!({"reject_unknown_event_types": true})),
+        ),
+        (
+            Method::POST,
+            "/v1/tenants/{t}/event-types",
+            Some(json!({"name": "a.b"})),
+        ),
+        (Method::GET, "/v1/tenants/{t}/event-types", None),
+        (Method::GET, "/v1/tenants/{t}/event-types/{id}", None),
+        (
+            Method::PATCH,
+            "/v1/tenants/{t}/event-types/{id}",
+            Some(json!({"description": "x"})),
+        ),
+        (Method::DELETE, "/v1/tenants/{t}/event-types/{id}", None),
     ]
 }
 
@@ -384,6 +403,7 @@ async fn a_nul_in_an_id_is_a_404_on_every_route_and_a_422_in_a_query(db: TestDb)
         (format!("/v1/tenants/{tenant}/endpoints"), key.as_str()),
         (format!("/v1/tenants/{tenant}/deliveries"), key.as_str()),
         (format!("/v1/tenants/{tenant}/alerts"), key.as_str()),
+        (format!("/v1/tenants/{tenant}/event-types"), key.as_str()),
     ];
     for (list, who) in &lists {
         for bad in bad_ids {

@@ -92,7 +92,7 @@ fn row_counts(app: &TestApp) -> Vec<(&'static str, i64)> {
 
 /// Each body is refused on create and on update, naming `field`; the
 /// endpoint and every table stay as they were.
-async fn assert_refused_on_create_and_update(
+pub(crate) async fn assert_refused_on_create_and_update(
     app: &TestApp,
     key: &str,
     tenant: &str,
@@ -427,7 +427,7 @@ async fn the_operator_tenant_can_be_read_not_written(db: TestDb) {
     let before_rows = row_counts(&app);
 
     let endpoint = json!({"url": "http://127.0.0.1:9/hook"});
-    let writes: [(Method, String, Option<Value>); 7] = [
+    let writes: [(Method, String, Option<Value>); 9] = [
         (
             Method::POST,
             format!("{tenant_path}/endpoints"),
@@ -437,6 +437,8 @@ async fn the_operator_tenant_can_be_read_not_written(db: TestDb) {
         (Method::PATCH, endpoint_path.clone(), Some(json!({}))),
         (Method::POST, format!("{endpoint_path}/disable"), None),
         (Method::POST, format!("{endpoint_path}/enable"), None),
+        (Method::POST, format!("{endpoint_path}/rotate-secret"), None),
+        (Method::POST, format!("{tenant_path}/api-keys"), None),
         (
             Method::POST,
             format!("{tenant_path}/events"),
@@ -492,6 +494,12 @@ async fn start_up_restores_the_operator_endpoint_whatever_happened_to_it(db: Tes
         .app
         .get_json(&first.app.admin_key, &endpoint_path)
         .await;
+    let secret_path = format!("{endpoint_path}/secret");
+    let shown = |view: Value| view["secret"].clone();
+    assert_eq!(
+        shown(first.app.get_json(&first.app.admin_key, &secret_path).await),
+        json!(secret)
+    );
     first.stop().await;
 
     // What an older version's API (or a hand edit) could leave behind.
@@ -510,16 +518,19 @@ async fn start_up_restores_the_operator_endpoint_whatever_happened_to_it(db: Tes
         .app
         .get_json(&second.app.admin_key, &endpoint_path)
         .await;
-    for field in [
-        "url",
-        "secret",
-        "status",
-        "retry_schedule",
-        "headers",
-        "disabled_at",
-    ] {
+    for field in ["url", "status", "retry_schedule", "headers", "disabled_at"] {
         assert_eq!(restored[field], configured[field], "{field}: {restored}");
     }
+    assert_eq!(
+        shown(
+            second
+                .app
+                .get_json(&second.app.admin_key, &secret_path)
+                .await
+        ),
+        json!(secret),
+        "the configured secret is restored"
+    );
     assert_eq!(restored["status"], json!("active"), "{restored}");
     second.stop().await;
 
@@ -532,8 +543,13 @@ async fn start_up_restores_the_operator_endpoint_whatever_happened_to_it(db: Tes
         .app
         .get_json(&third.app.admin_key, &endpoint_path)
         .await;
-    for field in ["url", "secret", "status"] {
+    for field in ["url", "status"] {
         assert_eq!(recreated[field], configured[field], "{field}: {recreated}");
     }
+    assert_eq!(
+        shown(third.app.get_json(&third.app.admin_key, &secret_path).await),
+        json!(secret),
+        "the configured secret is restored"
+    );
     third.stop().await;
 }

@@ -1,0 +1,2 @@
+ALTER TABLE tenants DROP COLUMN reject_unknown_event_types;
+DROP TABLE event_types;

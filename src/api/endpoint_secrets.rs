@@ -1,0 +1,126 @@
+//! An endpoint's signing secret: shown on its own route (never in endpoint
+//! views), and rotated with a grace period during which the replaced
+//! secret signs too.
+
+use super::endpoints::{find, unreadable_secret};
+use super::problem::{parse_json, ApiError};
+use super::{rfc3339, AppState};
+use crate::actors::router::EndpointSaved;
+use crate::core::domain::FieldError;
+use crate::core::secret_box::check_storable;
+use crate::core::signature_scheme::Signer;
+use crate::core::signing::Secret;
+use crate::ids;
+use crate::store::endpoints;
+use crate::store::models::EndpointRow;
+use crate::store::StoreError;
+use crate::time::now_ms;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+pub const DEFAULT_GRACE_SECONDS: u64 = 24 * 3600;
+pub const MAX_GRACE_SECONDS: u64 = 7 * 24 * 3600;
+
+type EndpointPath = web::Path<(String, String)>;
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Rotation {
+    secret: Option<String>,
+    grace_seconds: Option<u64>,
+}
+
+pub async fn get(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    path: EndpointPath,
+) -> Result<HttpResponse, ApiError> {
+    let (tenant, id) = path.into_inner();
+    state.keys.require_tenant(&request, &tenant).await?;
+    let row = find(&state, &tenant, &id)
+        .await?
+        .opened(&state.secrets)
+        .map_err(|unreadable| unreadable_secret(&unreadable))?;
+    Ok(HttpResponse::Ok().json(secret_view(&row, now_ms())))
+}
+
+pub async fn rotate(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    path: EndpointPath,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let (tenant, id) = path.into_inner();
+    state.keys.require_tenant(&request, &tenant).await?;
+    let input: Rotation = if body.iter().all(u8::is_ascii_whitespace) {
+        Rotation::default()
+    } else {
+        parse_json(&body)?
+    };
+    let grace_seconds = input.grace_seconds.unwrap_or(DEFAULT_GRACE_SECONDS);
+    if grace_seconds > MAX_GRACE_SECONDS {
+        return Err(FieldError::new(
+            "grace_seconds",
+            format!("must be between 0 and {MAX_GRACE_SECONDS} (7 days)"),
+        )
+        .into());
+    }
+    let stored = find(&state, &tenant, &id).await?;
+    let mut row = match stored.clone().opened(&state.secrets) {
+        Ok(row) => row,
+        // Without a grace period nothing of the unreadable secret is kept.
+        Err(_) if grace_seconds == 0 => stored,
+        Err(unreadable) => return Err(unreadable_secret(&unreadable)),
+    };
+    let new_secret = match input.secret {
+        Some(secret) => checked_secret(&row, secret)?,
+        None => Secret::from_key_bytes(&ids::random_bytes::<24>())
+            .as_str()
+            .to_owned(),
+    };
+    let now = now_ms();
+    let replaced = std::mem::replace(&mut row.secret, new_secret);
+    // grace_seconds ≤ 7 days, so the product cannot overflow.
+    let grace_ms = i64::try_from(grace_seconds * 1000).unwrap_or(i64::MAX);
+    (row.previous_secret, row.previous_secret_expires_at) = if grace_seconds > 0 {
+        (Some(replaced), Some(now.saturating_add(grace_ms)))
+    } else {
+        (None, None)
+    };
+    row.updated_at = now;
+    let config = row.config(&state.health_defaults, &state.secrets)?;
+    let sealed = row.sealed(&state.secrets);
+    state
+        .store
+        .run(move |db| endpoints::update(db, &sealed))
+        .await?;
+    state.router.do_send(EndpointSaved(config));
+    Ok(HttpResponse::Ok().json(secret_view(&row, now)))
+}
+
+/// A given secret, refused (naming `secret`) unless it can key the
+/// endpoint's signature scheme.
+fn checked_secret(row: &EndpointRow, secret: String) -> Result<String, ApiError> {
+    let settings = row.signature_settings().map_err(|reason| {
+        ApiError::Store(StoreError::Corrupt(format!(
+            "endpoint {} column signature_scheme: {reason}",
+            row.id
+        )))
+    })?;
+    check_storable(&secret).map_err(|reason| FieldError::new("secret", reason))?;
+    Signer::new(&settings, &secret).map_err(|reason| FieldError::new("secret", reason))?;
+    Ok(secret)
+}
+
+/// The secret of a row whose secrets are opened, and when the one it
+/// replaced stops signing (`null` when it no longer does).
+fn secret_view(row: &EndpointRow, now: i64) -> Value {
+    let previous_expires = row
+        .previous_secret_expires_at
+        .filter(|&expires| row.previous_secret.is_some() && expires > now);
+    json!({
+        "secret": row.secret,
+        "previous_secret_expires_at": previous_expires.map(rfc3339),
+    })
+}

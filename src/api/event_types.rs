@@ -1,0 +1,203 @@
+//! The event-type catalog: the types a tenant declares it publishes. It
+//! documents them and, for a tenant that refuses unknown types, decides
+//! what may be published. Endpoint subscriptions are not checked against it.
+
+use super::problem::{parse_json, ApiError};
+use super::{page, rfc3339, AppState, PageParams};
+use crate::core::domain::FieldError;
+use crate::core::event_catalog::{
+    check_description, parse_name, parse_schema, MAX_EVENT_TYPES_PER_TENANT,
+};
+use crate::store::event_types::{self, Created, EventTypeChanges, EventTypeRow};
+use crate::time::now_ms;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewEventType {
+    name: String,
+    description: Option<String>,
+    schema: Option<Value>,
+}
+
+/// A `PATCH`: absent fields stay; `"schema": null` removes the schema.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EventTypePatch {
+    description: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    schema: Option<Option<Value>>,
+}
+
+/// Tells a field given as `null` (`Some(None)`) from an absent one (`None`).
+fn present<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Option<Value>>, D::Error> {
+    Option::<Value>::deserialize(deserializer).map(Some)
+}
+
+#[derive(Deserialize)]
+pub struct ListParams {
+    include_archived: Option<String>,
+    limit: Option<i64>,
+    cursor: Option<String>,
+}
+
+fn view(row: &EventTypeRow) -> Value {
+    let schema = row
+        .json_schema
+        .as_deref()
+        .and_then(|text| serde_json::from_str::<Value>(text).ok());
+    json!({
+        "name": row.name,
+        "description": row.description,
+        "schema": schema,
+        "archived": row.archived_at.is_some(),
+        "archived_at": row.archived_at.map(rfc3339),
+        "created_at": rfc3339(row.created_at),
+        "updated_at": rfc3339(row.updated_at),
+    })
+}
+
+fn description(value: Option<String>) -> Result<Option<String>, FieldError> {
+    value
+        .map(|text| check_description(&text).map(|()| text))
+        .transpose()
+}
+
+/// 201 with the type: new, or back from the archive (with the description
+/// and schema of this request). 409 when it exists and is active.
+pub async fn create(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    tenant: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let tenant = tenant.into_inner();
+    state.keys.require_tenant(&request, &tenant).await?;
+    let input: NewEventType = parse_json(&body)?;
+    let name = parse_name(&input.name)?;
+    let description = description(input.description)?.unwrap_or_default();
+    let json_schema = input.schema.as_ref().map(parse_schema).transpose()?;
+    let now = now_ms();
+    let row = EventTypeRow {
+        tenant_id: tenant.clone(),
+        name,
+        description,
+        json_schema,
+        archived_at: None,
+        created_at: now,
+        updated_at: now,
+    };
+    // Through the writer, which runs one job at a time: the count and the
+    // insert of the per-tenant limit see no other create between them.
+    let created = state
+        .writer
+        .call(move |db| event_types::create(db, &row))
+        .await?;
+    match created {
+        Created::New(row) | Created::Restored(row) => {
+            state.publish_rules.forget(&tenant);
+            Ok(HttpResponse::Created().json(view(&row)))
+        }
+        Created::AlreadyActive => Err(ApiError::Conflict(format!(
+            "the event type {} already exists",
+            input.name
+        ))),
+        Created::LimitReached => Err(ApiError::LimitReached(format!(
+            "a tenant may declare at most {MAX_EVENT_TYPES_PER_TENANT} event types, archived ones included"
+        ))),
+    }
+}
+
+pub async fn list(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    tenant: web::Path<String>,
+    params: web::Query<ListParams>,
+) -> Result<HttpResponse, ApiError> {
+    let tenant = tenant.into_inner();
+    state.keys.require_tenant(&request, &tenant).await?;
+    let params = params.into_inner();
+    let include_archived = match params.include_archived.as_deref() {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(_) => {
+            return Err(FieldError::new("include_archived", "must be true or false").into());
+        }
+    };
+    let paging = PageParams {
+        limit: params.limit,
+        cursor: params.cursor,
+    };
+    let limit = paging.limit()?;
+    let cursor = paging.cursor()?;
+    let rows = state
+        .store
+        .run(move |db| {
+            event_types::list(db, &tenant, include_archived, cursor.as_deref(), limit + 1)
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(page(rows, limit, |r| &r.name, |r| view(&r))))
+}
+
+pub async fn get(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (tenant, name) = path.into_inner();
+    state.keys.require_tenant(&request, &tenant).await?;
+    let found = state
+        .store
+        .run(move |db| event_types::find(db, &tenant, &name))
+        .await?;
+    let row = found.ok_or(ApiError::NotFound("event type"))?;
+    Ok(HttpResponse::Ok().json(view(&row)))
+}
+
+/// Changes the description or the schema; an archived type stays archived.
+pub async fn update(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    path: web::Path<(String, String)>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let (tenant, name) = path.into_inner();
+    state.keys.require_tenant(&request, &tenant).await?;
+    let input: EventTypePatch = parse_json(&body)?;
+    let changes = EventTypeChanges {
+        description: description(input.description)?,
+        json_schema: input
+            .schema
+            .map(|schema| schema.as_ref().map(parse_schema).transpose())
+            .transpose()?,
+    };
+    let updated = state
+        .writer
+        .call(move |db| event_types::update(db, &tenant, &name, &changes, now_ms()))
+        .await?;
+    let row = updated.ok_or(ApiError::NotFound("event type"))?;
+    Ok(HttpResponse::Ok().json(view(&row)))
+}
+
+/// Archives the type: it stays (listed with `include_archived=true`), and
+/// a tenant that refuses unknown types refuses it from now on.
+pub async fn archive(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (tenant, name) = path.into_inner();
+    state.keys.require_tenant(&request, &tenant).await?;
+    let owner = tenant.clone();
+    let archived = state
+        .writer
+        .call(move |db| event_types::archive(db, &owner, &name, now_ms()))
+        .await?;
+    let row = archived.ok_or(ApiError::NotFound("event type"))?;
+    state.publish_rules.forget(&tenant);
+    Ok(HttpResponse::Ok().json(view(&row)))
+}

@@ -1,0 +1,62 @@
+//! API keys: several per tenant, each stored as its SHA-256 digest with an
+//! id, an optional name and its first characters (never the key itself).
+
+use super::models::ApiKeyRow;
+use super::schema::api_keys;
+use super::{dispatch, Db, StoreError};
+use crate::ids;
+use diesel::prelude::*;
+
+/// A tenant's keys are all checked at every miss of the key cache and
+/// listed in one page.
+pub const MAX_KEYS_PER_TENANT: i64 = 100;
+
+impl ApiKeyRow {
+    /// The row of a new key; `tenant_id` `None` makes an admin key.
+    pub fn new(key: &str, tenant_id: Option<&str>, name: Option<String>, now: i64) -> ApiKeyRow {
+        ApiKeyRow {
+            key_hash: ids::key_hash(key),
+            tenant_id: tenant_id.map(str::to_owned),
+            created_at: now,
+            id: ids::time_ordered("key"),
+            name,
+            prefix: Some(ids::key_prefix(key)),
+        }
+    }
+}
+
+/// Adds a tenant's key; `false` when the tenant has the most it may have.
+/// Run through the writer, so that no other create comes between the
+/// count and the insert.
+pub fn create(db: &mut Db, row: &ApiKeyRow) -> Result<bool, StoreError> {
+    let count: i64 = dispatch!(db, c => api_keys::table
+        .filter(api_keys::tenant_id.eq(&row.tenant_id))
+        .count()
+        .get_result(c))?;
+    if count >= MAX_KEYS_PER_TENANT {
+        return Ok(false);
+    }
+    dispatch!(db, c => diesel::insert_into(api_keys::table).values(row).execute(c))?;
+    Ok(true)
+}
+
+/// The tenant's keys, oldest first.
+pub fn list(db: &mut Db, tenant_id: &str) -> Result<Vec<ApiKeyRow>, StoreError> {
+    Ok(dispatch!(db, c => api_keys::table
+        .filter(api_keys::tenant_id.eq(tenant_id))
+        .order((api_keys::created_at, api_keys::id))
+        .limit(MAX_KEYS_PER_TENANT)
+        .select(ApiKeyRow::as_select())
+        .load(c))?)
+}
+
+/// Deletes the tenant's key `id`; returns its digest, `None` when the
+/// tenant has no such key.
+pub fn revoke(db: &mut Db, tenant_id: &str, id: &str) -> Result<Option<String>, StoreError> {
+    Ok(dispatch!(db, c => diesel::delete(api_keys::table
+        .filter(api_keys::tenant_id.eq(tenant_id))
+        .filter(api_keys::id.eq(id)))
+        .returning(api_keys::key_hash)
+        .get_result(c)
+        .optional())?)
+}
