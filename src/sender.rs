@@ -5,6 +5,7 @@ use crate::core::retry::parse_retry_after;
 use crate::core::signature_scheme::SignedMessage;
 use crate::core::target_policy::{vet, vet_literal, Blocked};
 use crate::core::text::{storable, storable_lossy};
+use crate::store::models::AttemptRow;
 use ipnet::IpNet;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AFTER, USER_AGENT};
@@ -128,6 +129,32 @@ pub struct AttemptReport {
     pub response_body: Option<String>,
     pub error: Option<(ErrorKind, String)>,
     pub retry_after: Option<Duration>,
+}
+
+impl AttemptReport {
+    /// The row that stores this report as the `attempt`-th attempt of a
+    /// delivery to `endpoint_id`.
+    pub fn to_row(&self, delivery_id: &str, attempt: u32, endpoint_id: &str) -> AttemptRow {
+        AttemptRow {
+            id: crate::ids::time_ordered("atm"),
+            delivery_id: delivery_id.to_owned(),
+            attempt: i32::try_from(attempt).unwrap_or(i32::MAX),
+            started_at: self.started_at_ms,
+            duration_ms: self.duration_ms,
+            status_code: self.status.map(i32::from),
+            response_headers: self
+                .response_headers
+                .as_ref()
+                .and_then(|h| serde_json::to_string(h).ok()),
+            response_body: self.response_body.clone(),
+            error_kind: self
+                .error
+                .as_ref()
+                .map(|(kind, _)| kind.as_str().to_owned()),
+            error_message: self.error.as_ref().map(|(_, message)| message.clone()),
+            endpoint_id: Some(endpoint_id.to_owned()),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

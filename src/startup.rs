@@ -85,10 +85,11 @@ impl Application {
         let configs = endpoint_configs(&store, &writer, &health_defaults, &secrets).await?;
         let actor_settings = actor_settings(&settings)?;
         let retention = RetentionSweep::new(retention, sweep_pace, writer.clone()).start();
+        let transport = sender::Transport::new(settings.allow_targets.clone())?;
         let router = Router::new(
             writer.clone(),
             store.clone(),
-            sender::Transport::new(settings.allow_targets.clone())?,
+            transport.clone(),
             configs,
             actor_settings,
         )
@@ -112,6 +113,7 @@ impl Application {
                 allow: settings.allow_targets.clone(),
                 https_only: settings.https_only,
             },
+            transport,
         });
         let shutdown_grace = Duration::from_secs(settings.shutdown_grace_seconds);
         let max_payload_bytes = settings.max_payload_bytes;
@@ -271,7 +273,8 @@ fn retention_settings(settings: &Settings) -> Result<(RetentionSettings, SweepPa
     ))
 }
 
-/// What every endpoint actor shares: its queue window and alert bound.
+/// What every endpoint actor shares: its queue window, alert bound and
+/// backlog batch.
 fn actor_settings(settings: &Settings) -> Result<ActorSettings, StartupError> {
     if settings.queue_window == 0 {
         return Err(StartupError::Settings(
@@ -283,12 +286,18 @@ fn actor_settings(settings: &Settings) -> Result<ActorSettings, StartupError> {
             "HOOKRELAY_QUEUE_WINDOW_BYTES (--queue-window-bytes) must be at least 1".to_owned(),
         ));
     }
+    if settings.move_batch == 0 {
+        return Err(StartupError::Settings(
+            "HOOKRELAY_MOVE_BATCH (--move-batch) must be at least 1".to_owned(),
+        ));
+    }
     Ok(ActorSettings {
         window: WindowLimits {
             deliveries: settings.queue_window,
             bytes: settings.queue_window_bytes,
         },
         alert_min_interval: Duration::from_secs(settings.alert_min_interval_seconds),
+        move_batch: settings.move_batch,
     })
 }
 

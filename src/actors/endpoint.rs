@@ -8,22 +8,30 @@
 //! endpoint's pending deliveries; the rest is paged in from disk. On start,
 //! and on every reload, the actor loads the endpoint's saved state in one
 //! unit of work ([`endpoint_state::load`]) with its mailbox paused.
+//!
+//! A status change (disable, enable) is one small write with the mailbox
+//! paused; the backlog it moves follows in batches, each a writer job of
+//! its own ([`endpoint_state::move_batch`]), so every other endpoint's
+//! writes go on between them. A status change that arrives while the state
+//! loads, or while a move is under way, waits in a queue, in order.
 
+use crate::core::delivery::BacklogMove;
 use crate::core::endpoint::EndpointConfig;
 use crate::core::endpoint_machine::{
-    reload_backoff, AttemptDecision, AttemptOutcome, Effect, EndpointMachine, MachineConfig,
-    MachineSnapshot, NotReady, QueuedDelivery, WindowLimits, WriteFailure,
+    reload_backoff, AttemptDecision, AttemptOutcome, Effect, Enabling, EndpointMachine,
+    MachineConfig, MachineSnapshot, ManualDisable, NotReady, QueuedDelivery, WindowLimits,
+    WriteFailure,
 };
 use crate::sender::{self, AttemptReport};
 use crate::store::deliveries::{self, AttemptRecord, AttemptWrite};
 use crate::store::endpoint_state::{self, BodyCache, EnableOutcome, Replay};
-use crate::store::models::{AlertRow, AttemptRow, EndpointHealthRow};
+use crate::store::models::{AlertRow, EndpointHealthRow};
 use crate::store::writer::Writer;
 use crate::store::{Store, StoreError};
 use crate::time::now_ms;
 use actix::prelude::*;
 use rand::Rng;
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::oneshot;
@@ -34,6 +42,9 @@ pub struct ActorSettings {
     pub window: WindowLimits,
     /// The shortest time between two alerts of one kind from one endpoint.
     pub alert_min_interval: Duration,
+    /// Deliveries moved by one writer job when a status change moves a
+    /// backlog (see [`endpoint_state::move_batch`]).
+    pub move_batch: usize,
 }
 
 /// Everything an endpoint actor needs besides its configuration.
@@ -91,6 +102,18 @@ pub struct Enable(pub Replay);
 #[rtype(result = "EndpointSnapshot")]
 pub struct GetSnapshot;
 
+/// The delivery was settled by an operator's manual attempt: drop it from
+/// the window so it is not sent again.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SettledElsewhere(pub String);
+
+/// Pending deliveries were written to disk behind the actor's back (a
+/// recovery): page them in.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct WorkOnDisk;
+
 /// The live state of an endpoint, as its actor holds it.
 #[derive(Debug, Clone)]
 pub struct EndpointSnapshot {
@@ -101,10 +124,18 @@ pub struct EndpointSnapshot {
     pub last_error: Option<String>,
 }
 
+/// An operator's status change waiting for its turn, with its caller.
+enum StatusChange {
+    Disable(oneshot::Sender<Result<bool, StoreError>>),
+    Enable(Replay, oneshot::Sender<Result<EnableOutcome, StoreError>>),
+}
+
 pub struct EndpointActor {
     config: Arc<EndpointConfig>,
     deps: ActorDeps,
     machine: EndpointMachine,
+    /// Status changes not yet taken by the machine, oldest first.
+    status_changes: VecDeque<StatusChange>,
     wake: Option<SpawnHandle>,
     drained: Vec<oneshot::Sender<()>>,
     retired: bool,
@@ -122,6 +153,7 @@ impl EndpointActor {
             config,
             deps,
             machine,
+            status_changes: VecDeque::new(),
             wake: None,
             drained: Vec::new(),
             retired: false,
@@ -143,7 +175,9 @@ impl EndpointActor {
             .call(move |db| endpoint_state::load(db, &endpoint_id, now_ms()));
         ctx.wait(load.into_actor(self).map(|loaded, act, ctx| match loaded {
             Ok(saved) => {
-                let effects = act.machine.loaded(saved.active, saved.health, now_ms());
+                let effects =
+                    act.machine
+                        .loaded(saved.active, saved.health, saved.unfinished, now_ms());
                 act.carry_out(effects, ctx);
             }
             Err(error) => {
@@ -179,6 +213,7 @@ impl EndpointActor {
                     exclude,
                 } => self.load_page(deliveries, bytes, exclude, ctx),
                 Effect::Hold(ids) => self.hold(ids, ctx),
+                Effect::MoveBatch(kind) => self.move_batch(kind, ctx),
                 Effect::WakeAt(at) => self.wake_at(at, ctx),
                 Effect::Disabled => self
                     .deps
@@ -201,6 +236,7 @@ impl EndpointActor {
                 }),
             }
         }
+        self.next_status_change(ctx);
     }
 
     fn wake_at(&mut self, at: i64, ctx: &mut Context<Self>) {
@@ -305,25 +341,7 @@ impl EndpointActor {
         let now = now_ms();
         AttemptWrite {
             record: AttemptRecord {
-                attempt: AttemptRow {
-                    id: crate::ids::time_ordered("atm"),
-                    delivery_id: decision.delivery_id.clone(),
-                    attempt: i32::try_from(decision.attempt).unwrap_or(i32::MAX),
-                    started_at: report.started_at_ms,
-                    duration_ms: report.duration_ms,
-                    status_code: report.status.map(i32::from),
-                    response_headers: report
-                        .response_headers
-                        .as_ref()
-                        .and_then(|h| serde_json::to_string(h).ok()),
-                    response_body: report.response_body.clone(),
-                    error_kind: report
-                        .error
-                        .as_ref()
-                        .map(|(kind, _)| kind.as_str().to_owned()),
-                    error_message: report.error.as_ref().map(|(_, message)| message.clone()),
-                    endpoint_id: Some(self.config.id.clone()),
-                },
+                attempt: report.to_row(&decision.delivery_id, decision.attempt, &self.config.id),
                 state: decision.state,
                 next_attempt_at: decision.next_attempt_at,
             },
@@ -399,17 +417,145 @@ impl EndpointActor {
         }));
     }
 
-    fn not_ready(&self, why: NotReady) -> StoreError {
-        StoreError::Busy(match why {
-            NotReady::Loading => format!(
-                "endpoint {}: its saved state is not loaded yet; retry shortly",
-                self.config.id
-            ),
-            NotReady::Busy => format!(
-                "endpoint {}: it is reloading or shutting down; retry shortly",
-                self.config.id
-            ),
-        })
+    fn move_batch(&mut self, kind: BacklogMove, ctx: &mut Context<Self>) {
+        let endpoint_id = self.config.id.clone();
+        let limit = self.deps.settings.move_batch;
+        let batch = self.deps.writer.call_in_background(move |db| {
+            endpoint_state::move_batch(db, &endpoint_id, kind, limit, now_ms())
+        });
+        ctx.spawn(batch.into_actor(self).map(move |moved, act, ctx| {
+            let written = moved.map_err(|error| {
+                act.failed(&format!("moving its backlog ({})", kind.as_str()), &error);
+            });
+            let effects = act.machine.batch_moved(kind, written, now_ms());
+            act.carry_out(effects, ctx);
+        }));
+    }
+
+    /// Hands the oldest waiting status change to the machine, unless it
+    /// must wait longer. Called after every event the machine handled; the
+    /// change's write pauses the mailbox, and its answer calls this again.
+    fn next_status_change(&mut self, ctx: &mut Context<Self>) {
+        while let Some(change) = self.status_changes.pop_front() {
+            let now = now_ms();
+            match change {
+                StatusChange::Disable(reply) => match self.machine.disable(now) {
+                    Err(NotReady::Later) => {
+                        self.status_changes.push_front(StatusChange::Disable(reply));
+                        return;
+                    }
+                    Err(NotReady::Closed) => {
+                        let _ = reply.send(Err(self.closed()));
+                    }
+                    Ok(None) => {
+                        let _ = reply.send(Ok(false));
+                    }
+                    Ok(Some(plan)) => return self.write_disable(plan, reply, ctx),
+                },
+                StatusChange::Enable(replay, reply) => {
+                    match self.machine.enable(replay.backlog_move(), now) {
+                        Err(NotReady::Later) => {
+                            self.status_changes
+                                .push_front(StatusChange::Enable(replay, reply));
+                            return;
+                        }
+                        Err(NotReady::Closed) => {
+                            let _ = reply.send(Err(self.closed()));
+                        }
+                        Ok(plan) => return self.write_enable(plan, replay, reply, ctx),
+                    }
+                }
+            }
+        }
+    }
+
+    fn closed(&self) -> StoreError {
+        StoreError::Busy(format!(
+            "endpoint {}: it is shutting down or was deleted",
+            self.config.id
+        ))
+    }
+
+    /// Queues a status change behind the ones already waiting.
+    fn queue_status_change(&mut self, change: StatusChange, ctx: &mut Context<Self>) {
+        self.status_changes.push_back(change);
+        self.next_status_change(ctx);
+    }
+
+    /// Writes a disable with the mailbox paused, so no delivery is queued
+    /// or held against a half-applied status; the hold follows in batches.
+    fn write_disable(
+        &mut self,
+        plan: ManualDisable,
+        reply: oneshot::Sender<Result<bool, StoreError>>,
+        ctx: &mut Context<Self>,
+    ) {
+        let alert = self.alert_row(&plan.alert);
+        let (endpoint_id, stored) = (self.config.id.clone(), alert.clone());
+        let write = self
+            .deps
+            .writer
+            .call(move |db| endpoint_state::disable(db, &endpoint_id, &stored, now_ms()));
+        ctx.wait(write.into_actor(self).map(move |written, act, ctx| {
+            let effects = match &written {
+                Ok(()) => {
+                    act.deps
+                        .notices
+                        .do_send(EndpointNotice::AlertsRaised(vec![alert]));
+                    act.machine.status_written(None, now_ms())
+                }
+                Err(error) => {
+                    act.failed("disabling", error);
+                    act.machine.status_write_failed(now_ms())
+                }
+            };
+            let _ = reply.send(written.map(|()| true));
+            act.carry_out(effects, ctx);
+        }));
+    }
+
+    /// Writes an enable like [`Self::write_disable`]: a fresh streak and
+    /// breaker, and the count of held deliveries, which are then replayed
+    /// (paged in from disk in their order) or cancelled in batches.
+    fn write_enable(
+        &mut self,
+        plan: Enabling,
+        replay: Replay,
+        reply: oneshot::Sender<Result<EnableOutcome, StoreError>>,
+        ctx: &mut Context<Self>,
+    ) {
+        let now = now_ms();
+        let reset = plan.reset.map(|(health, alert)| {
+            (
+                EndpointHealthRow::new(&self.config.id, &health.streak, &health.breaker, now),
+                self.alert_row(&alert),
+            )
+        });
+        let alert = reset.as_ref().map(|(_, alert)| alert.clone());
+        let endpoint_id = self.config.id.clone();
+        let write = self.deps.writer.call(move |db| {
+            let reset = reset.as_ref().map(|(health, alert)| (health, alert));
+            endpoint_state::enable(db, &endpoint_id, reset, replay, now_ms())
+        });
+        ctx.wait(write.into_actor(self).map(move |written, act, ctx| {
+            let effects = match &written {
+                Ok(outcome) => {
+                    if let Some(alert) = alert {
+                        act.deps
+                            .notices
+                            .do_send(EndpointNotice::AlertsRaised(vec![alert]));
+                    }
+                    act.machine
+                        .status_written(Some(outcome.to_move()), now_ms())
+                }
+                Err(error) => {
+                    act.failed("enabling", error);
+                    act.machine.status_write_failed(now_ms())
+                }
+            };
+            let _ = reply.send(written);
+            act.carry_out(effects, ctx);
+        }));
     }
 }
 
@@ -510,87 +656,34 @@ impl Handler<Drain> for EndpointActor {
     }
 }
 
-/// Status changes run with the mailbox paused until their write commits,
-/// so no delivery is queued or held against a half-applied status.
-impl Handler<Disable> for EndpointActor {
-    type Result = AtomicResponse<Self, Result<bool, StoreError>>;
+/// The answer to a queued status change; an actor that stopped for good
+/// (its endpoint deleted) drops the question unanswered.
+async fn answer_of<T>(answer: oneshot::Receiver<Result<T, StoreError>>) -> Result<T, StoreError> {
+    answer.await.unwrap_or_else(|_| {
+        Err(StoreError::Busy(
+            "the endpoint's actor stopped before answering".to_owned(),
+        ))
+    })
+}
 
-    fn handle(&mut self, _: Disable, _ctx: &mut Context<Self>) -> Self::Result {
-        let plan = match self.machine.disable(now_ms()) {
-            Err(why) => return AtomicResponse::new(Box::pin(fut::ready(Err(self.not_ready(why))))),
-            Ok(None) => return AtomicResponse::new(Box::pin(fut::ready(Ok(false)))),
-            Ok(Some(plan)) => plan,
-        };
-        let alert = self.alert_row(&plan.alert);
-        let (endpoint_id, stored) = (self.config.id.clone(), alert.clone());
-        let write = self
-            .deps
-            .writer
-            .call(move |db| endpoint_state::disable(db, &endpoint_id, &stored, now_ms()));
-        AtomicResponse::new(Box::pin(write.into_actor(self).map(
-            move |written, act, ctx| {
-                let effects = match &written {
-                    Ok(()) => {
-                        act.deps
-                            .notices
-                            .do_send(EndpointNotice::AlertsRaised(vec![alert]));
-                        act.machine.status_written(now_ms())
-                    }
-                    Err(error) => {
-                        act.failed("disabling", error);
-                        act.machine.status_write_failed(now_ms())
-                    }
-                };
-                act.carry_out(effects, ctx);
-                written.map(|()| true)
-            },
-        )))
+impl Handler<Disable> for EndpointActor {
+    type Result = ResponseFuture<Result<bool, StoreError>>;
+
+    fn handle(&mut self, _: Disable, ctx: &mut Context<Self>) -> Self::Result {
+        let (reply, answer) = oneshot::channel();
+        self.queue_status_change(StatusChange::Disable(reply), ctx);
+        Box::pin(answer_of(answer))
     }
 }
 
 impl Handler<Enable> for EndpointActor {
-    type Result = AtomicResponse<Self, Result<EnableOutcome, StoreError>>;
+    type Result = ResponseFuture<Result<EnableOutcome, StoreError>>;
 
-    /// Re-activates a disabled endpoint with a fresh streak and breaker;
-    /// replayed deliveries are paged in from disk in their order.
-    fn handle(&mut self, Enable(replay): Enable, _ctx: &mut Context<Self>) -> Self::Result {
-        let now = now_ms();
-        let plan = match self.machine.enable(now) {
-            Err(why) => return AtomicResponse::new(Box::pin(fut::ready(Err(self.not_ready(why))))),
-            Ok(plan) => plan,
-        };
-        let reset = plan.reset.map(|(health, alert)| {
-            (
-                EndpointHealthRow::new(&self.config.id, &health.streak, &health.breaker, now),
-                self.alert_row(&alert),
-            )
-        });
-        let alert = reset.as_ref().map(|(_, alert)| alert.clone());
-        let endpoint_id = self.config.id.clone();
-        let write = self.deps.writer.call(move |db| {
-            let reset = reset.as_ref().map(|(health, alert)| (health, alert));
-            endpoint_state::enable(db, &endpoint_id, reset, replay, now_ms())
-        });
-        AtomicResponse::new(Box::pin(write.into_actor(self).map(
-            move |written, act, ctx| {
-                let effects = match &written {
-                    Ok(_) => {
-                        if let Some(alert) = alert {
-                            act.deps
-                                .notices
-                                .do_send(EndpointNotice::AlertsRaised(vec![alert]));
-                        }
-                        act.machine.status_written(now_ms())
-                    }
-                    Err(error) => {
-                        act.failed("enabling", error);
-                        act.machine.status_write_failed(now_ms())
-                    }
-                };
-                act.carry_out(effects, ctx);
-                written
-            },
-        )))
+    /// Re-activates a disabled endpoint with a fresh streak and breaker.
+    fn handle(&mut self, Enable(replay): Enable, ctx: &mut Context<Self>) -> Self::Result {
+        let (reply, answer) = oneshot::channel();
+        self.queue_status_change(StatusChange::Enable(replay, reply), ctx);
+        Box::pin(answer_of(answer))
     }
 }
 
@@ -603,5 +696,23 @@ impl Handler<GetSnapshot> for EndpointActor {
             restarts: self.restarts,
             last_error: self.last_error.clone(),
         })
+    }
+}
+
+impl Handler<WorkOnDisk> for EndpointActor {
+    type Result = ();
+
+    fn handle(&mut self, _: WorkOnDisk, ctx: &mut Context<Self>) {
+        let effects = self.machine.work_on_disk(now_ms());
+        self.carry_out(effects, ctx);
+    }
+}
+
+impl Handler<SettledElsewhere> for EndpointActor {
+    type Result = ();
+
+    fn handle(&mut self, SettledElsewhere(delivery_id): SettledElsewhere, ctx: &mut Context<Self>) {
+        let effects = self.machine.settled_elsewhere(&delivery_id, now_ms());
+        self.carry_out(effects, ctx);
     }
 }

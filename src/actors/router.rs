@@ -4,7 +4,7 @@
 use super::alerts;
 use super::endpoint::{
     ActorDeps, ActorSettings, Disable, Drain, Enable, EndpointActor, EndpointNotice,
-    EndpointSnapshot, Enqueue, GetSnapshot, Reconfigure, Retire,
+    EndpointSnapshot, Enqueue, GetSnapshot, Reconfigure, Retire, SettledElsewhere, WorkOnDisk,
 };
 use crate::core::delivery::DeliveryState;
 use crate::core::endpoint::EndpointConfig;
@@ -55,6 +55,18 @@ pub struct DisableEndpoint(pub String);
 #[derive(Message)]
 #[rtype(result = "Option<Result<EnableOutcome, StoreError>>")]
 pub struct EnableEndpoint(pub String, pub Replay);
+
+/// Deliveries of this endpoint were made pending on disk (a recovery):
+/// its actor, started if need be, pages them in.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct PendingOnDisk(pub String);
+
+/// A pending delivery of this endpoint (id, then delivery id) was settled
+/// by an operator's manual attempt: a running actor drops it from memory.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct DeliverySettled(pub String, pub String);
 
 /// Graceful shutdown: let every endpoint finish its in-flight attempts,
 /// waiting at most this long.
@@ -490,6 +502,31 @@ impl Handler<EnableEndpoint> for Router {
             act.set_active(&id, answer.is_ok() || was_active);
             Some(answer)
         }))
+    }
+}
+
+impl Handler<PendingOnDisk> for Router {
+    type Result = ();
+
+    fn handle(&mut self, PendingOnDisk(id): PendingOnDisk, _ctx: &mut Context<Self>) {
+        if let Some(actor) = self.actor(&id) {
+            actor.do_send(WorkOnDisk);
+        }
+    }
+}
+
+impl Handler<DeliverySettled> for Router {
+    type Result = ();
+
+    fn handle(
+        &mut self,
+        DeliverySettled(id, delivery_id): DeliverySettled,
+        _ctx: &mut Context<Self>,
+    ) {
+        // An actor that is not running holds nothing to forget.
+        if let Some(actor) = self.routes.get(&id).and_then(|route| route.actor.as_ref()) {
+            actor.do_send(SettledElsewhere(delivery_id));
+        }
     }
 }
 

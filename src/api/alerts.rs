@@ -1,7 +1,7 @@
 //! The alerts of a tenant's endpoints, oldest first.
 
 use super::problem::ApiError;
-use super::{page, rfc3339, AppState, PageParams};
+use super::{page, rfc3339, time_param, AppState, PageParams};
 use crate::core::domain::{parse_query_id, FieldError};
 use crate::core::failure_policy::AlertKind;
 use crate::store::alerts::{self, AlertFilter};
@@ -52,15 +52,7 @@ pub async fn list(
             );
         }
     }
-    let since = params
-        .since
-        .as_deref()
-        .map(|since| {
-            chrono::DateTime::parse_from_rfc3339(since)
-                .map(|at| at.timestamp_millis())
-                .map_err(|_| FieldError::new("since", "must be an RFC 3339 timestamp"))
-        })
-        .transpose()?;
+    let since = time_param("since", params.since.as_deref())?;
     let paging = PageParams {
         limit: params.limit,
         cursor: params.cursor,

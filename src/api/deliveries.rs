@@ -1,5 +1,8 @@
 use super::problem::ApiError;
-use super::{page, rfc3339, AppState, PageParams};
+use super::{
+    event_type_param, page, parse_query, rfc3339, status_class_param, time_range, AppState,
+    PageParams,
+};
 use crate::core::delivery::DeliveryState;
 use crate::core::domain::{parse_query_id, FieldError};
 use crate::store::deliveries::{self, DeliveryFilter};
@@ -9,9 +12,14 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 #[derive(Deserialize)]
-pub struct ListParams {
+#[serde(deny_unknown_fields)]
+struct ListParams {
     endpoint_id: Option<String>,
     state: Option<String>,
+    event_type: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+    status_class: Option<String>,
     limit: Option<i64>,
     cursor: Option<String>,
 }
@@ -26,7 +34,7 @@ pub fn delivery_summary(row: &DeliveryRow) -> Value {
     })
 }
 
-fn delivery_view(row: &DeliveryRow) -> Value {
+pub fn delivery_view(row: &DeliveryRow) -> Value {
     let mut view = delivery_summary(row);
     view["event_id"] = json!(row.event_id);
     view["created_at"] = json!(rfc3339(row.created_at));
@@ -34,7 +42,7 @@ fn delivery_view(row: &DeliveryRow) -> Value {
     view
 }
 
-fn attempt_view(row: &AttemptRow) -> Value {
+pub fn attempt_view(row: &AttemptRow) -> Value {
     json!({
         "id": row.id,
         "attempt": row.attempt,
@@ -52,11 +60,10 @@ pub async fn list(
     state: web::Data<AppState>,
     request: HttpRequest,
     tenant: web::Path<String>,
-    params: web::Query<ListParams>,
 ) -> Result<HttpResponse, ApiError> {
     let tenant = tenant.into_inner();
     state.keys.require_tenant(&request, &tenant).await?;
-    let params = params.into_inner();
+    let params: ListParams = parse_query(&request)?;
     if let Some(wanted) = &params.state {
         if DeliveryState::parse(wanted).is_none() {
             let states: Vec<&str> = DeliveryState::ALL.iter().map(|s| s.as_str()).collect();
@@ -76,9 +83,14 @@ pub async fn list(
         .as_deref()
         .map(|id| parse_query_id("endpoint_id", id))
         .transpose()?;
+    let (since, until) = time_range(params.since.as_deref(), params.until.as_deref())?;
     let filter = DeliveryFilter {
         endpoint_id,
         state: params.state,
+        event_type: event_type_param(params.event_type.as_deref())?,
+        since,
+        until,
+        status_class: status_class_param(params.status_class.as_deref())?,
     };
     let rows = state
         .store

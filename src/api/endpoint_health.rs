@@ -22,7 +22,6 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::future::Future;
-use std::time::Duration;
 
 const HOUR_MS: i64 = 3_600_000;
 const DAY_MS: i64 = 24 * HOUR_MS;
@@ -209,38 +208,22 @@ pub async fn disable(
     let (tenant, id) = path.into_inner();
     state.keys.require_tenant(&request, &tenant).await?;
     find(&state, &tenant, &id).await?;
-    unless_loading(|| state.router.send(DisableEndpoint(id.clone()))).await?;
+    ask(state.router.send(DisableEndpoint(id.clone()))).await?;
     let row = find(&state, &tenant, &id).await?;
     Ok(HttpResponse::Ok().json(view(&row, None)))
 }
 
-/// How often, and how far apart, a status change is asked again of an
-/// endpoint that is loading its saved state before the answer is a 503.
-const LOADING_TRIES: u32 = 20;
-const LOADING_PAUSE: Duration = Duration::from_millis(100);
-
-/// Asks the endpoint's actor for a status change. An actor loading or
-/// reloading its saved state (after a PATCH, say) refuses it for the few
-/// milliseconds that takes, so it is asked again, a bounded number of times.
-async fn unless_loading<T, F, Sent>(mut ask: F) -> Result<T, ApiError>
-where
-    F: FnMut() -> Sent,
-    Sent: Future<Output = Result<Option<Result<T, StoreError>>, MailboxError>>,
-{
-    let mut tries = 1;
-    loop {
-        let answer = ask()
-            .await
-            .map_err(|_| ApiError::Unavailable)?
-            .ok_or(ApiError::Unavailable)?;
-        match answer {
-            Err(StoreError::Busy(_)) if tries < LOADING_TRIES => {
-                tries += 1;
-                actix_web::rt::time::sleep(LOADING_PAUSE).await;
-            }
-            answer => return Ok(answer?),
-        }
-    }
+/// Asks the endpoint's actor for a status change. An actor that is loading
+/// its saved state, or moving a backlog, queues it and answers once it is
+/// done; `503` when the actor cannot be reached.
+async fn ask<T>(
+    sent: impl Future<Output = Result<Option<Result<T, StoreError>>, MailboxError>>,
+) -> Result<T, ApiError> {
+    let answer = sent
+        .await
+        .map_err(|_| ApiError::Unavailable)?
+        .ok_or(ApiError::Unavailable)?;
+    Ok(answer?)
 }
 
 #[derive(Deserialize, Default)]
@@ -268,7 +251,7 @@ pub async fn enable(
         Some(_) => return Err(FieldError::new("replay", "must be \"held\" or \"none\"").into()),
     };
     find(&state, &tenant, &id).await?;
-    let outcome = unless_loading(|| state.router.send(EnableEndpoint(id.clone(), replay))).await?;
+    let outcome = ask(state.router.send(EnableEndpoint(id.clone(), replay))).await?;
     let row = find(&state, &tenant, &id).await?;
     Ok(HttpResponse::Ok().json(json!({
         "endpoint": view(&row, None),

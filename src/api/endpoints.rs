@@ -383,6 +383,7 @@ pub fn view(row: &EndpointRow, live: Option<&EndpointSnapshot>) -> Value {
         view["stats"] = json!({
             "queued": live.machine.queued,
             "backlog_on_disk": live.machine.backlog_on_disk,
+            "backlog_move": live.machine.moving.map(|kind| kind.as_str()),
             "in_flight": live.machine.in_flight,
             "restarts": live.restarts,
             "last_error": live.last_error,

@@ -1,12 +1,12 @@
 use super::deliveries::delivery_summary;
 use super::problem::{parse_json, ApiError};
-use super::AppState;
+use super::{event_type_param, page, parse_query, rfc3339, time_range, AppState, PageParams};
 use crate::actors::router::Publish;
 use crate::core::domain::{parse_event_id, parse_event_type, FieldError};
 use crate::core::envelope::{is_operational, Envelope, OPERATIONAL_PREFIX};
 use crate::ids;
 use crate::store::deliveries;
-use crate::store::events::{self, Ingested};
+use crate::store::events::{self, EventFilter, EventSummary, Ingested};
 use crate::store::models::EventRow;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
@@ -129,4 +129,54 @@ pub async fn get(
         "payload": envelope["data"],
         "deliveries": fan_out.iter().map(delivery_summary).collect::<Vec<_>>(),
     })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListParams {
+    event_type: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+    limit: Option<i64>,
+    cursor: Option<String>,
+}
+
+/// The tenant's events in id order (generated ids follow creation time),
+/// without their payloads: `GET …/events/{id}` has those.
+pub async fn list(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    tenant: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let tenant = tenant.into_inner();
+    state.keys.require_tenant(&request, &tenant).await?;
+    let params: ListParams = parse_query(&request)?;
+    let (since, until) = time_range(params.since.as_deref(), params.until.as_deref())?;
+    let filter = EventFilter {
+        event_type: event_type_param(params.event_type.as_deref())?,
+        since,
+        until,
+    };
+    let paging = PageParams {
+        limit: params.limit,
+        cursor: params.cursor,
+    };
+    let limit = paging.limit()?;
+    let cursor = paging.cursor()?;
+    let rows = state
+        .store
+        .run(move |db| events::list(db, &tenant, &filter, cursor.as_deref(), limit + 1))
+        .await?;
+    Ok(HttpResponse::Ok().json(page(
+        rows,
+        limit,
+        |r| &r.id,
+        |r: EventSummary| {
+            json!({
+                "id": r.id,
+                "type": r.event_type,
+                "created_at": rfc3339(r.created_at),
+            })
+        },
+    )))
 }

@@ -13,12 +13,16 @@ pub mod events;
 pub mod health;
 pub mod problem;
 pub mod publish_rules;
+pub mod replay;
 pub mod tenants;
 
 use crate::actors::router::Router;
+use crate::core::delivery::StatusClass;
+use crate::core::domain::{check_event_type, FieldError};
 use crate::core::limits::HealthLimits;
 use crate::core::secret_box::SecretBox;
 use crate::core::target_policy::TargetPolicy;
+use crate::sender::Transport;
 use crate::store::writer::Writer;
 use crate::store::Store;
 use actix::Addr;
@@ -26,6 +30,8 @@ use actix_web::dev::ServiceResponse;
 use actix_web::http::header::CONTENT_TYPE;
 use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers};
 use actix_web::web;
+use actix_web::HttpRequest;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 pub struct AppState {
@@ -43,6 +49,9 @@ pub struct AppState {
     pub health_defaults: HealthLimits,
     /// What endpoint URLs may point at.
     pub targets: TargetPolicy,
+    /// The HTTP clients of manual attempts (retries and endpoint tests),
+    /// shared with the endpoint actors.
+    pub transport: Transport,
 }
 
 /// Path parameters are named after the resource they identify: a value that
@@ -111,12 +120,29 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 )
                 .route("/{tenant}/health", web::get().to(endpoint_health::tenant))
                 .route("/{tenant}/alerts", web::get().to(alerts::list))
+                .route(
+                    "/{tenant}/endpoints/{endpoint}/attempts",
+                    web::get().to(replay::attempts),
+                )
+                .route(
+                    "/{tenant}/endpoints/{endpoint}/recover",
+                    web::post().to(replay::recover),
+                )
+                .route(
+                    "/{tenant}/endpoints/{endpoint}/test",
+                    web::post().to(replay::test),
+                )
                 .route("/{tenant}/events", web::post().to(events::publish))
+                .route("/{tenant}/events", web::get().to(events::list))
                 .route("/{tenant}/events/{event}", web::get().to(events::get))
                 .route("/{tenant}/deliveries", web::get().to(deliveries::list))
                 .route(
                     "/{tenant}/deliveries/{delivery}",
                     web::get().to(deliveries::get),
+                )
+                .route(
+                    "/{tenant}/deliveries/{delivery}/retry",
+                    web::post().to(replay::retry),
                 ),
         );
 }
@@ -212,3 +238,69 @@ pub fn page<R, T>(
 }
 
 pub use crate::time::rfc3339;
+
+/// Parses the query string: an unknown parameter, a repeated one or a bad
+/// value is a 422 naming it (actix's `web::Query` answers 400 naming none).
+pub fn parse_query<T: DeserializeOwned>(request: &HttpRequest) -> Result<T, problem::ApiError> {
+    let pairs = form_urlencoded::parse(request.query_string().as_bytes());
+    serde_path_to_error::deserialize(serde_urlencoded::Deserializer::new(pairs)).map_err(|error| {
+        let field = error.path().to_string();
+        let reason = error.inner().to_string();
+        let field = match reason.strip_prefix("unknown field `") {
+            Some(rest) => rest.split('`').next().unwrap_or_default().to_owned(),
+            None => field,
+        };
+        FieldError::new(field, reason).into()
+    })
+}
+
+/// An RFC 3339 timestamp of the query, in milliseconds.
+pub fn time_param(field: &str, value: Option<&str>) -> Result<Option<i64>, FieldError> {
+    value
+        .map(|value| {
+            chrono::DateTime::parse_from_rfc3339(value)
+                .map(|at| at.timestamp_millis())
+                .map_err(|_| FieldError::new(field, "must be an RFC 3339 timestamp"))
+        })
+        .transpose()
+}
+
+/// `since` (inclusive) and `until` (exclusive), `until` after `since`.
+pub fn time_range(
+    since: Option<&str>,
+    until: Option<&str>,
+) -> Result<(Option<i64>, Option<i64>), FieldError> {
+    let since_ms = time_param("since", since)?;
+    let until_ms = time_param("until", until)?;
+    if let (Some(since), Some(until)) = (since_ms, until_ms) {
+        if until <= since {
+            return Err(FieldError::new("until", "must be later than since"));
+        }
+    }
+    Ok((since_ms, until_ms))
+}
+
+/// `event_type`, exactly as published.
+pub fn event_type_param(value: Option<&str>) -> Result<Option<String>, FieldError> {
+    value
+        .map(|value| {
+            check_event_type(value)
+                .map(|()| value.to_owned())
+                .map_err(|reason| FieldError::new("event_type", reason))
+        })
+        .transpose()
+}
+
+/// `status_class`: `2xx`, `3xx`, `4xx`, `5xx` or `none`.
+pub fn status_class_param(value: Option<&str>) -> Result<Option<StatusClass>, FieldError> {
+    value
+        .map(|value| {
+            StatusClass::parse(value).ok_or_else(|| {
+                FieldError::new(
+                    "status_class",
+                    format!("must be one of {}", StatusClass::NAMES.join(", ")),
+                )
+            })
+        })
+        .transpose()
+}

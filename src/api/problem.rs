@@ -202,7 +202,7 @@ mod tests {
         for error in [
             StoreError::Unavailable("connection closed".to_owned()),
             StoreError::WriterGone,
-            StoreError::Busy("the endpoint is loading".to_owned()),
+            StoreError::Busy("the endpoint is shutting down".to_owned()),
         ] {
             let response = ApiError::Store(error).error_response();
             assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);

@@ -25,7 +25,7 @@ impl DeliveryState {
         DeliveryState::Cancelled,
     ];
 
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             DeliveryState::Pending => "pending",
             DeliveryState::Succeeded => "succeeded",
@@ -130,9 +130,192 @@ fn next_state(
     }
 }
 
+/// An attempt an operator asked for outside the schedule: a retry of an
+/// existing delivery, or the one attempt of an endpoint test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ManualAttempt {
+    /// One more attempt of a delivery in this state.
+    Retry(DeliveryState),
+    /// The single attempt of a `hookrelay.ping` test delivery.
+    Test,
+}
+
+/// What a delivery becomes after a manual attempt. A success settles it;
+/// a failed retry leaves it as it was (a pending delivery keeps its
+/// schedule, a failed or cancelled one stays so), as a resend does in
+/// Svix; a failed test ping is not retried.
+pub fn after_manual_attempt(kind: ManualAttempt, verdict: AttemptVerdict) -> DeliveryState {
+    match (verdict, kind) {
+        (AttemptVerdict::Delivered, _) => DeliveryState::Succeeded,
+        (AttemptVerdict::Failed { .. } | AttemptVerdict::Refused, ManualAttempt::Retry(former)) => {
+            former
+        }
+        (AttemptVerdict::Failed { .. } | AttemptVerdict::Refused, ManualAttempt::Test) => {
+            DeliveryState::Failed
+        }
+    }
+}
+
+/// The class of an attempt's HTTP status, as the lists filter on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusClass {
+    Success,
+    Redirect,
+    ClientError,
+    ServerError,
+    /// No HTTP answer: a transport failure, or no attempt yet.
+    NoResponse,
+}
+
+impl StatusClass {
+    pub const NAMES: [&'static str; 5] = ["2xx", "3xx", "4xx", "5xx", "none"];
+
+    pub fn parse(value: &str) -> Option<StatusClass> {
+        Some(match value {
+            "2xx" => StatusClass::Success,
+            "3xx" => StatusClass::Redirect,
+            "4xx" => StatusClass::ClientError,
+            "5xx" => StatusClass::ServerError,
+            "none" => StatusClass::NoResponse,
+            _ => return None,
+        })
+    }
+
+    /// The inclusive range of status codes, `None` for no response.
+    pub fn codes(self) -> Option<(i32, i32)> {
+        match self {
+            StatusClass::Success => Some((200, 299)),
+            StatusClass::Redirect => Some((300, 399)),
+            StatusClass::ClientError => Some((400, 499)),
+            StatusClass::ServerError => Some((500, 599)),
+            StatusClass::NoResponse => None,
+        }
+    }
+}
+
+/// An endpoint's status change moves its whole backlog from one state to
+/// another. The status changes in one small write; the rows follow in
+/// batches of their own, so other writes go on between them, and the move
+/// under way is recorded on the endpoint so that a restart finishes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BacklogMove {
+    /// Disabled: pending deliveries are held.
+    Hold,
+    /// Enabled with replay: held deliveries are pending again, in order.
+    Replay,
+    /// Enabled without replay: held deliveries are cancelled.
+    Cancel,
+}
+
+impl BacklogMove {
+    const ALL: [BacklogMove; 3] = [BacklogMove::Hold, BacklogMove::Replay, BacklogMove::Cancel];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BacklogMove::Hold => "hold",
+            BacklogMove::Replay => "replay",
+            BacklogMove::Cancel => "cancel",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<BacklogMove> {
+        BacklogMove::ALL.into_iter().find(|m| m.as_str() == value)
+    }
+
+    /// The state of the rows it moves.
+    pub fn from(self) -> DeliveryState {
+        match self {
+            BacklogMove::Hold => DeliveryState::Pending,
+            BacklogMove::Replay | BacklogMove::Cancel => DeliveryState::Held,
+        }
+    }
+
+    pub fn to(self) -> DeliveryState {
+        match self {
+            BacklogMove::Hold => DeliveryState::Held,
+            BacklogMove::Replay => DeliveryState::Pending,
+            BacklogMove::Cancel => DeliveryState::Cancelled,
+        }
+    }
+
+    /// Whether the move belongs to an endpoint of this status: holding to a
+    /// disabled one, replaying and cancelling to an active one.
+    fn fits(self, active: bool) -> bool {
+        (self == BacklogMove::Hold) != active
+    }
+}
+
+/// The move an endpoint's state load finishes: the one recorded, unless a
+/// later status change made it stale; else, when rows sit in the state the
+/// status forbids (a fan-out that raced a status change), the move that
+/// settles them (`stranded` tells whether there are: held rows of an active
+/// endpoint, pending rows of a disabled one; it is asked only if needed).
+pub fn move_to_finish<E>(
+    active: bool,
+    recorded: Option<BacklogMove>,
+    stranded: impl FnOnce(DeliveryState) -> Result<bool, E>,
+) -> Result<Option<BacklogMove>, E> {
+    if let Some(recorded) = recorded.filter(|m| m.fits(active)) {
+        return Ok(Some(recorded));
+    }
+    let settle = if active {
+        BacklogMove::Replay
+    } else {
+        BacklogMove::Hold
+    };
+    Ok(stranded(settle.from())?.then_some(settle))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_manual_retry_settles_on_success_and_changes_nothing_on_failure() {
+        let failed = AttemptVerdict::Failed { retry_after: None };
+        for former in DeliveryState::ALL {
+            assert_eq!(
+                after_manual_attempt(ManualAttempt::Retry(former), AttemptVerdict::Delivered),
+                DeliveryState::Succeeded
+            );
+            for failure in [failed, AttemptVerdict::Refused] {
+                assert_eq!(
+                    after_manual_attempt(ManualAttempt::Retry(former), failure),
+                    former
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_test_ping_is_attempted_once() {
+        let failed = AttemptVerdict::Failed { retry_after: None };
+        assert_eq!(
+            after_manual_attempt(ManualAttempt::Test, failed),
+            DeliveryState::Failed
+        );
+        assert_eq!(
+            after_manual_attempt(ManualAttempt::Test, AttemptVerdict::Delivered),
+            DeliveryState::Succeeded
+        );
+    }
+
+    #[test]
+    fn status_classes_cover_their_hundred() {
+        assert_eq!(
+            StatusClass::parse("4xx").and_then(StatusClass::codes),
+            Some((400, 499))
+        );
+        assert_eq!(
+            StatusClass::parse("none").map(StatusClass::codes),
+            Some(None)
+        );
+        for name in StatusClass::NAMES {
+            assert!(StatusClass::parse(name).is_some(), "{name}");
+        }
+        assert_eq!(StatusClass::parse("2XX"), None);
+        assert_eq!(StatusClass::parse("6xx"), None);
+    }
 
     #[test]
     fn success_ends_the_delivery() {
@@ -236,5 +419,61 @@ mod tests {
             assert_eq!(DeliveryState::parse(state.as_str()), Some(state));
         }
         assert_eq!(DeliveryState::parse("lost"), None);
+    }
+
+    fn finish(
+        active: bool,
+        recorded: Option<BacklogMove>,
+        stranded_in: Option<DeliveryState>,
+    ) -> Option<BacklogMove> {
+        let found = move_to_finish(active, recorded, |state| {
+            Ok::<_, ()>(stranded_in == Some(state))
+        });
+        found.expect("the lookup does not fail")
+    }
+
+    #[test]
+    fn a_recorded_move_is_finished_unless_the_status_no_longer_fits_it() {
+        let never = |_| Err("no need to look for stranded rows");
+        let hold = move_to_finish(false, Some(BacklogMove::Hold), never);
+        assert_eq!(hold, Ok(Some(BacklogMove::Hold)));
+        let cancel = move_to_finish(true, Some(BacklogMove::Cancel), never);
+        assert_eq!(cancel, Ok(Some(BacklogMove::Cancel)));
+        let replay = move_to_finish(true, Some(BacklogMove::Replay), never);
+        assert_eq!(replay, Ok(Some(BacklogMove::Replay)));
+        // A cancel interrupted by a crash is never turned into a replay, and
+        // a disabled endpoint's move is only ever a hold.
+        assert_eq!(
+            finish(
+                false,
+                Some(BacklogMove::Cancel),
+                Some(DeliveryState::Pending)
+            ),
+            Some(BacklogMove::Hold)
+        );
+        assert_eq!(finish(false, Some(BacklogMove::Replay), None), None);
+    }
+
+    #[test]
+    fn stranded_rows_are_settled_by_the_status() {
+        assert_eq!(
+            finish(true, None, Some(DeliveryState::Held)),
+            Some(BacklogMove::Replay)
+        );
+        assert_eq!(
+            finish(false, None, Some(DeliveryState::Pending)),
+            Some(BacklogMove::Hold)
+        );
+        assert_eq!(finish(true, None, Some(DeliveryState::Pending)), None);
+        assert_eq!(finish(false, None, Some(DeliveryState::Held)), None);
+    }
+
+    #[test]
+    fn moves_round_trip_through_their_names() {
+        for kind in BacklogMove::ALL {
+            assert_eq!(BacklogMove::parse(kind.as_str()), Some(kind));
+            assert_ne!(kind.from(), kind.to());
+        }
+        assert_eq!(BacklogMove::parse("held"), None);
     }
 }

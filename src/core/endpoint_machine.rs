@@ -14,7 +14,9 @@
 //! earliest due time that may be waiting on disk.
 
 use super::breaker::{Breaker, CircuitState, Permit};
-use super::delivery::{after_attempt, verdict_for_status, AttemptVerdict, DeliveryState};
+use super::delivery::{
+    after_attempt, verdict_for_status, AttemptVerdict, BacklogMove, DeliveryState,
+};
 use super::envelope::is_operational;
 use super::failure_policy::{AlertKind, DisableReason, Streak};
 use super::limits::HealthLimits;
@@ -131,6 +133,9 @@ pub enum Effect {
     },
     /// These deliveries reached a disabled endpoint as pending: hold them.
     Hold(Vec<String>),
+    /// Move the next batch of the endpoint's backlog (a writer job of its
+    /// own); answer with [`EndpointMachine::batch_moved`].
+    MoveBatch(BacklogMove),
     /// Call [`EndpointMachine::wake`] at this time (replaces an earlier one).
     WakeAt(i64),
     /// The endpoint disabled itself (committed): tell the router.
@@ -171,8 +176,11 @@ enum Lifecycle {
 /// Why an operator's status change cannot be handled now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NotReady {
-    Loading,
-    Busy,
+    /// Ask again once the state is loaded, or the backlog move under way is
+    /// done: the shell keeps it queued, in order.
+    Later,
+    /// Shutting down, or deleted: it will never be handled.
+    Closed,
 }
 
 /// What the shell writes to disable the endpoint by hand.
@@ -198,6 +206,8 @@ pub struct MachineSnapshot {
     pub in_flight: usize,
     /// Pending deliveries may be waiting on disk beyond the window.
     pub backlog_on_disk: bool,
+    /// The backlog move under way.
+    pub moving: Option<BacklogMove>,
 }
 
 /// A delivery whose attempt's write is not answered yet.
@@ -233,6 +243,9 @@ pub struct EndpointMachine {
     parked: Vec<QueuedDelivery>,
     wake_at: Option<i64>,
     last_alert: HashMap<AlertKind, i64>,
+    /// The backlog move under way on disk, batch by batch.
+    moving: Option<BacklogMove>,
+    batch_in_flight: bool,
 }
 
 /// An unknown backlog: page before anything else.
@@ -264,11 +277,20 @@ impl EndpointMachine {
             parked: Vec::new(),
             wake_at: None,
             last_alert: HashMap::new(),
+            moving: None,
+            batch_in_flight: false,
         }
     }
 
-    /// The saved state is read: start working (or stay disabled).
-    pub fn loaded(&mut self, active: bool, health: Option<HealthState>, now: i64) -> Vec<Effect> {
+    /// The saved state is read: start working (or stay disabled), and
+    /// finish the backlog move a crash or a failed write interrupted.
+    pub fn loaded(
+        &mut self,
+        active: bool,
+        health: Option<HealthState>,
+        unfinished: Option<BacklogMove>,
+        now: i64,
+    ) -> Vec<Effect> {
         if let Some(health) = health {
             self.streak = health.streak;
             self.breaker = health.breaker;
@@ -279,7 +301,10 @@ impl EndpointMachine {
             Lifecycle::Disabled
         };
         self.disk_floor = active.then_some(UNKNOWN_FLOOR);
-        self.pump(now)
+        self.moving = unfinished;
+        let mut effects = self.next_batch();
+        effects.extend(self.pump(now));
+        effects
     }
 
     /// Deliveries just committed for this endpoint.
@@ -440,6 +465,9 @@ impl EndpointMachine {
             Ok(()) => {
                 if decision.disable.is_some() && self.lifecycle == Lifecycle::Disabled {
                     effects.push(Effect::Disabled);
+                    // The write recorded the hold of the backlog.
+                    self.moving = Some(BacklogMove::Hold);
+                    effects.extend(self.next_batch());
                 }
                 if decision.state == DeliveryState::Pending {
                     self.readmit(delivery);
@@ -478,31 +506,37 @@ impl EndpointMachine {
     }
 
     /// An operator disables the endpoint. `Ok(None)`: it already was.
+    /// The write records the hold of its backlog ([`BacklogMove::Hold`]).
     pub fn disable(&mut self, now: i64) -> Result<Option<ManualDisable>, NotReady> {
+        self.ready_for_status_change()?;
         match self.lifecycle {
-            Lifecycle::Loading => Err(NotReady::Loading),
-            Lifecycle::Reloading { .. } | Lifecycle::Draining | Lifecycle::Retired => {
-                Err(NotReady::Busy)
-            }
             Lifecycle::Disabled => Ok(None),
-            Lifecycle::Active => {
+            // A replay or a cancellation under way finishes first.
+            _ if self.moving.is_some() => Err(NotReady::Later),
+            _ => {
                 self.become_disabled();
+                self.moving = Some(BacklogMove::Hold);
                 let alert = self.alert(AlertKind::Disabled, None, Some(DisableReason::Manual), now);
                 Ok(Some(ManualDisable { alert }))
             }
         }
     }
 
-    /// An operator enables the endpoint; held deliveries are replayed or
-    /// cancelled by the write. On an active endpoint the streak goes on,
-    /// so its alerts are not raised twice.
-    pub fn enable(&mut self, now: i64) -> Result<Enabling, NotReady> {
+    /// An operator enables the endpoint; the write records the move of its
+    /// held deliveries (`kind`: replay or cancel). On an active endpoint the
+    /// streak goes on, so its alerts are not raised twice.
+    pub fn enable(&mut self, kind: BacklogMove, now: i64) -> Result<Enabling, NotReady> {
+        self.ready_for_status_change()?;
+        // The hold under way (or one an attempt's write is about to record)
+        // finishes first, so that what it holds is replayed or cancelled.
+        let disabling = self
+            .unsettled
+            .values()
+            .any(|u| u.decision.disable.is_some());
+        if self.moving.is_some() || disabling {
+            return Err(NotReady::Later);
+        }
         let reset = match self.lifecycle {
-            Lifecycle::Loading => return Err(NotReady::Loading),
-            Lifecycle::Reloading { .. } | Lifecycle::Draining | Lifecycle::Retired => {
-                return Err(NotReady::Busy)
-            }
-            Lifecycle::Active => None,
             Lifecycle::Disabled => {
                 let alert = self.alert(AlertKind::Enabled, None, None, now);
                 self.lifecycle = Lifecycle::Active;
@@ -510,25 +544,94 @@ impl EndpointMachine {
                 self.breaker = Breaker::closed(&self.config.limits);
                 Some((self.health(), alert))
             }
+            _ => None,
         };
+        self.moving = Some(kind);
         Ok(Enabling { reset })
     }
 
-    /// The status change's write committed: replayed deliveries are on
-    /// disk, to be paged in in order.
-    pub fn status_written(&mut self, now: i64) -> Vec<Effect> {
+    /// Status changes wait for the saved state and are refused for good
+    /// once the endpoint shuts down or is deleted.
+    fn ready_for_status_change(&self) -> Result<(), NotReady> {
+        match self.lifecycle {
+            Lifecycle::Loading | Lifecycle::Reloading { .. } => Err(NotReady::Later),
+            Lifecycle::Draining | Lifecycle::Retired => Err(NotReady::Closed),
+            Lifecycle::Active | Lifecycle::Disabled => Ok(()),
+        }
+    }
+
+    /// The status change's write committed; `to_move` is how many rows
+    /// its move concerns, when counted (none: it recorded no move). The
+    /// move starts, and replayed deliveries are paged in as they become
+    /// pending, in order.
+    pub fn status_written(&mut self, to_move: Option<usize>, now: i64) -> Vec<Effect> {
+        if to_move == Some(0) {
+            self.moving = None;
+        }
         if self.lifecycle == Lifecycle::Active {
             self.forget_window();
             self.disk_floor = Some(UNKNOWN_FLOOR);
         }
-        self.pump(now)
+        let mut effects = self.next_batch();
+        effects.extend(self.pump(now));
+        effects
     }
 
     /// The status change's write failed: memory no longer matches the
     /// disk, so reload once nothing is outstanding.
     pub fn status_write_failed(&mut self, now: i64) -> Vec<Effect> {
+        self.moving = None;
         self.reload_after_failure();
         self.pump(now)
+    }
+
+    /// A batch of the backlog move `kind` was written; `Ok(true)`: more
+    /// rows are left. A move recorded meanwhile (an attempt's write that
+    /// disabled the endpoint during a replay) takes over with its own
+    /// batches. A failed batch reloads the state, which finishes the move.
+    pub fn batch_moved(
+        &mut self,
+        kind: BacklogMove,
+        written: Result<bool, ()>,
+        now: i64,
+    ) -> Vec<Effect> {
+        self.batch_in_flight = false;
+        let mut effects = Vec::new();
+        match written {
+            Ok(more) => {
+                if kind == BacklogMove::Replay
+                    && matches!(self.lifecycle, Lifecycle::Active | Lifecycle::Draining)
+                {
+                    // Deliveries just became pending on disk: page them in.
+                    self.leave_on_disk(UNKNOWN_FLOOR);
+                }
+                if !more && self.moving == Some(kind) {
+                    self.moving = None;
+                }
+                effects.extend(self.next_batch());
+            }
+            Err(()) => {
+                self.moving = None;
+                self.reload_after_failure();
+            }
+        }
+        effects.extend(self.pump(now));
+        effects
+    }
+
+    /// The next batch of the move under way, unless the endpoint reloads
+    /// (its load finishes the move), shuts down or is gone.
+    fn next_batch(&mut self) -> Vec<Effect> {
+        match self.moving {
+            Some(kind)
+                if !self.batch_in_flight
+                    && matches!(self.lifecycle, Lifecycle::Active | Lifecycle::Disabled) =>
+            {
+                self.batch_in_flight = true;
+                vec![Effect::MoveBatch(kind)]
+            }
+            _ => Vec::new(),
+        }
     }
 
     /// The configuration changed: finish what is outstanding, then reload.
@@ -552,6 +655,7 @@ impl EndpointMachine {
         self.lifecycle = Lifecycle::Retired;
         self.forget_window();
         self.disk_floor = None;
+        self.moving = None;
     }
 
     pub fn snapshot(&self) -> MachineSnapshot {
@@ -561,11 +665,33 @@ impl EndpointMachine {
             queued: self.window.len(),
             in_flight: self.in_flight.len(),
             backlog_on_disk: self.disk_floor.is_some(),
+            moving: self.moving,
         }
     }
 
     pub fn is_active(&self) -> bool {
         self.lifecycle == Lifecycle::Active
+    }
+
+    /// Pending deliveries were written to disk without passing through the
+    /// machine (an operator's recovery of failed deliveries): page them in.
+    /// A page being read may predate them, so it does not clear the floor.
+    pub fn work_on_disk(&mut self, now: i64) -> Vec<Effect> {
+        if self.lifecycle == Lifecycle::Active {
+            self.leave_on_disk(UNKNOWN_FLOOR);
+        }
+        self.pump(now)
+    }
+
+    /// The delivery was settled without the machine (an operator's manual
+    /// attempt succeeded): it leaves the window, so it is not sent again.
+    /// One in flight finishes; the store keeps the delivery settled.
+    pub fn settled_elsewhere(&mut self, delivery_id: &str, now: i64) -> Vec<Effect> {
+        if let Some(due_at) = self.window_due.get(delivery_id).copied() {
+            self.take(&(due_at, delivery_id.to_owned()));
+        }
+        self.parked.retain(|delivery| delivery.id != delivery_id);
+        self.pump(now)
     }
 
     // -- the window -------------------------------------------------------
@@ -665,6 +791,7 @@ impl EndpointMachine {
             && self.unsettled.is_empty()
             && self.writes_in_flight == 0
             && !self.page_in_flight
+            && !self.batch_in_flight
     }
 
     // -- starting attempts ------------------------------------------------
@@ -982,7 +1109,7 @@ mod tests {
     /// A loaded, active machine whose disk holds nothing.
     fn active(config: MachineConfig) -> EndpointMachine {
         let mut machine = EndpointMachine::new(config);
-        let effects = machine.loaded(true, None, NOW);
+        let effects = machine.loaded(true, None, None, NOW);
         assert!(page_request(&effects).is_some(), "{effects:?}");
         machine.page_loaded(Page::default(), NOW);
         machine
@@ -1008,7 +1135,7 @@ mod tests {
     fn nothing_is_sent_before_the_saved_state_and_the_first_page() {
         let mut machine = EndpointMachine::new(config());
         assert!(sent(&machine.enqueue(vec![delivery(1, NOW)], NOW)).is_empty());
-        let effects = machine.loaded(true, None, NOW);
+        let effects = machine.loaded(true, None, None, NOW);
         assert!(sent(&effects).is_empty());
         let (count, bytes, exclude) = page_request(&effects).expect("asks for a page");
         assert_eq!((count, bytes, exclude.len()), (4, 1000, 0));
@@ -1022,7 +1149,7 @@ mod tests {
     #[test]
     fn a_disabled_endpoint_holds_what_reaches_it() {
         let mut machine = EndpointMachine::new(config());
-        assert!(machine.loaded(false, None, NOW).is_empty());
+        assert!(machine.loaded(false, None, None, NOW).is_empty());
         let effects = machine.enqueue(vec![delivery(1, NOW)], NOW);
         assert_eq!(effects, vec![Effect::Hold(vec!["dlv_001".to_owned()])]);
     }
@@ -1087,7 +1214,7 @@ mod tests {
     #[test]
     fn a_delivery_settled_while_a_page_was_read_is_not_taken_again() {
         let mut machine = EndpointMachine::new(config());
-        machine.loaded(true, None, NOW);
+        machine.loaded(true, None, None, NOW);
         machine.page_loaded(
             Page {
                 deliveries: vec![delivery(1, NOW)],
@@ -1319,20 +1446,182 @@ mod tests {
         let disabled = machine.disable(NOW).expect("ready").expect("was active");
         assert_eq!(disabled.alert.disabled_reason, Some(DisableReason::Manual));
         assert_eq!(machine.disable(NOW), Ok(None));
-        let enabling = machine.enable(NOW).expect("ready");
+        machine.status_written(None, NOW);
+        machine.batch_moved(BacklogMove::Hold, Ok(false), NOW);
+        let enabling = machine.enable(BacklogMove::Replay, NOW).expect("ready");
         let (health, alert) = enabling.reset.expect("was disabled");
         assert_eq!(health.streak, Streak::default());
         assert_eq!(alert.kind, AlertKind::Enabled);
-        let effects = machine.status_written(NOW);
+        let effects = machine.status_written(Some(3), NOW);
         assert!(page_request(&effects).is_some(), "{effects:?}");
-        assert_eq!(machine.enable(NOW).map(|e| e.reset.is_none()), Ok(true));
+        assert!(effects.contains(&Effect::MoveBatch(BacklogMove::Replay)));
+        machine.batch_moved(BacklogMove::Replay, Ok(false), NOW);
+        assert_eq!(
+            machine
+                .enable(BacklogMove::Replay, NOW)
+                .map(|e| e.reset.is_none()),
+            Ok(true)
+        );
+    }
+
+    /// The effects' batches, in order.
+    fn batches(effects: &[Effect]) -> Vec<BacklogMove> {
+        effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::MoveBatch(kind) => Some(*kind),
+                _ => None,
+            })
+            .collect()
     }
 
     #[test]
-    fn operators_wait_while_the_state_loads() {
+    fn a_disable_holds_the_backlog_one_batch_at_a_time_and_sends_nothing_meanwhile() {
+        let mut machine = active(config());
+        machine.enqueue(vec![delivery(1, NOW + 10)], NOW);
+        machine.disable(NOW).expect("ready").expect("was active");
+        let effects = machine.status_written(None, NOW);
+        assert_eq!(effects, vec![Effect::MoveBatch(BacklogMove::Hold)]);
+        // One batch at a time: nothing more until this one is written.
+        assert!(machine.wake(NOW + 20).is_empty());
+        let effects = machine.batch_moved(BacklogMove::Hold, Ok(true), NOW + 20);
+        assert_eq!(effects, vec![Effect::MoveBatch(BacklogMove::Hold)]);
+        assert_eq!(machine.snapshot().moving, Some(BacklogMove::Hold));
+        assert!(machine
+            .batch_moved(BacklogMove::Hold, Ok(false), NOW + 30)
+            .is_empty());
+        assert_eq!(machine.snapshot().moving, None);
+        let effects = machine.enqueue(vec![delivery(2, NOW)], NOW + 40);
+        assert_eq!(effects, vec![Effect::Hold(vec!["dlv_002".to_owned()])]);
+    }
+
+    #[test]
+    fn replayed_deliveries_are_paged_in_as_each_batch_makes_them_pending() {
         let mut machine = EndpointMachine::new(config());
-        assert_eq!(machine.disable(NOW), Err(NotReady::Loading));
-        assert_eq!(machine.enable(NOW).map(|_| ()), Err(NotReady::Loading));
+        machine.loaded(false, None, None, NOW);
+        machine.enable(BacklogMove::Replay, NOW).expect("ready");
+        let effects = machine.status_written(Some(10), NOW);
+        assert_eq!(batches(&effects), vec![BacklogMove::Replay]);
+        assert!(page_request(&effects).is_some(), "{effects:?}");
+        // The first page is read before the first batch is written.
+        let effects = machine.page_loaded(Page::default(), NOW);
+        assert!(effects.is_empty(), "{effects:?}");
+        let effects = machine.batch_moved(BacklogMove::Replay, Ok(true), NOW);
+        assert_eq!(batches(&effects), vec![BacklogMove::Replay]);
+        assert!(page_request(&effects).is_some(), "{effects:?}");
+        // Another batch is written while that page is read.
+        let effects = machine.batch_moved(BacklogMove::Replay, Ok(false), NOW);
+        assert!(batches(&effects).is_empty() && page_request(&effects).is_none());
+        let page = Page {
+            deliveries: vec![delivery(1, NOW), delivery(2, NOW)],
+            more_from: None,
+        };
+        let effects = machine.page_loaded(page, NOW);
+        assert_eq!(sent(&effects), ["dlv_001", "dlv_002"]);
+        // The page may predate the batch: it is read again.
+        assert!(page_request(&effects).is_some(), "{effects:?}");
+    }
+
+    #[test]
+    fn a_cancel_moves_nothing_when_nothing_is_held() {
+        let mut machine = EndpointMachine::new(config());
+        machine.loaded(false, None, None, NOW);
+        machine.enable(BacklogMove::Cancel, NOW).expect("ready");
+        let effects = machine.status_written(Some(0), NOW);
+        assert!(batches(&effects).is_empty(), "{effects:?}");
+        assert_eq!(machine.snapshot().moving, None);
+        assert!(machine.disable(NOW).expect("ready").is_some());
+    }
+
+    #[test]
+    fn status_changes_wait_for_the_move_under_way() {
+        let mut machine = active(config());
+        machine.disable(NOW).expect("ready");
+        machine.status_written(None, NOW);
+        assert_eq!(
+            machine.enable(BacklogMove::Cancel, NOW).map(|_| ()),
+            Err(NotReady::Later)
+        );
+        // Disabling a disabled endpoint changes nothing: no need to wait.
+        assert_eq!(machine.disable(NOW), Ok(None));
+        machine.batch_moved(BacklogMove::Hold, Ok(false), NOW);
+        machine.enable(BacklogMove::Replay, NOW).expect("ready");
+        machine.status_written(Some(5), NOW);
+        assert_eq!(machine.disable(NOW), Err(NotReady::Later));
+        machine.batch_moved(BacklogMove::Replay, Ok(false), NOW);
+        assert!(machine.disable(NOW).expect("ready").is_some());
+    }
+
+    #[test]
+    fn a_load_finishes_the_move_a_crash_interrupted() {
+        let mut machine = EndpointMachine::new(config());
+        let effects = machine.loaded(false, None, Some(BacklogMove::Hold), NOW);
+        assert_eq!(effects, vec![Effect::MoveBatch(BacklogMove::Hold)]);
+        let mut machine = EndpointMachine::new(config());
+        let effects = machine.loaded(true, None, Some(BacklogMove::Cancel), NOW);
+        assert_eq!(batches(&effects), vec![BacklogMove::Cancel]);
+        assert!(page_request(&effects).is_some(), "{effects:?}");
+    }
+
+    #[test]
+    fn a_failed_batch_reloads_the_state_which_finishes_the_move() {
+        let mut machine = active(config());
+        machine.disable(NOW).expect("ready");
+        machine.status_written(None, NOW);
+        let effects = machine.batch_moved(BacklogMove::Hold, Err(()), NOW);
+        assert_eq!(effects, vec![Effect::Reload { failed: true }]);
+    }
+
+    #[test]
+    fn an_attempt_that_disables_starts_the_hold_once_written_and_enabling_waits_for_it() {
+        let mut machine = active(config());
+        machine.enqueue(vec![delivery(1, NOW)], NOW);
+        machine.attempt_finished("dlv_001", &failed(410), NOW, 0.0);
+        assert_eq!(
+            machine.enable(BacklogMove::Cancel, NOW).map(|_| ()),
+            Err(NotReady::Later)
+        );
+        let effects = machine.attempt_recorded("dlv_001", Ok(()), NOW, 0.0);
+        assert_eq!(
+            effects,
+            vec![Effect::Disabled, Effect::MoveBatch(BacklogMove::Hold)]
+        );
+        machine.batch_moved(BacklogMove::Hold, Ok(false), NOW);
+        assert!(machine.enable(BacklogMove::Cancel, NOW).is_ok());
+    }
+
+    #[test]
+    fn an_endpoint_that_disables_itself_during_a_replay_holds_its_backlog_after_it() {
+        let mut machine = EndpointMachine::new(config());
+        machine.loaded(false, None, None, NOW);
+        machine.enable(BacklogMove::Replay, NOW).expect("ready");
+        machine.status_written(Some(10), NOW);
+        let page = Page {
+            deliveries: vec![delivery(1, NOW)],
+            more_from: None,
+        };
+        machine.page_loaded(page, NOW);
+        machine.attempt_finished("dlv_001", &failed(410), NOW, 0.0);
+        // The replay's batch is still being written: the hold waits for it.
+        let effects = machine.attempt_recorded("dlv_001", Ok(()), NOW, 0.0);
+        assert_eq!(effects, vec![Effect::Disabled]);
+        // That batch found its move superseded: the hold goes on.
+        let effects = machine.batch_moved(BacklogMove::Replay, Ok(false), NOW);
+        assert_eq!(effects, vec![Effect::MoveBatch(BacklogMove::Hold)]);
+        assert_eq!(machine.snapshot().moving, Some(BacklogMove::Hold));
+    }
+
+    #[test]
+    fn operators_wait_while_the_state_loads_and_are_refused_once_it_shuts_down() {
+        let mut machine = EndpointMachine::new(config());
+        assert_eq!(machine.disable(NOW), Err(NotReady::Later));
+        assert_eq!(
+            machine.enable(BacklogMove::Replay, NOW).map(|_| ()),
+            Err(NotReady::Later)
+        );
+        let mut machine = active(config());
+        machine.drain(NOW);
+        assert_eq!(machine.disable(NOW), Err(NotReady::Closed));
     }
 
     #[test]
@@ -1381,5 +1670,50 @@ mod tests {
         machine.attempt_finished("dlv_002", &ok(), NOW, 0.0);
         let effects = machine.attempt_recorded("dlv_002", Ok(()), NOW, 0.0);
         assert_eq!(effects, vec![Effect::Drained]);
+    }
+
+    #[test]
+    fn recovered_work_on_disk_is_paged_in_even_while_a_page_is_read() {
+        let mut machine = active(config());
+        let effects = machine.work_on_disk(NOW);
+        assert!(page_request(&effects).is_some(), "{effects:?}");
+        // Told again while that page is read: the page may predate the
+        // new rows, so an empty page still leads to another.
+        assert!(page_request(&machine.work_on_disk(NOW)).is_none());
+        let effects = machine.page_loaded(Page::default(), NOW);
+        assert!(page_request(&effects).is_some(), "{effects:?}");
+        let effects = machine.page_loaded(
+            Page {
+                deliveries: vec![delivery(1, NOW - 10)],
+                more_from: None,
+            },
+            NOW,
+        );
+        assert_eq!(sent(&effects), vec!["dlv_001".to_owned()]);
+        assert!(!machine.snapshot().backlog_on_disk);
+    }
+
+    #[test]
+    fn a_disabled_endpoint_ignores_work_on_disk() {
+        let mut machine = active(config());
+        machine.disable(NOW).expect("ready");
+        machine.status_written(None, NOW);
+        assert!(machine.work_on_disk(NOW).is_empty());
+    }
+
+    #[test]
+    fn a_delivery_settled_elsewhere_leaves_the_window_unsent() {
+        let mut machine = active(config());
+        machine.enqueue(
+            vec![delivery(1, NOW + 5_000), delivery(2, NOW + 6_000)],
+            NOW,
+        );
+        assert_eq!(machine.snapshot().queued, 2);
+        machine.settled_elsewhere("dlv_001", NOW);
+        assert_eq!(machine.snapshot().queued, 1);
+        let effects = machine.wake(NOW + 6_000);
+        assert_eq!(sent(&effects), vec!["dlv_002".to_owned()]);
+        // Unknown to the machine: nothing happens.
+        assert!(sent(&machine.settled_elsewhere("dlv_009", NOW + 6_000)).is_empty());
     }
 }

@@ -6,6 +6,9 @@ use serde_json::Value;
 /// Event types hookrelay emits itself; publishers may not use them.
 pub const OPERATIONAL_PREFIX: &str = "hookrelay.";
 
+/// The event an endpoint test sends (`POST …/endpoints/{id}/test`).
+pub const TEST_EVENT_TYPE: &str = "hookrelay.ping";
+
 /// Case-insensitive: receivers and people compare types loosely, so
 /// `Hookrelay.endpoint.failing` must not pass for a publisher's own type.
 pub fn is_operational(event_type: &str) -> bool {

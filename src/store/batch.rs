@@ -11,7 +11,7 @@ use super::events::{self, Ingested};
 use super::models::{AttemptRow, DeliveryRow, EventRow};
 use super::schema::{attempts, deliveries as delivery_table, events as event_table};
 use super::{alerts, dispatch, endpoints, Db, StoreError};
-use crate::core::delivery::DeliveryState;
+use crate::core::delivery::BacklogMove;
 use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Integer, Nullable, Text};
 use diesel::PgConnection;
@@ -253,8 +253,8 @@ fn find_originals(
 
 /// [`record_attempts`]' rows and states on PostgreSQL: one insert of the
 /// attempts, one update of the deliveries, under the rule of
-/// [`deliveries::record_attempt`]: a delivery cancelled while its attempt
-/// was in flight stays cancelled.
+/// [`deliveries::record_attempt`]: a delivery settled while its attempt
+/// was in flight stays settled.
 fn record_together(
     c: &mut PgConnection,
     writes: &[&AttemptWrite],
@@ -288,14 +288,14 @@ fn record_together(
              next_attempt_at = new.next_attempt_at, updated_at = $5 \
          FROM unnest($1::text[], $2::text[], $3::int4[], $4::int8[]) \
              AS new (id, state, attempt_count, next_attempt_at) \
-         WHERE deliveries.id = new.id AND deliveries.state <> $6",
+         WHERE deliveries.id = new.id AND deliveries.state = ANY($6::text[])",
     )
     .bind::<Array<Text>, _>(ids)
     .bind::<Array<Text>, _>(states)
     .bind::<Array<Integer>, _>(attempt_counts)
     .bind::<Array<Nullable<BigInt>>, _>(due)
     .bind::<BigInt, _>(now)
-    .bind::<Text, _>(DeliveryState::Cancelled.as_str())
+    .bind::<Array<Text>, _>(deliveries::UNSETTLED.to_vec())
     .execute(c)?;
     Ok(())
 }
@@ -313,7 +313,8 @@ fn extras(db: &mut Db, write: &AttemptWrite, now: i64) -> Result<(), StoreError>
             ));
         };
         endpoints::set_status(db, endpoint_id, Some(reason), now)?;
-        deliveries::hold_pending(db, endpoint_id, now)?;
+        // The endpoint's actor holds its pending deliveries in batches.
+        endpoints::set_backlog_move(db, endpoint_id, Some((BacklogMove::Hold, now)))?;
     }
     Ok(())
 }

@@ -1,9 +1,9 @@
 //! Deliveries and their attempts.
 
 use super::models::{AlertRow, AttemptRow, DeliveryRow, EndpointHealthRow};
-use super::schema::{attempts, deliveries};
+use super::schema::{attempts, deliveries, events};
 use super::{dispatch, Db, StoreError};
-use crate::core::delivery::DeliveryState;
+use crate::core::delivery::{BacklogMove, DeliveryState, StatusClass};
 use crate::core::failure_policy::DisableReason;
 use diesel::prelude::*;
 
@@ -22,8 +22,9 @@ pub struct AttemptWrite {
     /// The endpoint's breaker and streak, when this attempt changed them.
     pub health: Option<EndpointHealthRow>,
     pub alerts: Vec<AlertRow>,
-    /// Set when this attempt disables the endpoint: its status is set
-    /// and its pending deliveries are held (`endpoints::set_status`, `deliveries::hold_pending`).
+    /// Set when this attempt disables the endpoint: its status is set and
+    /// the hold of its pending deliveries recorded, for the endpoint's actor
+    /// to carry out in batches (`endpoints::set_status`, `endpoints::set_backlog_move`).
     pub disable: Option<DisableReason>,
 }
 
@@ -31,14 +32,44 @@ pub struct AttemptWrite {
 pub struct DeliveryFilter {
     pub endpoint_id: Option<String>,
     pub state: Option<String>,
+    /// The event's type, exactly.
+    pub event_type: Option<String>,
+    /// Created at or after (ms).
+    pub since: Option<i64>,
+    /// Created before (ms).
+    pub until: Option<i64>,
+    /// The class of the last attempt's status.
+    pub status_class: Option<StatusClass>,
 }
+
+/// The status code of a delivery's last attempt (NULL when it has none or
+/// the attempt got no answer), as SQL both backends run.
+const LAST_STATUS: &str =
+    "(SELECT a.status_code FROM attempts a WHERE a.delivery_id = deliveries.id \
+     ORDER BY a.started_at DESC, a.id DESC LIMIT 1)";
+
+/// The condition "the last attempt's status is of this class".
+fn last_status_is(class: StatusClass) -> String {
+    match class.codes() {
+        // The bounds are our own constants, never input.
+        Some((low, high)) => format!("{LAST_STATUS} BETWEEN {low} AND {high}"),
+        None => format!("{LAST_STATUS} IS NULL"),
+    }
+}
+
+/// The states in which an attempt's result may still change a delivery.
+pub const UNSETTLED: [&str; 2] = [
+    DeliveryState::Pending.as_str(),
+    DeliveryState::Held.as_str(),
+];
 
 pub fn record_attempt(db: &mut Db, record: &AttemptRecord, now: i64) -> Result<(), StoreError> {
     dispatch!(db, c => diesel::insert_into(attempts::table).values(&record.attempt).execute(c))?;
-    // A delivery cancelled while this attempt was in flight stays cancelled.
+    // A delivery settled while this attempt was in flight (cancelled, or
+    // succeeded or failed by an operator's manual attempt) stays settled.
     dispatch!(db, c => diesel::update(deliveries::table
         .filter(deliveries::id.eq(&record.attempt.delivery_id))
-        .filter(deliveries::state.ne(DeliveryState::Cancelled.as_str())))
+        .filter(deliveries::state.eq_any(UNSETTLED)))
         .set((
             deliveries::state.eq(record.state.as_str()),
             deliveries::attempt_count.eq(record.attempt.attempt),
@@ -70,6 +101,21 @@ pub fn list(
         }
         if let Some(state) = &filter.state {
             query = query.filter(deliveries::state.eq(state));
+        }
+        if let Some(event_type) = &filter.event_type {
+            query = query.filter(deliveries::event_id.eq_any(events::table
+                .filter(events::tenant_id.eq(tenant_id))
+                .filter(events::event_type.eq(event_type))
+                .select(events::id)));
+        }
+        if let Some(since) = filter.since {
+            query = query.filter(deliveries::created_at.ge(since));
+        }
+        if let Some(until) = filter.until {
+            query = query.filter(deliveries::created_at.lt(until));
+        }
+        if let Some(class) = filter.status_class {
+            query = query.filter(diesel::dsl::sql::<diesel::sql_types::Bool>(&last_status_is(class)));
         }
         query.select(DeliveryRow::as_select()).load(c)
     })?)
@@ -106,17 +152,6 @@ pub fn attempts_of(db: &mut Db, delivery_id: &str) -> Result<Vec<AttemptRow>, St
         .load(c))?)
 }
 
-/// The endpoint was disabled: its waiting deliveries are held.
-pub fn hold_pending(db: &mut Db, endpoint_id: &str, now: i64) -> Result<usize, StoreError> {
-    move_state(
-        db,
-        endpoint_id,
-        DeliveryState::Pending,
-        DeliveryState::Held,
-        now,
-    )
-}
-
 /// Deliveries that reached a disabled endpoint's actor as pending.
 pub fn hold(db: &mut Db, delivery_ids: &[String], now: i64) -> Result<(), StoreError> {
     dispatch!(db, c => diesel::update(deliveries::table
@@ -131,48 +166,73 @@ pub fn hold(db: &mut Db, delivery_ids: &[String], now: i64) -> Result<(), StoreE
     Ok(())
 }
 
-/// Re-enabled with replay: held deliveries start over with a full schedule,
-/// due now (a pending delivery always carries its due time).
-pub fn release_held(db: &mut Db, endpoint_id: &str, now: i64) -> Result<usize, StoreError> {
-    Ok(dispatch!(db, c => diesel::update(deliveries::table
-        .filter(deliveries::endpoint_id.eq(endpoint_id))
-        .filter(deliveries::state.eq(DeliveryState::Held.as_str())))
-        .set((
-            deliveries::state.eq(DeliveryState::Pending.as_str()),
-            deliveries::attempt_count.eq(0),
-            deliveries::next_attempt_at.eq(Some(now)),
-            deliveries::updated_at.eq(now),
-        ))
-        .execute(c))?)
-}
-
-/// Re-enabled without replay: held deliveries are cancelled, and kept.
-pub fn cancel_held(db: &mut Db, endpoint_id: &str, now: i64) -> Result<usize, StoreError> {
-    move_state(
-        db,
-        endpoint_id,
-        DeliveryState::Held,
-        DeliveryState::Cancelled,
-        now,
-    )
-}
-
-fn move_state(
+/// One batch of a [`BacklogMove`]: at most `limit` of the endpoint's
+/// deliveries in the move's `from` state, oldest first, change state.
+/// Replayed ones start over with a full schedule, due at `replay_due_at`
+/// (a pending delivery always carries its due time; one time for the
+/// whole move keeps the event order across batches). Returns how many
+/// moved: fewer than `limit` means none is left.
+pub fn move_batch(
     db: &mut Db,
     endpoint_id: &str,
-    from: DeliveryState,
-    to: DeliveryState,
+    kind: BacklogMove,
+    limit: usize,
+    replay_due_at: i64,
     now: i64,
 ) -> Result<usize, StoreError> {
-    Ok(dispatch!(db, c => diesel::update(deliveries::table
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let (from, to) = (kind.from().as_str(), kind.to().as_str());
+    // The index (endpoint_id, state, next_attempt_at, id) serves the batch.
+    let batch: Vec<String> = dispatch!(db, c => deliveries::table
         .filter(deliveries::endpoint_id.eq(endpoint_id))
-        .filter(deliveries::state.eq(from.as_str())))
-        .set((
-            deliveries::state.eq(to.as_str()),
-            deliveries::next_attempt_at.eq(None::<i64>),
-            deliveries::updated_at.eq(now),
-        ))
-        .execute(c))?)
+        .filter(deliveries::state.eq(from))
+        .order((deliveries::next_attempt_at, deliveries::id))
+        .limit(limit)
+        .select(deliveries::id)
+        .load(c))?;
+    let mut moved = 0;
+    // Each id is a bound parameter on SQLite, which allows 32,766 of them.
+    for ids in batch.chunks(IDS_PER_STATEMENT) {
+        let moving = deliveries::table
+            .filter(deliveries::id.eq_any(ids))
+            .filter(deliveries::state.eq(from));
+        moved += match kind {
+            BacklogMove::Replay => dispatch!(db, c => diesel::update(moving)
+                .set((
+                    deliveries::state.eq(to),
+                    deliveries::attempt_count.eq(0),
+                    deliveries::next_attempt_at.eq(Some(replay_due_at)),
+                    deliveries::updated_at.eq(now),
+                ))
+                .execute(c))?,
+            BacklogMove::Hold | BacklogMove::Cancel => dispatch!(db, c => diesel::update(moving)
+                .set((
+                    deliveries::state.eq(to),
+                    deliveries::next_attempt_at.eq(None::<i64>),
+                    deliveries::updated_at.eq(now),
+                ))
+                .execute(c))?,
+        };
+    }
+    Ok(moved)
+}
+
+/// Ids bound in one statement of [`move_batch`].
+const IDS_PER_STATEMENT: usize = 10_000;
+
+/// Whether the endpoint has any delivery in `state`.
+pub fn any_in_state(
+    db: &mut Db,
+    endpoint_id: &str,
+    state: DeliveryState,
+) -> Result<bool, StoreError> {
+    let found: Option<String> = dispatch!(db, c => deliveries::table
+        .filter(deliveries::endpoint_id.eq(endpoint_id))
+        .filter(deliveries::state.eq(state.as_str()))
+        .select(deliveries::id)
+        .first(c)
+        .optional())?;
+    Ok(found.is_some())
 }
 
 /// Deliveries per state for the given endpoints of a tenant.

@@ -5,7 +5,7 @@
 use super::models::{AlertRow, EndpointHealthRow};
 use super::schema::{deliveries, events};
 use super::{alerts, deliveries as delivery_rows, dispatch, endpoints, Db, StoreError};
-use crate::core::delivery::DeliveryState;
+use crate::core::delivery::{move_to_finish, BacklogMove, DeliveryState};
 use crate::core::endpoint_machine::{select_page, HealthState, Page, QueuedDelivery};
 use crate::core::failure_policy::DisableReason;
 use diesel::prelude::*;
@@ -17,30 +17,41 @@ use std::sync::{Arc, Mutex, Weak};
 pub struct SavedState {
     pub active: bool,
     pub health: Option<HealthState>,
+    /// The backlog move to finish, in batches ([`move_batch`]).
+    pub unfinished: Option<BacklogMove>,
 }
 
-/// Reads the endpoint's status and health, and settles deliveries left in
-/// the wrong state by a fan-out that raced a status change: held rows of an
-/// active endpoint are released, pending rows of a disabled one are held.
-/// Runs in the writer, so it is ordered with the actor's own writes.
+/// Reads the endpoint's status, health and the backlog move a crash (or a
+/// failed write) interrupted. Deliveries left in the wrong state by a
+/// fan-out that raced a status change are settled by a move too: held rows
+/// of an active endpoint are replayed, pending rows of a disabled one held.
+/// Runs in the writer, so it is ordered with the actor's own writes; moves
+/// nothing itself, so it stays short whatever the backlog.
 pub fn load(db: &mut Db, endpoint_id: &str, now: i64) -> Result<SavedState, StoreError> {
     let active = endpoints::find_by_id(db, endpoint_id)?.is_some_and(|row| row.is_active());
     let health = endpoints::load_health(db, endpoint_id)?.map(|row| HealthState {
         streak: row.streak(),
         breaker: row.breaker(),
     });
-    if active {
-        let stranded = delivery_rows::release_held(db, endpoint_id, now)?;
-        if stranded > 0 {
-            log::warn!("endpoint {endpoint_id}: released {stranded} stranded held deliveries");
+    let recorded = endpoints::backlog_move(db, endpoint_id)?;
+    let unfinished = move_to_finish(active, recorded.map(|(kind, _)| kind), |state| {
+        delivery_rows::any_in_state(db, endpoint_id, state)
+    })?;
+    if unfinished != recorded.map(|(kind, _)| kind) {
+        if unfinished.is_some() {
+            log::warn!("endpoint {endpoint_id}: settling deliveries stranded by a status change");
         }
-    } else {
-        delivery_rows::hold_pending(db, endpoint_id, now)?;
+        endpoints::set_backlog_move(db, endpoint_id, unfinished.map(|kind| (kind, now)))?;
     }
-    Ok(SavedState { active, health })
+    Ok(SavedState {
+        active,
+        health,
+        unfinished,
+    })
 }
 
-/// Disables the endpoint by hand: its pending deliveries are held.
+/// Disables the endpoint by hand: the status, the alert and the hold of its
+/// pending deliveries, which [`move_batch`] then carries out.
 pub fn disable(
     db: &mut Db,
     endpoint_id: &str,
@@ -48,7 +59,7 @@ pub fn disable(
     now: i64,
 ) -> Result<(), StoreError> {
     endpoints::set_status(db, endpoint_id, Some(DisableReason::Manual), now)?;
-    delivery_rows::hold_pending(db, endpoint_id, now)?;
+    endpoints::set_backlog_move(db, endpoint_id, Some((BacklogMove::Hold, now)))?;
     alerts::insert(db, std::slice::from_ref(alert))
 }
 
@@ -61,14 +72,30 @@ pub enum Replay {
     None,
 }
 
+impl Replay {
+    pub fn backlog_move(self) -> BacklogMove {
+        match self {
+            Replay::Held => BacklogMove::Replay,
+            Replay::None => BacklogMove::Cancel,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EnableOutcome {
     pub replayed: usize,
     pub cancelled: usize,
 }
 
+impl EnableOutcome {
+    pub fn to_move(&self) -> usize {
+        self.replayed + self.cancelled
+    }
+}
+
 /// Enables the endpoint (`reset`: it was disabled; save the fresh health
-/// and the alert) and replays or cancels its held deliveries.
+/// and the alert), counts its held deliveries and records their replay or
+/// cancellation, which [`move_batch`] then carries out.
 pub fn enable(
     db: &mut Db,
     endpoint_id: &str,
@@ -81,16 +108,47 @@ pub fn enable(
         endpoints::save_health(db, health)?;
         alerts::insert(db, std::slice::from_ref(alert))?;
     }
+    let held = delivery_rows::count_in_state(db, endpoint_id, DeliveryState::Held)?;
+    let held = usize::try_from(held).unwrap_or(usize::MAX);
+    let kind = replay.backlog_move();
+    let under_way = (held > 0).then_some((kind, now));
+    endpoints::set_backlog_move(db, endpoint_id, under_way)?;
     Ok(match replay {
         Replay::Held => EnableOutcome {
-            replayed: delivery_rows::release_held(db, endpoint_id, now)?,
+            replayed: held,
             cancelled: 0,
         },
         Replay::None => EnableOutcome {
             replayed: 0,
-            cancelled: delivery_rows::cancel_held(db, endpoint_id, now)?,
+            cancelled: held,
         },
     })
+}
+
+/// One batch of the endpoint's backlog move `kind`, in a writer job of its
+/// own: at most `limit` rows. The batch that finds fewer rows than that
+/// ends the move, in the same transaction. Returns whether more are left;
+/// `false` as well when `kind` is no longer the move recorded (a restart
+/// or a later status change took over).
+pub fn move_batch(
+    db: &mut Db,
+    endpoint_id: &str,
+    kind: BacklogMove,
+    limit: usize,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let Some((recorded, due_at)) = endpoints::backlog_move(db, endpoint_id)? else {
+        return Ok(false);
+    };
+    if recorded != kind {
+        return Ok(false);
+    }
+    let moved = delivery_rows::move_batch(db, endpoint_id, kind, limit, due_at, now)?;
+    if moved < limit {
+        endpoints::set_backlog_move(db, endpoint_id, None)?;
+        return Ok(false);
+    }
+    Ok(true)
 }
 
 /// Event bodies held in memory, shared by every delivery that needs one:

@@ -5,6 +5,7 @@ use super::schema::{endpoint_health, endpoints};
 use super::tenants::SYSTEM_TENANT;
 use super::{dispatch, Db, StoreError};
 use crate::core::breaker::{Breaker, CircuitState};
+use crate::core::delivery::BacklogMove;
 use crate::core::endpoint::{
     EndpointConfig, HttpMethod, DEFAULT_MAX_IN_FLIGHT, DEFAULT_TIMEOUT_SECONDS,
 };
@@ -104,6 +105,37 @@ pub fn set_status(
         ))
         .execute(c))?;
     Ok(())
+}
+
+/// Records the backlog move under way (`None`: finished), and when the
+/// deliveries a replay makes pending fall due.
+pub fn set_backlog_move(
+    db: &mut Db,
+    id: &str,
+    under_way: Option<(BacklogMove, i64)>,
+) -> Result<(), StoreError> {
+    dispatch!(db, c => diesel::update(endpoints::table.find(id))
+        .set((
+            endpoints::backlog_move.eq(under_way.map(|(kind, _)| kind.as_str())),
+            endpoints::backlog_move_due_at.eq(under_way.map(|(_, due_at)| due_at)),
+        ))
+        .execute(c))?;
+    Ok(())
+}
+
+/// The backlog move under way, if any, and its due time.
+pub fn backlog_move(db: &mut Db, id: &str) -> Result<Option<(BacklogMove, i64)>, StoreError> {
+    let recorded: Option<(Option<String>, Option<i64>)> = dispatch!(db, c => endpoints::table
+        .find(id)
+        .select((endpoints::backlog_move, endpoints::backlog_move_due_at))
+        .first(c)
+        .optional())?;
+    let Some((Some(name), due_at)) = recorded else {
+        return Ok(None);
+    };
+    let kind = BacklogMove::parse(&name)
+        .ok_or_else(|| StoreError::Corrupt(format!("endpoint {id}: backlog move {name:?}")))?;
+    Ok(Some((kind, due_at.unwrap_or_default())))
 }
 
 pub fn find_by_id(db: &mut Db, id: &str) -> Result<Option<EndpointRow>, StoreError> {

@@ -111,3 +111,53 @@ pub fn find(db: &mut Db, tenant_id: &str, id: &str) -> Result<Option<EventRow>, 
         .first(c)
         .optional())?)
 }
+
+#[derive(Debug, Default, Clone)]
+pub struct EventFilter {
+    /// The type, exactly.
+    pub event_type: Option<String>,
+    /// Created at or after (ms).
+    pub since: Option<i64>,
+    /// Created before (ms).
+    pub until: Option<i64>,
+}
+
+/// An event as the list shows it; its body stays on disk, so a page of
+/// large events costs no more memory than a page of small ones.
+#[derive(Debug, Clone, Queryable)]
+pub struct EventSummary {
+    pub id: String,
+    pub event_type: String,
+    pub created_at: i64,
+}
+
+/// The tenant's events in id order, after `after`.
+pub fn list(
+    db: &mut Db,
+    tenant_id: &str,
+    filter: &EventFilter,
+    after: Option<&str>,
+    limit: i64,
+) -> Result<Vec<EventSummary>, StoreError> {
+    let after = after.unwrap_or_default();
+    Ok(dispatch!(db, c => {
+        let mut query = events::table
+            .filter(events::tenant_id.eq(tenant_id))
+            .filter(events::id.gt(after))
+            .order(events::id)
+            .limit(limit)
+            .into_boxed();
+        if let Some(event_type) = &filter.event_type {
+            query = query.filter(events::event_type.eq(event_type));
+        }
+        if let Some(since) = filter.since {
+            query = query.filter(events::created_at.ge(since));
+        }
+        if let Some(until) = filter.until {
+            query = query.filter(events::created_at.lt(until));
+        }
+        query
+            .select((events::id, events::event_type, events::created_at))
+            .load::<EventSummary>(c)
+    })?)
+}

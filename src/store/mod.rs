@@ -17,6 +17,7 @@ pub mod events;
 pub mod health;
 pub mod models;
 mod reconnect;
+pub mod replay;
 pub mod retention;
 pub mod schema;
 pub mod tenants;
@@ -51,8 +52,8 @@ pub enum StoreError {
     /// once it is back.
     #[error("the database is unavailable: {0}")]
     Unavailable(String),
-    /// An endpoint's actor cannot take the request in its current state
-    /// (loading or reloading its saved state); it can in a moment.
+    /// An endpoint's actor cannot take the request: it is shutting down,
+    /// or it stopped before answering (its endpoint deleted, or a restart).
     #[error("{0}")]
     Busy(String),
 }

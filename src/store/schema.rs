@@ -51,6 +51,8 @@ diesel::table! {
         metadata -> Text,
         previous_secret -> Nullable<Text>,
         previous_secret_expires_at -> Nullable<BigInt>,
+        backlog_move -> Nullable<Text>,
+        backlog_move_due_at -> Nullable<BigInt>,
     }
 }
 

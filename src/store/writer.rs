@@ -3,7 +3,9 @@
 //! Ingestion and attempt results arrive far faster than a database can
 //! commit them one by one. The writer takes whatever work is queued, runs it
 //! all in one transaction and answers every caller after the single commit,
-//! so callers still learn only about durable results.
+//! so callers still learn only about durable results. Background work (a
+//! batch of a backlog move) runs alone, after what was queued with it, so
+//! a publish waits at most for the batch already under way.
 //!
 //! On PostgreSQL a commit is mostly waiting: for the network round trip of
 //! each statement and for the server to flush its log. So the writer there
@@ -94,12 +96,15 @@ enum Job {
     Call(Box<dyn Call>),
     Ingest(Box<IngestJob>),
     Attempt(Box<AttemptJob>),
+    /// Long work that others must not wait for: it runs in a transaction
+    /// of its own, after the other jobs queued with it have committed.
+    Background(Box<dyn Call>),
 }
 
 impl Job {
     fn answer(self, outcome: Result<(), StoreError>) {
         match self {
-            Job::Call(call) => call.answer(outcome),
+            Job::Call(call) | Job::Background(call) => call.answer(outcome),
             Job::Ingest(job) => {
                 let IngestJob { result, reply, .. } = *job;
                 let _ = reply.send(outcome.and_then(|()| result.ok_or_else(not_run)));
@@ -120,11 +125,11 @@ fn not_run() -> StoreError {
 /// Between two calls, all ingestions are written together, then all attempt
 /// results: the two kinds commute, because an attempt is only made on a
 /// delivery committed before, and a delivery ingested for an endpoint that
-/// an attempt disables ends up held either way (by `hold_pending`, or by the
-/// disabled actor it reaches).
+/// an attempt disables ends up held either way (by the hold that the disable
+/// records, or by the disabled actor it reaches).
 fn run_jobs(db: &mut Db, jobs: &mut [Job]) -> Result<(), StoreError> {
     let now = now_ms();
-    let is_call = |job: &Job| matches!(job, Job::Call(_));
+    let is_call = |job: &Job| matches!(job, Job::Call(_) | Job::Background(_));
     let mut rest = jobs;
     while let Some(first) = rest.first() {
         let calls = is_call(first);
@@ -136,7 +141,7 @@ fn run_jobs(db: &mut Db, jobs: &mut [Job]) -> Result<(), StoreError> {
         rest = tail;
         if calls {
             for job in run.iter_mut() {
-                if let Job::Call(call) = job {
+                if let Job::Call(call) | Job::Background(call) = job {
                     call.run(db)?;
                 }
             }
@@ -204,7 +209,7 @@ fn admission(jobs: &[Job]) -> Admission {
             let write = &job.write;
             write.health.is_none() && write.alerts.is_empty() && write.disable.is_none()
         }
-        Job::Call(_) => false,
+        Job::Call(_) | Job::Background(_) => false,
     };
     if jobs.iter().all(overlaps) {
         Admission::Overlapping
@@ -292,6 +297,26 @@ impl Writer {
         self.queue(Job::Call(Box::new(job)), answer)
     }
 
+    /// Like [`Self::call`], for work long enough that other jobs must not
+    /// wait for it (a batch of a backlog move): it runs in a transaction of
+    /// its own, after the jobs queued with it have committed.
+    pub fn call_in_background<T, F>(
+        &self,
+        work: F,
+    ) -> impl Future<Output = Result<T, StoreError>> + 'static
+    where
+        T: Send + 'static,
+        F: FnMut(&mut Db) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        let job = Request {
+            work,
+            result: None,
+            reply,
+        };
+        self.queue(Job::Background(Box::new(job)), answer)
+    }
+
     /// Writes an event and its deliveries, as [`super::events::ingest`]
     /// does, together with every other ingestion of the same commit. A
     /// delivery whose endpoint no longer exists is skipped and not counted.
@@ -311,7 +336,7 @@ impl Writer {
     }
 
     /// Writes one finished attempt: its row, its delivery's new state
-    /// (unless the delivery was cancelled meanwhile), and the health,
+    /// (unless the delivery was settled meanwhile), and the health,
     /// alerts and disabling it carries.
     pub fn record_attempt(
         &self,
@@ -384,17 +409,25 @@ impl WriteLoop {
                     Err(_) => break,
                 }
             }
-            match admission(&batch) {
-                Admission::Overlapping => {
-                    let _turn = lanes.order.read().unwrap_or_else(PoisonError::into_inner);
-                    drop(queue);
-                    self.write(batch);
-                }
-                Admission::Alone => {
-                    let _turn = lanes.order.write().unwrap_or_else(PoisonError::into_inner);
-                    drop(queue);
-                    self.write(batch);
-                }
+            // Background work (a backlog move's batch) commits on its own,
+            // after the group queued with it, and like every call alone.
+            let (background, batch): (Vec<Job>, Vec<Job>) = batch
+                .into_iter()
+                .partition(|job| matches!(job, Job::Background(_)));
+            let overlapping = background.is_empty() && admission(&batch) == Admission::Overlapping;
+            let (_shared_turn, _sole_turn) = if overlapping {
+                let turn = lanes.order.read().unwrap_or_else(PoisonError::into_inner);
+                (Some(turn), None)
+            } else {
+                let turn = lanes.order.write().unwrap_or_else(PoisonError::into_inner);
+                (None, Some(turn))
+            };
+            drop(queue);
+            if !batch.is_empty() {
+                self.write(batch);
+            }
+            for job in background {
+                self.write(vec![job]);
             }
         }
     }

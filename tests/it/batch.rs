@@ -1,26 +1,29 @@
 //! The writer's batches against a real database: a group commit of
 //! ingestions and attempt results must answer and store exactly what the
-//! same work done one job at a time would, and groups in flight together
-//! (on PostgreSQL's writer lanes) must keep every answer true and every
-//! call in its place.
+//! same work done one job at a time would, groups in flight together (on
+//! PostgreSQL's writer lanes) must keep every answer true and every call in
+//! its place, and a recovery moves its window in batches.
 
 use crate::common::TestDb;
 use diesel::prelude::*;
 use futures_util::future::join_all;
-use hookrelay::core::delivery::DeliveryState;
+use hookrelay::core::delivery::{BacklogMove, DeliveryState};
+use hookrelay::core::failure_policy::DisableReason;
 use hookrelay::store::batch::{self, IngestInput};
 use hookrelay::store::deliveries::{self, AttemptRecord, AttemptWrite};
 use hookrelay::store::events::Ingested;
 use hookrelay::store::models::{
     ApiKeyRow, AttemptRow, DeliveryRow, EndpointRow, EventRow, TenantRow,
 };
+use hookrelay::store::replay::{self, ManualWrite, TimeWindow, RECOVERABLE};
 use hookrelay::store::schema::{deliveries as delivery_table, events as event_table};
 use hookrelay::store::writer::{Writer, MAX_LANES};
 use hookrelay::store::{endpoints, tenants, Db, Store, StoreError};
 
 backend_tests!(
     a_batch_of_ingestions_answers_as_one_by_one,
-    a_batch_of_attempts_keeps_cancelled_deliveries_cancelled,
+    a_batch_of_attempts_keeps_settled_deliveries_settled,
+    a_recovery_moves_its_window_batch_by_batch,
     groups_in_flight_together_keep_every_answer_and_the_order_of_calls,
 );
 
@@ -95,18 +98,33 @@ async fn a_batch_of_ingestions_answers_as_one_by_one(test_db: TestDb) {
     }
 }
 
-async fn a_batch_of_attempts_keeps_cancelled_deliveries_cancelled(test_db: TestDb) {
+async fn a_batch_of_attempts_keeps_settled_deliveries_settled(test_db: TestDb) {
     let (_store, mut db) = open_with_endpoints(&test_db, &["ep_live", "ep_off"]);
     let retried = Input::new("evt_retried", None, &["ep_live"]);
     let failing = Input::new("evt_failing", None, &["ep_live"]);
     let mut cancelled = Input::new("evt_cancelled", None, &["ep_off"]);
     cancelled.deliveries[0].state = DeliveryState::Held.as_str().to_owned();
-    ingest(&mut db, &[&retried, &failing, &cancelled]);
+    let resent = Input::new("evt_resent", None, &["ep_live"]);
+    ingest(&mut db, &[&retried, &failing, &cancelled, &resent]);
     // The operator re-enables without replay while an attempt is in flight.
     assert_eq!(
-        deliveries::cancel_held(&mut db, "ep_off", NOW).expect("cancel held"),
+        deliveries::move_batch(&mut db, "ep_off", BacklogMove::Cancel, 100, NOW, NOW)
+            .expect("cancel held"),
         1
     );
+    // An operator's retry succeeds while the actor's attempt is in flight.
+    let resent_id = &resent.deliveries[0].id;
+    let manual = ManualWrite {
+        attempt: attempt(resent_id, 1, DeliveryState::Succeeded, None)
+            .record
+            .attempt,
+        former: DeliveryState::Pending,
+        after: DeliveryState::Succeeded,
+    };
+    let settled = replay::record_manual_attempt(&mut db, &manual, NOW)
+        .expect("record manual attempt")
+        .expect("delivery exists");
+    assert_eq!(settled.state, "succeeded");
 
     let retried_id = &retried.deliveries[0].id;
     let failing_id = &failing.deliveries[0].id;
@@ -115,6 +133,7 @@ async fn a_batch_of_attempts_keeps_cancelled_deliveries_cancelled(test_db: TestD
         attempt(retried_id, 1, DeliveryState::Pending, Some(NOW + 5_000)),
         attempt(failing_id, 1, DeliveryState::Pending, Some(NOW + 5_000)),
         attempt(cancelled_id, 1, DeliveryState::Succeeded, None),
+        attempt(resent_id, 2, DeliveryState::Pending, Some(NOW + 5_000)),
         // The same delivery twice in one batch: its last attempt decides.
         attempt(retried_id, 2, DeliveryState::Succeeded, None),
         attempt(failing_id, 2, DeliveryState::Failed, None),
@@ -145,12 +164,22 @@ async fn a_batch_of_attempts_keeps_cancelled_deliveries_cancelled(test_db: TestD
         ("cancelled".to_owned(), 0, None),
         "a cancelled delivery stays cancelled on {backend}"
     );
+    assert_eq!(
+        state(&mut db, resent_id),
+        ("succeeded".to_owned(), 1, None),
+        "a delivery settled by a manual attempt stays settled on {backend}"
+    );
     let updated = deliveries::find(&mut db, TENANT, retried_id)
         .expect("find delivery")
         .expect("delivery exists")
         .updated_at;
     assert_eq!(updated, later);
-    for (id, count) in [(retried_id, 2), (failing_id, 2), (cancelled_id, 1)] {
+    for (id, count) in [
+        (retried_id, 2),
+        (failing_id, 2),
+        (cancelled_id, 1),
+        (resent_id, 2),
+    ] {
         let attempts = deliveries::attempts_of(&mut db, id).expect("attempts");
         assert_eq!(attempts.len(), count, "attempt rows of {id} on {backend}");
     }
@@ -265,6 +294,113 @@ fn ids_of(input: &Input) -> Vec<String> {
 
 fn count_events(db: &mut Db) -> Result<i64, StoreError> {
     Ok(hookrelay::dispatch!(db, c => event_table::table.count().get_result(c))?)
+}
+
+async fn a_recovery_moves_its_window_batch_by_batch(test_db: TestDb) {
+    let (_store, mut db) = open_with_endpoints(&test_db, &["ep_live", "ep_off"]);
+    // Events a millisecond apart; ids in reverse order of creation, so the
+    // order can only come from the events' time.
+    let mut inputs = Vec::new();
+    for (n, state) in [
+        "failed",
+        "failed",
+        "cancelled",
+        "failed",
+        "succeeded",
+        "failed",
+        "cancelled",
+        "failed",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut input = Input::new(&format!("evt_{}", 9 - n), None, &["ep_live"]);
+        let at = NOW + i64::try_from(n).expect("small");
+        input.event.created_at = at;
+        let delivery = &mut input.deliveries[0];
+        delivery.id = format!("dlv_{}", 9 - n);
+        delivery.created_at = at;
+        delivery.state = state.to_owned();
+        delivery.attempt_count = 10;
+        delivery.next_attempt_at = None;
+        inputs.push(input);
+    }
+    ingest(&mut db, &inputs.iter().collect::<Vec<_>>());
+    // The window leaves out the first event and the last.
+    let window = TimeWindow {
+        since: NOW + 1,
+        until: Some(NOW + 7),
+    };
+    let mut moved = 0;
+    let mut batches = 0;
+    for from in RECOVERABLE {
+        let mut after = None;
+        loop {
+            let batch =
+                replay::recover_batch(&mut db, "ep_live", from, window, after.as_ref(), 2, NOW)
+                    .expect("recover batch");
+            assert!(batch.moved <= 2);
+            moved += batch.moved;
+            batches += 1;
+            match batch.last {
+                Some(last) => after = Some(last),
+                None => break,
+            }
+        }
+    }
+    let backend = test_db.backend();
+    // Failed: 3 in the window (2 batches and an empty one); cancelled: 2 (1 and an empty one).
+    assert_eq!((moved, batches), (5, 5), "on {backend}");
+    let mut pending: Vec<(i64, String)> = Vec::new();
+    for input in &inputs {
+        let row = deliveries::find(&mut db, TENANT, &input.deliveries[0].id)
+            .expect("find")
+            .expect("exists");
+        let inside = (window.since..NOW + 7).contains(&row.created_at);
+        match input.deliveries[0].state.as_str() {
+            "succeeded" => assert_eq!(row.state, "succeeded", "on {backend}"),
+            _ if inside => {
+                assert_eq!(row.state, "pending", "{} on {backend}", row.id);
+                assert_eq!(row.attempt_count, 0, "a fresh schedule on {backend}");
+                assert_eq!(row.next_attempt_at, Some(row.created_at), "on {backend}");
+                pending.push((row.next_attempt_at.unwrap_or_default(), row.id));
+            }
+            former => assert_eq!(row.state, former, "{} outside on {backend}", row.id),
+        }
+    }
+    // Due in the order of their events.
+    let mut by_due = pending.clone();
+    by_due.sort();
+    assert_eq!(by_due, pending, "on {backend}");
+
+    // Disabled meanwhile: recovered deliveries are held, not queued.
+    let mut off = Input::new("evt_off", None, &["ep_off"]);
+    off.deliveries[0].state = DeliveryState::Failed.as_str().to_owned();
+    off.deliveries[0].next_attempt_at = None;
+    ingest(&mut db, &[&off]);
+    endpoints::set_status(&mut db, "ep_off", Some(DisableReason::Manual), NOW).expect("disable");
+    let batch = replay::recover_batch(
+        &mut db,
+        "ep_off",
+        DeliveryState::Failed,
+        TimeWindow {
+            since: NOW,
+            until: None,
+        },
+        None,
+        2,
+        NOW,
+    )
+    .expect("recover batch");
+    assert_eq!(batch.moved, 1);
+    let row = deliveries::find(&mut db, TENANT, &off.deliveries[0].id)
+        .expect("find")
+        .expect("exists");
+    assert_eq!(
+        (row.state.as_str(), row.next_attempt_at),
+        ("held", None),
+        "on {backend}"
+    );
 }
 
 /// One ingestion to batch: an event of [`TENANT`] and its fan-out.

@@ -118,6 +118,8 @@ async fn a_nul_in_any_refused_input_is_a_422_naming_the_field(db: TestDb) {
     let one_endpoint = format!("/v1/tenants/{tenant}/endpoints/{endpoint}");
     let events = format!("/v1/tenants/{tenant}/events");
     let enable = format!("{one_endpoint}/enable");
+    let recover = format!("{one_endpoint}/recover");
+    let test = format!("{one_endpoint}/test");
     let refused: Vec<(Method, &str, Value, &str)> = vec![
         (
             Method::POST,
@@ -211,6 +213,19 @@ async fn a_nul_in_any_refused_input_is_a_422_naming_the_field(db: TestDb) {
             json!({"id": "evt\u{0}", "type": "a.b", "payload": {}}),
             "id",
         ),
+        (
+            Method::POST,
+            &recover,
+            json!({"since": "2024-01-01T00:00:00Z\u{0}"}),
+            "since",
+        ),
+        (
+            Method::POST,
+            &recover,
+            json!({"since": "2024-01-01T00:00:00Z", "until": "\u{0}"}),
+            "until",
+        ),
+        (Method::POST, &test, json!({"payload": "\u{0}"}), "payload"),
     ];
     for (method, path, body, field) in refused {
         let response = app
@@ -324,6 +339,7 @@ fn tenant_routes() -> Vec<(Method, &'static str, Option<Value>)> {
             "/v1/tenants/{t}/events",
             Some(json!({"type": "a.b", "payload": {}})),
         ),
+        (Method::GET, "/v1/tenants/{t}/events", None),
         (Method::GET, "/v1/tenants/{t}/events/{id}", None),
         (Method::GET, "/v1/tenants/{t}/deliveries", None),
         (Method::GET, "/v1/tenants/{t}/deliveries/{id}", None),
@@ -346,6 +362,22 @@ fn tenant_routes() -> Vec<(Method, &'static str, Option<Value>)> {
             Some(json!({"description": "x"})),
         ),
         (Method::DELETE, "/v1/tenants/{t}/event-types/{id}", None),
+        (
+            Method::POST,
+            "/v1/tenants/{t}/deliveries/{id}/retry",
+            Some(json!({})),
+        ),
+        (Method::GET, "/v1/tenants/{t}/endpoints/{id}/attempts", None),
+        (
+            Method::POST,
+            "/v1/tenants/{t}/endpoints/{id}/recover",
+            Some(json!({"since": "2024-01-01T00:00:00Z"})),
+        ),
+        (
+            Method::POST,
+            "/v1/tenants/{t}/endpoints/{id}/test",
+            Some(json!({})),
+        ),
     ]
 }
 
@@ -398,12 +430,15 @@ async fn a_nul_in_an_id_is_a_404_on_every_route_and_a_422_in_a_query(db: TestDb)
 
     // Ids in a query: a cursor or a filter that cannot be an id is a 422
     // naming it; the other filters were already parsed.
+    let attempts = format!("/v1/tenants/{tenant}/endpoints/{endpoint}/attempts");
     let lists = [
         ("/v1/tenants".to_string(), ADMIN_KEY),
         (format!("/v1/tenants/{tenant}/endpoints"), key.as_str()),
         (format!("/v1/tenants/{tenant}/deliveries"), key.as_str()),
+        (format!("/v1/tenants/{tenant}/events"), key.as_str()),
         (format!("/v1/tenants/{tenant}/alerts"), key.as_str()),
         (format!("/v1/tenants/{tenant}/event-types"), key.as_str()),
+        (attempts.clone(), key.as_str()),
     ];
     for (list, who) in &lists {
         for bad in bad_ids {
@@ -424,7 +459,19 @@ async fn a_nul_in_an_id_is_a_404_on_every_route_and_a_422_in_a_query(db: TestDb)
             ("deliveries", "state", "pending"),
             ("alerts", "kind", "failing"),
             ("alerts", "since", "2024-01-01T00:00:00Z"),
+            ("deliveries", "event_type", "a.b"),
+            ("deliveries", "until", "2024-01-01T00:00:00Z"),
+            ("deliveries", "status_class", "2xx"),
+            ("events", "event_type", "a.b"),
+            ("events", "since", "2024-01-01T00:00:00Z"),
+            ("endpoints/{endpoint}/attempts", "status_class", "none"),
+            (
+                "endpoints/{endpoint}/attempts",
+                "since",
+                "2024-01-01T00:00:00Z",
+            ),
         ] {
+            let list = list.replace("{endpoint}", &endpoint);
             let path = format!("/v1/tenants/{tenant}/{list}?{field}={good}{bad}");
             app.get(&key, &path)
                 .await

@@ -18,6 +18,8 @@ mod health;
 mod hygiene;
 mod keys;
 mod limits;
+mod moves;
+mod replay;
 mod retention;
 mod retries;
 mod signatures;

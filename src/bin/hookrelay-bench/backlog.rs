@@ -5,10 +5,13 @@
 
 use crate::client::Bench;
 use crate::process::{restart, verdict, RssMonitor, ServiceCommand, STOP_GRACE};
-use crate::receiver::{refused_port_besides, start_counting_receiver};
+use crate::receiver::{
+    refused_port_besides, start_counting_receiver, start_receiver, FastReceiver,
+};
 use crate::{backend_name, spawn_progress, Args, RSS_SAMPLE_INTERVAL};
 use serde_json::{json, Value};
-use std::sync::atomic::AtomicUsize;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -130,25 +133,44 @@ pub async fn run(args: &Args, command: &ServiceCommand, bench: &Bench) -> Result
 
     // c. the endpoint is disabled (its backlog becomes held), pointed at a
     // receiver that answers, and enabled replaying what it held: the
-    // backlog drains through the same paging as after a restart.
+    // backlog drains through the same paging as after a restart. Meanwhile
+    // another tenant publishes, one event at a time: its publish latency
+    // while each move runs is what a sick endpoint's backlog costs others.
     let (receiver_port, tally) = start_counting_receiver(EVENT_PREFIX, events)?;
+    let bystander = Bystander::start(bench).await?;
     let health = bench.endpoint_health(TENANT, &endpoint).await?;
+    let probe = bystander.probe(bench);
     let disable_started = Instant::now();
     if health["status"]["state"] != "disabled" {
         bench.disable_endpoint(TENANT, &endpoint).await?;
     }
     let disabled_in = disable_started.elapsed();
+    let held_in = wait_for_queue(bench, &endpoint, "pending", disable_started, args).await?;
+    println!(
+        "[disable] answered in {:.2} s; all pending held after {held_in:.1} s; {}",
+        disabled_in.as_secs_f64(),
+        probe.finish().await?
+    );
     let url = format!("http://127.0.0.1:{receiver_port}/up");
     bench
         .update_endpoint(TENANT, &endpoint, json!({"url": url}))
         .await?;
     rss.take_peak();
+    let probe = bystander.probe(bench);
     let drain_started = Instant::now();
     let enabled = bench.enable_replaying_held(TENANT, &endpoint).await?;
+    let enabled_in = drain_started.elapsed();
+    let released_in = wait_for_queue(bench, &endpoint, "held", drain_started, args).await?;
+    println!(
+        "[enable] answered in {:.2} s ({} replayed); all held pending again after {released_in:.1} s; {}",
+        enabled_in.as_secs_f64(),
+        enabled["replayed"],
+        probe.finish().await?
+    );
     let how = format!(
         "disabled in {:.1} s, url PATCHed, enabled with replay=held in {:.1} s: {} replayed",
         disabled_in.as_secs_f64(),
-        drain_started.elapsed().as_secs_f64(),
+        enabled_in.as_secs_f64(),
         enabled["replayed"]
     );
     let ticker = spawn_progress("drain", accepted, Arc::clone(&rss), {
@@ -200,9 +222,120 @@ pub async fn run(args: &Args, command: &ServiceCommand, bench: &Bench) -> Result
         outcome.duplicates,
         outcome.unexpected
     );
+    println!(
+        "[bystander] {} of its events delivered",
+        bystander.delivered()
+    );
     let stopped = service.stop(STOP_GRACE).await?;
     println!("[end] service {stopped}");
     Ok(())
+}
+
+/// Polls the endpoint's health view until its `queue.{field}` is 0;
+/// answers the seconds since `since`.
+async fn wait_for_queue(
+    bench: &Bench,
+    endpoint: &str,
+    field: &str,
+    since: Instant,
+    args: &Args,
+) -> Result<f64, String> {
+    let deadline = since + Duration::from_secs(args.timeout_seconds);
+    loop {
+        let health = bench.endpoint_health(TENANT, endpoint).await?;
+        if health["queue"][field] == json!(0) {
+            return Ok(since.elapsed().as_secs_f64());
+        }
+        if Instant::now() > deadline {
+            return Err(format!(
+                "queue.{field} still not 0 after {} s: {}",
+                args.timeout_seconds, health["queue"]
+            ));
+        }
+        tokio::time::sleep(QUEUE_POLL).await;
+    }
+}
+
+const QUEUE_POLL: Duration = Duration::from_millis(250);
+const BYSTANDER: &str = "bystander";
+/// The bystander's pause between two publishes.
+const BYSTANDER_PAUSE: Duration = Duration::from_millis(20);
+
+/// Another tenant, with a healthy endpoint of its own.
+struct Bystander {
+    receiver: FastReceiver,
+    sent: Arc<AtomicUsize>,
+}
+
+/// A bystander publishing until it is told to stop.
+struct Probe {
+    stop: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<(Vec<Duration>, usize)>,
+}
+
+impl Bystander {
+    async fn start(bench: &Bench) -> Result<Bystander, String> {
+        let receiver = start_receiver()?;
+        bench.create_tenant(BYSTANDER).await?;
+        bench
+            .create_endpoint(BYSTANDER, json!({"url": receiver.url(0)}))
+            .await?;
+        Ok(Bystander {
+            receiver,
+            sent: Arc::default(),
+        })
+    }
+
+    fn probe(&self, bench: &Bench) -> Probe {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (bench, sent, stopped) = (bench.clone(), Arc::clone(&self.sent), Arc::clone(&stop));
+        let task = tokio::spawn(async move {
+            let (mut latencies, mut failures) = (Vec::new(), 0);
+            while !stopped.load(Ordering::Relaxed) {
+                let n = sent.fetch_add(1, Ordering::Relaxed);
+                let body =
+                    json!({"type": "bench.bystander", "id": format!("by-{n}"), "payload": {}});
+                match bench.publish_one(BYSTANDER, &body).await {
+                    Ok(took) => latencies.push(took),
+                    Err(_) => failures += 1,
+                }
+                tokio::time::sleep(BYSTANDER_PAUSE).await;
+            }
+            (latencies, failures)
+        });
+        Probe { stop, task }
+    }
+
+    /// The bystander's events that reached its receiver.
+    fn delivered(&self) -> usize {
+        self.receiver
+            .arrivals
+            .lock()
+            .map_or(0, |arrivals| arrivals.get(&0).map_or(0, HashMap::len))
+    }
+}
+
+impl Probe {
+    /// Stops publishing; describes the publish latencies meanwhile.
+    async fn finish(self) -> Result<String, String> {
+        self.stop.store(true, Ordering::Relaxed);
+        let (mut latencies, failures) = self.task.await.map_err(|e| e.to_string())?;
+        latencies.sort_unstable();
+        let ms = |p: f64| {
+            let last = latencies.len().saturating_sub(1);
+            let at = ((last as f64) * p).round() as usize;
+            latencies
+                .get(at.min(last))
+                .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+        };
+        Ok(format!(
+            "meanwhile another tenant's publish: n={} p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms, failures {failures}",
+            latencies.len(),
+            ms(0.5),
+            ms(0.99),
+            ms(1.0)
+        ))
+    }
 }
 
 /// `name value` pairs, a retry schedule as `count × delay`.

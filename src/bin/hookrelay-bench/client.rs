@@ -19,8 +19,9 @@ pub struct Bench {
 
 /// No request of the bench may take longer than this.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
-/// A management call may move a whole backlog between states (disable,
-/// enable with replay) in one transaction: a minute or more at 1,000,000.
+/// A management call may wait for a backlog move under way (an enable
+/// right after a disable waits until the disable's hold is done): a minute
+/// or more at 1,000,000.
 const MANAGEMENT_TIMEOUT: Duration = Duration::from_secs(600);
 /// How often a management call answered 503 is tried before the bench gives up.
 const UNAVAILABLE_TRIES: u32 = 60;
@@ -241,6 +242,25 @@ impl Bench {
             "enabling the endpoint",
         )
         .await
+    }
+
+    /// Publishes one event and answers how long the service took to
+    /// accept it (202).
+    pub async fn publish_one(&self, tenant: &str, body: &Value) -> Result<Duration, String> {
+        let started = Instant::now();
+        let response = self
+            .client
+            .post(format!("{}/{tenant}/events", self.tenants))
+            .bearer_auth(ADMIN_KEY)
+            .json(body)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        let took = started.elapsed();
+        match response.status().as_u16() {
+            202 => Ok(took),
+            status => Err(format!("answered {status}")),
+        }
     }
 
     /// Whether the API answers: `/healthz` is 200 and so is the first page

@@ -19,7 +19,10 @@
 //!   while N events of about 1 KiB are published (accumulate); the service
 //!   is restarted with them pending (restart); then the endpoint is
 //!   disabled (its backlog becomes held), pointed at a counting receiver and
-//!   enabled with `replay: held`, and the backlog drains (drain). Prints, per phase, its peak
+//!   enabled with `replay: held`, and the backlog drains (drain). While the
+//!   disable's hold and the enable's replay move the backlog, another tenant
+//!   publishes one event at a time; its publish latency (p50, p99, max) is
+//!   printed for each move. Prints, per phase, its peak
 //!   RSS and duration, the publish and drain rates, the time until the API
 //!   answers after the restart, and lost/duplicate counts (targets: at most
 //!   150 MiB throughout, serving within 5 s).

@@ -1,0 +1,357 @@
+//! Debugging and replaying deliveries: an endpoint's attempts, one more
+//! attempt of a delivery now, the recovery of an endpoint's failed and
+//! cancelled deliveries, and a test ping.
+//!
+//! A manual attempt (a retry or a test) is made here, not by the endpoint's
+//! actor: it is an operator's check, so it goes out whatever the breaker
+//! says and does not move the endpoint's breaker or failure streak. It is
+//! stored like any attempt, and what it makes of its delivery is decided by
+//! [`after_manual_attempt`].
+
+use super::deliveries::{attempt_view, delivery_view};
+use super::endpoints::find;
+use super::problem::{parse_json, ApiError};
+use super::{page, parse_query, status_class_param, time_range, AppState, PageParams};
+use crate::actors::router::{DeliverySettled, PendingOnDisk, Router};
+use crate::core::delivery::{
+    after_manual_attempt, verdict_for_status, AttemptVerdict, DeliveryState, ManualAttempt,
+};
+use crate::core::domain::FieldError;
+use crate::core::endpoint::EndpointConfig;
+use crate::core::envelope::{Envelope, TEST_EVENT_TYPE};
+use crate::ids;
+use crate::sender;
+use crate::store::events::Ingested;
+use crate::store::models::{DeliveryRow, EndpointRow, EventRow};
+use crate::store::replay::{
+    self, AttemptFilter, ManualWrite, TimeWindow, RECOVERABLE, RECOVER_BATCH,
+};
+use crate::store::writer::Writer;
+use crate::store::StoreError;
+use crate::time::now_ms;
+use actix::Addr;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+type EndpointPath = web::Path<(String, String)>;
+
+const DISABLED: &str = "endpoint is disabled; enable it first";
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AttemptParams {
+    status_class: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+    limit: Option<i64>,
+    cursor: Option<String>,
+}
+
+/// `GET …/endpoints/{id}/attempts`: newest first.
+pub async fn attempts(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    path: EndpointPath,
+) -> Result<HttpResponse, ApiError> {
+    let (tenant, id) = path.into_inner();
+    state.keys.require_tenant(&request, &tenant).await?;
+    let params: AttemptParams = parse_query(&request)?;
+    let (since, until) = time_range(params.since.as_deref(), params.until.as_deref())?;
+    let filter = AttemptFilter {
+        status_class: status_class_param(params.status_class.as_deref())?,
+        since,
+        until,
+    };
+    let paging = PageParams {
+        limit: params.limit,
+        cursor: params.cursor,
+    };
+    let limit = paging.limit()?;
+    let cursor = paging.cursor()?;
+    find(&state, &tenant, &id).await?;
+    let rows = state
+        .store
+        .run(move |db| replay::attempts_of_endpoint(db, &id, &filter, cursor.as_deref(), limit + 1))
+        .await?
+        .ok_or_else(|| FieldError::new("cursor", "names no attempt of this endpoint"))?;
+    Ok(HttpResponse::Ok().json(page(
+        rows,
+        limit,
+        |r| &r.id,
+        |r| {
+            let mut view = attempt_view(&r);
+            view["delivery_id"] = json!(r.delivery_id);
+            view
+        },
+    )))
+}
+
+/// `POST …/deliveries/{id}/retry`: one more attempt now, whatever the
+/// delivery's state; refused while its endpoint is disabled.
+pub async fn retry(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (tenant, id) = path.into_inner();
+    state.keys.require_tenant(&request, &tenant).await?;
+    let lookup_tenant = tenant.clone();
+    let (delivery, event) = state
+        .store
+        .run(move |db| replay::delivery_to_attempt(db, &lookup_tenant, &id))
+        .await?
+        .ok_or(ApiError::NotFound("delivery"))?;
+    let endpoint = find(&state, &tenant, &delivery.endpoint_id).await?;
+    if !endpoint.is_active() {
+        return Err(ApiError::Conflict(DISABLED.to_owned()));
+    }
+    let former = DeliveryState::parse(&delivery.state).ok_or_else(|| {
+        StoreError::Corrupt(format!(
+            "delivery {} has the unknown state {:?}",
+            delivery.id, delivery.state
+        ))
+    })?;
+    let config = endpoint.config(&state.health_defaults, &state.secrets)?;
+    attempt_now(
+        &state,
+        config,
+        delivery,
+        event,
+        ManualAttempt::Retry(former),
+    )
+    .await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RecoverRequest {
+    since: String,
+    until: Option<String>,
+}
+
+/// `POST …/endpoints/{id}/recover`: queues again every failed or cancelled
+/// delivery whose event was created in the window.
+pub async fn recover(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    path: EndpointPath,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let (tenant, id) = path.into_inner();
+    state.keys.require_tenant(&request, &tenant).await?;
+    let input: RecoverRequest = parse_json(&body)?;
+    let (since, until) = time_range(Some(&input.since), input.until.as_deref())?;
+    let since = since.ok_or_else(|| FieldError::new("since", "is required"))?;
+    let endpoint = find(&state, &tenant, &id).await?;
+    if !endpoint.is_active() {
+        return Err(ApiError::Conflict(DISABLED.to_owned()));
+    }
+    let window = TimeWindow { since, until };
+    // In a task of its own, so that a caller who stops waiting does not
+    // cut the recovery short between two batches.
+    let recovery = actix_web::rt::spawn(recover_in_batches(
+        state.writer.clone(),
+        state.router.clone(),
+        endpoint.id,
+        window,
+    ));
+    let recovered = recovery.await.map_err(|_| ApiError::Unavailable)??;
+    Ok(HttpResponse::Ok().json(json!({ "recovered": recovered })))
+}
+
+/// Moves the deliveries in batches, each its own writer job, and tells the
+/// endpoint's actor after each that pending work waits on disk.
+async fn recover_in_batches(
+    writer: Writer,
+    router: Addr<Router>,
+    endpoint_id: String,
+    window: TimeWindow,
+) -> Result<usize, StoreError> {
+    let mut recovered = 0;
+    for from in RECOVERABLE {
+        let mut after = None;
+        loop {
+            let (id, start) = (endpoint_id.clone(), after.clone());
+            let batch = writer
+                .call(move |db| {
+                    replay::recover_batch(
+                        db,
+                        &id,
+                        from,
+                        window,
+                        start.as_ref(),
+                        RECOVER_BATCH,
+                        now_ms(),
+                    )
+                })
+                .await?;
+            recovered += batch.moved;
+            if batch.moved > 0 {
+                router.do_send(PendingOnDisk(endpoint_id.clone()));
+            }
+            match batch.last {
+                Some(last) => after = Some(last),
+                None => break,
+            }
+        }
+    }
+    Ok(recovered)
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct TestRequest {
+    payload: Option<Value>,
+}
+
+/// `POST …/endpoints/{id}/test`: a `hookrelay.ping` event to this endpoint
+/// alone, stored like any event, attempted once at once, even while the
+/// endpoint is disabled (to check the receiver before enabling it).
+pub async fn test(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    path: EndpointPath,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let (tenant, id) = path.into_inner();
+    state.keys.require_tenant(&request, &tenant).await?;
+    let input: TestRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        TestRequest::default()
+    } else {
+        parse_json(&body)?
+    };
+    let payload = input.payload.unwrap_or_else(|| json!({"message": "test"}));
+    if !payload.is_object() {
+        return Err(FieldError::new("payload", "must be a JSON object").into());
+    }
+    let endpoint = find(&state, &tenant, &id).await?;
+    let config = endpoint.config(&state.health_defaults, &state.secrets)?;
+    let (event, delivery) = test_event(&endpoint, &payload);
+    let written = state
+        .writer
+        .ingest(event.clone(), vec![delivery.clone()])
+        .await?;
+    match written {
+        Ingested::New { delivery_ids } if delivery_ids.contains(&delivery.id) => {}
+        // The endpoint was deleted meanwhile.
+        _ => return Err(ApiError::NotFound("endpoint")),
+    }
+    attempt_now(&state, config, delivery, event, ManualAttempt::Test).await
+}
+
+/// The ping event and its one delivery. The delivery is stored `held`
+/// while its attempt is made here: the endpoint's actor never pages held
+/// deliveries in, so it does not send it too, and if the process dies
+/// before the outcome is written, the actor's next start releases it (an
+/// active endpoint's held deliveries are stranded ones) and sends it.
+fn test_event(endpoint: &EndpointRow, payload: &Value) -> (EventRow, DeliveryRow) {
+    let now = chrono::Utc::now();
+    let id = ids::time_ordered("evt");
+    let timestamp = now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let body = Envelope {
+        id: &id,
+        event_type: TEST_EVENT_TYPE,
+        timestamp: &timestamp,
+        tenant_id: &endpoint.tenant_id,
+        data: payload,
+    }
+    .to_body();
+    let created_at = now.timestamp_millis();
+    let delivery = DeliveryRow {
+        id: ids::time_ordered("dlv"),
+        tenant_id: endpoint.tenant_id.clone(),
+        event_id: id.clone(),
+        endpoint_id: endpoint.id.clone(),
+        state: DeliveryState::Held.as_str().to_owned(),
+        attempt_count: 0,
+        next_attempt_at: None,
+        created_at,
+        updated_at: created_at,
+    };
+    let event = EventRow {
+        tenant_id: endpoint.tenant_id.clone(),
+        id,
+        event_type: TEST_EVENT_TYPE.to_owned(),
+        body,
+        idempotency_key: None,
+        created_at,
+    };
+    (event, delivery)
+}
+
+/// How long past the endpoint's own timeout a caller waits for a manual
+/// attempt's outcome (its write, on a busy writer) before the answer is a
+/// 202 without it.
+const OUTCOME_MARGIN: Duration = Duration::from_secs(5);
+
+/// Sends the attempt and records it in a task of its own, so it finishes
+/// even if the caller stops waiting; answers 200 with the outcome, or 202
+/// when it is not known within the endpoint's timeout and a margin (the
+/// delivery's attempts will show it).
+async fn attempt_now(
+    state: &AppState,
+    config: EndpointConfig,
+    delivery: DeliveryRow,
+    event: EventRow,
+    kind: ManualAttempt,
+) -> Result<HttpResponse, ApiError> {
+    let wait = config.timeout.saturating_add(OUTCOME_MARGIN);
+    let pending_view = delivery_view(&delivery);
+    let transport = state.transport.clone();
+    let writer = state.writer.clone();
+    let router = state.router.clone();
+    let attempt = actix_web::rt::spawn(async move {
+        let report = sender::attempt(
+            &transport,
+            &config,
+            &event.id,
+            &event.event_type,
+            &event.body,
+        )
+        .await;
+        let verdict = match report.status {
+            Some(status) => verdict_for_status(status, None, config.retry_client_errors),
+            None => AttemptVerdict::Failed { retry_after: None },
+        };
+        let former = match kind {
+            ManualAttempt::Retry(former) => former,
+            ManualAttempt::Test => DeliveryState::Held,
+        };
+        let number = u32::try_from(delivery.attempt_count)
+            .unwrap_or_default()
+            .saturating_add(1);
+        let write = ManualWrite {
+            attempt: report.to_row(&delivery.id, number, &config.id),
+            former,
+            after: after_manual_attempt(kind, verdict),
+        };
+        let row = write.attempt.clone();
+        let now = writer
+            .call(move |db| replay::record_manual_attempt(db, &write, now_ms()))
+            .await?;
+        if former == DeliveryState::Pending
+            && now.as_ref().is_some_and(|row| row.state != former.as_str())
+        {
+            router.do_send(DeliverySettled(config.id.clone(), delivery.id.clone()));
+        }
+        Ok::<_, StoreError>((row, verdict == AttemptVerdict::Delivered, now))
+    });
+    match actix_web::rt::time::timeout(wait, attempt).await {
+        Ok(Ok(Ok((attempt, succeeded, delivery)))) => {
+            let mut attempt = attempt_view(&attempt);
+            attempt["succeeded"] = json!(succeeded);
+            Ok(HttpResponse::Ok().json(json!({
+                "delivery": delivery.as_ref().map(delivery_view),
+                "attempt": attempt,
+            })))
+        }
+        Ok(Ok(Err(error))) => Err(error.into()),
+        Ok(Err(_)) => Err(ApiError::Unavailable),
+        Err(_) => Ok(HttpResponse::Accepted().json(json!({
+            "delivery": pending_view,
+            "attempt": null,
+        }))),
+    }
+}
