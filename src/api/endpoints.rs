@@ -9,6 +9,7 @@ use crate::core::domain::{
 use crate::core::endpoint::{EndpointConfig, HttpMethod, MAX_MAX_IN_FLIGHT, MAX_TIMEOUT_SECONDS};
 use crate::core::limits::HealthLimits;
 use crate::core::matching::EventTypePattern;
+use crate::core::rate_limit::MAX_RATE_LIMIT;
 use crate::core::retry::check_schedule;
 use crate::core::secret_box::{check_storable, OpenError, SecretBox};
 use crate::core::signature_scheme::SchemeName;
@@ -53,6 +54,9 @@ struct EndpointFields {
     http_method: Option<String>,
     retry_client_errors: Option<bool>,
     metadata: Option<BTreeMap<String, String>>,
+    /// Absent keeps it, `null` removes the limit.
+    #[serde(default, deserialize_with = "present")]
+    rate_limit: Option<Option<u32>>,
     // Health-limit overrides: absent keeps the current value, `null` goes
     // back to the global setting.
     #[serde(default, deserialize_with = "present")]
@@ -152,6 +156,11 @@ impl EndpointFields {
         }
         if let Some(retry) = self.retry_client_errors {
             row.retry_client_errors = retry;
+        }
+        if let Some(limit) = self.rate_limit {
+            row.rate_limit = limit
+                .map(|per_second| within("rate_limit", per_second, MAX_RATE_LIMIT))
+                .transpose()?;
         }
         if let Some(metadata) = self.metadata {
             check_metadata(&metadata)?;
@@ -355,6 +364,7 @@ pub fn view(row: &EndpointRow, live: Option<&EndpointSnapshot>) -> Value {
         "retry_schedule": row.retry_schedule_list(),
         "retry_client_errors": row.retry_client_errors,
         "http_method": row.http_method,
+        "rate_limit": row.rate_limit,
         "metadata": row.metadata_map(),
         "signature_scheme": row.signature_scheme,
         "signature_header": row.signature_header,
