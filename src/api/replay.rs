@@ -10,7 +10,7 @@
 
 use super::deliveries::{attempt_view, delivery_view};
 use super::endpoints::find;
-use super::problem::{parse_json, ApiError};
+use super::problem::{parse_json, parse_optional_json, ApiError};
 use super::{page, parse_query, status_class_param, time_range, AppState, PageParams};
 use crate::actors::router::{DeliverySettled, PendingOnDisk, Router};
 use crate::core::delivery::{
@@ -217,11 +217,7 @@ pub async fn test(
 ) -> Result<HttpResponse, ApiError> {
     let (tenant, id) = path.into_inner();
     state.keys.require_tenant(&request, &tenant).await?;
-    let input: TestRequest = if body.iter().all(u8::is_ascii_whitespace) {
-        TestRequest::default()
-    } else {
-        parse_json(&body)?
-    };
+    let input: TestRequest = parse_optional_json(&body)?;
     let payload = input.payload.unwrap_or_else(|| json!({"message": "test"}));
     if !payload.is_object() {
         return Err(FieldError::new("payload", "must be a JSON object").into());
