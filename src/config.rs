@@ -1,5 +1,6 @@
 //! Settings: every flag can also come from the environment.
 
+use crate::store::writer::MAX_LANES;
 use clap::Args;
 use ipnet::IpNet;
 
@@ -100,6 +101,17 @@ pub struct Settings {
     #[arg(long, env = "HOOKRELAY_HTTPS_ONLY")]
     pub https_only: bool,
 
+    /// Connections the writer commits on at once, on PostgreSQL (SQLite
+    /// takes one writer at a time): one group's statements run while
+    /// another's commit is flushed.
+    #[arg(
+        long,
+        env = "HOOKRELAY_WRITER_CONNECTIONS",
+        default_value_t = DEFAULT_WRITER_CONNECTIONS,
+        value_parser = clap::value_parser!(u8).range(1..=MAX_LANES as i64),
+    )]
+    pub writer_connections: u8,
+
     /// Refuse (422) events whose type is not an active type of the
     /// tenant's catalog, for tenants that did not choose for themselves.
     #[arg(long, env = "HOOKRELAY_REJECT_UNKNOWN_EVENT_TYPES")]
@@ -131,6 +143,7 @@ pub struct Settings {
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://hookrelay.db";
 pub const DEFAULT_MAX_PAYLOAD_BYTES: usize = 256 * 1024;
+pub const DEFAULT_WRITER_CONNECTIONS: u8 = 2;
 /// About 100 ms of writing on PostgreSQL (a moved row costs ~0.1 ms: its
 /// state is indexed, so every index of the row gets a new entry), 10 ms on
 /// SQLite; the writer's other jobs wait at most that long.
@@ -160,6 +173,7 @@ impl Settings {
             https_only: false,
             secret_key: None,
             max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES,
+            writer_connections: DEFAULT_WRITER_CONNECTIONS,
             reject_unknown_event_types: false,
             retain_succeeded_days: 30,
             retain_failed_days: 90,

@@ -81,7 +81,7 @@ impl Application {
                 endpoints::sync_operator_endpoint(db, target, &operator_secrets, now_ms())
             })
             .await?;
-        let writer = Writer::start(&store)?;
+        let writer = Writer::start(&store, usize::from(settings.writer_connections))?;
         let configs = endpoint_configs(&store, &writer, &health_defaults, &secrets).await?;
         let actor_settings = actor_settings(&settings)?;
         let retention = RetentionSweep::new(retention, sweep_pace, writer.clone()).start();

@@ -564,6 +564,7 @@ fn machine_config(config: &EndpointConfig, settings: &ActorSettings) -> MachineC
         limits: config.limits.clone(),
         retry_schedule: config.retry_schedule.clone(),
         retry_client_errors: config.retry_client_errors,
+        rate_limit: config.rate_limit,
         max_in_flight: config.max_in_flight,
         raises_alerts: config.raises_alerts,
         window: settings.window,

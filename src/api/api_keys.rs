@@ -2,7 +2,7 @@
 //! name and prefix only) and revoked. A tenant's key may manage its own
 //! tenant's keys, the admin key every tenant's.
 
-use super::problem::{parse_json, ApiError};
+use super::problem::{parse_optional_json, ApiError};
 use super::{page, rfc3339, ApiKeyPath, AppState, Page, TenantPath};
 use crate::core::domain::{check_line, FieldError};
 use crate::ids;
@@ -60,11 +60,7 @@ pub async fn create(
 ) -> Result<HttpResponse, ApiError> {
     let TenantPath { tenant } = path.into_inner();
     state.keys.require_tenant(&request, &tenant).await?;
-    let input: NewKey = if body.iter().all(u8::is_ascii_whitespace) {
-        NewKey::default()
-    } else {
-        parse_json(&body)?
-    };
+    let input: NewKey = parse_optional_json(&body)?;
     let name = input.name.map(|name| checked_name(&name)).transpose()?;
     let key = ids::api_key("hrk");
     let row = ApiKeyRow::new(&key, Some(&tenant), name, now_ms());

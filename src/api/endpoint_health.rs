@@ -3,7 +3,7 @@
 //! history from the database.
 
 use super::endpoints::{find, view, EndpointOut};
-use super::problem::{parse_json, ApiError};
+use super::problem::{parse_optional_json, ApiError};
 use super::{rfc3339, AppState, EndpointPath, TenantPath};
 use crate::actors::endpoint::EndpointSnapshot;
 use crate::actors::router::{DisableEndpoint, EnableEndpoint, SnapshotOf, SnapshotsOfTenant};
@@ -414,11 +414,7 @@ pub async fn enable(
         endpoint: id,
     } = path.into_inner();
     state.keys.require_tenant(&request, &tenant).await?;
-    let input: EnableRequest = if body.iter().all(u8::is_ascii_whitespace) {
-        EnableRequest::default()
-    } else {
-        parse_json(&body)?
-    };
+    let input: EnableRequest = parse_optional_json(&body)?;
     let replay = match input.replay.as_deref() {
         None | Some("held") => Replay::Held,
         Some("none") => Replay::None,

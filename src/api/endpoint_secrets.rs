@@ -3,7 +3,7 @@
 //! secret signs too.
 
 use super::endpoints::{find, unreadable_secret};
-use super::problem::{parse_json, ApiError};
+use super::problem::{parse_optional_json, ApiError};
 use super::{rfc3339, AppState, EndpointPath};
 use crate::actors::router::EndpointSaved;
 use crate::core::domain::FieldError;
@@ -95,11 +95,7 @@ pub async fn rotate(
         endpoint: id,
     } = path.into_inner();
     state.keys.require_tenant(&request, &tenant).await?;
-    let input: Rotation = if body.iter().all(u8::is_ascii_whitespace) {
-        Rotation::default()
-    } else {
-        parse_json(&body)?
-    };
+    let input: Rotation = parse_optional_json(&body)?;
     let grace_seconds = input.grace_seconds.unwrap_or(DEFAULT_GRACE_SECONDS);
     if grace_seconds > MAX_GRACE_SECONDS {
         return Err(FieldError::new(

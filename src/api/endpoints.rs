@@ -13,6 +13,7 @@ use crate::core::endpoint::{
 };
 use crate::core::limits::{HealthLimits, HealthOverrides};
 use crate::core::matching::EventTypePattern;
+use crate::core::rate_limit::MAX_RATE_LIMIT;
 use crate::core::retry::{check_schedule, MAX_DELAY, MAX_SCHEDULE_LEN, MIN_DELAY_SECONDS};
 use crate::core::secret_box::{check_storable, OpenError, SecretBox};
 use crate::core::signature_scheme::SchemeName;
@@ -87,6 +88,10 @@ struct EndpointFields {
     /// Your own labels, stored and shown, never sent.
     #[schema(schema_with = metadata_schema)]
     metadata: Option<BTreeMap<String, String>>,
+    /// Most attempts a second. Absent keeps it, `null` removes the limit.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(schema_with = rate_limit_schema)]
+    rate_limit: Option<Option<u32>>,
     // Health-limit overrides: absent keeps the current value, `null` goes
     // back to the global setting.
     #[serde(default, deserialize_with = "present")]
@@ -224,6 +229,12 @@ fn retry_schedule_schema() -> Array {
         .build()
 }
 
+fn rate_limit_schema() -> Object {
+    integer(1, MAX_RATE_LIMIT.into())
+        .schema_type(or_null(Type::Integer))
+        .build()
+}
+
 fn scheme_name_schema() -> Object {
     ObjectBuilder::new()
         .schema_type(or_null(Type::String))
@@ -340,6 +351,11 @@ impl EndpointFields {
         }
         if let Some(retry) = self.retry_client_errors {
             row.retry_client_errors = retry;
+        }
+        if let Some(limit) = self.rate_limit {
+            row.rate_limit = limit
+                .map(|per_second| within("rate_limit", per_second, MAX_RATE_LIMIT))
+                .transpose()?;
         }
         if let Some(metadata) = self.metadata {
             check_metadata(&metadata)?;
@@ -545,6 +561,8 @@ pub struct EndpointOut {
     retry_schedule: Vec<u32>,
     retry_client_errors: bool,
     http_method: String,
+    /// Most attempts a second; `null`: no limit.
+    rate_limit: Option<i32>,
     metadata: BTreeMap<String, String>,
     signature_scheme: String,
     signature_header: String,
@@ -627,6 +645,7 @@ pub fn view(row: &EndpointRow, live: Option<&EndpointSnapshot>) -> EndpointOut {
         retry_schedule: row.retry_schedule_list(),
         retry_client_errors: row.retry_client_errors,
         http_method: row.http_method.clone(),
+        rate_limit: row.rate_limit,
         metadata: row.metadata_map(),
         signature_scheme: row.signature_scheme.clone(),
         signature_header: row.signature_header.clone(),

@@ -160,6 +160,16 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     })
 }
 
+/// Parses a body every field of which is optional: an empty body (or only
+/// whitespace) means all defaults.
+pub fn parse_optional_json<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        Ok(T::default())
+    } else {
+        parse_json(body)
+    }
+}
+
 /// serde reports a missing field at its parent; name the field itself.
 fn field_error(path: &str, reason: &str) -> FieldError {
     let named = reason

@@ -10,8 +10,7 @@
 
 use super::deliveries::{attempt_view, delivery_view, AttemptOut, DeliveryOut};
 use super::endpoints::find;
-use super::problem::Problem;
-use super::problem::{parse_json, ApiError};
+use super::problem::{parse_json, parse_optional_json, ApiError, Problem};
 use super::{
     page, parse_query, status_class_param, time_range, AppState, DeliveryPath, EndpointPath, Page,
     PageParams,
@@ -304,11 +303,7 @@ pub async fn test(
         endpoint: id,
     } = path.into_inner();
     state.keys.require_tenant(&request, &tenant).await?;
-    let input: TestRequest = if body.iter().all(u8::is_ascii_whitespace) {
-        TestRequest::default()
-    } else {
-        parse_json(&body)?
-    };
+    let input: TestRequest = parse_optional_json(&body)?;
     let payload = input.payload.unwrap_or_else(|| json!({"message": "test"}));
     if !payload.is_object() {
         return Err(FieldError::new("payload", "must be a JSON object").into());

@@ -28,6 +28,8 @@ pub struct EndpointConfig {
     /// `false`: a 4xx other than 408 and 429 fails the delivery at once, as
     /// receivers that answer 4xx for "never send this again" expect.
     pub retry_client_errors: bool,
+    /// Attempts a second at most (`None`: no limit).
+    pub rate_limit: Option<u32>,
     /// `false` while disabled: its deliveries are held, not attempted.
     pub active: bool,
     pub limits: HealthLimits,

@@ -20,6 +20,7 @@ use super::delivery::{
 use super::envelope::is_operational;
 use super::failure_policy::{AlertKind, DisableReason, Streak};
 use super::limits::HealthLimits;
+use super::rate_limit::RateLimit;
 use super::retry;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -48,6 +49,8 @@ pub struct MachineConfig {
     pub retry_schedule: Vec<u32>,
     pub retry_client_errors: bool,
     pub max_in_flight: usize,
+    /// Attempts a second at most (`None`: no limit).
+    pub rate_limit: Option<u32>,
     /// `false` for the operator's alert endpoint (see `EndpointConfig`).
     pub raises_alerts: bool,
     pub window: WindowLimits,
@@ -220,6 +223,7 @@ pub struct EndpointMachine {
     config: MachineConfig,
     lifecycle: Lifecycle,
     breaker: Breaker,
+    rate_limit: Option<RateLimit>,
     streak: Streak,
     probe: Option<String>,
     /// Due deliveries in memory, earliest first.
@@ -258,10 +262,12 @@ impl EndpointMachine {
     /// A machine waiting for its saved state ([`Self::loaded`]).
     pub fn new(config: MachineConfig) -> Self {
         let breaker = Breaker::closed(&config.limits);
+        let rate_limit = config.rate_limit.map(RateLimit::per_second);
         EndpointMachine {
             config,
             lifecycle: Lifecycle::Loading,
             breaker,
+            rate_limit,
             streak: Streak::default(),
             probe: None,
             window: BTreeMap::new(),
@@ -819,6 +825,7 @@ impl EndpointMachine {
             Lifecycle::Loading | Lifecycle::Disabled | Lifecycle::Retired => return effects,
         }
         let mut breaker_wait = None;
+        let mut rate_wait = None;
         while self.in_flight.len() < self.config.max_in_flight {
             let Some(key) = self
                 .window
@@ -838,6 +845,10 @@ impl EndpointMachine {
                 }
                 Permit::AwaitProbe => break,
             };
+            if let Some(Err(free_at)) = self.rate_limit.as_mut().map(|limit| limit.take(now)) {
+                rate_wait = Some(free_at);
+                break;
+            }
             if let Some(delivery) = self.take(&key) {
                 if probe {
                     self.probe = Some(delivery.id.clone());
@@ -849,15 +860,16 @@ impl EndpointMachine {
                 break;
             }
         }
-        // A due delivery held back by the breaker waits for `breaker_wait`;
-        // one held back by the in-flight limit, for an attempt to end.
+        // A due delivery held back by the breaker waits for `breaker_wait`,
+        // by the rate limit for `rate_wait`; one held back by the in-flight
+        // limit, for an attempt to end.
         let next_due = self
             .window
             .keys()
             .next()
             .map(|(due_at, _)| *due_at)
             .filter(|due_at| *due_at > now);
-        let mut next = min_opt(breaker_wait, next_due);
+        let mut next = min_opt(min_opt(breaker_wait, rate_wait), next_due);
         if let Some(floor) = self.disk_floor {
             let low = self.window.len() <= self.config.window.deliveries / 2
                 && self.window_bytes <= self.config.window.bytes / 2;
@@ -1065,6 +1077,7 @@ mod tests {
             retry_schedule: vec![5, 60],
             retry_client_errors: true,
             max_in_flight: 2,
+            rate_limit: None,
             raises_alerts: true,
             window: WindowLimits {
                 deliveries: 4,
@@ -1327,6 +1340,22 @@ mod tests {
                 decision.expect("attempted")
             })
             .collect()
+    }
+
+    #[test]
+    fn the_rate_limit_holds_due_deliveries_back_without_spending_attempts() {
+        let mut machine = active(MachineConfig {
+            max_in_flight: 10,
+            rate_limit: Some(2),
+            ..config()
+        });
+        let due: Vec<QueuedDelivery> = (1..=4).map(|n| delivery(n, NOW)).collect();
+        let effects = machine.enqueue(due, NOW);
+        assert_eq!(sent(&effects), vec!["dlv_001", "dlv_002"]);
+        assert!(effects.contains(&Effect::WakeAt(NOW + 500)), "{effects:?}");
+        assert_eq!(sent(&machine.wake(NOW + 500)), vec!["dlv_003"]);
+        assert_eq!(sent(&machine.wake(NOW + 1000)), vec!["dlv_004"]);
+        assert_eq!(machine.snapshot().queued, 0);
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod health;
 pub mod limits;
 pub mod matching;
 pub mod negative_cache;
+pub mod rate_limit;
 pub mod retention;
 pub mod retry;
 pub mod secret_box;

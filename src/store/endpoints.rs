@@ -60,6 +60,7 @@ pub fn update(db: &mut Db, row: &EndpointRow) -> Result<(), StoreError> {
             endpoints::http_method.eq(&row.http_method),
             endpoints::retry_client_errors.eq(row.retry_client_errors),
             endpoints::metadata.eq(&row.metadata),
+            endpoints::rate_limit.eq(row.rate_limit),
             endpoints::previous_secret.eq(&row.previous_secret),
             endpoints::previous_secret_expires_at.eq(row.previous_secret_expires_at),
         ))
@@ -334,6 +335,7 @@ impl EndpointRow {
             http_method: HttpMethod::Post.as_str().to_owned(),
             retry_client_errors: true,
             metadata: "{}".to_owned(),
+            rate_limit: None,
             previous_secret: None,
             previous_secret_expires_at: None,
         }
@@ -514,6 +516,7 @@ impl EndpointRow {
             max_in_flight: usize::try_from(self.max_in_flight).unwrap_or(1).max(1),
             retry_schedule: self.retry_schedule_list(),
             retry_client_errors: self.retry_client_errors,
+            rate_limit: self.rate_limit.and_then(|limit| u32::try_from(limit).ok()),
             active: self.is_active(),
             limits: self.limits(defaults),
             raises_alerts: self.id != OPERATOR_ENDPOINT,

@@ -204,6 +204,10 @@ impl Store {
         Ok(store)
     }
 
+    pub fn is_postgres(&self) -> bool {
+        matches!(self.pool, Pool::Postgres(_))
+    }
+
     /// A connection for blocking work; never call this on an event loop.
     pub fn get(&self) -> Result<Db, StoreError> {
         Ok(match &self.pool {

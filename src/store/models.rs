@@ -65,6 +65,8 @@ pub struct EndpointRow {
     /// form ([`crate::core::secret_box`]): plain, or sealed.
     pub previous_secret: Option<String>,
     pub previous_secret_expires_at: Option<i64>,
+    /// Attempts a second at most; `None`: no limit.
+    pub rate_limit: Option<i32>,
 }
 
 /// The breaker and failure streak of an endpoint, as its actor saved them.

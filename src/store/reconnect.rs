@@ -1,7 +1,7 @@
-//! The writer's connection, replaced when the database drops it.
+//! A writer lane's connection, replaced when the database drops it.
 //!
 //! A failover, a server restart or `pg_terminate_backend` closes the
-//! connection under the writer. The writer keeps going on a fresh one from
+//! connection under the writer. Each lane keeps going on a fresh one from
 //! the pool: the first try comes at once (after a terminated backend the
 //! server is usually right there), then after a wait that doubles from
 //! [`FIRST_BACKOFF`] to [`MAX_BACKOFF`] while the database stays away, so

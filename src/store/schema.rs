@@ -53,6 +53,7 @@ diesel::table! {
         previous_secret_expires_at -> Nullable<BigInt>,
         backlog_move -> Nullable<Text>,
         backlog_move_due_at -> Nullable<BigInt>,
+        rate_limit -> Nullable<Integer>,
     }
 }
 

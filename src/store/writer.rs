@@ -1,4 +1,4 @@
-//! The dedicated writer: one thread, one connection, group commit.
+//! The dedicated writer: group commit on one connection, or on a few.
 //!
 //! Ingestion and attempt results arrive far faster than a database can
 //! commit them one by one. The writer takes whatever work is queued, runs it
@@ -6,6 +6,18 @@
 //! so callers still learn only about durable results. Background work (a
 //! batch of a backlog move) runs alone, after what was queued with it, so
 //! a publish waits at most for the batch already under way.
+//!
+//! On PostgreSQL a commit is mostly waiting: for the network round trip of
+//! each statement and for the server to flush its log. So the writer there
+//! has several **lanes**, each a thread with a connection of its own that
+//! takes the next group as soon as it is free: one group's statements run
+//! while another's commit is being flushed (and the server merges flushes
+//! that come together). Groups are taken from the queue one lane at a time,
+//! in queue order, and [`admission`] decides whether a group may overlap
+//! others: plain ingestions and attempt results touch rows no other group
+//! in flight touches, so they may; a group with any other work runs alone,
+//! after every group taken before it has committed and before any group
+//! taken after it starts. SQLite takes one writer at a time: it has one lane.
 //!
 //! When the database goes away the writer answers
 //! [`StoreError::Unavailable`] and reports itself unhealthy until a commit
@@ -20,11 +32,21 @@ use super::{Db, Store, StoreError};
 use crate::time::now_ms;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, Mutex, PoisonError, RwLock};
+use std::time::Duration;
 use tokio::sync::oneshot;
 
 /// Upper bound of jobs sharing one commit, to keep a commit's latency short.
 const MAX_BATCH: usize = 512;
+
+/// The most lanes a writer may have: each holds a connection of the pool
+/// for good, and the API's reads need the rest.
+pub const MAX_LANES: usize = 8;
+
+/// How often an idle lane looks at the writer's health: another lane may
+/// have found the database gone, and someone must check for its return
+/// while no work comes.
+const IDLE_HEALTH_POLL: Duration = Duration::from_millis(250);
 
 /// Work of any shape, through [`Writer::call`].
 trait Call: Send {
@@ -163,36 +185,97 @@ fn run_jobs(db: &mut Db, jobs: &mut [Job]) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// A handle to the writer thread; cheap to clone.
+/// Whether a group may be in flight beside others.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Admission {
+    /// Only ingestions, and attempt results that write nothing but their
+    /// own attempt row and delivery state. Ingestions of different groups
+    /// meet only on an event id or idempotency key they share, where
+    /// PostgreSQL makes the later insert wait for the earlier commit; an
+    /// attempt's delivery has one attempt at a time, whose result is
+    /// committed before the next is made.
+    Overlapping,
+    /// Anything else: calls (state changes that must follow everything
+    /// queued before them and precede everything after), and attempt
+    /// results carrying an endpoint's health, alerts or disabling, which
+    /// must land in the order the endpoint decided them.
+    Alone,
+}
+
+fn admission(jobs: &[Job]) -> Admission {
+    let overlaps = |job: &Job| match job {
+        Job::Ingest(_) => true,
+        Job::Attempt(job) => {
+            let write = &job.write;
+            write.health.is_none() && write.alerts.is_empty() && write.disable.is_none()
+        }
+        Job::Call(_) | Job::Background(_) => false,
+    };
+    if jobs.iter().all(overlaps) {
+        Admission::Overlapping
+    } else {
+        Admission::Alone
+    }
+}
+
+/// How many lanes a writer gets for `requested`: one on SQLite, which
+/// takes one writer at a time; at least one and at most [`MAX_LANES`].
+fn lanes_for(store: &Store, requested: usize) -> usize {
+    if store.is_postgres() {
+        requested.clamp(1, MAX_LANES)
+    } else {
+        1
+    }
+}
+
+/// What the lanes share: the queue, taken from by one lane at a time, and
+/// the lock that keeps a group that runs [alone](Admission::Alone) apart.
+/// The lock guards no data, so a lane that panicked spoils nothing.
+struct Lanes {
+    queue: Mutex<mpsc::Receiver<Job>>,
+    order: RwLock<()>,
+}
+
+/// A handle to the writer's lanes; cheap to clone.
 #[derive(Clone)]
 pub struct Writer {
     jobs: mpsc::Sender<Job>,
-    healthy: Arc<AtomicBool>,
+    health: Arc<SharedHealth>,
 }
 
 impl Writer {
-    /// Starts the writer thread on a connection of its own. The thread ends
-    /// when the last handle is dropped.
-    pub fn start(store: &Store) -> Result<Writer, StoreError> {
-        let db = ReconnectingDb::connect(store.clone())?;
+    /// Starts the writer with `lanes` threads (see [`lanes_for`]), each on a
+    /// connection of its own. The threads end when the last handle is
+    /// dropped.
+    pub fn start(store: &Store, lanes: usize) -> Result<Writer, StoreError> {
         let (jobs, queue) = mpsc::channel::<Job>();
-        let healthy = Arc::new(AtomicBool::new(true));
-        let mut write_loop = WriteLoop {
-            db,
-            health: Health(Arc::clone(&healthy)),
-        };
-        std::thread::Builder::new()
-            .name("hookrelay-writer".to_owned())
-            .spawn(move || write_loop.run(&queue))
-            .map_err(|e| StoreError::Blocking(e.to_string()))?;
-        Ok(Writer { jobs, healthy })
+        let health = Arc::new(SharedHealth {
+            healthy: AtomicBool::new(true),
+            stopped: AtomicBool::new(false),
+        });
+        let shared = Arc::new(Lanes {
+            queue: Mutex::new(queue),
+            order: RwLock::new(()),
+        });
+        for lane in 0..lanes_for(store, lanes) {
+            let mut write_loop = WriteLoop {
+                db: ReconnectingDb::connect(store.clone())?,
+                health: Health(Arc::clone(&health)),
+            };
+            let shared = Arc::clone(&shared);
+            std::thread::Builder::new()
+                .name(format!("hookrelay-writer-{lane}"))
+                .spawn(move || write_loop.run(&shared))
+                .map_err(|e| StoreError::Blocking(e.to_string()))?;
+        }
+        Ok(Writer { jobs, health })
     }
 
     /// Whether the writer can commit: false from a failure that meant the
     /// database is unavailable until a transaction (a job's, or an empty
-    /// check while idle) commits again, and for good once its thread ended.
+    /// check while idle) commits again, and for good once a lane ended.
     pub fn is_healthy(&self) -> bool {
-        self.healthy.load(Ordering::Relaxed)
+        self.health.healthy.load(Ordering::Relaxed) && !self.health.stopped.load(Ordering::Relaxed)
     }
 
     /// Queues `work` for the writer's next transaction at once (not when
@@ -276,23 +359,31 @@ impl Writer {
     }
 }
 
-/// The writer's view of its own health, shared with every [`Writer`].
-struct Health(Arc<AtomicBool>);
+/// The writer's view of its own health, shared by its lanes and every
+/// [`Writer`].
+struct SharedHealth {
+    healthy: AtomicBool,
+    /// A lane ended (every handle is gone, or it panicked).
+    stopped: AtomicBool,
+}
+
+/// A lane's hold on the writer's health.
+struct Health(Arc<SharedHealth>);
 
 impl Health {
     fn set(&self, healthy: bool) {
-        self.0.store(healthy, Ordering::Relaxed);
+        self.0.healthy.store(healthy, Ordering::Relaxed);
     }
 
     fn get(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
+        self.0.healthy.load(Ordering::Relaxed)
     }
 }
 
 impl Drop for Health {
-    /// The thread ended (or panicked): nothing commits any more.
+    /// The lane ended (or panicked): the writer is unhealthy for good.
     fn drop(&mut self) {
-        self.set(false);
+        self.0.stopped.store(true, Ordering::Relaxed);
     }
 }
 
@@ -302,8 +393,15 @@ struct WriteLoop {
 }
 
 impl WriteLoop {
-    fn run(&mut self, queue: &mpsc::Receiver<Job>) {
-        while let Some(first) = self.next_job(queue) {
+    /// Takes a group, waits for its turn and writes it, until every handle
+    /// is gone. The queue stays locked until the group has its turn, so
+    /// groups get their turns in queue order.
+    fn run(&mut self, lanes: &Lanes) {
+        loop {
+            let queue = lanes.queue.lock().unwrap_or_else(PoisonError::into_inner);
+            let Some(first) = self.next_job(&queue) else {
+                return;
+            };
             let mut batch = vec![first];
             while batch.len() < MAX_BATCH {
                 match queue.try_recv() {
@@ -311,9 +409,20 @@ impl WriteLoop {
                     Err(_) => break,
                 }
             }
+            // Background work (a backlog move's batch) commits on its own,
+            // after the group queued with it, and like every call alone.
             let (background, batch): (Vec<Job>, Vec<Job>) = batch
                 .into_iter()
                 .partition(|job| matches!(job, Job::Background(_)));
+            let overlapping = background.is_empty() && admission(&batch) == Admission::Overlapping;
+            let (_shared_turn, _sole_turn) = if overlapping {
+                let turn = lanes.order.read().unwrap_or_else(PoisonError::into_inner);
+                (Some(turn), None)
+            } else {
+                let turn = lanes.order.write().unwrap_or_else(PoisonError::into_inner);
+                (None, Some(turn))
+            };
+            drop(queue);
             if !batch.is_empty() {
                 self.write(batch);
             }
@@ -328,13 +437,16 @@ impl WriteLoop {
     /// health recovers without waiting for work.
     fn next_job(&mut self, queue: &mpsc::Receiver<Job>) -> Option<Job> {
         loop {
-            if self.health.get() {
-                return queue.recv().ok();
-            }
-            match queue.recv_timeout(self.db.until_next_try()) {
+            let wait = if self.health.get() {
+                IDLE_HEALTH_POLL
+            } else {
+                self.db.until_next_try()
+            };
+            match queue.recv_timeout(wait) {
                 Ok(job) => return Some(job),
                 Err(mpsc::RecvTimeoutError::Disconnected) => return None,
-                Err(mpsc::RecvTimeoutError::Timeout) => self.check(),
+                Err(mpsc::RecvTimeoutError::Timeout) if !self.health.get() => self.check(),
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
             }
         }
     }
@@ -461,5 +573,136 @@ impl Outage {
 
     fn again(&self) -> StoreError {
         StoreError::Unavailable(self.0.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{admission, Admission, AttemptJob, IngestJob, Job, Request};
+    use crate::core::delivery::DeliveryState;
+    use crate::core::failure_policy::DisableReason;
+    use crate::store::deliveries::{AttemptRecord, AttemptWrite};
+    use crate::store::models::{AlertRow, AttemptRow, EndpointHealthRow, EventRow};
+    use tokio::sync::oneshot;
+
+    fn ingest() -> Job {
+        let event = EventRow {
+            tenant_id: "acme".to_owned(),
+            id: "evt_1".to_owned(),
+            event_type: "order.created".to_owned(),
+            body: "{}".to_owned(),
+            idempotency_key: None,
+            created_at: 0,
+        };
+        Job::Ingest(Box::new(IngestJob {
+            event,
+            deliveries: Vec::new(),
+            result: None,
+            reply: oneshot::channel().0,
+        }))
+    }
+
+    fn plain_attempt() -> AttemptWrite {
+        AttemptWrite {
+            record: AttemptRecord {
+                attempt: AttemptRow {
+                    id: "atm_1".to_owned(),
+                    delivery_id: "dlv_1".to_owned(),
+                    attempt: 1,
+                    started_at: 0,
+                    duration_ms: 1,
+                    status_code: Some(500),
+                    response_headers: None,
+                    response_body: None,
+                    error_kind: None,
+                    error_message: None,
+                    endpoint_id: Some("ep_1".to_owned()),
+                },
+                state: DeliveryState::Pending,
+                next_attempt_at: Some(1_000),
+            },
+            health: None,
+            alerts: Vec::new(),
+            disable: None,
+        }
+    }
+
+    fn attempt(write: AttemptWrite) -> Job {
+        Job::Attempt(Box::new(AttemptJob {
+            write,
+            reply: oneshot::channel().0,
+        }))
+    }
+
+    fn call() -> Job {
+        Job::Call(Box::new(Request {
+            work: |_: &mut crate::store::Db| Ok(()),
+            result: None,
+            reply: oneshot::channel().0,
+        }))
+    }
+
+    fn health() -> EndpointHealthRow {
+        EndpointHealthRow {
+            endpoint_id: "ep_1".to_owned(),
+            consecutive_failures: 1,
+            failing_since: Some(0),
+            alerted_thresholds: "[]".to_owned(),
+            circuit_state: "closed".to_owned(),
+            circuit_opened_at: None,
+            circuit_next_probe_at: None,
+            circuit_cooldown_ms: 0,
+            updated_at: 0,
+        }
+    }
+
+    fn alert() -> AlertRow {
+        AlertRow {
+            id: "alr_1".to_owned(),
+            tenant_id: "acme".to_owned(),
+            endpoint_id: "ep_1".to_owned(),
+            endpoint_url: "https://example.com/hook".to_owned(),
+            kind: "failing".to_owned(),
+            consecutive_failures: 3,
+            failing_since: Some(0),
+            status_code: Some(500),
+            error: None,
+            disabled_reason: None,
+            created_at: 0,
+            dispatched_at: None,
+        }
+    }
+
+    #[test]
+    fn ingestions_and_plain_attempt_results_overlap() {
+        let jobs = [ingest(), attempt(plain_attempt()), ingest()];
+        assert_eq!(admission(&jobs), Admission::Overlapping);
+    }
+
+    #[test]
+    fn a_call_runs_alone() {
+        assert_eq!(admission(&[call()]), Admission::Alone);
+        let jobs = [ingest(), call(), attempt(plain_attempt())];
+        assert_eq!(admission(&jobs), Admission::Alone);
+    }
+
+    #[test]
+    fn an_attempt_result_that_writes_endpoint_state_runs_alone() {
+        let with_health = AttemptWrite {
+            health: Some(health()),
+            ..plain_attempt()
+        };
+        let with_alert = AttemptWrite {
+            alerts: vec![alert()],
+            ..plain_attempt()
+        };
+        let disabling = AttemptWrite {
+            disable: Some(DisableReason::Gone),
+            ..plain_attempt()
+        };
+        for write in [with_health, with_alert, disabling] {
+            let jobs = [ingest(), attempt(write)];
+            assert_eq!(admission(&jobs), Admission::Alone);
+        }
     }
 }

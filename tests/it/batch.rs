@@ -1,9 +1,12 @@
 //! The writer's batches against a real database: a group commit of
 //! ingestions and attempt results must answer and store exactly what the
-//! same work done one job at a time would; a recovery moves its window in
-//! batches.
+//! same work done one job at a time would, groups in flight together (on
+//! PostgreSQL's writer lanes) must keep every answer true and every call in
+//! its place, and a recovery moves its window in batches.
 
 use crate::common::TestDb;
+use diesel::prelude::*;
+use futures_util::future::join_all;
 use hookrelay::core::delivery::{BacklogMove, DeliveryState};
 use hookrelay::core::failure_policy::DisableReason;
 use hookrelay::store::batch::{self, IngestInput};
@@ -13,12 +16,15 @@ use hookrelay::store::models::{
     ApiKeyRow, AttemptRow, DeliveryRow, EndpointRow, EventRow, TenantRow,
 };
 use hookrelay::store::replay::{self, ManualWrite, TimeWindow, RECOVERABLE};
-use hookrelay::store::{endpoints, tenants, Db, Store};
+use hookrelay::store::schema::{deliveries as delivery_table, events as event_table};
+use hookrelay::store::writer::{Writer, MAX_LANES};
+use hookrelay::store::{endpoints, tenants, Db, Store, StoreError};
 
 backend_tests!(
     a_batch_of_ingestions_answers_as_one_by_one,
     a_batch_of_attempts_keeps_settled_deliveries_settled,
     a_recovery_moves_its_window_batch_by_batch,
+    groups_in_flight_together_keep_every_answer_and_the_order_of_calls,
 );
 
 const TENANT: &str = "acme";
@@ -177,6 +183,117 @@ async fn a_batch_of_attempts_keeps_settled_deliveries_settled(test_db: TestDb) {
         let attempts = deliveries::attempts_of(&mut db, id).expect("attempts");
         assert_eq!(attempts.len(), count, "attempt rows of {id} on {backend}");
     }
+}
+
+/// The writer at its most lanes (one on SQLite) under a queue filled at
+/// once: rounds of new events, each queued twice (the copy later in the
+/// round, so original and copy may sit in groups in flight together), each
+/// round followed by a call that counts the stored events.
+async fn groups_in_flight_together_keep_every_answer_and_the_order_of_calls(test_db: TestDb) {
+    const ROUNDS: usize = 6;
+    const PER_ROUND: usize = 120;
+    let (store, mut db) = open_with_endpoints(&test_db, &["ep_a", "ep_b"]);
+    let writer = Writer::start(&store, MAX_LANES).expect("start the writer");
+    let backend = test_db.backend();
+
+    let mut pairs = Vec::new();
+    let mut counts = Vec::new();
+    for round in 0..ROUNDS {
+        let inputs: Vec<Input> = (0..PER_ROUND)
+            .map(|n| Input::new(&format!("evt_{round}_{n}"), None, &["ep_a", "ep_b"]))
+            .collect();
+        let copies: Vec<Input> = (0..PER_ROUND)
+            .map(|n| Input::new(&format!("evt_{round}_{n}"), None, &["ep_a"]))
+            .collect();
+        let mut originals = Vec::new();
+        let mut duplicates = Vec::new();
+        // The copy of event n is queued after the original of n + PER_ROUND / 2.
+        for (n, input) in inputs.iter().enumerate() {
+            originals.push(writer.ingest(input.event.clone(), input.deliveries.clone()));
+            if let Some(copy) = n.checked_sub(PER_ROUND / 2).map(|m| &copies[m]) {
+                duplicates.push(writer.ingest(copy.event.clone(), copy.deliveries.clone()));
+            }
+        }
+        for copy in &copies[PER_ROUND / 2..] {
+            duplicates.push(writer.ingest(copy.event.clone(), copy.deliveries.clone()));
+        }
+        pairs.push((inputs, copies, originals, duplicates));
+        counts.push(writer.call(count_events));
+    }
+
+    let mut stored_deliveries = Vec::new();
+    for (round, (inputs, copies, originals, duplicates)) in pairs.into_iter().enumerate() {
+        let originals = join_all(originals).await;
+        let duplicates = join_all(duplicates).await;
+        for ((input, copy), answers) in inputs
+            .iter()
+            .zip(&copies)
+            .zip(originals.into_iter().zip(duplicates))
+        {
+            let id = &input.event.id;
+            let answers = match answers {
+                (Ok(original), Ok(duplicate)) => (original, duplicate),
+                other => panic!("{id} on {backend}: an ingestion failed: {other:?}"),
+            };
+            // Either may come first: both were in flight together.
+            let written = match answers {
+                (
+                    Ingested::New { delivery_ids },
+                    Ingested::Duplicate {
+                        event_id,
+                        deliveries,
+                    },
+                ) => {
+                    assert_eq!(delivery_ids, ids_of(input), "{id} on {backend}");
+                    assert_eq!(
+                        (&event_id, deliveries),
+                        (id, 2),
+                        "copy of {id} on {backend}"
+                    );
+                    delivery_ids
+                }
+                (
+                    Ingested::Duplicate {
+                        event_id,
+                        deliveries,
+                    },
+                    Ingested::New { delivery_ids },
+                ) => {
+                    assert_eq!(delivery_ids, ids_of(copy), "copy of {id} on {backend}");
+                    assert_eq!((&event_id, deliveries), (id, 1), "{id} on {backend}");
+                    delivery_ids
+                }
+                other => panic!("{id} in round {round} on {backend}: {other:?}"),
+            };
+            stored_deliveries.extend(written);
+        }
+    }
+    let counted: Vec<Result<i64, StoreError>> = join_all(counts).await;
+    for (round, counted) in counted.into_iter().enumerate() {
+        assert_eq!(
+            counted.expect("count events"),
+            i64::try_from((round + 1) * PER_ROUND).expect("a small count"),
+            "the call after round {round} on {backend} sees exactly the events queued before it"
+        );
+    }
+
+    let mut stored: Vec<String> =
+        hookrelay::dispatch!(&mut db, c => delivery_table::table.select(delivery_table::id).load(c))
+            .expect("stored deliveries");
+    stored_deliveries.sort_unstable();
+    stored.sort_unstable();
+    assert_eq!(
+        stored, stored_deliveries,
+        "every answered delivery is stored, and only those, on {backend}"
+    );
+}
+
+fn ids_of(input: &Input) -> Vec<String> {
+    input.deliveries.iter().map(|d| d.id.clone()).collect()
+}
+
+fn count_events(db: &mut Db) -> Result<i64, StoreError> {
+    Ok(hookrelay::dispatch!(db, c => event_table::table.count().get_result(c))?)
 }
 
 async fn a_recovery_moves_its_window_batch_by_batch(test_db: TestDb) {

@@ -56,6 +56,18 @@ macro_rules! backend_tests {
 // Databases
 // ---------------------------------------------------------------------------
 
+/// A connection of a test's own to its database.
+enum DirectConnection {
+    Sqlite(diesel::SqliteConnection),
+    Postgres(diesel::PgConnection),
+}
+
+#[derive(diesel::QueryableByName)]
+struct Count {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
+
 enum DbKind {
     Sqlite { _dir: tempfile::TempDir },
     Postgres { admin_url: String, name: String },
@@ -145,6 +157,49 @@ impl TestDb {
         diesel::sql_query(sql)
             .execute(&mut conn)
             .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
+    /// Runs `sql` (statements separated by `;`) on this database over a
+    /// connection of its own, beside the running application.
+    pub fn execute_sql(&self, sql: &str) {
+        use diesel::connection::SimpleConnection;
+
+        let done = match self.connect() {
+            DirectConnection::Sqlite(mut c) => c.batch_execute(sql),
+            DirectConnection::Postgres(mut c) => c.batch_execute(sql),
+        };
+        done.unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+
+    /// The `n` of the one row `sql` returns (`SELECT COUNT(*) AS n …`).
+    pub fn count_sql(&self, sql: &str) -> i64 {
+        use diesel::RunQueryDsl;
+
+        let counted = match self.connect() {
+            DirectConnection::Sqlite(mut c) => diesel::sql_query(sql).get_result::<Count>(&mut c),
+            DirectConnection::Postgres(mut c) => diesel::sql_query(sql).get_result::<Count>(&mut c),
+        };
+        counted.unwrap_or_else(|e| panic!("{sql}: {e}")).n
+    }
+
+    fn connect(&self) -> DirectConnection {
+        use diesel::connection::SimpleConnection;
+        use diesel::Connection;
+
+        match self.url().strip_prefix("sqlite://") {
+            Some(path) => {
+                let mut conn = diesel::SqliteConnection::establish(path)
+                    .unwrap_or_else(|e| panic!("open {path}: {e}"));
+                // The application writes at the same time.
+                conn.batch_execute("PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON")
+                    .expect("set busy_timeout");
+                DirectConnection::Sqlite(conn)
+            }
+            None => DirectConnection::Postgres(
+                diesel::PgConnection::establish(self.url())
+                    .unwrap_or_else(|e| panic!("connect to {}: {e}", self.url())),
+            ),
+        }
     }
 
     /// Closes every connection to this PostgreSQL database, as a failover
@@ -283,6 +338,10 @@ pub fn http_client() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(30))
+        // The service closes a keep-alive connection idle for 5 s; a request
+        // sent on one at that moment fails ("error sending request"), so the
+        // client lets idle connections go well before.
+        .pool_idle_timeout(Duration::from_secs(2))
         .build()
         .expect("build reqwest client")
 }

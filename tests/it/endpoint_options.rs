@@ -5,12 +5,14 @@
 use crate::common::{spawn_app, wait_until, Receiver, TestDb, DELIVERY_TIMEOUT};
 use crate::limits::assert_refused_on_create_and_update;
 use serde_json::{json, Value};
+use std::time::Duration;
 
 backend_tests!(
     the_http_method_and_metadata_apply_and_can_be_changed,
     without_retry_client_errors_a_4xx_fails_the_delivery_at_once,
     credential_headers_are_sent_but_never_shown,
     bad_options_answer_422_naming_the_field_and_change_nothing,
+    the_rate_limit_spaces_attempts_without_spending_retries,
 );
 
 async fn the_http_method_and_metadata_apply_and_can_be_changed(db: TestDb) {
@@ -158,6 +160,8 @@ async fn bad_options_answer_422_naming_the_field_and_change_nothing(db: TestDb) 
         (0..51).map(|i| (format!("k{i}"), json!("v"))).collect();
     let cases: Vec<(Value, &str)> = vec![
         (json!({"http_method": "GET"}), "http_method"),
+        (json!({"rate_limit": 0}), "rate_limit"),
+        (json!({"rate_limit": 10_001}), "rate_limit"),
         (json!({"http_method": ""}), "http_method"),
         (json!({"metadata": many}), "metadata"),
         (json!({"metadata": {"a b": "v"}}), "metadata"),
@@ -172,4 +176,49 @@ async fn bad_options_answer_422_naming_the_field_and_change_nothing(db: TestDb) 
         ),
     ];
     assert_refused_on_create_and_update(&app, &key, &tenant, id, &cases).await;
+}
+
+async fn the_rate_limit_spaces_attempts_without_spending_retries(db: TestDb) {
+    const EVENTS: usize = 6;
+    const PER_SECOND: u64 = 2;
+    let receiver = Receiver::start();
+    let app = spawn_app(db).await;
+    let (tenant, key) = app.create_tenant("acme").await;
+    let endpoint = app
+        .create_endpoint(
+            &key,
+            &tenant,
+            json!({"url": receiver.url(), "rate_limit": PER_SECOND}),
+        )
+        .await;
+    assert_eq!(endpoint["rate_limit"], PER_SECOND, "{endpoint}");
+    let mut events = Vec::new();
+    for n in 0..EVENTS {
+        let (id, _) = app
+            .publish_accepted(&key, &tenant, &json!({"type": "a.b", "payload": {"n": n}}))
+            .await;
+        events.push(id);
+    }
+    let requests = receiver
+        .wait_for_count(EVENTS, DELIVERY_TIMEOUT + Duration::from_secs(5))
+        .await;
+    // A burst of one second's worth, then one every 1/PER_SECOND s: the
+    // last of the six cannot leave before (6 - 2) / 2 s after the first.
+    let spread = requests[EVENTS - 1].at - requests[0].at;
+    let least = Duration::from_millis(1000 * (EVENTS as u64 - PER_SECOND) / PER_SECOND);
+    assert!(
+        spread + Duration::from_millis(50) >= least,
+        "{EVENTS} attempts within {spread:?} at {PER_SECOND}/s"
+    );
+    for id in &events {
+        let event = app.get_event(&key, &tenant, id).await;
+        assert_eq!(event["deliveries"][0]["attempt_count"], 1, "{event}");
+    }
+    let path = format!(
+        "/v1/tenants/{tenant}/endpoints/{}",
+        endpoint["id"].as_str().unwrap_or("")
+    );
+    let lifted = app.patch(&key, &path, &json!({"rate_limit": null})).await;
+    assert_eq!(lifted.status.as_u16(), 200, "{}", lifted.body);
+    assert_eq!(app.get_json(&key, &path).await["rate_limit"], Value::Null);
 }

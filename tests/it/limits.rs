@@ -6,9 +6,6 @@ use crate::common::{
     random_secret, spawn_app, spawn_app_with, ApiResponse, Receiver, RestartableApp, TestApp,
     TestDb,
 };
-use diesel::connection::SimpleConnection;
-use diesel::sql_types::BigInt;
-use diesel::{Connection, QueryableByName, RunQueryDsl};
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -29,49 +26,8 @@ const OPERATOR_ENDPOINT: &str = "ep_operator_alerts";
 // Direct database access: counting rows, and changes the API refuses
 // ---------------------------------------------------------------------------
 
-#[derive(QueryableByName)]
-struct Count {
-    #[diesel(sql_type = BigInt)]
-    n: i64,
-}
-
-enum Conn {
-    Sqlite(diesel::SqliteConnection),
-    Postgres(diesel::PgConnection),
-}
-
-fn connect(db: &TestDb) -> Conn {
-    match db.url().strip_prefix("sqlite://") {
-        Some(path) => {
-            let mut conn = diesel::SqliteConnection::establish(path)
-                .unwrap_or_else(|e| panic!("open {path}: {e}"));
-            // The application writes at the same time.
-            conn.batch_execute("PRAGMA busy_timeout = 5000")
-                .expect("set busy_timeout");
-            Conn::Sqlite(conn)
-        }
-        None => Conn::Postgres(
-            diesel::PgConnection::establish(db.url())
-                .unwrap_or_else(|e| panic!("connect to {}: {e}", db.url())),
-        ),
-    }
-}
-
-fn execute(db: &TestDb, sql: &str) {
-    let done = match connect(db) {
-        Conn::Sqlite(mut c) => c.batch_execute(sql),
-        Conn::Postgres(mut c) => c.batch_execute(sql),
-    };
-    done.unwrap_or_else(|e| panic!("{sql}: {e}"));
-}
-
 fn count_rows(db: &TestDb, table: &str) -> i64 {
-    let sql = format!("SELECT COUNT(*) AS n FROM {table}");
-    let counted = match connect(db) {
-        Conn::Sqlite(mut c) => diesel::sql_query(&sql).get_result::<Count>(&mut c),
-        Conn::Postgres(mut c) => diesel::sql_query(&sql).get_result::<Count>(&mut c),
-    };
-    counted.unwrap_or_else(|e| panic!("{sql}: {e}")).n
+    db.count_sql(&format!("SELECT COUNT(*) AS n FROM {table}"))
 }
 
 /// The rows of every table a refused request might have written.
@@ -369,10 +325,8 @@ async fn a_tenant_has_at_most_a_thousand_endpoints(db: TestDb) {
         .db
         .as_ref()
         .expect("an in-process app keeps its database");
-    execute(
-        db,
-        &format!(
-            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 998) \
+    db.execute_sql(&format!(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 998) \
              INSERT INTO endpoints (id, tenant_id, url, description, event_types, headers, \
              secret, timeout_seconds, max_in_flight, retry_schedule, status, created_at, \
              updated_at, signature_scheme, signature_header, signature_sha256_prefix) \
@@ -381,8 +335,7 @@ async fn a_tenant_has_at_most_a_thousand_endpoints(db: TestDb) {
              e.retry_schedule, e.status, e.created_at, e.updated_at, e.signature_scheme, \
              e.signature_header, e.signature_sha256_prefix \
              FROM n, endpoints e WHERE e.id = '{template}'"
-        ),
-    );
+    ));
     assert_eq!(count_rows(db, "endpoints"), 999);
     let path = format!("/v1/tenants/{tenant}/endpoints");
     let body = json!({"url": "http://127.0.0.1:9/hook"});
@@ -503,16 +456,13 @@ async fn start_up_restores_the_operator_endpoint_whatever_happened_to_it(db: Tes
     first.stop().await;
 
     // What an older version's API (or a hand edit) could leave behind.
-    execute(
-        &db,
-        &format!(
-            "UPDATE endpoints SET status = 'disabled', disabled_reason = 'manual', \
+    db.execute_sql(&format!(
+        "UPDATE endpoints SET status = 'disabled', disabled_reason = 'manual', \
              disabled_at = 1, url = 'http://127.0.0.1:9/elsewhere', secret = '{}', \
              retry_schedule = '[]', headers = '{{\"X-Extra\":\"1\"}}' \
              WHERE id = '{OPERATOR_ENDPOINT}'",
-            random_secret()
-        ),
-    );
+        random_secret()
+    ));
     let second = RestartableApp::start(db.url(), configure).await;
     let restored = second
         .app
@@ -534,10 +484,9 @@ async fn start_up_restores_the_operator_endpoint_whatever_happened_to_it(db: Tes
     assert_eq!(restored["status"], json!("active"), "{restored}");
     second.stop().await;
 
-    execute(
-        &db,
-        &format!("DELETE FROM endpoints WHERE id = '{OPERATOR_ENDPOINT}'"),
-    );
+    db.execute_sql(&format!(
+        "DELETE FROM endpoints WHERE id = '{OPERATOR_ENDPOINT}'"
+    ));
     let third = RestartableApp::start(db.url(), configure).await;
     let recreated = third
         .app

@@ -7,9 +7,6 @@
 use crate::common::{
     refused_url, spawn_app_with, unix_now, wait_until, Receiver, TestApp, TestDb, DELIVERY_TIMEOUT,
 };
-use diesel::connection::SimpleConnection;
-use diesel::sql_types::BigInt;
-use diesel::{Connection, QueryableByName, RunQueryDsl};
 use serde_json::json;
 use std::time::Duration;
 
@@ -24,50 +21,6 @@ const DAY_MS: i64 = 24 * 60 * 60 * 1000;
 // ---------------------------------------------------------------------------
 // Direct database access
 // ---------------------------------------------------------------------------
-
-#[derive(QueryableByName)]
-struct Count {
-    #[diesel(sql_type = BigInt)]
-    n: i64,
-}
-
-enum Conn {
-    Sqlite(diesel::SqliteConnection),
-    Postgres(diesel::PgConnection),
-}
-
-fn connect(db: &TestDb) -> Conn {
-    match db.url().strip_prefix("sqlite://") {
-        Some(path) => {
-            let mut conn = diesel::SqliteConnection::establish(path)
-                .unwrap_or_else(|e| panic!("open {path}: {e}"));
-            // The application writes at the same time.
-            conn.batch_execute("PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON")
-                .expect("set busy_timeout");
-            Conn::Sqlite(conn)
-        }
-        None => Conn::Postgres(
-            diesel::PgConnection::establish(db.url())
-                .unwrap_or_else(|e| panic!("connect to {}: {e}", db.url())),
-        ),
-    }
-}
-
-fn execute(db: &TestDb, sql: &str) {
-    let done = match connect(db) {
-        Conn::Sqlite(mut c) => c.batch_execute(sql),
-        Conn::Postgres(mut c) => c.batch_execute(sql),
-    };
-    done.unwrap_or_else(|e| panic!("{sql}: {e}"));
-}
-
-fn count(db: &TestDb, sql: &str) -> i64 {
-    let counted = match connect(db) {
-        Conn::Sqlite(mut c) => diesel::sql_query(sql).get_result::<Count>(&mut c),
-        Conn::Postgres(mut c) => diesel::sql_query(sql).get_result::<Count>(&mut c),
-    };
-    counted.unwrap_or_else(|e| panic!("{sql}: {e}")).n
-}
 
 fn database(app: &TestApp) -> &TestDb {
     app.db
@@ -125,7 +78,7 @@ fn insert(db: &TestDb, events: &[String], deliveries: &[String], attempts: &[Str
             attempts.join(", ")
         );
     }
-    execute(db, &sql);
+    db.execute_sql(&sql);
 }
 
 fn deliveries_named(db: &TestDb, ids: &[&str]) -> i64 {
@@ -134,10 +87,9 @@ fn deliveries_named(db: &TestDb, ids: &[&str]) -> i64 {
         .map(|id| format!("'{id}'"))
         .collect::<Vec<_>>()
         .join(", ");
-    count(
-        db,
-        &format!("SELECT COUNT(*) AS n FROM deliveries WHERE id IN ({list})"),
-    )
+    db.count_sql(&format!(
+        "SELECT COUNT(*) AS n FROM deliveries WHERE id IN ({list})"
+    ))
 }
 
 fn attempts_of(db: &TestDb, ids: &[&str]) -> i64 {
@@ -146,24 +98,21 @@ fn attempts_of(db: &TestDb, ids: &[&str]) -> i64 {
         .map(|id| format!("'{id}'"))
         .collect::<Vec<_>>()
         .join(", ");
-    count(
-        db,
-        &format!("SELECT COUNT(*) AS n FROM attempts WHERE delivery_id IN ({list})"),
-    )
+    db.count_sql(&format!(
+        "SELECT COUNT(*) AS n FROM attempts WHERE delivery_id IN ({list})"
+    ))
 }
 
 fn event_exists(db: &TestDb, id: &str) -> bool {
-    count(
-        db,
-        &format!("SELECT COUNT(*) AS n FROM events WHERE tenant_id = '{TENANT}' AND id = '{id}'"),
-    ) == 1
+    db.count_sql(&format!(
+        "SELECT COUNT(*) AS n FROM events WHERE tenant_id = '{TENANT}' AND id = '{id}'"
+    )) == 1
 }
 
 fn state_of(db: &TestDb, id: &str, state: &str) -> bool {
-    count(
-        db,
-        &format!("SELECT COUNT(*) AS n FROM deliveries WHERE id = '{id}' AND state = '{state}'"),
-    ) == 1
+    db.count_sql(&format!(
+        "SELECT COUNT(*) AS n FROM deliveries WHERE id = '{id}' AND state = '{state}'"
+    )) == 1
 }
 
 /// A sweep every second, on the default windows (30 days for succeeded
@@ -405,12 +354,8 @@ async fn delivery_goes_on_while_a_sweep_deletes_thousands_of_rows(db: TestDb) {
     insert(db, &events, &deliveries, &attempts);
 
     // Publish until the sweep has deleted them all.
-    let bulk_left = || {
-        count(
-            db,
-            "SELECT COUNT(*) AS n FROM deliveries WHERE id LIKE 'dlv_bulk_%'",
-        )
-    };
+    let bulk_left =
+        || db.count_sql("SELECT COUNT(*) AS n FROM deliveries WHERE id LIKE 'dlv_bulk_%'");
     let mut published = 0;
     let deadline = std::time::Instant::now() + DELIVERY_TIMEOUT;
     loop {
@@ -433,17 +378,11 @@ async fn delivery_goes_on_while_a_sweep_deletes_thousands_of_rows(db: TestDb) {
     }
     receiver.wait_for_count(published, DELIVERY_TIMEOUT).await;
     assert_eq!(
-        count(
-            db,
-            "SELECT COUNT(*) AS n FROM attempts WHERE delivery_id LIKE 'dlv_bulk_%'"
-        ),
+        db.count_sql("SELECT COUNT(*) AS n FROM attempts WHERE delivery_id LIKE 'dlv_bulk_%'"),
         0
     );
     wait_until(DELIVERY_TIMEOUT, || async {
-        count(
-            db,
-            "SELECT COUNT(*) AS n FROM events WHERE id LIKE 'evt_bulk_%'",
-        ) == 0
+        db.count_sql("SELECT COUNT(*) AS n FROM events WHERE id LIKE 'evt_bulk_%'") == 0
     })
     .await;
     // Every new delivery is stored and succeeded.

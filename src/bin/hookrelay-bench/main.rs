@@ -42,7 +42,7 @@ mod receiver;
 
 use clap::{Parser, ValueEnum};
 use client::Bench;
-use hookrelay::config::Settings;
+use hookrelay::config::{Settings, DEFAULT_WRITER_CONNECTIONS};
 use hookrelay::startup::Application;
 use process::{RssMonitor, ServiceCommand};
 use receiver::{refused_port, start_receiver};
@@ -72,6 +72,10 @@ struct Args {
     /// A PostgreSQL database must exist and be empty.
     #[arg(long)]
     database_url: Option<String>,
+    /// Fanout and isolation scenarios: the service's writer connections
+    /// (`HOOKRELAY_WRITER_CONNECTIONS`; PostgreSQL only).
+    #[arg(long, default_value_t = DEFAULT_WRITER_CONNECTIONS)]
+    writer_connections: u8,
     /// Give up waiting for deliveries after this many seconds (backlog: for
     /// the drain, which also gives up after 120 s without a new delivery).
     #[arg(long, default_value_t = 300)]
@@ -173,7 +177,7 @@ fn run_in_process(
     runtime: &tokio::runtime::Runtime,
 ) -> Result<(), String> {
     let receiver = start_receiver()?;
-    let service_port = start_service(database_url)?;
+    let service_port = start_service(database_url, args.writer_connections)?;
     let bench = Bench::new(service_port)?;
     match args.scenario {
         Scenario::Isolation => runtime.block_on(isolation::run_isolation(args, &bench, &receiver)),
@@ -201,8 +205,9 @@ fn run_with_child(
     .map_err(|error| format!("{error} (service log: {})", command.log().display()))
 }
 
-fn start_service(database_url: &str) -> Result<u16, String> {
+fn start_service(database_url: &str, writer_connections: u8) -> Result<u16, String> {
     let mut settings = Settings::new(database_url);
+    settings.writer_connections = writer_connections;
     settings.admin_key = Some(ADMIN_KEY.to_owned());
     settings.allow_targets = vec![LOOPBACK_TARGETS
         .parse()
