@@ -1,7 +1,9 @@
 //! The OpenAPI 3 document, generated from the handlers' `#[utoipa::path]`
 //! annotations and from the request and response types the handlers use,
-//! so it cannot drift from them. Served at `GET /openapi.json`, without a
-//! key.
+//! so its shapes follow the code. Served at `GET /openapi.json`, without a
+//! key. The integration test `openapi` holds `paths(...)` against the route
+//! table ([`super::ROUTES`]); the unit test below holds the bounds written
+//! as literals against the limits the checks enforce.
 
 use super::{
     alerts, api_keys, deliveries, endpoint_health, endpoint_secrets, endpoints, event_types,
