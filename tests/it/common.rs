@@ -124,6 +124,7 @@ impl TestDb {
         let mut url = url::Url::parse(&admin_url)
             .unwrap_or_else(|e| panic!("TEST_DATABASE_URL {admin_url:?} is not a URL: {e}"));
         url.set_path(&format!("/{name}"));
+        without_tls(&mut url);
         Some(TestDb {
             url: url.to_string(),
             kind: DbKind::Postgres { admin_url, name },
@@ -252,11 +253,25 @@ impl Drop for TestDb {
 /// Adds `connect_timeout=5` so an unroutable server cannot hang the tests.
 fn with_connect_timeout(url: &str) -> String {
     match url::Url::parse(url) {
-        Ok(mut parsed) if !parsed.query_pairs().any(|(k, _)| k == "connect_timeout") => {
-            parsed.query_pairs_mut().append_pair("connect_timeout", "5");
+        Ok(mut parsed) => {
+            if !parsed.query_pairs().any(|(k, _)| k == "connect_timeout") {
+                parsed.query_pairs_mut().append_pair("connect_timeout", "5");
+            }
+            without_tls(&mut parsed);
             parsed.to_string()
         }
-        _ => url.to_string(),
+        Err(_) => url.to_string(),
+    }
+}
+
+/// Tests talk to PostgreSQL on loopback in plain text unless the URL says
+/// otherwise. With libpq's default (`sslmode=prefer`) every connection,
+/// including those a test's leftover writer threads retry while the test
+/// process exits, goes through OpenSSL, whose exit-time clean-up they then
+/// race: the test binary crashed with SIGSEGV after all tests had passed.
+fn without_tls(url: &mut url::Url) {
+    if !url.query_pairs().any(|(k, _)| k == "sslmode") {
+        url.query_pairs_mut().append_pair("sslmode", "disable");
     }
 }
 
