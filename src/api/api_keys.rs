@@ -2,6 +2,7 @@
 //! name and prefix only) and revoked. A tenant's key may manage its own
 //! tenant's keys, the admin key every tenant's.
 
+use super::auth::Authorized;
 use super::problem::{parse_optional_json, ApiError};
 use super::{page, rfc3339, ApiKeyPath, AppState, Page, TenantPath};
 use crate::core::domain::{check_line, FieldError};
@@ -10,7 +11,7 @@ use crate::store::api_keys::{self, MAX_KEYS_PER_TENANT};
 use crate::store::models::ApiKeyRow;
 use crate::store::tenants::KeyOwner;
 use crate::time::now_ms;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -54,12 +55,10 @@ struct ApiKeyCreated {
 )]
 pub async fn create(
     state: web::Data<AppState>,
-    request: HttpRequest,
-    path: web::Path<TenantPath>,
     body: web::Bytes,
+    path: Authorized<TenantPath>,
 ) -> Result<HttpResponse, ApiError> {
     let TenantPath { tenant } = path.into_inner();
-    state.keys.require_tenant(&request, &tenant).await?;
     let input: NewKey = parse_optional_json(&body)?;
     let name = input.name.map(|name| checked_name(&name)).transpose()?;
     let key = ids::api_key("hrk");
@@ -90,11 +89,9 @@ pub async fn create(
 )]
 pub async fn list(
     state: web::Data<AppState>,
-    request: HttpRequest,
-    path: web::Path<TenantPath>,
+    path: Authorized<TenantPath>,
 ) -> Result<HttpResponse, ApiError> {
     let TenantPath { tenant } = path.into_inner();
-    state.keys.require_tenant(&request, &tenant).await?;
     let rows = state
         .store
         .run(move |db| api_keys::list(db, &tenant))
@@ -114,11 +111,9 @@ pub async fn list(
 )]
 pub async fn revoke(
     state: web::Data<AppState>,
-    request: HttpRequest,
-    path: web::Path<ApiKeyPath>,
+    path: Authorized<ApiKeyPath>,
 ) -> Result<HttpResponse, ApiError> {
     let ApiKeyPath { tenant, key: id } = path.into_inner();
-    state.keys.require_tenant(&request, &tenant).await?;
     let hash = state
         .writer
         .call(move |db| api_keys::revoke(db, &tenant, &id))

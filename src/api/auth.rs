@@ -1,14 +1,21 @@
-//! API keys: who is calling, and may they touch this tenant.
+//! API keys: who is calling, and may they touch this tenant. Handlers
+//! learn the answer from their extractors: [`Authorized`] for a path under
+//! a tenant, [`Admin`] for the admin's routes; a handler that takes neither
+//! serves anyone.
 
 use super::problem::ApiError;
+use super::AppState;
 use crate::core::domain::is_id;
 use crate::core::negative_cache::NegativeCache;
 use crate::ids::key_hash;
 use crate::store::tenants::{self, KeyOwner, SYSTEM_TENANT};
 use crate::store::Store;
 use crate::time::now_ms;
+use actix_web::dev::Payload;
 use actix_web::http::header::AUTHORIZATION;
-use actix_web::HttpRequest;
+use actix_web::{web, FromRequest, HttpRequest};
+use futures_util::future::LocalBoxFuture;
+use serde::de::DeserializeOwned;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, RwLock};
@@ -124,7 +131,7 @@ impl Keys {
         }
     }
 
-    pub async fn require_admin(&self, request: &HttpRequest) -> Result<(), ApiError> {
+    async fn require_admin(&self, request: &HttpRequest) -> Result<(), ApiError> {
         match self.owner(request).await? {
             KeyOwner::Admin => Ok(()),
             KeyOwner::Tenant(_) => Err(ApiError::Forbidden),
@@ -135,15 +142,11 @@ impl Keys {
     /// Anything else is answered as if the tenant did not exist. The system
     /// tenant may be read, never written: hookrelay keeps it as configured.
     ///
-    /// Every tenant-scoped handler calls this before it reads anything, so
-    /// it is also where the ids of the path (tenant, endpoint, event,
-    /// delivery, key) are checked: one that cannot be an id names nothing
-    /// (404) and never reaches a query.
-    pub async fn require_tenant(
-        &self,
-        request: &HttpRequest,
-        tenant_id: &str,
-    ) -> Result<(), ApiError> {
+    /// Every tenant-scoped handler has this done (by [`Authorized`]) before
+    /// it reads anything, so it is also where the ids of the path (tenant,
+    /// endpoint, event, delivery, key) are checked: one that cannot be an id
+    /// names nothing (404) and never reaches a query.
+    async fn require_tenant(&self, request: &HttpRequest, tenant_id: &str) -> Result<(), ApiError> {
         let owner = self.owner(request).await?;
         check_path_ids(request)?;
         self.require_known_tenant(owner, tenant_id).await?;
@@ -170,6 +173,66 @@ impl Keys {
                 }
             }
         }
+    }
+}
+
+/// The ids of a route under `/v1/tenants/{tenant}`, named by the tenant
+/// they belong to.
+pub trait TenantScoped {
+    fn tenant(&self) -> &str;
+}
+
+/// A path `P` the request's key may use: extracting it answers 401 without
+/// a valid key, 404 for a path id that cannot be an id or a tenant the key
+/// may not see, and 403 for a write under the system tenant
+/// ([`Keys::require_tenant`]), so a handler that takes one cannot forget to
+/// check. Handlers list their query or body extractor before it: actix
+/// polls extractors in order, so a malformed query (400) or a body whose
+/// announced length is over the limit (413) is still refused before the
+/// key is looked at, as when the check ran in the handler.
+pub struct Authorized<P>(P);
+
+impl<P> Authorized<P> {
+    pub fn into_inner(self) -> P {
+        self.0
+    }
+}
+
+impl<P: DeserializeOwned + TenantScoped + 'static> FromRequest for Authorized<P> {
+    type Error = actix_web::Error;
+    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let request = request.clone();
+        Box::pin(async move {
+            let state = web::Data::<AppState>::extract(&request).await?;
+            // Every route's template names the fields of its path type, so
+            // this fails only as `web::Path` would: 404.
+            let path: P = request
+                .match_info()
+                .load()
+                .map_err(|_| ApiError::NotFound("resource"))?;
+            state.keys.require_tenant(&request, path.tenant()).await?;
+            Ok(Authorized(path))
+        })
+    }
+}
+
+/// The request carries the admin key: 401 without a valid key, 403 with a
+/// tenant's.
+pub struct Admin;
+
+impl FromRequest for Admin {
+    type Error = actix_web::Error;
+    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let request = request.clone();
+        Box::pin(async move {
+            let state = web::Data::<AppState>::extract(&request).await?;
+            state.keys.require_admin(&request).await?;
+            Ok(Admin)
+        })
     }
 }
 
