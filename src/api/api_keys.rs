@@ -35,6 +35,11 @@ struct ApiKeyOut {
     /// created before they were kept.
     prefix: Option<String>,
     created_at: String,
+    /// When the key last authenticated a request, to within a minute (the
+    /// time is written at most once a minute, shortly after the request);
+    /// `null` if it has not since it was created or since hookrelay began
+    /// to record it.
+    last_used_at: Option<String>,
 }
 
 /// A new key: the only answer that shows it.
@@ -141,5 +146,6 @@ fn view(row: ApiKeyRow) -> ApiKeyOut {
         name: row.name,
         prefix: row.prefix,
         created_at: rfc3339(row.created_at),
+        last_used_at: row.last_used_at.map(rfc3339),
     }
 }

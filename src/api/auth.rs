@@ -6,9 +6,12 @@
 use super::problem::ApiError;
 use super::AppState;
 use crate::core::domain::is_id;
+use crate::core::key_use::KeyUses;
 use crate::core::negative_cache::NegativeCache;
 use crate::ids::key_hash;
+use crate::store::api_keys;
 use crate::store::tenants::{self, KeyOwner, SYSTEM_TENANT};
+use crate::store::writer::Writer;
 use crate::store::Store;
 use crate::time::now_ms;
 use actix_web::dev::Payload;
@@ -33,11 +36,16 @@ const UNKNOWN_KEY_TTL_MS: i64 = 10_000;
 /// keys waits for these instead of taking every database connection, and
 /// known keys never wait for them.
 const CONCURRENT_LOOKUPS: usize = 4;
+/// A key's `last_used_at` is written at most this often: a key in constant
+/// use costs one write a minute.
+const LAST_USE_WRITE_INTERVAL_MS: i64 = 60_000;
 
 /// Checks keys against the database, remembering what it has verified
 /// (tenants are never deleted, so a tenant found stays true).
 pub struct Keys {
     store: Store,
+    /// Writes the keys' last uses, in the writer's group commit.
+    writer: Writer,
     /// The digest of the admin key from the environment, if any.
     configured_admin: Option<String>,
     /// Digests found in the database, with when.
@@ -48,19 +56,23 @@ pub struct Keys {
     /// remember the key it read before the revocation committed.
     revocations: AtomicU64,
     tenants: RwLock<HashSet<String>>,
+    /// Which keys' uses were written lately.
+    uses: Mutex<KeyUses>,
 }
 
 impl Keys {
     /// `configured_admin` is the admin key from the environment, if any.
-    pub fn new(store: Store, configured_admin: Option<&str>) -> Keys {
+    pub fn new(store: Store, writer: Writer, configured_admin: Option<&str>) -> Keys {
         Keys {
             store,
+            writer,
             configured_admin: configured_admin.map(key_hash),
             known: RwLock::new(HashMap::new()),
             unknown: Mutex::new(NegativeCache::new(UNKNOWN_KEYS, UNKNOWN_KEY_TTL_MS)),
             lookups: Semaphore::new(CONCURRENT_LOOKUPS),
             revocations: AtomicU64::new(0),
             tenants: RwLock::new(HashSet::new()),
+            uses: Mutex::new(KeyUses::new(LAST_USE_WRITE_INTERVAL_MS)),
         }
     }
 
@@ -75,6 +87,27 @@ impl Keys {
     pub fn revoked(&self, hash: &str) {
         self.revocations.fetch_add(1, Ordering::SeqCst);
         write(&self.known).remove(hash);
+        lock(&self.uses).forget(hash);
+    }
+
+    /// Writes that the stored key `hash` was used at `at`, when its last
+    /// written use is a minute old: off the request, through the writer; a
+    /// write that fails is only logged (the next use a minute later tries
+    /// again).
+    fn used(&self, hash: &str, at: i64) {
+        if !lock(&self.uses).to_write(hash, at) {
+            return;
+        }
+        let hash = hash.to_owned();
+        // Queued at once; the task only waits to log a failure.
+        let written = self
+            .writer
+            .call(move |db| api_keys::record_use(db, &hash, at));
+        actix_rt::spawn(async move {
+            if let Err(error) = written.await {
+                log::warn!("an API key's last use was not recorded ({error})");
+            }
+        });
     }
 
     async fn owner(&self, request: &HttpRequest) -> Result<KeyOwner, ApiError> {
@@ -91,10 +124,13 @@ impl Keys {
             return Ok(KeyOwner::Admin);
         }
         let started = now_ms();
-        if let Some((owner, verified_at)) = read(&self.known).get(&hash) {
-            if started - verified_at < KNOWN_KEY_TTL_MS {
-                return Ok(owner.clone());
-            }
+        let remembered = read(&self.known)
+            .get(&hash)
+            .filter(|(_, verified_at)| started - verified_at < KNOWN_KEY_TTL_MS)
+            .map(|(owner, _)| owner.clone());
+        if let Some(owner) = remembered {
+            self.used(&hash, started);
+            return Ok(owner);
         }
         if lock(&self.unknown).contains(&hash, started) {
             return Err(ApiError::Unauthorized);
@@ -112,6 +148,7 @@ impl Keys {
             .await?;
         match found {
             Some(owner) => {
+                self.used(&hash, started);
                 if self.revocations.load(Ordering::SeqCst) == revocations {
                     write(&self.known).insert(hash, (owner.clone(), now_ms()));
                 }
