@@ -1,3 +1,4 @@
+use super::auth::Authorized;
 use super::problem::{parse_json, ApiError};
 use super::{page, rfc3339, AppState, EndpointPath, Page, PageParams, TenantPath};
 use crate::actors::endpoint::EndpointSnapshot;
@@ -23,7 +24,7 @@ use crate::store::endpoints;
 use crate::store::models::EndpointRow;
 use crate::time::now_ms;
 use actix_web::http::header::HeaderValue;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use utoipa::openapi::schema::{Array, ArrayBuilder, ObjectBuilder, SchemaFormat, SchemaType, Type};
@@ -687,12 +688,10 @@ fn check_target(url: &str, targets: &TargetPolicy) -> Result<(), FieldError> {
 )]
 pub async fn create(
     state: web::Data<AppState>,
-    request: HttpRequest,
-    path: web::Path<TenantPath>,
     body: web::Bytes,
+    path: Authorized<TenantPath>,
 ) -> Result<HttpResponse, ApiError> {
     let TenantPath { tenant } = path.into_inner();
-    state.keys.require_tenant(&request, &tenant).await?;
     let fields: EndpointFields = parse_json(&body)?;
     let Some(url) = &fields.url else {
         return Err(FieldError::new("url", "is required").into());
@@ -737,12 +736,10 @@ pub async fn create(
 )]
 pub async fn list(
     state: web::Data<AppState>,
-    request: HttpRequest,
-    path: web::Path<TenantPath>,
     params: web::Query<PageParams>,
+    path: Authorized<TenantPath>,
 ) -> Result<HttpResponse, ApiError> {
     let TenantPath { tenant } = path.into_inner();
-    state.keys.require_tenant(&request, &tenant).await?;
     let limit = params.limit()?;
     let cursor = params.cursor()?;
     let rows = state
@@ -770,14 +767,12 @@ pub async fn find(state: &AppState, tenant: &str, id: &str) -> Result<EndpointRo
 )]
 pub async fn get(
     state: web::Data<AppState>,
-    request: HttpRequest,
-    path: web::Path<EndpointPath>,
+    path: Authorized<EndpointPath>,
 ) -> Result<HttpResponse, ApiError> {
     let EndpointPath {
         tenant,
         endpoint: id,
     } = path.into_inner();
-    state.keys.require_tenant(&request, &tenant).await?;
     let row = find(&state, &tenant, &id).await?;
     let live = state
         .router
@@ -800,15 +795,13 @@ pub async fn get(
 )]
 pub async fn update(
     state: web::Data<AppState>,
-    request: HttpRequest,
-    path: web::Path<EndpointPath>,
     body: web::Bytes,
+    path: Authorized<EndpointPath>,
 ) -> Result<HttpResponse, ApiError> {
     let EndpointPath {
         tenant,
         endpoint: id,
     } = path.into_inner();
-    state.keys.require_tenant(&request, &tenant).await?;
     let fields: EndpointFields = parse_json(&body)?;
     let stored = find(&state, &tenant, &id).await?;
     let mut row = match stored.clone().opened(&state.secrets) {
@@ -846,14 +839,12 @@ pub async fn update(
 )]
 pub async fn delete(
     state: web::Data<AppState>,
-    request: HttpRequest,
-    path: web::Path<EndpointPath>,
+    path: Authorized<EndpointPath>,
 ) -> Result<HttpResponse, ApiError> {
     let EndpointPath {
         tenant,
         endpoint: id,
     } = path.into_inner();
-    state.keys.require_tenant(&request, &tenant).await?;
     let removed = id.clone();
     // Through the writer, so that no ingestion in the same commit can
     // still insert a delivery for it.

@@ -25,6 +25,9 @@ pub struct ApiKeyRow {
     /// The key's first characters, to recognise it; `None` for keys
     /// created before they were kept.
     pub prefix: Option<String>,
+    /// When the key last authenticated a request, written at most once a
+    /// minute (`api::auth`); `None` until then.
+    pub last_used_at: Option<i64>,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]

@@ -17,6 +17,7 @@ diesel::table! {
         id -> Text,
         name -> Nullable<Text>,
         prefix -> Nullable<Text>,
+        last_used_at -> Nullable<BigInt>,
     }
 }
 
