@@ -961,12 +961,14 @@ impl EndpointMachine {
 
     /// Whether the window's first delivery (order key `key`) is the oldest
     /// unsettled one: none is in flight or being written or coming back,
-    /// and nothing older may wait on disk.
+    /// nothing older may wait on disk, and no replay is still making held
+    /// (older) deliveries pending again.
     fn heads_the_line(&self, key: i64) -> bool {
         self.in_flight.is_empty()
             && self.unsettled.is_empty()
             && self.parked.is_empty()
             && self.disk_floor.is_none_or(|floor| key <= floor)
+            && self.moving != Some(BacklogMove::Replay)
     }
 
     /// Paging of an ordered endpoint: when the window runs low, or when
@@ -2092,6 +2094,37 @@ mod tests {
             more_from: None,
         };
         assert_eq!(sent(&machine.page_loaded(page, NOW + 1000)), ["dlv_001"]);
+    }
+
+    #[test]
+    fn an_ordered_line_waits_for_the_whole_replay_of_its_held_backlog() {
+        let mut machine = EndpointMachine::new(MachineConfig {
+            ordered: true,
+            ..config()
+        });
+        machine.loaded(false, None, None, NOW);
+        machine.enable(BacklogMove::Replay, NOW).expect("ready");
+        machine.status_written(Some(10), NOW);
+        // The first batch is pending; older held deliveries may remain.
+        let page = Page {
+            deliveries: vec![delivery(2, NOW)],
+            more_from: None,
+        };
+        assert!(sent(&machine.page_loaded(page, NOW)).is_empty());
+        let effects = machine.batch_moved(BacklogMove::Replay, Ok(true), NOW);
+        assert!(sent(&effects).is_empty(), "{effects:?}");
+        let page = Page {
+            deliveries: vec![delivery(1, NOW), delivery(2, NOW)],
+            more_from: None,
+        };
+        assert!(sent(&machine.page_loaded(page, NOW)).is_empty());
+        let effects = machine.batch_moved(BacklogMove::Replay, Ok(false), NOW);
+        assert_eq!(page_order(&effects), Some(PageOrder::Event), "{effects:?}");
+        let page = Page {
+            deliveries: vec![delivery(1, NOW), delivery(2, NOW)],
+            more_from: None,
+        };
+        assert_eq!(sent(&machine.page_loaded(page, NOW)), ["dlv_001"]);
     }
 
     #[test]
