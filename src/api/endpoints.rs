@@ -93,6 +93,9 @@ struct EndpointFields {
     #[serde(default, deserialize_with = "present")]
     #[schema(schema_with = rate_limit_schema)]
     rate_limit: Option<Option<u32>>,
+    /// `true`: one delivery at a time, in event order; one waiting for its
+    /// retry holds back every later one until it succeeds or fails for good.
+    ordered: Option<bool>,
     // Health-limit overrides: absent keeps the current value, `null` goes
     // back to the global setting.
     #[serde(default, deserialize_with = "present")]
@@ -358,6 +361,9 @@ impl EndpointFields {
                 .map(|per_second| within("rate_limit", per_second, MAX_RATE_LIMIT))
                 .transpose()?;
         }
+        if let Some(ordered) = self.ordered {
+            row.ordered = ordered;
+        }
         if let Some(metadata) = self.metadata {
             check_metadata(&metadata)?;
             row.metadata = to_json(&metadata);
@@ -564,6 +570,8 @@ pub struct EndpointOut {
     http_method: String,
     /// Most attempts a second; `null`: no limit.
     rate_limit: Option<i32>,
+    /// One delivery at a time, in event order.
+    ordered: bool,
     metadata: BTreeMap<String, String>,
     signature_scheme: String,
     signature_header: String,
@@ -647,6 +655,7 @@ pub fn view(row: &EndpointRow, live: Option<&EndpointSnapshot>) -> EndpointOut {
         retry_client_errors: row.retry_client_errors,
         http_method: row.http_method.clone(),
         rate_limit: row.rate_limit,
+        ordered: row.ordered,
         metadata: row.metadata_map(),
         signature_scheme: row.signature_scheme.clone(),
         signature_header: row.signature_header.clone(),

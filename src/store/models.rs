@@ -70,6 +70,8 @@ pub struct EndpointRow {
     pub previous_secret_expires_at: Option<i64>,
     /// Attempts a second at most; `None`: no limit.
     pub rate_limit: Option<i32>,
+    /// Deliveries go one at a time, in event order.
+    pub ordered: bool,
 }
 
 /// The breaker and failure streak of an endpoint, as its actor saved them.

@@ -55,6 +55,7 @@ diesel::table! {
         backlog_move -> Nullable<Text>,
         backlog_move_due_at -> Nullable<BigInt>,
         rate_limit -> Nullable<Integer>,
+        ordered -> Bool,
     }
 }
 
