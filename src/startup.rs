@@ -106,7 +106,7 @@ impl Application {
             .map_err(|e| StartupError::Listen(settings.listen.clone(), e))?
             .port();
         let state = web::Data::new(AppState {
-            keys: Keys::new(store.clone(), settings.admin_key.as_deref()),
+            keys: Keys::new(store.clone(), writer.clone(), settings.admin_key.as_deref()),
             publish_rules: PublishRules::new(store.clone(), settings.reject_unknown_event_types),
             secrets,
             store,

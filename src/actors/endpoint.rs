@@ -19,8 +19,8 @@ use crate::core::delivery::BacklogMove;
 use crate::core::endpoint::EndpointConfig;
 use crate::core::endpoint_machine::{
     reload_backoff, AttemptDecision, AttemptOutcome, Effect, Enabling, EndpointMachine,
-    MachineConfig, MachineSnapshot, ManualDisable, NotReady, QueuedDelivery, WindowLimits,
-    WriteFailure,
+    MachineConfig, MachineSnapshot, ManualDisable, NotReady, PageOrder, QueuedDelivery,
+    WindowLimits, WriteFailure,
 };
 use crate::sender::{self, AttemptReport};
 use crate::store::deliveries::{self, AttemptRecord, AttemptWrite};
@@ -211,7 +211,8 @@ impl EndpointActor {
                     deliveries,
                     bytes,
                     exclude,
-                } => self.load_page(deliveries, bytes, exclude, ctx),
+                    order,
+                } => self.load_page(order, deliveries, bytes, exclude, ctx),
                 Effect::Hold(ids) => self.hold(ids, ctx),
                 Effect::MoveBatch(kind) => self.move_batch(kind, ctx),
                 Effect::WakeAt(at) => self.wake_at(at, ctx),
@@ -377,6 +378,7 @@ impl EndpointActor {
 
     fn load_page(
         &mut self,
+        order: PageOrder,
         limit: usize,
         bytes: usize,
         exclude: Vec<String>,
@@ -389,7 +391,15 @@ impl EndpointActor {
             store
                 .run(move |db| {
                     let exclude: HashSet<String> = exclude.into_iter().collect();
-                    endpoint_state::next_page(db, &endpoint_id, limit, bytes, &exclude, &cache)
+                    endpoint_state::next_page(
+                        db,
+                        &endpoint_id,
+                        order,
+                        limit,
+                        bytes,
+                        &exclude,
+                        &cache,
+                    )
                 })
                 .await
         };
@@ -567,6 +577,7 @@ fn machine_config(config: &EndpointConfig, settings: &ActorSettings) -> MachineC
         rate_limit: config.rate_limit,
         max_in_flight: config.max_in_flight,
         raises_alerts: config.raises_alerts,
+        ordered: config.ordered,
         window: settings.window,
         alert_min_interval_ms: i64::try_from(settings.alert_min_interval.as_millis())
             .unwrap_or(i64::MAX),

@@ -287,7 +287,8 @@ struct Committed {
     event_id: String,
     /// One copy, shared by every delivery of the event.
     body: Arc<str>,
-    due_at: i64,
+    /// Also its deliveries' due time: they are due at once.
+    created_at: i64,
     event_type: Arc<str>,
 }
 
@@ -296,7 +297,7 @@ impl Committed {
         Committed {
             event_id: event.id.clone(),
             body: Arc::from(event.body.as_str()),
-            due_at: event.created_at,
+            created_at: event.created_at,
             event_type: Arc::from(event.event_type.as_str()),
         }
     }
@@ -317,7 +318,8 @@ fn hand_over(event: &Committed, targets: Vec<Target>, written: &[String]) {
                 event_id: event.event_id.clone(),
                 body: Arc::clone(&event.body),
                 attempt_count: 0,
-                due_at: event.due_at,
+                due_at: event.created_at,
+                created_at: event.created_at,
                 event_type: Arc::clone(&event.event_type),
             }]));
         }

@@ -1,12 +1,13 @@
 //! The alerts of a tenant's endpoints, oldest first.
 
+use super::auth::Authorized;
 use super::problem::ApiError;
 use super::{page, rfc3339, time_param, AppState, Page, PageParams, TenantPath};
 use crate::core::domain::{parse_query_id, FieldError};
 use crate::core::failure_policy::AlertKind;
 use crate::store::alerts::{self, AlertFilter};
 use crate::store::models::AlertRow;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -69,12 +70,10 @@ fn alert_view(row: AlertRow) -> AlertOut {
 )]
 pub async fn list(
     state: web::Data<AppState>,
-    request: HttpRequest,
-    path: web::Path<TenantPath>,
     params: web::Query<ListParams>,
+    path: Authorized<TenantPath>,
 ) -> Result<HttpResponse, ApiError> {
     let TenantPath { tenant } = path.into_inner();
-    state.keys.require_tenant(&request, &tenant).await?;
     let params = params.into_inner();
     if let Some(kind) = &params.kind {
         if AlertKind::parse(kind).is_none() {

@@ -2,6 +2,7 @@
 //! name and prefix only) and revoked. A tenant's key may manage its own
 //! tenant's keys, the admin key every tenant's.
 
+use super::auth::Authorized;
 use super::problem::{parse_optional_json, ApiError};
 use super::{page, rfc3339, ApiKeyPath, AppState, Page, TenantPath};
 use crate::core::domain::{check_line, FieldError};
@@ -10,7 +11,7 @@ use crate::store::api_keys::{self, MAX_KEYS_PER_TENANT};
 use crate::store::models::ApiKeyRow;
 use crate::store::tenants::KeyOwner;
 use crate::time::now_ms;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -34,6 +35,11 @@ struct ApiKeyOut {
     /// created before they were kept.
     prefix: Option<String>,
     created_at: String,
+    /// When the key last authenticated a request, to within a minute (the
+    /// time is written at most once a minute, shortly after the request);
+    /// `null` if it has not since it was created or since hookrelay began
+    /// to record it.
+    last_used_at: Option<String>,
 }
 
 /// A new key: the only answer that shows it.
@@ -54,12 +60,10 @@ struct ApiKeyCreated {
 )]
 pub async fn create(
     state: web::Data<AppState>,
-    request: HttpRequest,
-    path: web::Path<TenantPath>,
     body: web::Bytes,
+    path: Authorized<TenantPath>,
 ) -> Result<HttpResponse, ApiError> {
     let TenantPath { tenant } = path.into_inner();
-    state.keys.require_tenant(&request, &tenant).await?;
     let input: NewKey = parse_optional_json(&body)?;
     let name = input.name.map(|name| checked_name(&name)).transpose()?;
     let key = ids::api_key("hrk");
@@ -90,11 +94,9 @@ pub async fn create(
 )]
 pub async fn list(
     state: web::Data<AppState>,
-    request: HttpRequest,
-    path: web::Path<TenantPath>,
+    path: Authorized<TenantPath>,
 ) -> Result<HttpResponse, ApiError> {
     let TenantPath { tenant } = path.into_inner();
-    state.keys.require_tenant(&request, &tenant).await?;
     let rows = state
         .store
         .run(move |db| api_keys::list(db, &tenant))
@@ -114,11 +116,9 @@ pub async fn list(
 )]
 pub async fn revoke(
     state: web::Data<AppState>,
-    request: HttpRequest,
-    path: web::Path<ApiKeyPath>,
+    path: Authorized<ApiKeyPath>,
 ) -> Result<HttpResponse, ApiError> {
     let ApiKeyPath { tenant, key: id } = path.into_inner();
-    state.keys.require_tenant(&request, &tenant).await?;
     let hash = state
         .writer
         .call(move |db| api_keys::revoke(db, &tenant, &id))
@@ -146,5 +146,6 @@ fn view(row: ApiKeyRow) -> ApiKeyOut {
         name: row.name,
         prefix: row.prefix,
         created_at: rfc3339(row.created_at),
+        last_used_at: row.last_used_at.map(rfc3339),
     }
 }

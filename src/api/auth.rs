@@ -1,14 +1,24 @@
-//! API keys: who is calling, and may they touch this tenant.
+//! API keys: who is calling, and may they touch this tenant. Handlers
+//! learn the answer from their extractors: [`Authorized`] for a path under
+//! a tenant, [`Admin`] for the admin's routes; a handler that takes neither
+//! serves anyone.
 
 use super::problem::ApiError;
+use super::AppState;
 use crate::core::domain::is_id;
+use crate::core::key_use::KeyUses;
 use crate::core::negative_cache::NegativeCache;
 use crate::ids::key_hash;
+use crate::store::api_keys;
 use crate::store::tenants::{self, KeyOwner, SYSTEM_TENANT};
+use crate::store::writer::Writer;
 use crate::store::Store;
 use crate::time::now_ms;
+use actix_web::dev::Payload;
 use actix_web::http::header::AUTHORIZATION;
-use actix_web::HttpRequest;
+use actix_web::{web, FromRequest, HttpRequest};
+use futures_util::future::LocalBoxFuture;
+use serde::de::DeserializeOwned;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, RwLock};
@@ -26,11 +36,16 @@ const UNKNOWN_KEY_TTL_MS: i64 = 10_000;
 /// keys waits for these instead of taking every database connection, and
 /// known keys never wait for them.
 const CONCURRENT_LOOKUPS: usize = 4;
+/// A key's `last_used_at` is written at most this often: a key in constant
+/// use costs one write a minute.
+const LAST_USE_WRITE_INTERVAL_MS: i64 = 60_000;
 
 /// Checks keys against the database, remembering what it has verified
 /// (tenants are never deleted, so a tenant found stays true).
 pub struct Keys {
     store: Store,
+    /// Writes the keys' last uses, in the writer's group commit.
+    writer: Writer,
     /// The digest of the admin key from the environment, if any.
     configured_admin: Option<String>,
     /// Digests found in the database, with when.
@@ -41,19 +56,23 @@ pub struct Keys {
     /// remember the key it read before the revocation committed.
     revocations: AtomicU64,
     tenants: RwLock<HashSet<String>>,
+    /// Which keys' uses were written lately.
+    uses: Mutex<KeyUses>,
 }
 
 impl Keys {
     /// `configured_admin` is the admin key from the environment, if any.
-    pub fn new(store: Store, configured_admin: Option<&str>) -> Keys {
+    pub fn new(store: Store, writer: Writer, configured_admin: Option<&str>) -> Keys {
         Keys {
             store,
+            writer,
             configured_admin: configured_admin.map(key_hash),
             known: RwLock::new(HashMap::new()),
             unknown: Mutex::new(NegativeCache::new(UNKNOWN_KEYS, UNKNOWN_KEY_TTL_MS)),
             lookups: Semaphore::new(CONCURRENT_LOOKUPS),
             revocations: AtomicU64::new(0),
             tenants: RwLock::new(HashSet::new()),
+            uses: Mutex::new(KeyUses::new(LAST_USE_WRITE_INTERVAL_MS)),
         }
     }
 
@@ -68,6 +87,27 @@ impl Keys {
     pub fn revoked(&self, hash: &str) {
         self.revocations.fetch_add(1, Ordering::SeqCst);
         write(&self.known).remove(hash);
+        lock(&self.uses).forget(hash);
+    }
+
+    /// Writes that the stored key `hash` was used at `at`, when its last
+    /// written use is a minute old: off the request, through the writer; a
+    /// write that fails is only logged (the next use a minute later tries
+    /// again).
+    fn used(&self, hash: &str, at: i64) {
+        if !lock(&self.uses).to_write(hash, at) {
+            return;
+        }
+        let hash = hash.to_owned();
+        // Queued at once; the task only waits to log a failure.
+        let written = self
+            .writer
+            .call(move |db| api_keys::record_use(db, &hash, at));
+        actix_rt::spawn(async move {
+            if let Err(error) = written.await {
+                log::warn!("an API key's last use was not recorded ({error})");
+            }
+        });
     }
 
     async fn owner(&self, request: &HttpRequest) -> Result<KeyOwner, ApiError> {
@@ -84,10 +124,13 @@ impl Keys {
             return Ok(KeyOwner::Admin);
         }
         let started = now_ms();
-        if let Some((owner, verified_at)) = read(&self.known).get(&hash) {
-            if started - verified_at < KNOWN_KEY_TTL_MS {
-                return Ok(owner.clone());
-            }
+        let remembered = read(&self.known)
+            .get(&hash)
+            .filter(|(_, verified_at)| started - verified_at < KNOWN_KEY_TTL_MS)
+            .map(|(owner, _)| owner.clone());
+        if let Some(owner) = remembered {
+            self.used(&hash, started);
+            return Ok(owner);
         }
         if lock(&self.unknown).contains(&hash, started) {
             return Err(ApiError::Unauthorized);
@@ -105,6 +148,7 @@ impl Keys {
             .await?;
         match found {
             Some(owner) => {
+                self.used(&hash, started);
                 if self.revocations.load(Ordering::SeqCst) == revocations {
                     write(&self.known).insert(hash, (owner.clone(), now_ms()));
                 }
@@ -124,7 +168,7 @@ impl Keys {
         }
     }
 
-    pub async fn require_admin(&self, request: &HttpRequest) -> Result<(), ApiError> {
+    async fn require_admin(&self, request: &HttpRequest) -> Result<(), ApiError> {
         match self.owner(request).await? {
             KeyOwner::Admin => Ok(()),
             KeyOwner::Tenant(_) => Err(ApiError::Forbidden),
@@ -135,15 +179,11 @@ impl Keys {
     /// Anything else is answered as if the tenant did not exist. The system
     /// tenant may be read, never written: hookrelay keeps it as configured.
     ///
-    /// Every tenant-scoped handler calls this before it reads anything, so
-    /// it is also where the ids of the path (tenant, endpoint, event,
-    /// delivery, key) are checked: one that cannot be an id names nothing
-    /// (404) and never reaches a query.
-    pub async fn require_tenant(
-        &self,
-        request: &HttpRequest,
-        tenant_id: &str,
-    ) -> Result<(), ApiError> {
+    /// Every tenant-scoped handler has this done (by [`Authorized`]) before
+    /// it reads anything, so it is also where the ids of the path (tenant,
+    /// endpoint, event, delivery, key) are checked: one that cannot be an id
+    /// names nothing (404) and never reaches a query.
+    async fn require_tenant(&self, request: &HttpRequest, tenant_id: &str) -> Result<(), ApiError> {
         let owner = self.owner(request).await?;
         check_path_ids(request)?;
         self.require_known_tenant(owner, tenant_id).await?;
@@ -170,6 +210,66 @@ impl Keys {
                 }
             }
         }
+    }
+}
+
+/// The ids of a route under `/v1/tenants/{tenant}`, named by the tenant
+/// they belong to.
+pub trait TenantScoped {
+    fn tenant(&self) -> &str;
+}
+
+/// A path `P` the request's key may use: extracting it answers 401 without
+/// a valid key, 404 for a path id that cannot be an id or a tenant the key
+/// may not see, and 403 for a write under the system tenant
+/// ([`Keys::require_tenant`]), so a handler that takes one cannot forget to
+/// check. Handlers list their query or body extractor before it: actix
+/// polls extractors in order, so a malformed query (400) or a body whose
+/// announced length is over the limit (413) is still refused before the
+/// key is looked at, as when the check ran in the handler.
+pub struct Authorized<P>(P);
+
+impl<P> Authorized<P> {
+    pub fn into_inner(self) -> P {
+        self.0
+    }
+}
+
+impl<P: DeserializeOwned + TenantScoped + 'static> FromRequest for Authorized<P> {
+    type Error = actix_web::Error;
+    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let request = request.clone();
+        Box::pin(async move {
+            let state = web::Data::<AppState>::extract(&request).await?;
+            // Every route's template names the fields of its path type, so
+            // this fails only as `web::Path` would: 404.
+            let path: P = request
+                .match_info()
+                .load()
+                .map_err(|_| ApiError::NotFound("resource"))?;
+            state.keys.require_tenant(&request, path.tenant()).await?;
+            Ok(Authorized(path))
+        })
+    }
+}
+
+/// The request carries the admin key: 401 without a valid key, 403 with a
+/// tenant's.
+pub struct Admin;
+
+impl FromRequest for Admin {
+    type Error = actix_web::Error;
+    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let request = request.clone();
+        Box::pin(async move {
+            let state = web::Data::<AppState>::extract(&request).await?;
+            state.keys.require_admin(&request).await?;
+            Ok(Admin)
+        })
     }
 }
 

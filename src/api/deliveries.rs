@@ -1,3 +1,4 @@
+use super::auth::Authorized;
 use super::problem::ApiError;
 use super::{
     event_type_param, page, parse_query, rfc3339, status_class_param, time_range, AppState,
@@ -132,10 +133,9 @@ pub fn attempt_view(row: &AttemptRow) -> AttemptOut {
 pub async fn list(
     state: web::Data<AppState>,
     request: HttpRequest,
-    path: web::Path<TenantPath>,
+    path: Authorized<TenantPath>,
 ) -> Result<HttpResponse, ApiError> {
     let TenantPath { tenant } = path.into_inner();
-    state.keys.require_tenant(&request, &tenant).await?;
     let params: ListParams = parse_query(&request)?;
     if let Some(wanted) = &params.state {
         if DeliveryState::parse(wanted).is_none() {
@@ -181,14 +181,12 @@ pub async fn list(
 )]
 pub async fn get(
     state: web::Data<AppState>,
-    request: HttpRequest,
-    path: web::Path<DeliveryPath>,
+    path: Authorized<DeliveryPath>,
 ) -> Result<HttpResponse, ApiError> {
     let DeliveryPath {
         tenant,
         delivery: id,
     } = path.into_inner();
-    state.keys.require_tenant(&request, &tenant).await?;
     let found = state
         .store
         .run(move |db| {

@@ -2,6 +2,7 @@
 //! and re-enabling an endpoint. Live state comes from the endpoint actors,
 //! history from the database.
 
+use super::auth::Authorized;
 use super::endpoints::{find, view, EndpointOut};
 use super::problem::{parse_optional_json, ApiError};
 use super::{rfc3339, AppState, EndpointPath, TenantPath};
@@ -17,7 +18,7 @@ use crate::store::models::{AttemptRow, EndpointRow};
 use crate::store::{deliveries, endpoints, health, StoreError};
 use crate::time::now_ms;
 use actix::MailboxError;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::future::Future;
@@ -152,14 +153,12 @@ fn attempt_summary(row: &AttemptRow) -> AttemptSummary {
 )]
 pub async fn endpoint(
     state: web::Data<AppState>,
-    request: HttpRequest,
-    path: web::Path<EndpointPath>,
+    path: Authorized<EndpointPath>,
 ) -> Result<HttpResponse, ApiError> {
     let EndpointPath {
         tenant,
         endpoint: id,
     } = path.into_inner();
-    state.keys.require_tenant(&request, &tenant).await?;
     let row = find(&state, &tenant, &id).await?;
     let live = snapshot(&state, &id).await?;
     let now = now_ms();
@@ -257,11 +256,9 @@ struct TenantHealth {
 )]
 pub async fn tenant(
     state: web::Data<AppState>,
-    request: HttpRequest,
-    path: web::Path<TenantPath>,
+    path: Authorized<TenantPath>,
 ) -> Result<HttpResponse, ApiError> {
     let TenantPath { tenant } = path.into_inner();
-    state.keys.require_tenant(&request, &tenant).await?;
     let live = state
         .router
         .send(SnapshotsOfTenant(tenant.clone()))
@@ -342,14 +339,12 @@ pub async fn tenant(
 )]
 pub async fn disable(
     state: web::Data<AppState>,
-    request: HttpRequest,
-    path: web::Path<EndpointPath>,
+    path: Authorized<EndpointPath>,
 ) -> Result<HttpResponse, ApiError> {
     let EndpointPath {
         tenant,
         endpoint: id,
     } = path.into_inner();
-    state.keys.require_tenant(&request, &tenant).await?;
     find(&state, &tenant, &id).await?;
     ask(state.router.send(DisableEndpoint(id.clone()))).await?;
     let row = find(&state, &tenant, &id).await?;
@@ -405,15 +400,13 @@ struct Enabled {
 )]
 pub async fn enable(
     state: web::Data<AppState>,
-    request: HttpRequest,
-    path: web::Path<EndpointPath>,
     body: web::Bytes,
+    path: Authorized<EndpointPath>,
 ) -> Result<HttpResponse, ApiError> {
     let EndpointPath {
         tenant,
         endpoint: id,
     } = path.into_inner();
-    state.keys.require_tenant(&request, &tenant).await?;
     let input: EnableRequest = parse_optional_json(&body)?;
     let replay = match input.replay.as_deref() {
         None | Some("held") => Replay::Held,

@@ -2,6 +2,7 @@
 //! views), and rotated with a grace period during which the replaced
 //! secret signs too.
 
+use super::auth::Authorized;
 use super::endpoints::{find, unreadable_secret};
 use super::problem::{parse_optional_json, ApiError};
 use super::{rfc3339, AppState, EndpointPath};
@@ -15,7 +16,7 @@ use crate::store::endpoints;
 use crate::store::models::EndpointRow;
 use crate::store::StoreError;
 use crate::time::now_ms;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -58,14 +59,12 @@ struct SecretOut {
 )]
 pub async fn get(
     state: web::Data<AppState>,
-    request: HttpRequest,
-    path: web::Path<EndpointPath>,
+    path: Authorized<EndpointPath>,
 ) -> Result<HttpResponse, ApiError> {
     let EndpointPath {
         tenant,
         endpoint: id,
     } = path.into_inner();
-    state.keys.require_tenant(&request, &tenant).await?;
     let row = find(&state, &tenant, &id)
         .await?
         .opened(&state.secrets)
@@ -86,15 +85,13 @@ pub async fn get(
 )]
 pub async fn rotate(
     state: web::Data<AppState>,
-    request: HttpRequest,
-    path: web::Path<EndpointPath>,
     body: web::Bytes,
+    path: Authorized<EndpointPath>,
 ) -> Result<HttpResponse, ApiError> {
     let EndpointPath {
         tenant,
         endpoint: id,
     } = path.into_inner();
-    state.keys.require_tenant(&request, &tenant).await?;
     let input: Rotation = parse_optional_json(&body)?;
     let grace_seconds = input.grace_seconds.unwrap_or(DEFAULT_GRACE_SECONDS);
     if grace_seconds > MAX_GRACE_SECONDS {

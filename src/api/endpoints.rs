@@ -1,3 +1,4 @@
+use super::auth::Authorized;
 use super::problem::{parse_json, ApiError};
 use super::{page, rfc3339, AppState, EndpointPath, Page, PageParams, TenantPath};
 use crate::actors::endpoint::EndpointSnapshot;
@@ -23,7 +24,7 @@ use crate::store::endpoints;
 use crate::store::models::EndpointRow;
 use crate::time::now_ms;
 use actix_web::http::header::HeaderValue;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use utoipa::openapi::schema::{Array, ArrayBuilder, ObjectBuilder, SchemaFormat, SchemaType, Type};
@@ -92,6 +93,9 @@ struct EndpointFields {
     #[serde(default, deserialize_with = "present")]
     #[schema(schema_with = rate_limit_schema)]
     rate_limit: Option<Option<u32>>,
+    /// `true`: one delivery at a time, in event order; one waiting for its
+    /// retry holds back every later one until it succeeds or fails for good.
+    ordered: Option<bool>,
     // Health-limit overrides: absent keeps the current value, `null` goes
     // back to the global setting.
     #[serde(default, deserialize_with = "present")]
@@ -357,6 +361,9 @@ impl EndpointFields {
                 .map(|per_second| within("rate_limit", per_second, MAX_RATE_LIMIT))
                 .transpose()?;
         }
+        if let Some(ordered) = self.ordered {
+            row.ordered = ordered;
+        }
         if let Some(metadata) = self.metadata {
             check_metadata(&metadata)?;
             row.metadata = to_json(&metadata);
@@ -563,6 +570,8 @@ pub struct EndpointOut {
     http_method: String,
     /// Most attempts a second; `null`: no limit.
     rate_limit: Option<i32>,
+    /// One delivery at a time, in event order.
+    ordered: bool,
     metadata: BTreeMap<String, String>,
     signature_scheme: String,
     signature_header: String,
@@ -646,6 +655,7 @@ pub fn view(row: &EndpointRow, live: Option<&EndpointSnapshot>) -> EndpointOut {
         retry_client_errors: row.retry_client_errors,
         http_method: row.http_method.clone(),
         rate_limit: row.rate_limit,
+        ordered: row.ordered,
         metadata: row.metadata_map(),
         signature_scheme: row.signature_scheme.clone(),
         signature_header: row.signature_header.clone(),
@@ -687,12 +697,10 @@ fn check_target(url: &str, targets: &TargetPolicy) -> Result<(), FieldError> {
 )]
 pub async fn create(
     state: web::Data<AppState>,
-    request: HttpRequest,
-    path: web::Path<TenantPath>,
     body: web::Bytes,
+    path: Authorized<TenantPath>,
 ) -> Result<HttpResponse, ApiError> {
     let TenantPath { tenant } = path.into_inner();
-    state.keys.require_tenant(&request, &tenant).await?;
     let fields: EndpointFields = parse_json(&body)?;
     let Some(url) = &fields.url else {
         return Err(FieldError::new("url", "is required").into());
@@ -737,12 +745,10 @@ pub async fn create(
 )]
 pub async fn list(
     state: web::Data<AppState>,
-    request: HttpRequest,
-    path: web::Path<TenantPath>,
     params: web::Query<PageParams>,
+    path: Authorized<TenantPath>,
 ) -> Result<HttpResponse, ApiError> {
     let TenantPath { tenant } = path.into_inner();
-    state.keys.require_tenant(&request, &tenant).await?;
     let limit = params.limit()?;
     let cursor = params.cursor()?;
     let rows = state
@@ -770,14 +776,12 @@ pub async fn find(state: &AppState, tenant: &str, id: &str) -> Result<EndpointRo
 )]
 pub async fn get(
     state: web::Data<AppState>,
-    request: HttpRequest,
-    path: web::Path<EndpointPath>,
+    path: Authorized<EndpointPath>,
 ) -> Result<HttpResponse, ApiError> {
     let EndpointPath {
         tenant,
         endpoint: id,
     } = path.into_inner();
-    state.keys.require_tenant(&request, &tenant).await?;
     let row = find(&state, &tenant, &id).await?;
     let live = state
         .router
@@ -800,15 +804,13 @@ pub async fn get(
 )]
 pub async fn update(
     state: web::Data<AppState>,
-    request: HttpRequest,
-    path: web::Path<EndpointPath>,
     body: web::Bytes,
+    path: Authorized<EndpointPath>,
 ) -> Result<HttpResponse, ApiError> {
     let EndpointPath {
         tenant,
         endpoint: id,
     } = path.into_inner();
-    state.keys.require_tenant(&request, &tenant).await?;
     let fields: EndpointFields = parse_json(&body)?;
     let stored = find(&state, &tenant, &id).await?;
     let mut row = match stored.clone().opened(&state.secrets) {
@@ -846,14 +848,12 @@ pub async fn update(
 )]
 pub async fn delete(
     state: web::Data<AppState>,
-    request: HttpRequest,
-    path: web::Path<EndpointPath>,
+    path: Authorized<EndpointPath>,
 ) -> Result<HttpResponse, ApiError> {
     let EndpointPath {
         tenant,
         endpoint: id,
     } = path.into_inner();
-    state.keys.require_tenant(&request, &tenant).await?;
     let removed = id.clone();
     // Through the writer, so that no ingestion in the same commit can
     // still insert a delivery for it.

@@ -2,6 +2,7 @@
 //! documents them and, for a tenant that refuses unknown types, decides
 //! what may be published. Endpoint subscriptions are not checked against it.
 
+use super::auth::Authorized;
 use super::problem::{parse_json, ApiError};
 use super::{page, rfc3339, AppState, EventTypePath, Page, PageParams, TenantPath};
 use crate::core::domain::FieldError;
@@ -10,7 +11,7 @@ use crate::core::event_catalog::{
 };
 use crate::store::event_types::{self, Created, EventTypeChanges, EventTypeRow};
 use crate::time::now_ms;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
@@ -122,12 +123,10 @@ fn description(value: Option<String>) -> Result<Option<String>, FieldError> {
 )]
 pub async fn create(
     state: web::Data<AppState>,
-    request: HttpRequest,
-    path: web::Path<TenantPath>,
     body: web::Bytes,
+    path: Authorized<TenantPath>,
 ) -> Result<HttpResponse, ApiError> {
     let TenantPath { tenant } = path.into_inner();
-    state.keys.require_tenant(&request, &tenant).await?;
     let input: NewEventType = parse_json(&body)?;
     let name = parse_name(&input.name)?;
     let description = description(input.description)?.unwrap_or_default();
@@ -172,12 +171,10 @@ pub async fn create(
 )]
 pub async fn list(
     state: web::Data<AppState>,
-    request: HttpRequest,
-    path: web::Path<TenantPath>,
     params: web::Query<ListParams>,
+    path: Authorized<TenantPath>,
 ) -> Result<HttpResponse, ApiError> {
     let TenantPath { tenant } = path.into_inner();
-    state.keys.require_tenant(&request, &tenant).await?;
     let params = params.into_inner();
     let include_archived = match params.include_archived.as_deref() {
         None | Some("false") => false,
@@ -210,14 +207,12 @@ pub async fn list(
 )]
 pub async fn get(
     state: web::Data<AppState>,
-    request: HttpRequest,
-    path: web::Path<EventTypePath>,
+    path: Authorized<EventTypePath>,
 ) -> Result<HttpResponse, ApiError> {
     let EventTypePath {
         tenant,
         event_type: name,
     } = path.into_inner();
-    state.keys.require_tenant(&request, &tenant).await?;
     let found = state
         .store
         .run(move |db| event_types::find(db, &tenant, &name))
@@ -237,15 +232,13 @@ pub async fn get(
 )]
 pub async fn update(
     state: web::Data<AppState>,
-    request: HttpRequest,
-    path: web::Path<EventTypePath>,
     body: web::Bytes,
+    path: Authorized<EventTypePath>,
 ) -> Result<HttpResponse, ApiError> {
     let EventTypePath {
         tenant,
         event_type: name,
     } = path.into_inner();
-    state.keys.require_tenant(&request, &tenant).await?;
     let input: EventTypePatch = parse_json(&body)?;
     let changes = EventTypeChanges {
         description: description(input.description)?,
@@ -273,14 +266,12 @@ pub async fn update(
 )]
 pub async fn archive(
     state: web::Data<AppState>,
-    request: HttpRequest,
-    path: web::Path<EventTypePath>,
+    path: Authorized<EventTypePath>,
 ) -> Result<HttpResponse, ApiError> {
     let EventTypePath {
         tenant,
         event_type: name,
     } = path.into_inner();
-    state.keys.require_tenant(&request, &tenant).await?;
     let owner = tenant.clone();
     let archived = state
         .writer

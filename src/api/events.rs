@@ -1,3 +1,4 @@
+use super::auth::Authorized;
 use super::deliveries::{delivery_summary, DeliverySummary};
 use super::problem::{parse_json, ApiError};
 use super::{
@@ -104,11 +105,10 @@ fn idempotency_key(request: &HttpRequest) -> Result<Option<String>, FieldError> 
 pub async fn publish(
     state: web::Data<AppState>,
     request: HttpRequest,
-    path: web::Path<TenantPath>,
     body: web::Bytes,
+    path: Authorized<TenantPath>,
 ) -> Result<HttpResponse, ApiError> {
     let TenantPath { tenant } = path.into_inner();
-    state.keys.require_tenant(&request, &tenant).await?;
     let input: NewEvent = parse_json(&body)?;
     let event_type = parse_event_type(&input.event_type)?;
     if is_operational(&event_type) {
@@ -175,11 +175,9 @@ pub async fn publish(
 )]
 pub async fn get(
     state: web::Data<AppState>,
-    request: HttpRequest,
-    path: web::Path<EventPath>,
+    path: Authorized<EventPath>,
 ) -> Result<HttpResponse, ApiError> {
     let EventPath { tenant, event: id } = path.into_inner();
-    state.keys.require_tenant(&request, &tenant).await?;
     let found = state
         .store
         .run(move |db| {
@@ -243,10 +241,9 @@ struct EventListed {
 pub async fn list(
     state: web::Data<AppState>,
     request: HttpRequest,
-    path: web::Path<TenantPath>,
+    path: Authorized<TenantPath>,
 ) -> Result<HttpResponse, ApiError> {
     let TenantPath { tenant } = path.into_inner();
-    state.keys.require_tenant(&request, &tenant).await?;
     let params: ListParams = parse_query(&request)?;
     let (since, until) = time_range(params.since.as_deref(), params.until.as_deref())?;
     let filter = EventFilter {

@@ -63,7 +63,7 @@ macro_rules! route_table {
     ($($method:ident $path:literal => $handler:path,)*) => {
         /// Path parameters are named after the resource they identify: a
         /// value that cannot be an id answers 404 naming it (see
-        /// [`auth::Keys::require_tenant`]).
+        /// [`auth::Authorized`]).
         pub fn routes(cfg: &mut web::ServiceConfig) {
             $(cfg.route($path, web::$method().to($handler));)*
         }
@@ -193,6 +193,25 @@ pub struct DeliveryPath {
     /// The delivery's id (`dlv_…`).
     pub delivery: String,
 }
+
+macro_rules! tenant_scoped {
+    ($($path:ty),*) => {
+        $(impl auth::TenantScoped for $path {
+            fn tenant(&self) -> &str {
+                &self.tenant
+            }
+        })*
+    };
+}
+
+tenant_scoped!(
+    TenantPath,
+    EndpointPath,
+    EventTypePath,
+    ApiKeyPath,
+    EventPath,
+    DeliveryPath
+);
 
 /// `limit` and `cursor` of every list.
 #[derive(Debug, Deserialize, IntoParams)]

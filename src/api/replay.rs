@@ -8,6 +8,7 @@
 //! stored like any attempt, and what it makes of its delivery is decided by
 //! [`after_manual_attempt`].
 
+use super::auth::Authorized;
 use super::deliveries::{attempt_view, delivery_view, AttemptOut, DeliveryOut};
 use super::endpoints::find;
 use super::problem::{parse_json, parse_optional_json, ApiError, Problem};
@@ -81,13 +82,12 @@ struct EndpointAttempt {
 pub async fn attempts(
     state: web::Data<AppState>,
     request: HttpRequest,
-    path: web::Path<EndpointPath>,
+    path: Authorized<EndpointPath>,
 ) -> Result<HttpResponse, ApiError> {
     let EndpointPath {
         tenant,
         endpoint: id,
     } = path.into_inner();
-    state.keys.require_tenant(&request, &tenant).await?;
     let params: AttemptParams = parse_query(&request)?;
     let (since, until) = time_range(params.since.as_deref(), params.until.as_deref())?;
     let filter = AttemptFilter {
@@ -133,14 +133,12 @@ pub async fn attempts(
 )]
 pub async fn retry(
     state: web::Data<AppState>,
-    request: HttpRequest,
-    path: web::Path<DeliveryPath>,
+    path: Authorized<DeliveryPath>,
 ) -> Result<HttpResponse, ApiError> {
     let DeliveryPath {
         tenant,
         delivery: id,
     } = path.into_inner();
-    state.keys.require_tenant(&request, &tenant).await?;
     let lookup_tenant = tenant.clone();
     let (delivery, event) = state
         .store
@@ -201,15 +199,13 @@ struct Recovered {
 )]
 pub async fn recover(
     state: web::Data<AppState>,
-    request: HttpRequest,
-    path: web::Path<EndpointPath>,
     body: web::Bytes,
+    path: Authorized<EndpointPath>,
 ) -> Result<HttpResponse, ApiError> {
     let EndpointPath {
         tenant,
         endpoint: id,
     } = path.into_inner();
-    state.keys.require_tenant(&request, &tenant).await?;
     let input: RecoverRequest = parse_json(&body)?;
     let (since, until) = time_range(Some(&input.since), input.until.as_deref())?;
     let since = since.ok_or_else(|| FieldError::new("since", "is required"))?;
@@ -294,15 +290,13 @@ struct TestRequest {
 )]
 pub async fn test(
     state: web::Data<AppState>,
-    request: HttpRequest,
-    path: web::Path<EndpointPath>,
     body: web::Bytes,
+    path: Authorized<EndpointPath>,
 ) -> Result<HttpResponse, ApiError> {
     let EndpointPath {
         tenant,
         endpoint: id,
     } = path.into_inner();
-    state.keys.require_tenant(&request, &tenant).await?;
     let input: TestRequest = parse_optional_json(&body)?;
     let payload = input.payload.unwrap_or_else(|| json!({"message": "test"}));
     if !payload.is_object() {

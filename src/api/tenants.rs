@@ -1,3 +1,4 @@
+use super::auth::{Admin, Authorized};
 use super::problem::{parse_json, ApiError};
 use super::{page, rfc3339, AppState, Page, PageParams, TenantPath};
 use crate::core::domain::{check_line, parse_tenant_id, FieldError};
@@ -5,7 +6,7 @@ use crate::ids;
 use crate::store::event_types;
 use crate::store::models::{ApiKeyRow, TenantRow};
 use crate::store::tenants::{self, KeyOwner};
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -76,10 +77,9 @@ fn checked_name(name: &str) -> Result<String, FieldError> {
 )]
 pub async fn create(
     state: web::Data<AppState>,
-    request: HttpRequest,
     body: web::Bytes,
+    _admin: Admin,
 ) -> Result<HttpResponse, ApiError> {
-    state.keys.require_admin(&request).await?;
     let input: NewTenant = parse_json(&body)?;
     let id = match input.id {
         Some(id) => parse_tenant_id(&id)?,
@@ -126,10 +126,9 @@ pub async fn create(
 )]
 pub async fn list(
     state: web::Data<AppState>,
-    request: HttpRequest,
     params: web::Query<PageParams>,
+    _admin: Admin,
 ) -> Result<HttpResponse, ApiError> {
-    state.keys.require_admin(&request).await?;
     let limit = params.limit()?;
     let cursor = params.cursor()?;
     let rows = state
@@ -168,11 +167,9 @@ fn tenant_view(row: TenantRow, reject_unknown_event_types: Option<bool>) -> Tena
 )]
 pub async fn get(
     state: web::Data<AppState>,
-    request: HttpRequest,
-    path: web::Path<TenantPath>,
+    path: Authorized<TenantPath>,
 ) -> Result<HttpResponse, ApiError> {
     let TenantPath { tenant } = path.into_inner();
-    state.keys.require_tenant(&request, &tenant).await?;
     let found = state
         .store
         .run(move |db| tenant_with_settings(db, &tenant))
@@ -226,12 +223,10 @@ fn present<'de, D: serde::Deserializer<'de>>(
 )]
 pub async fn update(
     state: web::Data<AppState>,
-    request: HttpRequest,
-    path: web::Path<TenantPath>,
     body: web::Bytes,
+    path: Authorized<TenantPath>,
 ) -> Result<HttpResponse, ApiError> {
     let TenantPath { tenant } = path.into_inner();
-    state.keys.require_tenant(&request, &tenant).await?;
     let input: TenantPatch = parse_json(&body)?;
     let name = input.name.map(|name| checked_name(&name)).transpose()?;
     let reject = input.reject_unknown_event_types;

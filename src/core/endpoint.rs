@@ -30,6 +30,9 @@ pub struct EndpointConfig {
     pub retry_client_errors: bool,
     /// Attempts a second at most (`None`: no limit).
     pub rate_limit: Option<u32>,
+    /// Strict event order: one delivery at a time, and one waiting for its
+    /// retry holds back every later one.
+    pub ordered: bool,
     /// `false` while disabled: its deliveries are held, not attempted.
     pub active: bool,
     pub limits: HealthLimits,

@@ -12,6 +12,16 @@
 //! due first. Deliveries that do not fit stay on disk and are paged in, in
 //! order of due time, as the window drains; `disk_floor` remembers the
 //! earliest due time that may be waiting on disk.
+//!
+//! **Ordered endpoints.** An endpoint with `ordered` set delivers in event
+//! order (the deliveries' creation time, then their time-ordered id): one
+//! delivery at a time, the oldest unsettled one, the head of the line. The
+//! window and the disk are then ordered by event time instead of due time
+//! (`disk_floor` is the earliest event time that may wait on disk), and
+//! nothing is sent while the head is in flight, while its write is
+//! unanswered, or while something older may wait on disk: a head waiting
+//! for its retry (backoff, breaker, rate limit) holds everything behind it
+//! until it succeeds or fails for good.
 
 use super::breaker::{Breaker, CircuitState, Permit};
 use super::delivery::{
@@ -53,6 +63,8 @@ pub struct MachineConfig {
     pub rate_limit: Option<u32>,
     /// `false` for the operator's alert endpoint (see `EndpointConfig`).
     pub raises_alerts: bool,
+    /// Strict event order, one delivery at a time (`max_in_flight` unused).
+    pub ordered: bool,
     pub window: WindowLimits,
     /// The shortest time between two alerts of one kind (0: no limit).
     pub alert_min_interval_ms: i64,
@@ -68,6 +80,9 @@ pub struct QueuedDelivery {
     pub attempt_count: u32,
     /// Milliseconds since the epoch.
     pub due_at: i64,
+    /// When the delivery (with its event) was created, in milliseconds
+    /// since the epoch: with the time-ordered id, the event order.
+    pub created_at: i64,
     /// Shared like the body.
     pub event_type: Arc<str>,
 }
@@ -126,13 +141,14 @@ pub struct AttemptDecision {
 pub enum Effect {
     /// Start an attempt of this delivery.
     Send(QueuedDelivery),
-    /// Read the next page of due deliveries from disk, earliest due first:
-    /// at most `deliveries` of them and `bytes` of bodies, skipping `exclude`
+    /// Read the next page of pending deliveries from disk in `order`: at
+    /// most `deliveries` of them and `bytes` of bodies, skipping `exclude`
     /// (already in memory). Answer with [`EndpointMachine::page_loaded`].
     LoadPage {
         deliveries: usize,
         bytes: usize,
         exclude: Vec<String>,
+        order: PageOrder,
     },
     /// These deliveries reached a disabled endpoint as pending: hold them.
     Hold(Vec<String>),
@@ -151,12 +167,21 @@ pub enum Effect {
     Drained,
 }
 
-/// A page of due deliveries as read from disk.
+/// The order pages are read in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PageOrder {
+    /// Earliest due first: `(next_attempt_at, id)`.
+    Due,
+    /// Event order, for ordered endpoints: `(created_at, id)`.
+    Event,
+}
+
+/// A page of pending deliveries as read from disk, in its order.
 #[derive(Debug, Clone, Default)]
 pub struct Page {
     pub deliveries: Vec<QueuedDelivery>,
-    /// The due time of the first pending delivery left on disk, when the
-    /// page did not reach the end.
+    /// The first pending delivery left on disk, when the page did not reach
+    /// the end: its due time, or in [`PageOrder::Event`] its creation time.
     pub more_from: Option<i64>,
 }
 
@@ -227,8 +252,10 @@ pub struct EndpointMachine {
     rate_limit: Option<RateLimit>,
     streak: Streak,
     probe: Option<String>,
-    /// Due deliveries in memory, earliest first.
+    /// Due deliveries in memory, earliest first (ordered: oldest event
+    /// first), keyed by [`Self::order_key`] and id.
     window: BTreeMap<(i64, String), QueuedDelivery>,
+    /// Each windowed delivery's order key.
     window_due: HashMap<String, i64>,
     window_bytes: usize,
     in_flight: HashMap<String, QueuedDelivery>,
@@ -253,6 +280,9 @@ pub struct EndpointMachine {
     /// settled meanwhile: not to be readmitted.
     settled_meanwhile: HashSet<String>,
     wake_at: Option<i64>,
+    /// Ordered endpoints only: a page that failed is read again no sooner
+    /// than this (their floor is an event time, so it cannot say when).
+    page_retry_at: Option<i64>,
     last_alert: HashMap<AlertKind, i64>,
     /// The backlog move under way on disk, batch by batch.
     moving: Option<BacklogMove>,
@@ -291,6 +321,7 @@ impl EndpointMachine {
             pages_in_by: None,
             settled_meanwhile: HashSet::new(),
             wake_at: None,
+            page_retry_at: None,
             last_alert: HashMap::new(),
             moving: None,
             batch_in_flight: false,
@@ -322,12 +353,11 @@ impl EndpointMachine {
         effects
     }
 
-    /// Deliveries just committed for this endpoint, each due at its
-    /// creation (taken before its commit). The router may hand one over
-    /// after a page read from disk brought it in, and even after it was
-    /// sent and settled: one created before the last page was in is read
-    /// from disk again (where a settled delivery is no longer pending)
-    /// instead of being offered.
+    /// Deliveries just committed for this endpoint (created, and due, before
+    /// their commit). The router may hand one over after a page read from
+    /// disk brought it in, and even after it was sent and settled: one
+    /// created before the last page was in is read from disk again (where
+    /// a settled delivery is no longer pending) instead of being offered.
     pub fn enqueue(&mut self, deliveries: Vec<QueuedDelivery>, now: i64) -> Vec<Effect> {
         match self.lifecycle {
             Lifecycle::Retired => Vec::new(),
@@ -350,9 +380,10 @@ impl EndpointMachine {
                     }
                     if self
                         .pages_in_by
-                        .is_some_and(|read_by| delivery.due_at <= read_by)
+                        .is_some_and(|read_by| delivery.created_at <= read_by)
                     {
-                        self.leave_on_disk(delivery.due_at);
+                        let key = self.order_key(&delivery);
+                        self.leave_on_disk(key);
                     } else {
                         self.offer(delivery);
                     }
@@ -373,14 +404,18 @@ impl EndpointMachine {
             return self.pump(now);
         }
         floor = min_opt(floor, page.more_from);
+        // An ordered window holds the front of the line: once a delivery
+        // does not fit, every later one stays on disk behind it.
+        let mut left_behind = false;
         for delivery in page.deliveries {
             if self.knows(&delivery.id) || settled.contains(&delivery.id) {
                 continue;
             }
-            if self.fits(&delivery) {
+            if !left_behind && self.fits(&delivery) {
                 self.insert(delivery);
             } else {
-                floor = min_opt(floor, Some(delivery.due_at));
+                left_behind = self.config.ordered;
+                floor = min_opt(floor, Some(self.order_key(&delivery)));
             }
         }
         self.disk_floor = floor;
@@ -400,7 +435,12 @@ impl EndpointMachine {
         self.settled_during_page.clear();
         let retry_at = now.saturating_add(millis(WRITE_RETRY_FLOOR));
         let floor = min_opt(self.floor_during_page.take(), self.disk_floor);
-        self.disk_floor = Some(floor.map_or(retry_at, |f| f.max(retry_at)));
+        if self.config.ordered {
+            self.disk_floor = floor;
+            self.page_retry_at = Some(retry_at);
+        } else {
+            self.disk_floor = Some(floor.map_or(retry_at, |f| f.max(retry_at)));
+        }
         self.offer_parked();
         self.pump(now)
     }
@@ -752,11 +792,21 @@ impl EndpointMachine {
                     <= self.config.window.bytes)
     }
 
+    /// Where a delivery stands in the window and on disk, before its id:
+    /// its due time, or on an ordered endpoint its creation time.
+    fn order_key(&self, delivery: &QueuedDelivery) -> i64 {
+        if self.config.ordered {
+            delivery.created_at
+        } else {
+            delivery.due_at
+        }
+    }
+
     fn insert(&mut self, delivery: QueuedDelivery) {
+        let key = self.order_key(&delivery);
         self.window_bytes = self.window_bytes.saturating_add(delivery.body.len());
-        self.window_due.insert(delivery.id.clone(), delivery.due_at);
-        self.window
-            .insert((delivery.due_at, delivery.id.clone()), delivery);
+        self.window_due.insert(delivery.id.clone(), key);
+        self.window.insert((key, delivery.id.clone()), delivery);
     }
 
     fn take(&mut self, key: &(i64, String)) -> Option<QueuedDelivery> {
@@ -775,25 +825,30 @@ impl EndpointMachine {
     }
 
     /// A new arrival: into the window if it has room and nothing older
-    /// waits on disk; ahead of the latest one if it is due earlier.
+    /// waits on disk; ahead of the latest one if it comes before it.
     fn offer(&mut self, delivery: QueuedDelivery) {
-        if self
-            .disk_floor
-            .is_some_and(|floor| floor <= delivery.due_at)
-        {
-            self.leave_on_disk(delivery.due_at);
+        let key = self.order_key(&delivery);
+        if self.disk_floor.is_some_and(|floor| floor <= key) {
+            self.leave_on_disk(key);
             return;
         }
+        self.insert_before_later(delivery);
+    }
+
+    /// Into the window, sending later deliveries back to disk to make room;
+    /// to disk itself when the window is full of earlier ones.
+    fn insert_before_later(&mut self, delivery: QueuedDelivery) {
+        let key = (self.order_key(&delivery), delivery.id.clone());
         while !self.fits(&delivery) {
             let latest = match self.window.keys().next_back() {
-                Some(key) if key.0 > delivery.due_at => key.clone(),
+                Some(latest) if *latest > key => latest.clone(),
                 _ => {
-                    self.leave_on_disk(delivery.due_at);
+                    self.leave_on_disk(key.0);
                     return;
                 }
             };
-            if let Some(evicted) = self.take(&latest) {
-                self.leave_on_disk(evicted.due_at);
+            if self.take(&latest).is_some() {
+                self.leave_on_disk(latest.0);
             }
         }
         self.insert(delivery);
@@ -804,9 +859,16 @@ impl EndpointMachine {
         if self.page_in_flight {
             self.parked.push(delivery);
         } else if matches!(self.lifecycle, Lifecycle::Active | Lifecycle::Draining) {
-            self.offer(delivery);
+            if self.config.ordered {
+                // It heads the line: it keeps its place even when the
+                // floor has reached its event time (a tie on disk).
+                self.insert_before_later(delivery);
+            } else {
+                self.offer(delivery);
+            }
         } else if self.lifecycle != Lifecycle::Retired {
-            self.leave_on_disk(delivery.due_at);
+            let key = self.order_key(&delivery);
+            self.leave_on_disk(key);
         }
     }
 
@@ -866,13 +928,7 @@ impl EndpointMachine {
         let mut breaker_wait = None;
         let mut rate_wait = None;
         while self.in_flight.len() < self.config.max_in_flight {
-            let Some(key) = self
-                .window
-                .keys()
-                .next()
-                .filter(|(due_at, _)| *due_at <= now)
-                .cloned()
-            else {
+            let Some(key) = self.next_to_send(now) else {
                 break;
             };
             let probe = match self.breaker.permit(now) {
@@ -904,26 +960,21 @@ impl EndpointMachine {
         // limit, for an attempt to end.
         let next_due = self
             .window
-            .keys()
+            .values()
             .next()
-            .map(|(due_at, _)| *due_at)
+            .map(|delivery| delivery.due_at)
             .filter(|due_at| *due_at > now);
         let mut next = min_opt(min_opt(breaker_wait, rate_wait), next_due);
         if let Some(floor) = self.disk_floor {
             let low = self.window.len() <= self.config.window.deliveries / 2
                 && self.window_bytes <= self.config.window.bytes / 2;
-            if floor <= now && low && !self.page_in_flight {
-                self.page_in_flight = true;
-                self.floor_during_page = None;
-                let mut exclude: Vec<String> = self.window_due.keys().cloned().collect();
-                exclude.extend(self.in_flight.keys().cloned());
-                exclude.extend(self.unsettled.keys().cloned());
-                exclude.extend(self.parked.iter().map(|d| d.id.clone()));
-                effects.push(Effect::LoadPage {
-                    deliveries: self.config.window.deliveries - self.window.len(),
-                    bytes: self.config.window.bytes.saturating_sub(self.window_bytes),
-                    exclude,
-                });
+            if self.config.ordered {
+                next = min_opt(
+                    next,
+                    self.page_in_event_order(floor, low, now, &mut effects),
+                );
+            } else if floor <= now && low && !self.page_in_flight {
+                effects.push(self.load_page(PageOrder::Due));
             } else if floor > now {
                 next = min_opt(next, Some(floor));
             }
@@ -935,6 +986,76 @@ impl EndpointMachine {
             }
         }
         effects
+    }
+
+    /// The window's first delivery, if it may be sent now: it is due and,
+    /// on an ordered endpoint, it heads the line.
+    fn next_to_send(&self, now: i64) -> Option<(i64, String)> {
+        let (key, delivery) = self.window.iter().next()?;
+        if delivery.due_at > now || (self.config.ordered && !self.heads_the_line(key.0)) {
+            return None;
+        }
+        Some(key.clone())
+    }
+
+    /// Whether the window's first delivery (order key `key`) is the oldest
+    /// unsettled one: none is in flight or being written or coming back,
+    /// nothing older may wait on disk, and no replay is still making held
+    /// (older) deliveries pending again.
+    fn heads_the_line(&self, key: i64) -> bool {
+        self.in_flight.is_empty()
+            && self.unsettled.is_empty()
+            && self.parked.is_empty()
+            && self.disk_floor.is_none_or(|floor| key <= floor)
+            && self.moving != Some(BacklogMove::Replay)
+    }
+
+    /// Paging of an ordered endpoint: when the window runs low, or when
+    /// something older than its first delivery may wait on disk (a
+    /// recovery, a replay); then the window is read afresh from the oldest
+    /// pending delivery, so that it always holds the front of the line.
+    /// Returns when to try again after a failed page.
+    fn page_in_event_order(
+        &mut self,
+        floor: i64,
+        low: bool,
+        now: i64,
+        effects: &mut Vec<Effect>,
+    ) -> Option<i64> {
+        if self.page_in_flight {
+            return None;
+        }
+        if let Some(at) = self.page_retry_at.filter(|at| *at > now) {
+            return Some(at);
+        }
+        let overtaken = self
+            .window
+            .keys()
+            .next()
+            .is_some_and(|(key, _)| *key > floor);
+        if overtaken {
+            self.forget_window();
+        }
+        if overtaken || low {
+            self.page_retry_at = None;
+            effects.push(self.load_page(PageOrder::Event));
+        }
+        None
+    }
+
+    fn load_page(&mut self, order: PageOrder) -> Effect {
+        self.page_in_flight = true;
+        self.floor_during_page = None;
+        let mut exclude: Vec<String> = self.window_due.keys().cloned().collect();
+        exclude.extend(self.in_flight.keys().cloned());
+        exclude.extend(self.unsettled.keys().cloned());
+        exclude.extend(self.parked.iter().map(|d| d.id.clone()));
+        Effect::LoadPage {
+            deliveries: self.config.window.deliveries - self.window.len(),
+            bytes: self.config.window.bytes.saturating_sub(self.window_bytes),
+            exclude,
+            order,
+        }
     }
 
     // -- health -----------------------------------------------------------
@@ -1118,6 +1239,7 @@ mod tests {
             max_in_flight: 2,
             rate_limit: None,
             raises_alerts: true,
+            ordered: false,
             window: WindowLimits {
                 deliveries: 4,
                 bytes: 1000,
@@ -1133,6 +1255,9 @@ mod tests {
             body: Arc::from("x".repeat(100).as_str()),
             attempt_count: 0,
             due_at,
+            // Event order follows the number; created after the pages the
+            // tests' machines read first.
+            created_at: NOW + i64::from(n),
             event_type: Arc::from("invoice.paid"),
         }
     }
@@ -1153,6 +1278,7 @@ mod tests {
                 deliveries,
                 bytes,
                 exclude,
+                ..
             } => Some((*deliveries, *bytes, exclude.clone())),
             _ => None,
         })
@@ -1897,6 +2023,14 @@ mod tests {
 
     // -- deliveries reaching the machine twice -----------------------------------
 
+    /// A delivery as the router hands it over: due when it was created.
+    fn created(n: u32, at: i64) -> QueuedDelivery {
+        QueuedDelivery {
+            created_at: at,
+            ..delivery(n, at)
+        }
+    }
+
     #[test]
     fn a_late_enqueue_of_a_delivery_a_page_already_brought_in_sends_nothing() {
         let mut machine = EndpointMachine::new(config());
@@ -1904,13 +2038,13 @@ mod tests {
         // The first page is read after the delivery's commit, before the
         // router hands it over.
         let page = Page {
-            deliveries: vec![delivery(1, NOW - 10)],
+            deliveries: vec![created(1, NOW - 10)],
             more_from: None,
         };
         assert_eq!(sent(&machine.page_loaded(page, NOW)), ["dlv_001"]);
         machine.attempt_finished("dlv_001", &ok(), NOW + 1, 0.0);
         machine.attempt_recorded("dlv_001", Ok(()), NOW + 2, 0.0);
-        let effects = machine.enqueue(vec![delivery(1, NOW - 10)], NOW + 3);
+        let effects = machine.enqueue(vec![created(1, NOW - 10)], NOW + 3);
         assert!(sent(&effects).is_empty(), "{effects:?}");
         // In doubt it is read from disk again, where it is settled.
         assert!(page_request(&effects).is_some(), "{effects:?}");
@@ -1922,16 +2056,16 @@ mod tests {
     fn a_late_enqueue_that_no_page_brought_in_is_still_sent() {
         let mut machine = active(config());
         // Created before the last page was read, committed after it.
-        let effects = machine.enqueue(vec![delivery(1, STARTED - 10)], NOW);
+        let effects = machine.enqueue(vec![created(1, STARTED - 10)], NOW);
         assert!(sent(&effects).is_empty(), "{effects:?}");
         assert!(page_request(&effects).is_some(), "{effects:?}");
         let page = Page {
-            deliveries: vec![delivery(1, STARTED - 10)],
+            deliveries: vec![created(1, STARTED - 10)],
             more_from: None,
         };
         assert_eq!(sent(&machine.page_loaded(page, NOW + 1)), ["dlv_001"]);
         // Created after the last page: straight into the window.
-        let effects = machine.enqueue(vec![delivery(2, NOW + 5)], NOW + 5);
+        let effects = machine.enqueue(vec![created(2, NOW + 5)], NOW + 5);
         assert_eq!(sent(&effects), ["dlv_002"]);
         assert!(page_request(&effects).is_none(), "{effects:?}");
     }
@@ -1962,5 +2096,268 @@ mod tests {
         assert!(!effects.contains(&Effect::WakeAt(RETRY_DUE)), "{effects:?}");
         assert!(sent(&machine.wake(RETRY_DUE + 10_000)).is_empty());
         assert_eq!(machine.snapshot().queued, 0);
+    }
+
+    // -- ordered endpoints --------------------------------------------------
+
+    /// An active ordered machine whose disk holds nothing; its in-flight
+    /// limit would allow many.
+    fn ordered(config: MachineConfig) -> EndpointMachine {
+        let mut machine = EndpointMachine::new(MachineConfig {
+            ordered: true,
+            max_in_flight: 16,
+            ..config
+        });
+        let effects = machine.loaded(true, None, None, NOW);
+        assert_eq!(page_order(&effects), Some(PageOrder::Event), "{effects:?}");
+        machine.page_loaded(Page::default(), NOW);
+        machine
+    }
+
+    fn page_order(effects: &[Effect]) -> Option<PageOrder> {
+        effects.iter().find_map(|e| match e {
+            Effect::LoadPage { order, .. } => Some(*order),
+            _ => None,
+        })
+    }
+
+    /// Finishes the attempt of `id` and records it; the effects of both.
+    fn settle(
+        machine: &mut EndpointMachine,
+        id: &str,
+        outcome: &AttemptOutcome,
+        now: i64,
+    ) -> (AttemptDecision, Vec<Effect>) {
+        let (decision, mut effects) = machine.attempt_finished(id, outcome, now, 0.0);
+        assert!(
+            sent(&effects).is_empty(),
+            "sent before the write: {effects:?}"
+        );
+        effects.extend(machine.attempt_recorded(id, Ok(()), now, 0.0));
+        (decision.expect("attempted"), effects)
+    }
+
+    #[test]
+    fn an_ordered_endpoint_sends_one_at_a_time_in_event_order_not_due_order() {
+        let mut machine = ordered(config());
+        // Due order is 3, 2, 1; event order 1, 2, 3.
+        let effects = machine.enqueue(
+            vec![
+                delivery(3, NOW - 20),
+                delivery(2, NOW - 10),
+                delivery(1, NOW),
+            ],
+            NOW,
+        );
+        assert_eq!(sent(&effects), ["dlv_001"]);
+        let (_, effects) = settle(&mut machine, "dlv_001", &ok(), NOW + 1);
+        assert_eq!(sent(&effects), ["dlv_002"]);
+        let (_, effects) = settle(&mut machine, "dlv_002", &ok(), NOW + 2);
+        assert_eq!(sent(&effects), ["dlv_003"]);
+    }
+
+    #[test]
+    fn a_failing_head_holds_the_line_until_its_retry_succeeds() {
+        let mut machine = ordered(config());
+        machine.enqueue(vec![delivery(1, NOW), delivery(2, NOW)], NOW);
+        let (decision, effects) = settle(&mut machine, "dlv_001", &failed(500), NOW);
+        assert_eq!(decision.state, DeliveryState::Pending);
+        assert!(sent(&effects).is_empty(), "{effects:?}");
+        assert!(effects.contains(&Effect::WakeAt(NOW + 5000)), "{effects:?}");
+        // Later deliveries that are due still wait, however often it wakes.
+        assert!(sent(&machine.enqueue(vec![delivery(3, NOW + 10)], NOW + 10)).is_empty());
+        assert!(sent(&machine.wake(NOW + 4999)).is_empty());
+        assert_eq!(sent(&machine.wake(NOW + 5000)), ["dlv_001"]);
+        let (_, effects) = settle(&mut machine, "dlv_001", &ok(), NOW + 5001);
+        assert_eq!(sent(&effects), ["dlv_002"]);
+    }
+
+    #[test]
+    fn a_head_that_fails_for_good_lets_the_next_one_go() {
+        let mut machine = ordered(MachineConfig {
+            retry_schedule: vec![5],
+            ..config()
+        });
+        machine.enqueue(vec![delivery(1, NOW), delivery(2, NOW)], NOW);
+        settle(&mut machine, "dlv_001", &failed(500), NOW);
+        assert_eq!(sent(&machine.wake(NOW + 5000)), ["dlv_001"]);
+        let (decision, effects) = settle(&mut machine, "dlv_001", &failed(500), NOW + 5000);
+        assert_eq!(decision.state, DeliveryState::Failed);
+        assert_eq!(sent(&effects), ["dlv_002"]);
+    }
+
+    #[test]
+    fn the_breaker_holds_the_head_back_and_probes_with_it() {
+        let mut machine = ordered(MachineConfig {
+            retry_schedule: vec![],
+            window: WindowLimits {
+                deliveries: 16,
+                bytes: 10_000,
+            },
+            ..config()
+        });
+        let failures = test_limits().breaker_failures;
+        let arrivals = (1..=failures + 2).map(|n| delivery(n, NOW)).collect();
+        machine.enqueue(arrivals, NOW);
+        let mut effects = Vec::new();
+        for n in 1..=failures {
+            effects = settle(&mut machine, &format!("dlv_{n:03}"), &failed(500), NOW).1;
+        }
+        assert_eq!(machine.snapshot().breaker.state, CircuitState::Open);
+        assert!(sent(&effects).is_empty(), "{effects:?}");
+        let probe_at = machine
+            .snapshot()
+            .breaker
+            .next_probe_at
+            .expect("probe time");
+        assert!(effects.contains(&Effect::WakeAt(probe_at)), "{effects:?}");
+        let head = format!("dlv_{:03}", failures + 1);
+        assert_eq!(sent(&machine.wake(probe_at)), [head]);
+    }
+
+    #[test]
+    fn the_rate_limit_spaces_an_ordered_line() {
+        let mut machine = ordered(MachineConfig {
+            rate_limit: Some(1),
+            ..config()
+        });
+        machine.enqueue(vec![delivery(1, NOW), delivery(2, NOW)], NOW);
+        let (_, effects) = settle(&mut machine, "dlv_001", &ok(), NOW + 10);
+        assert!(sent(&effects).is_empty(), "{effects:?}");
+        assert!(effects.contains(&Effect::WakeAt(NOW + 1000)), "{effects:?}");
+        assert_eq!(sent(&machine.wake(NOW + 1000)), ["dlv_002"]);
+    }
+
+    #[test]
+    fn a_head_coming_back_keeps_its_place_before_later_events_of_its_millisecond() {
+        let mut machine = ordered(MachineConfig {
+            window: WindowLimits {
+                deliveries: 2,
+                bytes: 1000,
+            },
+            ..config()
+        });
+        // Four events of one millisecond; with the first in flight the
+        // window holds the next two, the fourth waits on disk, so the floor
+        // is that millisecond.
+        let same_time = |n| QueuedDelivery {
+            created_at: NOW + 7,
+            ..delivery(n, NOW)
+        };
+        let effects = machine.enqueue(vec![same_time(1), same_time(2)], NOW);
+        assert_eq!(sent(&effects), ["dlv_001"]);
+        let page = Page {
+            deliveries: vec![same_time(3)],
+            more_from: Some(NOW + 7),
+        };
+        machine.page_loaded(page, NOW);
+        assert_eq!(machine.snapshot().queued, 2);
+        let (_, effects) = settle(&mut machine, "dlv_001", &failed(500), NOW);
+        assert!(
+            sent(&effects).is_empty(),
+            "dlv_002 passed its head: {effects:?}"
+        );
+        assert_eq!(sent(&machine.wake(NOW + 5000)), ["dlv_001"]);
+    }
+
+    #[test]
+    fn a_retry_written_while_a_page_is_read_keeps_the_line_waiting() {
+        let mut machine = ordered(config());
+        machine.enqueue(vec![delivery(1, NOW), delivery(2, NOW)], NOW);
+        machine.attempt_finished("dlv_001", &failed(500), NOW, 0.0);
+        machine.page_in_flight = true;
+        let effects = machine.attempt_recorded("dlv_001", Ok(()), NOW, 0.0);
+        assert!(sent(&effects).is_empty(), "{effects:?}");
+        let page = Page {
+            deliveries: vec![delivery(3, NOW)],
+            more_from: None,
+        };
+        let effects = machine.page_loaded(page, NOW + 1);
+        assert!(sent(&effects).is_empty(), "{effects:?}");
+        assert_eq!(sent(&machine.wake(NOW + 5000)), ["dlv_001"]);
+    }
+
+    #[test]
+    fn older_work_on_disk_is_paged_in_ahead_of_the_window() {
+        let mut machine = ordered(config());
+        machine.enqueue(vec![delivery(5, NOW), delivery(6, NOW)], NOW);
+        settle(&mut machine, "dlv_005", &failed(500), NOW);
+        // A recovery makes an older delivery pending: the window is read
+        // again from the front of the line.
+        let effects = machine.work_on_disk(NOW + 10);
+        let (_, _, exclude) = page_request(&effects).expect("pages");
+        assert_eq!(page_order(&effects), Some(PageOrder::Event));
+        assert!(exclude.is_empty(), "{exclude:?}");
+        assert_eq!(machine.snapshot().queued, 0);
+        let mut retried = delivery(5, NOW + 5000);
+        retried.attempt_count = 1;
+        let page = Page {
+            deliveries: vec![delivery(2, NOW + 10), retried, delivery(6, NOW)],
+            more_from: None,
+        };
+        let effects = machine.page_loaded(page, NOW + 10);
+        assert_eq!(sent(&effects), ["dlv_002"]);
+        let (_, effects) = settle(&mut machine, "dlv_002", &ok(), NOW + 20);
+        assert!(sent(&effects).is_empty(), "{effects:?}");
+        assert_eq!(sent(&machine.wake(NOW + 5000)), ["dlv_005"]);
+    }
+
+    #[test]
+    fn a_failed_page_holds_the_line_and_is_read_again_a_second_later() {
+        let mut machine = EndpointMachine::new(MachineConfig {
+            ordered: true,
+            ..config()
+        });
+        machine.loaded(true, None, None, NOW);
+        let effects = machine.page_failed(NOW);
+        assert!(page_request(&effects).is_none(), "{effects:?}");
+        assert!(effects.contains(&Effect::WakeAt(NOW + 1000)), "{effects:?}");
+        // What is on disk may be older than a new arrival.
+        assert!(sent(&machine.enqueue(vec![delivery(9, NOW)], NOW)).is_empty());
+        let effects = machine.wake(NOW + 1000);
+        assert_eq!(page_order(&effects), Some(PageOrder::Event), "{effects:?}");
+        let page = Page {
+            deliveries: vec![delivery(1, NOW), delivery(9, NOW)],
+            more_from: None,
+        };
+        assert_eq!(sent(&machine.page_loaded(page, NOW + 1000)), ["dlv_001"]);
+    }
+
+    #[test]
+    fn an_ordered_line_waits_for_the_whole_replay_of_its_held_backlog() {
+        let mut machine = EndpointMachine::new(MachineConfig {
+            ordered: true,
+            ..config()
+        });
+        machine.loaded(false, None, None, NOW);
+        machine.enable(BacklogMove::Replay, NOW).expect("ready");
+        machine.status_written(Some(10), NOW);
+        // The first batch is pending; older held deliveries may remain.
+        let page = Page {
+            deliveries: vec![delivery(2, NOW)],
+            more_from: None,
+        };
+        assert!(sent(&machine.page_loaded(page, NOW)).is_empty());
+        let effects = machine.batch_moved(BacklogMove::Replay, Ok(true), NOW);
+        assert!(sent(&effects).is_empty(), "{effects:?}");
+        let page = Page {
+            deliveries: vec![delivery(1, NOW), delivery(2, NOW)],
+            more_from: None,
+        };
+        assert!(sent(&machine.page_loaded(page, NOW)).is_empty());
+        let effects = machine.batch_moved(BacklogMove::Replay, Ok(false), NOW);
+        assert_eq!(page_order(&effects), Some(PageOrder::Event), "{effects:?}");
+        let page = Page {
+            deliveries: vec![delivery(1, NOW), delivery(2, NOW)],
+            more_from: None,
+        };
+        assert_eq!(sent(&machine.page_loaded(page, NOW)), ["dlv_001"]);
+    }
+
+    #[test]
+    fn unordered_endpoints_page_by_due_time() {
+        let mut machine = EndpointMachine::new(config());
+        let effects = machine.loaded(true, None, None, NOW);
+        assert_eq!(page_order(&effects), Some(PageOrder::Due));
     }
 }

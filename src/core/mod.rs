@@ -10,6 +10,7 @@ pub mod envelope;
 pub mod event_catalog;
 pub mod failure_policy;
 pub mod health;
+pub mod key_use;
 pub mod limits;
 pub mod matching;
 pub mod negative_cache;

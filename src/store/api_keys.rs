@@ -21,6 +21,7 @@ impl ApiKeyRow {
             id: ids::time_ordered("key"),
             name,
             prefix: Some(ids::key_prefix(key)),
+            last_used_at: None,
         }
     }
 }
@@ -48,6 +49,18 @@ pub fn list(db: &mut Db, tenant_id: &str) -> Result<Vec<ApiKeyRow>, StoreError> 
         .limit(MAX_KEYS_PER_TENANT)
         .select(ApiKeyRow::as_select())
         .load(c))?)
+}
+
+/// Records a use of the key at `at`, unless a later one is recorded (by
+/// another instance sharing the database). A key revoked meanwhile has no
+/// row left to update, which is no error.
+pub fn record_use(db: &mut Db, key_hash: &str, at: i64) -> Result<(), StoreError> {
+    dispatch!(db, c => diesel::update(api_keys::table
+        .find(key_hash)
+        .filter(api_keys::last_used_at.is_null().or(api_keys::last_used_at.lt(at))))
+        .set(api_keys::last_used_at.eq(at))
+        .execute(c))?;
+    Ok(())
 }
 
 /// Deletes the tenant's key `id`; returns its digest, `None` when the

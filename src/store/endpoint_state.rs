@@ -6,7 +6,7 @@ use super::models::{AlertRow, EndpointHealthRow};
 use super::schema::{deliveries, events};
 use super::{alerts, deliveries as delivery_rows, dispatch, endpoints, Db, StoreError};
 use crate::core::delivery::{move_to_finish, BacklogMove, DeliveryState};
-use crate::core::endpoint_machine::{select_page, HealthState, Page, QueuedDelivery};
+use crate::core::endpoint_machine::{select_page, HealthState, Page, PageOrder, QueuedDelivery};
 use crate::core::failure_policy::DisableReason;
 use diesel::prelude::*;
 use std::collections::{HashMap, HashSet};
@@ -189,60 +189,73 @@ impl BodyCache {
     }
 }
 
-type PageRow = (String, String, String, i32, Option<i64>, String, i32);
+type PageRow = (String, String, String, i32, Option<i64>, i64, String, i32);
 
-/// The next page of the endpoint's pending deliveries, earliest due first:
-/// at most `limit` deliveries and `byte_budget` bytes of bodies, skipping
-/// the ids in `exclude` (already in memory). Bodies come from `cache` when
-/// another delivery holds them, else from one query for the whole page.
+/// The next page of the endpoint's pending deliveries in `order` (earliest
+/// due first, or in event order): at most `limit` deliveries and
+/// `byte_budget` bytes of bodies, skipping the ids in `exclude` (already in
+/// memory). Bodies come from `cache` when another delivery holds them, else
+/// from one query for the whole page.
 pub fn next_page(
     db: &mut Db,
     endpoint_id: &str,
+    order: PageOrder,
     limit: usize,
     byte_budget: usize,
     exclude: &HashSet<String>,
     cache: &BodyCache,
 ) -> Result<Page, StoreError> {
     let wanted = limit.saturating_add(exclude.len());
-    let rows: Vec<PageRow> = dispatch!(db, c => deliveries::table
-        .inner_join(events::table.on(events::tenant_id
-            .eq(deliveries::tenant_id)
-            .and(events::id.eq(deliveries::event_id))))
+    let pending = deliveries::table
+        .inner_join(
+            events::table.on(events::tenant_id
+                .eq(deliveries::tenant_id)
+                .and(events::id.eq(deliveries::event_id))),
+        )
         .filter(deliveries::endpoint_id.eq(endpoint_id))
         .filter(deliveries::state.eq(DeliveryState::Pending.as_str()))
-        .order((deliveries::next_attempt_at, deliveries::id))
-        .limit(i64::try_from(wanted).unwrap_or(i64::MAX))
         .select((
             deliveries::id,
             deliveries::tenant_id,
             deliveries::event_id,
             deliveries::attempt_count,
             deliveries::next_attempt_at,
+            deliveries::created_at,
             events::event_type,
             diesel::dsl::sql::<diesel::sql_types::Integer>("CAST(LENGTH(events.body) AS INTEGER)"),
         ))
-        .load(c))?;
+        .limit(i64::try_from(wanted).unwrap_or(i64::MAX));
+    // The indexes (endpoint_id, state, next_attempt_at, id) and
+    // (endpoint_id, state, created_at, id) serve these.
+    let rows: Vec<PageRow> = match order {
+        PageOrder::Due => dispatch!(db, c => pending
+            .order((deliveries::next_attempt_at, deliveries::id))
+            .load(c))?,
+        PageOrder::Event => dispatch!(db, c => pending
+            .order((deliveries::created_at, deliveries::id))
+            .load(c))?,
+    };
     let sizes: Vec<(String, i64, usize)> = rows
         .iter()
-        .map(|(id, _, _, _, due_at, _, size)| {
-            (
-                id.clone(),
-                due_at.unwrap_or_default(),
-                usize::try_from(*size).unwrap_or_default(),
-            )
+        .map(|(id, _, _, _, due_at, created_at, _, size)| {
+            let key = match order {
+                PageOrder::Due => due_at.unwrap_or_default(),
+                PageOrder::Event => *created_at,
+            };
+            (id.clone(), key, usize::try_from(*size).unwrap_or_default())
         })
         .collect();
     let (taken, mut more_from) = select_page(&sizes, exclude, limit, byte_budget);
     if more_from.is_none() && rows.len() >= wanted {
         // The page ended at the query's limit: more may follow on disk.
-        more_from = sizes.last().map(|(_, due_at, _)| *due_at);
+        more_from = sizes.last().map(|(_, key, _)| *key);
     }
     let taken: Vec<&PageRow> = taken.iter().filter_map(|&i| rows.get(i)).collect();
     let bodies = bodies_of(db, &taken, cache)?;
     let deliveries = taken
         .into_iter()
         .filter_map(
-            |(id, tenant_id, event_id, attempt_count, due_at, event_type, _)| {
+            |(id, tenant_id, event_id, attempt_count, due_at, created_at, event_type, _)| {
                 let body = bodies.get(&(tenant_id.clone(), event_id.clone()))?;
                 Some(QueuedDelivery {
                     id: id.clone(),
@@ -250,6 +263,7 @@ pub fn next_page(
                     body: Arc::clone(body),
                     attempt_count: u32::try_from(*attempt_count).unwrap_or_default(),
                     due_at: due_at.unwrap_or_default(),
+                    created_at: *created_at,
                     event_type: Arc::from(event_type.as_str()),
                 })
             },

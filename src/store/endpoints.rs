@@ -61,6 +61,7 @@ pub fn update(db: &mut Db, row: &EndpointRow) -> Result<(), StoreError> {
             endpoints::retry_client_errors.eq(row.retry_client_errors),
             endpoints::metadata.eq(&row.metadata),
             endpoints::rate_limit.eq(row.rate_limit),
+            endpoints::ordered.eq(row.ordered),
             endpoints::previous_secret.eq(&row.previous_secret),
             endpoints::previous_secret_expires_at.eq(row.previous_secret_expires_at),
         ))
@@ -336,6 +337,7 @@ impl EndpointRow {
             retry_client_errors: true,
             metadata: "{}".to_owned(),
             rate_limit: None,
+            ordered: false,
             previous_secret: None,
             previous_secret_expires_at: None,
         }
@@ -517,6 +519,7 @@ impl EndpointRow {
             retry_schedule: self.retry_schedule_list(),
             retry_client_errors: self.retry_client_errors,
             rate_limit: self.rate_limit.and_then(|limit| u32::try_from(limit).ok()),
+            ordered: self.ordered,
             active: self.is_active(),
             limits: self.limits(defaults),
             raises_alerts: self.id != OPERATOR_ENDPOINT,

@@ -25,6 +25,9 @@ pub struct ApiKeyRow {
     /// The key's first characters, to recognise it; `None` for keys
     /// created before they were kept.
     pub prefix: Option<String>,
+    /// When the key last authenticated a request, written at most once a
+    /// minute (`api::auth`); `None` until then.
+    pub last_used_at: Option<i64>,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -67,6 +70,8 @@ pub struct EndpointRow {
     pub previous_secret_expires_at: Option<i64>,
     /// Attempts a second at most; `None`: no limit.
     pub rate_limit: Option<i32>,
+    /// Deliveries go one at a time, in event order.
+    pub ordered: bool,
 }
 
 /// The breaker and failure streak of an endpoint, as its actor saved them.

@@ -17,6 +17,7 @@ diesel::table! {
         id -> Text,
         name -> Nullable<Text>,
         prefix -> Nullable<Text>,
+        last_used_at -> Nullable<BigInt>,
     }
 }
 
@@ -54,6 +55,7 @@ diesel::table! {
         backlog_move -> Nullable<Text>,
         backlog_move_due_at -> Nullable<BigInt>,
         rate_limit -> Nullable<Integer>,
+        ordered -> Bool,
     }
 }
 

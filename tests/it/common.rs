@@ -816,6 +816,8 @@ struct Behaviour {
 struct ReceiverState {
     behaviour: Mutex<Behaviour>,
     requests: Mutex<Vec<ReceivedRequest>>,
+    /// Requests being answered now, and the most there ever were at once.
+    open: Mutex<(usize, usize)>,
 }
 
 /// A real HTTP server that plays a webhook consumer. It answers every
@@ -840,6 +842,7 @@ impl Receiver {
                 body: None,
             }),
             requests: Mutex::new(Vec::new()),
+            open: Mutex::new((0, 0)),
         });
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind receiver");
         let port = listener.local_addr().expect("receiver address").port();
@@ -903,6 +906,11 @@ impl Receiver {
         self.state.requests.lock().unwrap().len()
     }
 
+    /// The most requests it was answering at one time.
+    pub fn max_concurrent(&self) -> usize {
+        self.state.open.lock().unwrap().1
+    }
+
     /// Waits until at least `n` requests arrived; returns all of them.
     pub async fn wait_for_count(&self, n: usize, timeout: Duration) -> Vec<ReceivedRequest> {
         wait_until(timeout, || async {
@@ -930,6 +938,17 @@ async fn receive(
     body: web::Bytes,
     state: web::Data<Arc<ReceiverState>>,
 ) -> HttpResponse {
+    {
+        let mut open = state.open.lock().unwrap();
+        open.0 += 1;
+        open.1 = open.1.max(open.0);
+    }
+    let response = answer(&request, body, &state).await;
+    state.open.lock().unwrap().0 -= 1;
+    response
+}
+
+async fn answer(request: &HttpRequest, body: web::Bytes, state: &ReceiverState) -> HttpResponse {
     let headers = request
         .headers()
         .iter()

@@ -162,6 +162,7 @@ async fn bad_options_answer_422_naming_the_field_and_change_nothing(db: TestDb) 
         (json!({"http_method": "GET"}), "http_method"),
         (json!({"rate_limit": 0}), "rate_limit"),
         (json!({"rate_limit": 10_001}), "rate_limit"),
+        (json!({"ordered": "yes"}), "ordered"),
         (json!({"http_method": ""}), "http_method"),
         (json!({"metadata": many}), "metadata"),
         (json!({"metadata": {"a b": "v"}}), "metadata"),

@@ -304,81 +304,52 @@ fn raw_request(address: &str, request: &str) -> u16 {
         .unwrap_or_else(|| panic!("no status line in {answer:?}"))
 }
 
-/// Every route of `src/api/mod.rs` under `/v1/tenants/{tenant}`, with `{}`
-/// placeholders for the tenant and the resource id, and a valid body.
+/// Every route of `api::ROUTES` under `/v1/tenants/{tenant}`, with a valid
+/// body for those that take one, so that a 404 cannot come from the body.
 fn tenant_routes() -> Vec<(Method, &'static str, Option<Value>)> {
-    vec![
-        (
-            Method::POST,
-            "/v1/tenants/{t}/endpoints",
-            Some(json!({"url": "http://127.0.0.1:9/"})),
-        ),
-        (Method::GET, "/v1/tenants/{t}/endpoints", None),
-        (Method::GET, "/v1/tenants/{t}/endpoints/{id}", None),
-        (
-            Method::PATCH,
-            "/v1/tenants/{t}/endpoints/{id}",
-            Some(json!({"description": "x"})),
-        ),
-        (Method::DELETE, "/v1/tenants/{t}/endpoints/{id}", None),
-        (Method::GET, "/v1/tenants/{t}/endpoints/{id}/health", None),
-        (
-            Method::POST,
-            "/v1/tenants/{t}/endpoints/{id}/disable",
-            Some(json!({})),
-        ),
-        (
-            Method::POST,
-            "/v1/tenants/{t}/endpoints/{id}/enable",
-            Some(json!({})),
-        ),
-        (Method::GET, "/v1/tenants/{t}/health", None),
-        (Method::GET, "/v1/tenants/{t}/alerts", None),
-        (
-            Method::POST,
-            "/v1/tenants/{t}/events",
-            Some(json!({"type": "a.b", "payload": {}})),
-        ),
-        (Method::GET, "/v1/tenants/{t}/events", None),
-        (Method::GET, "/v1/tenants/{t}/events/{id}", None),
-        (Method::GET, "/v1/tenants/{t}/deliveries", None),
-        (Method::GET, "/v1/tenants/{t}/deliveries/{id}", None),
-        (Method::GET, "/v1/tenants/{t}", None),
-        (
-            Method::PATCH,
-            "/v1/tenants/{t}",
-            Some(json!({"reject_unknown_event_types": true})),
-        ),
-        (
-            Method::POST,
-            "/v1/tenants/{t}/event-types",
-            Some(json!({"name": "a.b"})),
-        ),
-        (Method::GET, "/v1/tenants/{t}/event-types", None),
-        (Method::GET, "/v1/tenants/{t}/event-types/{id}", None),
-        (
-            Method::PATCH,
-            "/v1/tenants/{t}/event-types/{id}",
-            Some(json!({"description": "x"})),
-        ),
-        (Method::DELETE, "/v1/tenants/{t}/event-types/{id}", None),
-        (
-            Method::POST,
-            "/v1/tenants/{t}/deliveries/{id}/retry",
-            Some(json!({})),
-        ),
-        (Method::GET, "/v1/tenants/{t}/endpoints/{id}/attempts", None),
-        (
-            Method::POST,
-            "/v1/tenants/{t}/endpoints/{id}/recover",
-            Some(json!({"since": "2024-01-01T00:00:00Z"})),
-        ),
-        (
-            Method::POST,
-            "/v1/tenants/{t}/endpoints/{id}/test",
-            Some(json!({})),
-        ),
-    ]
+    hookrelay::api::ROUTES
+        .iter()
+        .filter(|(_, route)| route.starts_with("/v1/tenants/{tenant}"))
+        .map(|&(method, route)| {
+            let method = Method::from_bytes(method.to_uppercase().as_bytes())
+                .unwrap_or_else(|_| panic!("method {method} of {route}"));
+            let body = valid_body(&method, route);
+            (method, route, body)
+        })
+        .collect()
+}
+
+/// A route added to `api::ROUTES` that takes a body fails here until it is
+/// given one.
+fn valid_body(method: &Method, route: &str) -> Option<Value> {
+    if *method == Method::GET || *method == Method::DELETE {
+        return None;
+    }
+    let under_tenant = route.trim_start_matches("/v1/tenants/{tenant}");
+    Some(match (method.as_str(), under_tenant) {
+        ("PATCH", "") => json!({"reject_unknown_event_types": true}),
+        ("POST", "/event-types") => json!({"name": "a.b"}),
+        ("PATCH", "/event-types/{event_type}") => json!({"description": "x"}),
+        ("POST", "/api-keys") => json!({"name": "x"}),
+        ("POST", "/endpoints") => json!({"url": "http://127.0.0.1:9/"}),
+        ("PATCH", "/endpoints/{endpoint}") => json!({"description": "x"}),
+        ("POST", "/endpoints/{endpoint}/rotate-secret") => json!({}),
+        ("POST", "/endpoints/{endpoint}/disable") => json!({}),
+        ("POST", "/endpoints/{endpoint}/enable") => json!({}),
+        ("POST", "/endpoints/{endpoint}/recover") => json!({"since": "2024-01-01T00:00:00Z"}),
+        ("POST", "/endpoints/{endpoint}/test") => json!({}),
+        ("POST", "/events") => json!({"type": "a.b", "payload": {}}),
+        ("POST", "/deliveries/{delivery}/retry") => json!({}),
+        _ => panic!("no valid body for {method} {route}: add one to valid_body"),
+    })
+}
+
+/// The parameters of a route template, in order: `{tenant}` first.
+fn placeholders(route: &str) -> Vec<&str> {
+    route
+        .split('/')
+        .filter_map(|segment| segment.strip_prefix('{')?.strip_suffix('}'))
+        .collect()
 }
 
 async fn a_nul_in_an_id_is_a_404_on_every_route_and_a_422_in_a_query(db: TestDb) {
@@ -392,21 +363,49 @@ async fn a_nul_in_an_id_is_a_404_on_every_route_and_a_422_in_a_query(db: TestDb)
     let delivery = app.single_delivery_id(&key, &tenant, &event).await;
     receiver.wait_for_count(1, DELIVERY_TIMEOUT).await;
 
+    let declared = app
+        .post(
+            &key,
+            &format!("/v1/tenants/{tenant}/event-types"),
+            &json!({"name": "a.b"}),
+        )
+        .await;
+    assert_eq!(declared.status.as_u16(), 201, "{}", declared.body);
+    let keys = app
+        .get_json(&key, &format!("/v1/tenants/{tenant}/api-keys"))
+        .await;
+    let key_id = keys["data"][0]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("the tenant's key: {keys}"))
+        .to_string();
+    let real_id = |placeholder: &str| -> String {
+        match placeholder {
+            "tenant" => tenant.clone(),
+            "endpoint" => endpoint.clone(),
+            "event" => event.clone(),
+            "delivery" => delivery.clone(),
+            "event_type" => "a.b".to_string(),
+            "key" => key_id.clone(),
+            other => panic!("no real id for {{{other}}}: add one here"),
+        }
+    };
+
     let bad_ids = ["%00", "a%00b", "%00%00", "%0A", "%FF", "a%2Fb", "ev%25t"];
     for (method, route, body) in tenant_routes() {
-        let real_id = if route.contains("/endpoints/") {
-            &endpoint
-        } else if route.contains("/events/") {
-            &event
-        } else {
-            &delivery
-        };
         let mut paths = Vec::new();
         for bad in bad_ids {
-            // A bad tenant (with a real resource id), then a bad resource id.
-            paths.push(route.replace("{t}", bad).replace("{id}", real_id));
-            if route.contains("{id}") {
-                paths.push(route.replace("{t}", &tenant).replace("{id}", bad));
+            // Each id bad in turn, the others real.
+            for wrong in placeholders(route) {
+                let mut path = route.to_string();
+                for placeholder in placeholders(route) {
+                    let id = if placeholder == wrong {
+                        bad.to_string()
+                    } else {
+                        real_id(placeholder)
+                    };
+                    path = path.replace(&format!("{{{placeholder}}}"), &id);
+                }
+                paths.push(path);
             }
         }
         for path in paths {

@@ -5,7 +5,7 @@
 //! encrypted at rest with `HOOKRELAY_SECRET_KEY`.
 
 use crate::common::{
-    random_secret, spawn_app, try_build_app, unix_now, verify_signature, wait_until,
+    parse_time, random_secret, spawn_app, try_build_app, unix_now, verify_signature, wait_until,
     ReceivedRequest, Receiver, RestartableApp, TestApp, TestDb, DELIVERY_TIMEOUT,
 };
 use diesel::connection::SimpleConnection;
@@ -31,6 +31,7 @@ backend_tests!(
     plain_secrets_are_encrypted_at_the_first_start_with_a_key,
     an_invalid_secret_key_stops_start_up,
     a_key_stored_before_this_version_is_one_of_its_tenants_keys,
+    a_keys_last_use_is_listed_once_it_has_authenticated_a_request,
 );
 
 /// The base64 of 32 bytes, as `openssl rand -base64 32` prints.
@@ -110,7 +111,11 @@ async fn api_keys_are_created_listed_and_revoked(db: TestDb) {
     for shown in &listed {
         let mut fields: Vec<&String> = shown.as_object().expect("object").keys().collect();
         fields.sort();
-        assert_eq!(fields, ["created_at", "id", "name", "prefix"], "{shown}");
+        assert_eq!(
+            fields,
+            ["created_at", "id", "last_used_at", "name", "prefix"],
+            "{shown}"
+        );
     }
     let whole = serde_json::to_string(&listed).expect("serialize");
     assert!(
@@ -783,4 +788,53 @@ async fn a_key_stored_before_this_version_is_one_of_its_tenants_keys(db: TestDb)
         .await;
     assert_eq!(revoked.status, StatusCode::NO_CONTENT, "{}", revoked.body);
     assert_key_refused(&app, "hrk_legacy", "acme", "the legacy key, revoked").await;
+}
+
+async fn a_keys_last_use_is_listed_once_it_has_authenticated_a_request(db: TestDb) {
+    let backend = db.backend();
+    let app = spawn_app(db).await;
+    let (tenant, _unused_key) = app.create_tenant("acme").await;
+    // Created and listed with the admin's key, which is no tenant's key.
+    let created = create_key(&app, &app.admin_key, &tenant, &json!({"name": "ci"})).await;
+    assert_eq!(created["last_used_at"], Value::Null, "{backend}: {created}");
+    let (ci_key, ci_id) = (text(&created, "key"), text(&created, "id"));
+    let listed = list_keys(&app, &app.admin_key, &tenant).await;
+    assert_eq!(listed.len(), 2, "{backend}: {listed:?}");
+    for key in &listed {
+        assert_eq!(
+            key["last_used_at"],
+            Value::Null,
+            "{backend}: a fresh key: {key}"
+        );
+    }
+
+    // Stored times are in whole milliseconds.
+    let before = chrono::Utc::now() - chrono::Duration::milliseconds(1);
+    assert_key_works(&app, &ci_key, &tenant).await;
+    // Written after the answer, off the request.
+    let listed = wait_until(DELIVERY_TIMEOUT, || async {
+        let listed = list_keys(&app, &app.admin_key, &tenant).await;
+        let ci = listed.iter().find(|key| key["id"] == json!(ci_id));
+        if ci.is_some_and(|key| key["last_used_at"].is_string()) {
+            Ok(listed)
+        } else {
+            Err(format!("the use of ci to be listed: {listed:?}"))
+        }
+    })
+    .await;
+    for key in &listed {
+        if key["id"] == json!(ci_id) {
+            let used_at = parse_time(&key["last_used_at"], "last_used_at");
+            assert!(
+                before <= used_at && used_at <= chrono::Utc::now(),
+                "{backend}: used at {used_at}, the request was sent after {before}"
+            );
+        } else {
+            assert_eq!(
+                key["last_used_at"],
+                Value::Null,
+                "{backend}: a key that was not used: {key}"
+            );
+        }
+    }
 }

@@ -20,6 +20,7 @@ mod keys;
 mod limits;
 mod moves;
 mod openapi;
+mod ordered;
 mod replay;
 mod retention;
 mod retries;
