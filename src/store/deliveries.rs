@@ -62,8 +62,9 @@ fn last_status_is(class: StatusClass) -> String {
 /// `deliveries.state = '…'`, the state written into the statement rather
 /// than bound. Deliveries are indexed by partial indexes, one for waiting
 /// deliveries and one for finished ones, and a planner uses one only when
-/// it can see that the query's condition implies the index's: PostgreSQL's
-/// cached generic plans and SQLite's plans do not look at bound values.
+/// it can see that the query's condition implies the index's, which a
+/// bound value hides from PostgreSQL's cached generic plans (and from
+/// SQLite's plan until it prepares the statement again for the value).
 /// The states are our own constants, never input.
 pub fn state_is(state: DeliveryState) -> SqlLiteral<Bool> {
     diesel::dsl::sql(&format!("deliveries.state = '{}'", state.as_str()))
