@@ -270,11 +270,7 @@ pub async fn tenant(
         .run(move |db| {
             let rows = endpoints::all_of_tenant(db, &tenant)?;
             let ids: Vec<String> = rows.iter().map(|row| row.id.clone()).collect();
-            let queues = deliveries::count_by_endpoint_and_state(
-                db,
-                &tenant,
-                &[DeliveryState::Pending, DeliveryState::Held],
-            )?;
+            let queues = deliveries::count_waiting_by_endpoint_and_state(db, &tenant)?;
             let windows = health::window_counts(db, &ids, since)?;
             Ok((rows, queues, windows))
         })

@@ -9,8 +9,8 @@
 use super::deliveries::{self, AttemptWrite};
 use super::events::{self, Ingested};
 use super::models::{AttemptRow, DeliveryRow, EventRow};
-use super::schema::{attempts, deliveries as delivery_table, events as event_table};
-use super::{alerts, dispatch, endpoints, Db, StoreError};
+use super::schema::{deliveries as delivery_table, events as event_table};
+use super::{alerts, endpoints, Db, StoreError};
 use crate::core::delivery::BacklogMove;
 use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Integer, Nullable, Text};
@@ -18,9 +18,9 @@ use diesel::PgConnection;
 use std::collections::{HashMap, HashSet};
 
 /// PostgreSQL takes at most 65,535 bind parameters a statement; this many
-/// rows of up to 16 columns stay under it (the widest row inserted here, an
-/// attempt, has 11).
-const ROWS_PER_INSERT: usize = 65_535 / 16;
+/// events (6 columns each) stay under it. Deliveries and attempts go as one
+/// array a column, which has no such bound.
+const EVENTS_PER_INSERT: usize = 65_535 / 6;
 
 /// One ingestion of a batch: the event and the deliveries of its fan-out.
 pub struct IngestInput<'a> {
@@ -33,8 +33,8 @@ pub struct IngestInput<'a> {
 /// stored event) is a duplicate; deliveries to endpoints that no longer
 /// exist are skipped.
 pub fn ingest(db: &mut Db, inputs: &[IngestInput<'_>]) -> Result<Vec<Ingested>, StoreError> {
-    if let Db::Postgres(_) = db {
-        return ingest_together(db, inputs);
+    if let Db::Postgres(c) = db {
+        return ingest_together(c, inputs);
     }
     inputs
         .iter()
@@ -71,17 +71,20 @@ fn key_of(event: &EventRow) -> EventKey {
     )
 }
 
-/// [`ingest`] on PostgreSQL: one insert of the events, one lock of the
-/// endpoints, one insert of the deliveries, and two lookups when some input
+/// [`ingest`] on PostgreSQL: one insert of the events, one insert of the
+/// deliveries (which locks their endpoints), and two lookups when some input
 /// turned out a duplicate.
-fn ingest_together(db: &mut Db, inputs: &[IngestInput<'_>]) -> Result<Vec<Ingested>, StoreError> {
+fn ingest_together(
+    c: &mut PgConnection,
+    inputs: &[IngestInput<'_>],
+) -> Result<Vec<Ingested>, StoreError> {
     let events: Vec<&EventRow> = inputs.iter().map(|input| input.event).collect();
     // PostgreSQL inserts the rows in the order given and skips a row that
     // conflicts with one inserted before it, so the inputs written are those
     // one-by-one ingestion would write.
     let mut inserted: HashSet<EventKey> = HashSet::new();
-    for chunk in events.chunks(ROWS_PER_INSERT) {
-        let keys: Vec<EventKey> = dispatch!(db, c => diesel::insert_into(event_table::table)
+    for chunk in events.chunks(EVENTS_PER_INSERT) {
+        let keys: Vec<EventKey> = diesel::insert_into(event_table::table)
             .values(chunk.to_vec())
             .on_conflict_do_nothing()
             .returning((
@@ -89,7 +92,7 @@ fn ingest_together(db: &mut Db, inputs: &[IngestInput<'_>]) -> Result<Vec<Ingest
                 event_table::id,
                 event_table::idempotency_key,
             ))
-            .get_results(c))?;
+            .get_results(c)?;
         inserted.extend(keys);
     }
     // Of inputs alike in tenant, id and key, only the first can have been
@@ -100,42 +103,27 @@ fn ingest_together(db: &mut Db, inputs: &[IngestInput<'_>]) -> Result<Vec<Ingest
         .map(|event| inserted.remove(&key_of(event)))
         .collect();
 
-    let live = events::existing_endpoints(
-        db,
-        inputs
-            .iter()
-            .zip(&is_new)
-            .filter(|(_, new)| **new)
-            .flat_map(|(input, _)| input.deliveries)
-            .map(|d| d.endpoint_id.as_str()),
-    )?;
-    let fan_outs: Vec<Vec<&DeliveryRow>> = inputs
+    let rows: Vec<&DeliveryRow> = inputs
         .iter()
         .zip(&is_new)
-        .map(|(input, new)| match new {
-            true => input
-                .deliveries
-                .iter()
-                .filter(|d| live.contains(&d.endpoint_id))
-                .collect(),
-            false => Vec::new(),
-        })
+        .filter(|(_, new)| **new)
+        .flat_map(|(input, _)| input.deliveries)
         .collect();
-    let rows: Vec<&DeliveryRow> = fan_outs.iter().flatten().copied().collect();
-    for chunk in rows.chunks(ROWS_PER_INSERT) {
-        dispatch!(db, c => diesel::insert_into(delivery_table::table)
-            .values(chunk.to_vec())
-            .execute(c))?;
-    }
+    let stored = insert_deliveries(c, &rows)?;
 
     // After the deliveries, so an original ingested earlier in this batch
     // is counted with its deliveries, as one by one.
-    let mut originals = find_originals(db, &events, &is_new)?.into_iter();
+    let mut originals = find_originals(c, &events, &is_new)?.into_iter();
 
     let mut outcomes = Vec::with_capacity(inputs.len());
-    for (fan_out, new) in fan_outs.into_iter().zip(is_new) {
+    for (input, new) in inputs.iter().zip(is_new) {
         if new {
-            let delivery_ids = fan_out.into_iter().map(|row| row.id.clone()).collect();
+            let delivery_ids = input
+                .deliveries
+                .iter()
+                .filter(|row| stored.contains(&row.id))
+                .map(|row| row.id.clone())
+                .collect();
             outcomes.push(Ingested::New { delivery_ids });
         } else {
             let (event_id, deliveries) = originals.next().ok_or_else(|| {
@@ -150,13 +138,69 @@ fn ingest_together(db: &mut Db, inputs: &[IngestInput<'_>]) -> Result<Vec<Ingest
     Ok(outcomes)
 }
 
+/// Inserts the deliveries whose endpoint still exists, in one statement
+/// (a round trip, and one plan, whatever their number: columns go as
+/// arrays), and returns their ids. The endpoints are locked against
+/// deletion first (`FOR KEY SHARE`, as the foreign key would), so one
+/// deleted meanwhile has its deliveries skipped instead of failing the
+/// batch.
+fn insert_deliveries(
+    c: &mut PgConnection,
+    rows: &[&DeliveryRow],
+) -> Result<HashSet<String>, StoreError> {
+    if rows.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let mut endpoint_ids: Vec<&str> = rows.iter().map(|row| row.endpoint_id.as_str()).collect();
+    endpoint_ids.sort_unstable();
+    endpoint_ids.dedup();
+    let stored: Vec<StoredId> = diesel::sql_query(
+        "WITH live AS (SELECT id FROM endpoints WHERE id = ANY($10::text[]) FOR KEY SHARE) \
+         INSERT INTO deliveries (id, tenant_id, event_id, endpoint_id, state, attempt_count, \
+             next_attempt_at, created_at, updated_at) \
+         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], \
+             $6::int4[], $7::int8[], $8::int8[], $9::int8[]) \
+             AS new (id, tenant_id, event_id, endpoint_id, state, attempt_count, \
+                 next_attempt_at, created_at, updated_at) \
+         WHERE new.endpoint_id IN (SELECT id FROM live) \
+         RETURNING id",
+    )
+    .bind::<Array<Text>, _>(rows.iter().map(|r| r.id.as_str()).collect::<Vec<_>>())
+    .bind::<Array<Text>, _>(
+        rows.iter()
+            .map(|r| r.tenant_id.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind::<Array<Text>, _>(rows.iter().map(|r| r.event_id.as_str()).collect::<Vec<_>>())
+    .bind::<Array<Text>, _>(
+        rows.iter()
+            .map(|r| r.endpoint_id.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind::<Array<Text>, _>(rows.iter().map(|r| r.state.as_str()).collect::<Vec<_>>())
+    .bind::<Array<Integer>, _>(rows.iter().map(|r| r.attempt_count).collect::<Vec<_>>())
+    .bind::<Array<Nullable<BigInt>>, _>(rows.iter().map(|r| r.next_attempt_at).collect::<Vec<_>>())
+    .bind::<Array<BigInt>, _>(rows.iter().map(|r| r.created_at).collect::<Vec<_>>())
+    .bind::<Array<BigInt>, _>(rows.iter().map(|r| r.updated_at).collect::<Vec<_>>())
+    .bind::<Array<Text>, _>(endpoint_ids)
+    .load(c)?;
+    Ok(stored.into_iter().map(|row| row.id).collect())
+}
+
+/// A row's id, as `RETURNING id` gives it.
+#[derive(QueryableByName)]
+struct StoredId {
+    #[diesel(sql_type = Text)]
+    id: String,
+}
+
 /// For each event not inserted (`is_new` false), in order: the id of the
 /// event it repeats and that event's delivery count. As [`events::ingest`]
 /// looks at its turn, the original is the event with its id, else the one
 /// with its idempotency key, among those stored before it: an event this
 /// batch inserted after it does not count.
 fn find_originals(
-    db: &mut Db,
+    c: &mut PgConnection,
     events: &[&EventRow],
     is_new: &[bool],
 ) -> Result<Vec<(String, usize)>, StoreError> {
@@ -182,20 +226,20 @@ fn find_originals(
         .filter_map(|(_, e)| e.idempotency_key.as_deref())
         .collect();
     // Wider than needed (any tenant with any id); matched exactly below.
-    let stored: Vec<EventKey> = dispatch!(db, c => event_table::table
-            .filter(event_table::tenant_id.eq_any(&tenants))
-            .filter(
-                event_table::id
-                    .eq_any(&ids)
-                    .nullable()
-                    .or(event_table::idempotency_key.eq_any(&keys)),
-            )
-            .select((
-                event_table::tenant_id,
-                event_table::id,
-                event_table::idempotency_key,
-            ))
-            .load(c))?;
+    let stored: Vec<EventKey> = event_table::table
+        .filter(event_table::tenant_id.eq_any(&tenants))
+        .filter(
+            event_table::id
+                .eq_any(&ids)
+                .nullable()
+                .or(event_table::idempotency_key.eq_any(&keys)),
+        )
+        .select((
+            event_table::tenant_id,
+            event_table::id,
+            event_table::idempotency_key,
+        ))
+        .load(c)?;
     let mut by_id = HashMap::new();
     let mut by_key = HashMap::new();
     for (tenant, id, key) in &stored {
@@ -228,16 +272,16 @@ fn find_originals(
         .collect::<Result<_, StoreError>>()?;
 
     let original_ids: Vec<&str> = originals.iter().map(|(_, id)| *id).collect();
-    let counted: Vec<(String, String, i64)> = dispatch!(db, c => delivery_table::table
-            .filter(delivery_table::tenant_id.eq_any(&tenants))
-            .filter(delivery_table::event_id.eq_any(&original_ids))
-            .group_by((delivery_table::tenant_id, delivery_table::event_id))
-            .select((
-                delivery_table::tenant_id,
-                delivery_table::event_id,
-                diesel::dsl::count_star(),
-            ))
-            .load(c))?;
+    let counted: Vec<(String, String, i64)> = delivery_table::table
+        .filter(delivery_table::tenant_id.eq_any(&tenants))
+        .filter(delivery_table::event_id.eq_any(&original_ids))
+        .group_by((delivery_table::tenant_id, delivery_table::event_id))
+        .select((
+            delivery_table::tenant_id,
+            delivery_table::event_id,
+            diesel::dsl::count_star(),
+        ))
+        .load(c)?;
     let counts: HashMap<(&str, &str), i64> = counted
         .iter()
         .map(|(tenant, event, count)| ((tenant.as_str(), event.as_str()), *count))
@@ -251,21 +295,16 @@ fn find_originals(
         .collect())
 }
 
-/// [`record_attempts`]' rows and states on PostgreSQL: one insert of the
-/// attempts, one update of the deliveries, under the rule of
-/// [`deliveries::record_attempt`]: a delivery settled while its attempt
-/// was in flight stays settled.
+/// [`record_attempts`]' rows and states on PostgreSQL, in one statement:
+/// the insert of the attempts and the update of the deliveries, under the
+/// rule of [`deliveries::record_attempt`]: a delivery settled while its
+/// attempt was in flight stays settled.
 fn record_together(
     c: &mut PgConnection,
     writes: &[&AttemptWrite],
     now: i64,
 ) -> Result<(), StoreError> {
     let rows: Vec<&AttemptRow> = writes.iter().map(|w| &w.record.attempt).collect();
-    for chunk in rows.chunks(ROWS_PER_INSERT) {
-        diesel::insert_into(attempts::table)
-            .values(chunk.to_vec())
-            .execute(c)?;
-    }
     // One by one, a delivery attempted twice in a batch ends with its last
     // attempt's state; `UPDATE … FROM` would apply either, so only the last
     // is kept.
@@ -284,7 +323,14 @@ fn record_together(
         due.push(record.next_attempt_at);
     }
     diesel::sql_query(
-        "UPDATE deliveries SET state = new.state, attempt_count = new.attempt_count, \
+        "WITH recorded AS ( \
+             INSERT INTO attempts (id, delivery_id, attempt, started_at, duration_ms, \
+                 status_code, response_headers, response_body, error_kind, error_message, \
+                 endpoint_id) \
+             SELECT * FROM unnest($7::text[], $8::text[], $9::int4[], $10::int8[], \
+                 $11::int8[], $12::int4[], $13::text[], $14::text[], $15::text[], \
+                 $16::text[], $17::text[])) \
+         UPDATE deliveries SET state = new.state, attempt_count = new.attempt_count, \
              next_attempt_at = new.next_attempt_at, updated_at = $5 \
          FROM unnest($1::text[], $2::text[], $3::int4[], $4::int8[]) \
              AS new (id, state, attempt_count, next_attempt_at) \
@@ -296,6 +342,41 @@ fn record_together(
     .bind::<Array<Nullable<BigInt>>, _>(due)
     .bind::<BigInt, _>(now)
     .bind::<Array<Text>, _>(deliveries::UNSETTLED.to_vec())
+    .bind::<Array<Text>, _>(rows.iter().map(|r| r.id.as_str()).collect::<Vec<_>>())
+    .bind::<Array<Text>, _>(
+        rows.iter()
+            .map(|r| r.delivery_id.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind::<Array<Integer>, _>(rows.iter().map(|r| r.attempt).collect::<Vec<_>>())
+    .bind::<Array<BigInt>, _>(rows.iter().map(|r| r.started_at).collect::<Vec<_>>())
+    .bind::<Array<BigInt>, _>(rows.iter().map(|r| r.duration_ms).collect::<Vec<_>>())
+    .bind::<Array<Nullable<Integer>>, _>(rows.iter().map(|r| r.status_code).collect::<Vec<_>>())
+    .bind::<Array<Nullable<Text>>, _>(
+        rows.iter()
+            .map(|r| r.response_headers.as_deref())
+            .collect::<Vec<_>>(),
+    )
+    .bind::<Array<Nullable<Text>>, _>(
+        rows.iter()
+            .map(|r| r.response_body.as_deref())
+            .collect::<Vec<_>>(),
+    )
+    .bind::<Array<Nullable<Text>>, _>(
+        rows.iter()
+            .map(|r| r.error_kind.as_deref())
+            .collect::<Vec<_>>(),
+    )
+    .bind::<Array<Nullable<Text>>, _>(
+        rows.iter()
+            .map(|r| r.error_message.as_deref())
+            .collect::<Vec<_>>(),
+    )
+    .bind::<Array<Nullable<Text>>, _>(
+        rows.iter()
+            .map(|r| r.endpoint_id.as_deref())
+            .collect::<Vec<_>>(),
+    )
     .execute(c)?;
     Ok(())
 }

@@ -5,7 +5,9 @@ use super::schema::{attempts, deliveries, events};
 use super::{dispatch, Db, StoreError};
 use crate::core::delivery::{BacklogMove, DeliveryState, StatusClass};
 use crate::core::failure_policy::DisableReason;
+use diesel::expression::SqlLiteral;
 use diesel::prelude::*;
+use diesel::sql_types::Bool;
 
 /// The outcome of one attempt, to be stored with the delivery's new state.
 #[derive(Debug, Clone)]
@@ -55,6 +57,23 @@ fn last_status_is(class: StatusClass) -> String {
         Some((low, high)) => format!("{LAST_STATUS} BETWEEN {low} AND {high}"),
         None => format!("{LAST_STATUS} IS NULL"),
     }
+}
+
+/// `deliveries.state = '…'`, the state written into the statement rather
+/// than bound. Deliveries are indexed by partial indexes, one for waiting
+/// deliveries and one for finished ones, and a planner uses one only when
+/// it can see that the query's condition implies the index's, which a
+/// bound value hides from PostgreSQL's cached generic plans (and from
+/// SQLite's plan until it prepares the statement again for the value).
+/// The states are our own constants, never input.
+pub fn state_is(state: DeliveryState) -> SqlLiteral<Bool> {
+    diesel::dsl::sql(&format!("deliveries.state = '{}'", state.as_str()))
+}
+
+/// Waiting deliveries (`pending` or `held`), written as the partial index
+/// on them is declared, which SQLite needs to use it.
+pub fn is_waiting() -> SqlLiteral<Bool> {
+    diesel::dsl::sql("(deliveries.state = 'pending' OR deliveries.state = 'held')")
 }
 
 /// The states in which an attempt's result may still change a delivery.
@@ -166,33 +185,104 @@ pub fn hold(db: &mut Db, delivery_ids: &[String], now: i64) -> Result<(), StoreE
     Ok(())
 }
 
+/// A position among an endpoint's deliveries of one state in the order of
+/// their creation: the creation time and id of the last one read.
+pub type CreationCursor = (i64, String);
+
+/// Up to `limit` of the endpoint's deliveries in `state` created in
+/// `[since, until)`, after `after`, in (created_at, id) order: their ids and
+/// creation times. The index (endpoint_id, state, created_at, id) serves
+/// it, entered at `after`: the `created_at >= …` term is what lets either
+/// planner seek there instead of reading from the start of the state.
+pub fn in_creation_order(
+    db: &mut Db,
+    endpoint_id: &str,
+    state: DeliveryState,
+    since: Option<i64>,
+    until: Option<i64>,
+    after: Option<&CreationCursor>,
+    limit: i64,
+) -> Result<Vec<(String, i64)>, StoreError> {
+    Ok(dispatch!(db, c => {
+        let mut query = deliveries::table
+            .filter(deliveries::endpoint_id.eq(endpoint_id))
+            .filter(deliveries::state.eq(state.as_str()))
+            .order((deliveries::created_at, deliveries::id))
+            .limit(limit)
+            .into_boxed();
+        if let Some(since) = since {
+            query = query.filter(deliveries::created_at.ge(since));
+        }
+        if let Some(until) = until {
+            query = query.filter(deliveries::created_at.lt(until));
+        }
+        if let Some((at, id)) = after {
+            query = query.filter(deliveries::created_at.ge(at)).filter(
+                deliveries::created_at
+                    .gt(at)
+                    .or(deliveries::id.gt(id)),
+            );
+        }
+        query
+            .select((deliveries::id, deliveries::created_at))
+            .load(c)
+    })?)
+}
+
+/// What one batch of a backlog move did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MovedBatch {
+    pub moved: usize,
+    /// The last delivery moved, from which the next batch goes on.
+    pub last: Option<CreationCursor>,
+}
+
 /// One batch of a [`BacklogMove`]: at most `limit` of the endpoint's
-/// deliveries in the move's `from` state, oldest first, change state.
-/// Replayed ones start over with a full schedule, due at `replay_due_at`
-/// (a pending delivery always carries its due time; one time for the
-/// whole move keeps the event order across batches). Returns how many
-/// moved: fewer than `limit` means none is left.
+/// deliveries in the move's `from` state, in creation order after `after`
+/// (where the previous batch ended), change state. Replayed ones start over
+/// with a full schedule, due at `replay_due_at` (a pending delivery always
+/// carries its due time; one time for the whole move keeps the event order
+/// across batches). Fewer than `limit` moved means none is left.
 pub fn move_batch(
     db: &mut Db,
     endpoint_id: &str,
     kind: BacklogMove,
     limit: usize,
     replay_due_at: i64,
+    after: Option<&CreationCursor>,
+    now: i64,
+) -> Result<MovedBatch, StoreError> {
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let ahead = in_creation_order(db, endpoint_id, kind.from(), None, None, after, limit)?;
+    let last = ahead
+        .last()
+        .map(|(id, at)| (*at, id.clone()))
+        .or(after.cloned());
+    let mut moved = move_rows(db, &ahead, kind, replay_due_at, now)?;
+    let short = i64::try_from(ahead.len()).unwrap_or(i64::MAX) < limit;
+    if short && after.is_some() {
+        // A row can enter `from` behind the cursor (a fan-out that raced the
+        // status change); the move ends only when none is left anywhere.
+        let rest = limit - i64::try_from(ahead.len()).unwrap_or(limit);
+        let behind = in_creation_order(db, endpoint_id, kind.from(), None, None, None, rest)?;
+        moved += move_rows(db, &behind, kind, replay_due_at, now)?;
+    }
+    Ok(MovedBatch { moved, last })
+}
+
+/// Moves the given deliveries, those still in the move's `from` state.
+fn move_rows(
+    db: &mut Db,
+    rows: &[(String, i64)],
+    kind: BacklogMove,
+    replay_due_at: i64,
     now: i64,
 ) -> Result<usize, StoreError> {
-    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     let (from, to) = (kind.from().as_str(), kind.to().as_str());
-    // The index (endpoint_id, state, next_attempt_at, id) serves the batch.
-    let batch: Vec<String> = dispatch!(db, c => deliveries::table
-        .filter(deliveries::endpoint_id.eq(endpoint_id))
-        .filter(deliveries::state.eq(from))
-        .order((deliveries::next_attempt_at, deliveries::id))
-        .limit(limit)
-        .select(deliveries::id)
-        .load(c))?;
     let mut moved = 0;
     // Each id is a bound parameter on SQLite, which allows 32,766 of them.
-    for ids in batch.chunks(IDS_PER_STATEMENT) {
+    for chunk in rows.chunks(IDS_PER_STATEMENT) {
+        let ids: Vec<&str> = chunk.iter().map(|(id, _)| id.as_str()).collect();
         let moving = deliveries::table
             .filter(deliveries::id.eq_any(ids))
             .filter(deliveries::state.eq(from));
@@ -228,23 +318,22 @@ pub fn any_in_state(
 ) -> Result<bool, StoreError> {
     let found: Option<String> = dispatch!(db, c => deliveries::table
         .filter(deliveries::endpoint_id.eq(endpoint_id))
-        .filter(deliveries::state.eq(state.as_str()))
+        .filter(state_is(state))
         .select(deliveries::id)
         .first(c)
         .optional())?;
     Ok(found.is_some())
 }
 
-/// Deliveries per state for the given endpoints of a tenant.
-pub fn count_by_endpoint_and_state(
+/// Waiting deliveries (pending and held) per endpoint and state, for the
+/// tenant's endpoints.
+pub fn count_waiting_by_endpoint_and_state(
     db: &mut Db,
     tenant_id: &str,
-    states: &[DeliveryState],
 ) -> Result<Vec<(String, String, i64)>, StoreError> {
-    let states: Vec<&str> = states.iter().map(|s| s.as_str()).collect();
     Ok(dispatch!(db, c => deliveries::table
         .filter(deliveries::tenant_id.eq(tenant_id))
-        .filter(deliveries::state.eq_any(&states))
+        .filter(is_waiting())
         .group_by((deliveries::endpoint_id, deliveries::state))
         .select((deliveries::endpoint_id, deliveries::state, diesel::dsl::count_star()))
         .load(c))?)
@@ -257,7 +346,7 @@ pub fn count_in_state(
 ) -> Result<u64, StoreError> {
     let count: i64 = dispatch!(db, c => deliveries::table
         .filter(deliveries::endpoint_id.eq(endpoint_id))
-        .filter(deliveries::state.eq(state.as_str()))
+        .filter(state_is(state))
         .count()
         .get_result(c))?;
     Ok(u64::try_from(count).unwrap_or_default())

@@ -126,8 +126,9 @@ pub fn enable(
 }
 
 /// One batch of the endpoint's backlog move `kind`, in a writer job of its
-/// own: at most `limit` rows. The batch that finds fewer rows than that
-/// ends the move, in the same transaction. Returns whether more are left;
+/// own: at most `limit` rows, after where the previous batch ended (recorded
+/// with it, so that a restart goes on from there too). The batch that finds
+/// fewer rows than that ends the move, in the same transaction. Returns whether more are left;
 /// `false` as well when `kind` is no longer the move recorded (a restart
 /// or a later status change took over).
 pub fn move_batch(
@@ -143,10 +144,15 @@ pub fn move_batch(
     if recorded != kind {
         return Ok(false);
     }
-    let moved = delivery_rows::move_batch(db, endpoint_id, kind, limit, due_at, now)?;
-    if moved < limit {
+    let after = endpoints::backlog_move_after(db, endpoint_id)?;
+    let batch =
+        delivery_rows::move_batch(db, endpoint_id, kind, limit, due_at, after.as_ref(), now)?;
+    if batch.moved < limit {
         endpoints::set_backlog_move(db, endpoint_id, None)?;
         return Ok(false);
+    }
+    if let Some(last) = &batch.last {
+        endpoints::set_backlog_move_after(db, endpoint_id, last)?;
     }
     Ok(true)
 }
@@ -213,7 +219,7 @@ pub fn next_page(
                 .and(events::id.eq(deliveries::event_id))),
         )
         .filter(deliveries::endpoint_id.eq(endpoint_id))
-        .filter(deliveries::state.eq(DeliveryState::Pending.as_str()))
+        .filter(delivery_rows::state_is(DeliveryState::Pending))
         .select((
             deliveries::id,
             deliveries::tenant_id,
@@ -318,12 +324,8 @@ fn bodies_of(
 /// Endpoints that have deliveries waiting (pending, or held and maybe
 /// stranded): their actors start at once, the others when first needed.
 pub fn endpoints_with_work(db: &mut Db) -> Result<Vec<String>, StoreError> {
-    let states = [
-        DeliveryState::Pending.as_str(),
-        DeliveryState::Held.as_str(),
-    ];
     Ok(dispatch!(db, c => deliveries::table
-        .filter(deliveries::state.eq_any(states))
+        .filter(delivery_rows::is_waiting())
         .select(deliveries::endpoint_id)
         .distinct()
         .load(c))?)

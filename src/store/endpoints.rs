@@ -1,7 +1,8 @@
 //! Endpoints (subscriptions).
 
+use super::deliveries::CreationCursor;
 use super::models::{EndpointHealthRow, EndpointRow};
-use super::schema::{endpoint_health, endpoints};
+use super::schema::{backlog_move_cursors, endpoint_health, endpoints};
 use super::tenants::SYSTEM_TENANT;
 use super::{dispatch, Db, StoreError};
 use crate::core::breaker::{Breaker, CircuitState};
@@ -120,6 +121,41 @@ pub fn set_backlog_move(
         .set((
             endpoints::backlog_move.eq(under_way.map(|(kind, _)| kind.as_str())),
             endpoints::backlog_move_due_at.eq(under_way.map(|(_, due_at)| due_at)),
+        ))
+        .execute(c))?;
+    // A new move starts from the beginning; an ended one leaves no cursor.
+    dispatch!(db, c => diesel::delete(backlog_move_cursors::table.find(id)).execute(c))?;
+    Ok(())
+}
+
+/// Where the backlog move under way has got to: the last delivery its
+/// batches moved, if any yet.
+pub fn backlog_move_after(db: &mut Db, id: &str) -> Result<Option<CreationCursor>, StoreError> {
+    Ok(dispatch!(db, c => backlog_move_cursors::table
+        .find(id)
+        .select((backlog_move_cursors::after_created_at, backlog_move_cursors::after_id))
+        .first(c)
+        .optional())?)
+}
+
+/// Records where the backlog move under way has got to, with its batch.
+pub fn set_backlog_move_after(
+    db: &mut Db,
+    id: &str,
+    after: &CreationCursor,
+) -> Result<(), StoreError> {
+    let (at, delivery_id) = after;
+    dispatch!(db, c => diesel::insert_into(backlog_move_cursors::table)
+        .values((
+            backlog_move_cursors::endpoint_id.eq(id),
+            backlog_move_cursors::after_created_at.eq(at),
+            backlog_move_cursors::after_id.eq(delivery_id),
+        ))
+        .on_conflict(backlog_move_cursors::endpoint_id)
+        .do_update()
+        .set((
+            backlog_move_cursors::after_created_at.eq(at),
+            backlog_move_cursors::after_id.eq(delivery_id),
         ))
         .execute(c))?;
     Ok(())

@@ -91,28 +91,15 @@ pub fn recover_batch(
     now: i64,
 ) -> Result<RecoveredBatch, StoreError> {
     let active = endpoints::find_by_id(db, endpoint_id)?.is_some_and(|row| row.is_active());
-    let rows: Vec<(String, i64)> = dispatch!(db, c => {
-        let mut query = deliveries::table
-            .filter(deliveries::endpoint_id.eq(endpoint_id))
-            .filter(deliveries::state.eq(from.as_str()))
-            .filter(deliveries::created_at.ge(window.since))
-            .order((deliveries::created_at, deliveries::id))
-            .limit(limit)
-            .into_boxed();
-        if let Some(until) = window.until {
-            query = query.filter(deliveries::created_at.lt(until));
-        }
-        if let Some((at, id)) = after {
-            query = query.filter(
-                deliveries::created_at
-                    .gt(at)
-                    .or(deliveries::created_at.eq(at).and(deliveries::id.gt(id))),
-            );
-        }
-        query
-            .select((deliveries::id, deliveries::created_at))
-            .load(c)
-    })?;
+    let rows = delivery_rows::in_creation_order(
+        db,
+        endpoint_id,
+        from,
+        Some(window.since),
+        window.until,
+        after,
+        limit,
+    )?;
     let Some((last_id, last_at)) = rows.last() else {
         return Ok(RecoveredBatch {
             moved: 0,

@@ -143,6 +143,14 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    backlog_move_cursors (endpoint_id) {
+        endpoint_id -> Text,
+        after_created_at -> BigInt,
+        after_id -> Text,
+    }
+}
+
 diesel::joinable!(attempts -> deliveries (delivery_id));
 diesel::joinable!(endpoints -> tenants (tenant_id));
 
@@ -156,4 +164,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     attempts,
     alerts,
     event_types,
+    backlog_move_cursors,
 );

@@ -19,12 +19,13 @@ use hookrelay::store::models::{
 use hookrelay::store::replay::{self, ManualWrite, TimeWindow, RECOVERABLE};
 use hookrelay::store::schema::{deliveries as delivery_table, events as event_table};
 use hookrelay::store::writer::{Writer, MAX_LANES};
-use hookrelay::store::{endpoints, tenants, Db, Store, StoreError};
+use hookrelay::store::{endpoint_state, endpoints, tenants, Db, Store, StoreError};
 
 backend_tests!(
     a_batch_of_ingestions_answers_as_one_by_one,
     a_batch_of_attempts_keeps_settled_deliveries_settled,
     a_recovery_moves_its_window_batch_by_batch,
+    a_backlog_move_goes_on_where_its_last_batch_ended,
     groups_in_flight_together_keep_every_answer_and_the_order_of_calls,
     closed_lanes_write_what_was_queued_and_end_while_handles_remain,
     lanes_dropped_with_the_application_end_while_handles_remain,
@@ -111,8 +112,9 @@ async fn a_batch_of_attempts_keeps_settled_deliveries_settled(test_db: TestDb) {
     ingest(&mut db, &[&retried, &failing, &cancelled, &resent]);
     // The operator re-enables without replay while an attempt is in flight.
     assert_eq!(
-        deliveries::move_batch(&mut db, "ep_off", BacklogMove::Cancel, 100, NOW, NOW)
-            .expect("cancel held"),
+        deliveries::move_batch(&mut db, "ep_off", BacklogMove::Cancel, 100, NOW, None, NOW)
+            .expect("cancel held")
+            .moved,
         1
     );
     // An operator's retry succeeds while the actor's attempt is in flight.
@@ -288,6 +290,66 @@ async fn groups_in_flight_together_keep_every_answer_and_the_order_of_calls(test
     assert_eq!(
         stored, stored_deliveries,
         "every answered delivery is stored, and only those, on {backend}"
+    );
+}
+
+async fn a_backlog_move_goes_on_where_its_last_batch_ended(test_db: TestDb) {
+    let (_store, mut db) = open_with_endpoints(&test_db, &["ep_off"]);
+    let held = |n: i64| {
+        let mut input = Input::new(&format!("evt_{n}"), None, &["ep_off"]);
+        input.event.created_at = NOW + n;
+        let delivery = &mut input.deliveries[0];
+        delivery.id = format!("dlv_{n}");
+        delivery.created_at = NOW + n;
+        delivery.state = DeliveryState::Held.as_str().to_owned();
+        delivery.next_attempt_at = None;
+        input
+    };
+    let backlog: Vec<Input> = (1..=5).map(|n| held(n * 10)).collect();
+    ingest(&mut db, &backlog.iter().collect::<Vec<_>>());
+    endpoints::set_backlog_move(&mut db, "ep_off", Some((BacklogMove::Cancel, NOW)))
+        .expect("record the move");
+    let backend = test_db.backend();
+
+    let more = endpoint_state::move_batch(&mut db, "ep_off", BacklogMove::Cancel, 2, NOW)
+        .expect("first batch");
+    assert!(more, "on {backend}");
+    assert_eq!(
+        endpoints::backlog_move_after(&mut db, "ep_off").expect("cursor"),
+        Some((NOW + 20, "dlv_20".to_owned())),
+        "the first batch's last row, on {backend}"
+    );
+    // A row entering the state behind the cursor (a fan-out that raced the
+    // status change) is still moved before the move ends.
+    let straggler = held(15);
+    ingest(&mut db, &[&straggler]);
+    let mut batches = 1;
+    while endpoint_state::move_batch(&mut db, "ep_off", BacklogMove::Cancel, 2, NOW)
+        .expect("next batch")
+    {
+        batches += 1;
+        assert!(batches < 10, "the move ends, on {backend}");
+    }
+    assert_eq!(
+        deliveries::count_in_state(&mut db, "ep_off", DeliveryState::Held).expect("count held"),
+        0,
+        "on {backend}"
+    );
+    assert_eq!(
+        deliveries::count_in_state(&mut db, "ep_off", DeliveryState::Cancelled)
+            .expect("count cancelled"),
+        6,
+        "on {backend}"
+    );
+    assert_eq!(
+        endpoints::backlog_move(&mut db, "ep_off").expect("move"),
+        None,
+        "on {backend}"
+    );
+    assert_eq!(
+        endpoints::backlog_move_after(&mut db, "ep_off").expect("cursor"),
+        None,
+        "an ended move leaves no cursor, on {backend}"
     );
 }
 
