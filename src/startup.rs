@@ -16,7 +16,7 @@ use crate::core::target_policy::TargetPolicy;
 use crate::ids;
 use crate::sender;
 use crate::store::models::ApiKeyRow;
-use crate::store::writer::Writer;
+use crate::store::writer::{Writer, WriterLanes};
 use crate::store::{endpoints, tenants, Store, StoreError};
 use crate::time::now_ms;
 use actix::{Actor, Addr};
@@ -47,6 +47,9 @@ pub struct Application {
     router: Addr<Router>,
     /// Kept so the sweep lives as long as the application.
     _retention: Addr<RetentionSweep>,
+    /// Closed at shutdown, after the drain; dropped with the application
+    /// otherwise. Either way they end with it.
+    writer_lanes: WriterLanes,
     generated_admin_key: Option<String>,
     shutdown_grace: Duration,
 }
@@ -81,7 +84,8 @@ impl Application {
                 endpoints::sync_operator_endpoint(db, target, &operator_secrets, now_ms())
             })
             .await?;
-        let writer = Writer::start(&store, usize::from(settings.writer_connections))?;
+        let (writer, writer_lanes) =
+            Writer::start(&store, usize::from(settings.writer_connections))?;
         let configs = endpoint_configs(&store, &writer, &health_defaults, &secrets).await?;
         let actor_settings = actor_settings(&settings)?;
         let retention = RetentionSweep::new(retention, sweep_pace, writer.clone()).start();
@@ -136,6 +140,7 @@ impl Application {
             server,
             router,
             _retention: retention,
+            writer_lanes,
             generated_admin_key,
             shutdown_grace,
         })
@@ -151,17 +156,20 @@ impl Application {
     }
 
     /// Serves until SIGTERM or SIGINT, then stops accepting, lets in-flight
-    /// requests and attempts finish, and returns. The whole shutdown has one
-    /// deadline, the grace period (plus [`SHUTDOWN_MARGIN`]) from the signal,
-    /// whatever state the server and the actors are in (an endpoint actor
-    /// may be restarting, an attempt hanging): whatever did not finish is
-    /// still pending in the database and is sent after the next start.
+    /// requests and attempts finish, lets the writer commit what they left
+    /// queued, and returns. The whole shutdown has one deadline, the grace
+    /// period (plus [`SHUTDOWN_MARGIN`]) from the signal, whatever state the
+    /// server and the actors are in (an endpoint actor may be restarting, an
+    /// attempt hanging): whatever did not finish is still pending in the
+    /// database and is sent after the next start.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let handle = self.server.handle();
         let server = actix_web::rt::spawn(self.server);
+        let writer_lanes = self.writer_lanes;
         shutdown_signal().await?;
         log::info!("shutdown requested: no longer accepting requests");
         let grace = self.shutdown_grace;
+        let deadline = tokio::time::Instant::now() + grace + SHUTDOWN_MARGIN;
         let router = self.router;
         let stopped = async move {
             // The server stops accepting at once and gives open requests the
@@ -178,11 +186,19 @@ impl Application {
         };
         // Whatever the above waits on (a restarting actor, a router busy
         // elsewhere), it gets no longer than this.
-        match tokio::time::timeout(grace + SHUTDOWN_MARGIN, stopped).await {
+        match tokio::time::timeout_at(deadline, stopped).await {
             Ok(outcome) => outcome?,
             Err(_) => log::warn!(
                 "shutdown: not finished after the grace period ({grace:?}); stopping anyway, unfinished deliveries stay pending"
             ),
+        }
+        // What was queued meanwhile (an alert, a status change) is written
+        // before the writer's lanes end; work that comes later is refused.
+        if tokio::time::timeout_at(deadline, writer_lanes.close())
+            .await
+            .is_err()
+        {
+            log::warn!("shutdown: the writer had not written everything queued after the grace period ({grace:?})");
         }
         log::info!("shutdown complete");
         Ok(())

@@ -159,8 +159,9 @@ pub enum Effect {
     WakeAt(i64),
     /// The endpoint disabled itself (committed): tell the router.
     Disabled,
-    /// Nothing is outstanding: load the endpoint's state again (after a
-    /// backoff, see [`reload_backoff`], when a failure caused it).
+    /// Nothing is outstanding: drop the timer of [`Effect::WakeAt`] and
+    /// load the endpoint's state again (after a backoff, see
+    /// [`reload_backoff`], when a failure caused it).
     Reload { failed: bool },
     /// Shutdown: nothing is in flight any more.
     Drained,
@@ -272,6 +273,12 @@ pub struct EndpointMachine {
     /// Deliveries due again whose write was answered while a page was
     /// read: offered once the page is in, which skips them.
     parked: Vec<QueuedDelivery>,
+    /// When the last page was in: its rows were read no later, so a
+    /// delivery created after it came with no page.
+    pages_in_by: Option<i64>,
+    /// Deliveries in flight or unsettled that an operator's attempt
+    /// settled meanwhile: not to be readmitted.
+    settled_meanwhile: HashSet<String>,
     wake_at: Option<i64>,
     /// Ordered endpoints only: a page that failed is read again no sooner
     /// than this (their floor is an event time, so it cannot say when).
@@ -311,6 +318,8 @@ impl EndpointMachine {
             settled_during_page: HashSet::new(),
             floor_during_page: None,
             parked: Vec::new(),
+            pages_in_by: None,
+            settled_meanwhile: HashSet::new(),
             wake_at: None,
             page_retry_at: None,
             last_alert: HashMap::new(),
@@ -344,7 +353,11 @@ impl EndpointMachine {
         effects
     }
 
-    /// Deliveries just committed for this endpoint.
+    /// Deliveries just committed for this endpoint (created, and due, before
+    /// their commit). The router may hand one over after a page read from
+    /// disk brought it in, and even after it was sent and settled: one
+    /// created before the last page was in is read from disk again (where
+    /// a settled delivery is no longer pending) instead of being offered.
     pub fn enqueue(&mut self, deliveries: Vec<QueuedDelivery>, now: i64) -> Vec<Effect> {
         match self.lifecycle {
             Lifecycle::Retired => Vec::new(),
@@ -362,7 +375,16 @@ impl EndpointMachine {
             }
             _ => {
                 for delivery in deliveries {
-                    if !self.knows(&delivery.id) {
+                    if self.knows(&delivery.id) {
+                        continue;
+                    }
+                    if self
+                        .pages_in_by
+                        .is_some_and(|read_by| delivery.created_at <= read_by)
+                    {
+                        let key = self.order_key(&delivery);
+                        self.leave_on_disk(key);
+                    } else {
                         self.offer(delivery);
                     }
                 }
@@ -374,6 +396,7 @@ impl EndpointMachine {
     /// The page asked for by [`Effect::LoadPage`].
     pub fn page_loaded(&mut self, page: Page, now: i64) -> Vec<Effect> {
         self.page_in_flight = false;
+        self.pages_in_by = Some(self.pages_in_by.map_or(now, |read_by| read_by.max(now)));
         let settled = std::mem::take(&mut self.settled_during_page);
         let mut floor = std::mem::take(&mut self.floor_during_page);
         if !matches!(self.lifecycle, Lifecycle::Active | Lifecycle::Draining) {
@@ -506,6 +529,7 @@ impl EndpointMachine {
         if self.page_in_flight {
             self.settled_during_page.insert(delivery.id.clone());
         }
+        let settled_meanwhile = self.settled_meanwhile.remove(delivery_id);
         let mut effects = Vec::new();
         match written {
             Ok(()) => {
@@ -515,7 +539,7 @@ impl EndpointMachine {
                     self.moving = Some(BacklogMove::Hold);
                     effects.extend(self.next_batch());
                 }
-                if decision.state == DeliveryState::Pending {
+                if decision.state == DeliveryState::Pending && !settled_meanwhile {
                     self.readmit(delivery);
                 }
             }
@@ -524,7 +548,9 @@ impl EndpointMachine {
                 // attempt: try it again on its retry schedule, never at once.
                 if decision.disable.is_some() {
                     self.reload_after_failure();
-                } else if !matches!(self.lifecycle, Lifecycle::Disabled | Lifecycle::Retired) {
+                } else if !settled_meanwhile
+                    && !matches!(self.lifecycle, Lifecycle::Disabled | Lifecycle::Retired)
+                {
                     let delay = retry::next_delay(
                         &self.config.retry_schedule,
                         delivery.attempt_count,
@@ -615,8 +641,10 @@ impl EndpointMachine {
             self.moving = None;
         }
         if self.lifecycle == Lifecycle::Active {
+            // A page being read skips what the window held: it must be
+            // followed by another.
             self.forget_window();
-            self.disk_floor = Some(UNKNOWN_FLOOR);
+            self.leave_on_disk(UNKNOWN_FLOOR);
         }
         let mut effects = self.next_batch();
         effects.extend(self.pump(now));
@@ -731,12 +759,20 @@ impl EndpointMachine {
 
     /// The delivery was settled without the machine (an operator's manual
     /// attempt succeeded): it leaves the window, so it is not sent again.
-    /// One in flight finishes; the store keeps the delivery settled.
+    /// One in flight finishes and is recorded, but is not retried (the
+    /// store keeps the delivery settled); a page being read may predate
+    /// the settlement, so it does not bring the delivery in.
     pub fn settled_elsewhere(&mut self, delivery_id: &str, now: i64) -> Vec<Effect> {
         if let Some(due_at) = self.window_due.get(delivery_id).copied() {
             self.take(&(due_at, delivery_id.to_owned()));
         }
         self.parked.retain(|delivery| delivery.id != delivery_id);
+        if self.in_flight.contains_key(delivery_id) || self.unsettled.contains_key(delivery_id) {
+            self.settled_meanwhile.insert(delivery_id.to_owned());
+        }
+        if self.page_in_flight {
+            self.settled_during_page.insert(delivery_id.to_owned());
+        }
         self.pump(now)
     }
 
@@ -874,6 +910,9 @@ impl EndpointMachine {
                 if self.quiet() {
                     self.lifecycle = Lifecycle::Loading;
                     self.forget_window();
+                    // The shell drops the timer: the next one must be armed
+                    // even if it is due at the time this one was.
+                    self.wake_at = None;
                     effects.push(Effect::Reload { failed });
                 }
                 return effects;
@@ -1216,8 +1255,9 @@ mod tests {
             body: Arc::from("x".repeat(100).as_str()),
             attempt_count: 0,
             due_at,
-            // Event order follows the number.
-            created_at: i64::from(n),
+            // Event order follows the number; created after the pages the
+            // tests' machines read first.
+            created_at: NOW + i64::from(n),
             event_type: Arc::from("invoice.paid"),
         }
     }
@@ -1244,12 +1284,16 @@ mod tests {
         })
     }
 
+    /// When [`active`] machines read their first page: before anything
+    /// the tests hand them was created.
+    const STARTED: i64 = NOW - 1_000;
+
     /// A loaded, active machine whose disk holds nothing.
     fn active(config: MachineConfig) -> EndpointMachine {
         let mut machine = EndpointMachine::new(config);
-        let effects = machine.loaded(true, None, None, NOW);
+        let effects = machine.loaded(true, None, None, STARTED);
         assert!(page_request(&effects).is_some(), "{effects:?}");
-        machine.page_loaded(Page::default(), NOW);
+        machine.page_loaded(Page::default(), STARTED);
         machine
     }
 
@@ -1871,6 +1915,189 @@ mod tests {
         assert!(sent(&machine.settled_elsewhere("dlv_009", NOW + 6_000)).is_empty());
     }
 
+    // -- a retry across a reload ---------------------------------------------
+
+    const RETRY_DUE: i64 = NOW + 5_000;
+
+    /// What follows [`Effect::Reload`] (the shell dropped its timer): the
+    /// saved state (active, nothing to move), then the first page, read
+    /// once the retry's write has committed. The retry must be sent at its
+    /// due time: a timer is armed for it, and its wake-up sends it.
+    fn reload_then_the_retry_goes_out_when_due(machine: &mut EndpointMachine, now: i64) {
+        let effects = machine.loaded(true, None, None, now);
+        assert!(page_request(&effects).is_some(), "{effects:?}");
+        let effects = page_with_the_retry(machine, now);
+        assert!(effects.contains(&Effect::WakeAt(RETRY_DUE)), "{effects:?}");
+        assert_eq!(sent(&machine.wake(RETRY_DUE)), ["dlv_001"]);
+    }
+
+    /// A page from disk holding the retry, due later.
+    fn page_with_the_retry(machine: &mut EndpointMachine, now: i64) -> Vec<Effect> {
+        let mut on_disk = delivery(1, RETRY_DUE);
+        on_disk.attempt_count = 1;
+        let page = Page {
+            deliveries: vec![on_disk],
+            more_from: None,
+        };
+        machine.page_loaded(page, now)
+    }
+
+    #[test]
+    fn a_reconfigure_before_the_retry_is_recorded_keeps_its_wake_up() {
+        let mut machine = active(config());
+        machine.enqueue(vec![delivery(1, NOW)], NOW);
+        let (decision, _) = machine.attempt_finished("dlv_001", &failed(500), NOW, 0.0);
+        assert_eq!(decision.and_then(|d| d.next_attempt_at), Some(RETRY_DUE));
+        assert!(
+            machine.reconfigure(NOW + 1).is_empty(),
+            "the write is outstanding"
+        );
+        let effects = machine.attempt_recorded("dlv_001", Ok(()), NOW + 2, 0.0);
+        assert_eq!(effects, vec![Effect::Reload { failed: false }]);
+        reload_then_the_retry_goes_out_when_due(&mut machine, NOW + 3);
+    }
+
+    #[test]
+    fn a_reconfigure_during_the_attempt_keeps_the_retry_s_wake_up() {
+        let mut machine = active(config());
+        machine.enqueue(vec![delivery(1, NOW)], NOW);
+        assert!(
+            machine.reconfigure(NOW).is_empty(),
+            "the attempt is in flight"
+        );
+        machine.attempt_finished("dlv_001", &failed(500), NOW, 0.0);
+        let effects = machine.attempt_recorded("dlv_001", Ok(()), NOW + 2, 0.0);
+        assert_eq!(effects, vec![Effect::Reload { failed: false }]);
+        reload_then_the_retry_goes_out_when_due(&mut machine, NOW + 3);
+    }
+
+    #[test]
+    fn a_reconfigure_after_the_retry_is_recorded_keeps_its_wake_up() {
+        let mut machine = active(config());
+        machine.enqueue(vec![delivery(1, NOW)], NOW);
+        machine.attempt_finished("dlv_001", &failed(500), NOW, 0.0);
+        let effects = machine.attempt_recorded("dlv_001", Ok(()), NOW + 2, 0.0);
+        assert!(effects.contains(&Effect::WakeAt(RETRY_DUE)), "{effects:?}");
+        // The shell drops its timer with the reload.
+        let effects = machine.reconfigure(NOW + 3);
+        assert_eq!(effects, vec![Effect::Reload { failed: false }]);
+        reload_then_the_retry_goes_out_when_due(&mut machine, NOW + 4);
+    }
+
+    #[test]
+    fn a_reconfigure_while_a_page_is_read_keeps_the_retry_s_wake_up() {
+        let mut machine = active(config());
+        machine.enqueue(vec![delivery(1, NOW)], NOW);
+        machine.attempt_finished("dlv_001", &failed(500), NOW, 0.0);
+        // Recovered work makes the machine read a page meanwhile.
+        assert!(page_request(&machine.work_on_disk(NOW + 1)).is_some());
+        assert!(machine.reconfigure(NOW + 2).is_empty());
+        // The write is answered before the page (which skipped the delivery).
+        assert!(machine
+            .attempt_recorded("dlv_001", Ok(()), NOW + 3, 0.0)
+            .is_empty());
+        let effects = machine.page_loaded(Page::default(), NOW + 4);
+        assert_eq!(effects, vec![Effect::Reload { failed: false }]);
+        reload_then_the_retry_goes_out_when_due(&mut machine, NOW + 5);
+    }
+
+    #[test]
+    fn an_enable_while_a_page_is_read_keeps_the_retry_it_took_from_memory() {
+        let mut machine = active(config());
+        machine.enqueue(vec![delivery(1, NOW)], NOW);
+        machine.attempt_finished("dlv_001", &failed(500), NOW, 0.0);
+        machine.attempt_recorded("dlv_001", Ok(()), NOW + 1, 0.0);
+        // A page is read that skips the retry (it is in memory) …
+        let (_, _, exclude) = page_request(&machine.work_on_disk(NOW + 2)).expect("a page");
+        assert_eq!(exclude, ["dlv_001"]);
+        // … while an operator enables the active endpoint, which drops the
+        // window to read it again from disk.
+        machine.enable(BacklogMove::Replay, NOW + 3).expect("ready");
+        machine.status_written(Some(0), NOW + 3);
+        let effects = machine.page_loaded(Page::default(), NOW + 4);
+        assert!(page_request(&effects).is_some(), "{effects:?}");
+        // The timer armed for the retry is still set.
+        page_with_the_retry(&mut machine, NOW + 5);
+        assert_eq!(sent(&machine.wake(RETRY_DUE)), ["dlv_001"]);
+    }
+
+    // -- deliveries reaching the machine twice -----------------------------------
+
+    /// A delivery as the router hands it over: due when it was created.
+    fn created(n: u32, at: i64) -> QueuedDelivery {
+        QueuedDelivery {
+            created_at: at,
+            ..delivery(n, at)
+        }
+    }
+
+    #[test]
+    fn a_late_enqueue_of_a_delivery_a_page_already_brought_in_sends_nothing() {
+        let mut machine = EndpointMachine::new(config());
+        machine.loaded(true, None, None, NOW);
+        // The first page is read after the delivery's commit, before the
+        // router hands it over.
+        let page = Page {
+            deliveries: vec![created(1, NOW - 10)],
+            more_from: None,
+        };
+        assert_eq!(sent(&machine.page_loaded(page, NOW)), ["dlv_001"]);
+        machine.attempt_finished("dlv_001", &ok(), NOW + 1, 0.0);
+        machine.attempt_recorded("dlv_001", Ok(()), NOW + 2, 0.0);
+        let effects = machine.enqueue(vec![created(1, NOW - 10)], NOW + 3);
+        assert!(sent(&effects).is_empty(), "{effects:?}");
+        // In doubt it is read from disk again, where it is settled.
+        assert!(page_request(&effects).is_some(), "{effects:?}");
+        let effects = machine.page_loaded(Page::default(), NOW + 4);
+        assert!(sent(&effects).is_empty(), "{effects:?}");
+    }
+
+    #[test]
+    fn a_late_enqueue_that_no_page_brought_in_is_still_sent() {
+        let mut machine = active(config());
+        // Created before the last page was read, committed after it.
+        let effects = machine.enqueue(vec![created(1, STARTED - 10)], NOW);
+        assert!(sent(&effects).is_empty(), "{effects:?}");
+        assert!(page_request(&effects).is_some(), "{effects:?}");
+        let page = Page {
+            deliveries: vec![created(1, STARTED - 10)],
+            more_from: None,
+        };
+        assert_eq!(sent(&machine.page_loaded(page, NOW + 1)), ["dlv_001"]);
+        // Created after the last page: straight into the window.
+        let effects = machine.enqueue(vec![created(2, NOW + 5)], NOW + 5);
+        assert_eq!(sent(&effects), ["dlv_002"]);
+        assert!(page_request(&effects).is_none(), "{effects:?}");
+    }
+
+    #[test]
+    fn a_delivery_settled_elsewhere_while_a_page_is_read_is_not_taken_from_it() {
+        let mut machine = active(config());
+        assert!(page_request(&machine.work_on_disk(NOW)).is_some());
+        // The page was read before the operator's retry committed.
+        machine.settled_elsewhere("dlv_001", NOW + 1);
+        let page = Page {
+            deliveries: vec![delivery(1, NOW - 10)],
+            more_from: None,
+        };
+        let effects = machine.page_loaded(page, NOW + 2);
+        assert!(sent(&effects).is_empty(), "{effects:?}");
+    }
+
+    #[test]
+    fn a_delivery_settled_elsewhere_during_its_attempt_is_not_retried() {
+        let mut machine = active(config());
+        machine.enqueue(vec![delivery(1, NOW)], NOW);
+        machine.settled_elsewhere("dlv_001", NOW + 1);
+        let (decision, _) = machine.attempt_finished("dlv_001", &failed(500), NOW + 2, 0.0);
+        assert!(decision.is_some(), "the attempt is still recorded");
+        machine.settled_elsewhere("dlv_001", NOW + 3);
+        let effects = machine.attempt_recorded("dlv_001", Ok(()), NOW + 4, 0.0);
+        assert!(!effects.contains(&Effect::WakeAt(RETRY_DUE)), "{effects:?}");
+        assert!(sent(&machine.wake(RETRY_DUE + 10_000)).is_empty());
+        assert_eq!(machine.snapshot().queued, 0);
+    }
+
     // -- ordered endpoints --------------------------------------------------
 
     /// An active ordered machine whose disk holds nothing; its in-flight
@@ -2014,14 +2241,14 @@ mod tests {
         // window holds the next two, the fourth waits on disk, so the floor
         // is that millisecond.
         let same_time = |n| QueuedDelivery {
-            created_at: 7,
+            created_at: NOW + 7,
             ..delivery(n, NOW)
         };
         let effects = machine.enqueue(vec![same_time(1), same_time(2)], NOW);
         assert_eq!(sent(&effects), ["dlv_001"]);
         let page = Page {
             deliveries: vec![same_time(3)],
-            more_from: Some(7),
+            more_from: Some(NOW + 7),
         };
         machine.page_loaded(page, NOW);
         assert_eq!(machine.snapshot().queued, 2);

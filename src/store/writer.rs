@@ -22,6 +22,11 @@
 //! When the database goes away the writer answers
 //! [`StoreError::Unavailable`] and reports itself unhealthy until a commit
 //! goes through again on a replaced connection (see [`super::reconnect`]).
+//!
+//! The lanes end when every [`Writer`] handle is gone, or when their
+//! [`WriterLanes`] closes them (or is dropped) with the application:
+//! handles may outlive it (the HTTP server's worker threads keep theirs),
+//! and lanes left running would poll a database that is gone for good.
 
 use super::batch::{self, IngestInput};
 use super::deliveries::AttemptWrite;
@@ -43,9 +48,9 @@ const MAX_BATCH: usize = 512;
 /// for good, and the API's reads need the rest.
 pub const MAX_LANES: usize = 8;
 
-/// How often an idle lane looks at the writer's health: another lane may
+/// How often an idle lane looks at the writer's health (another lane may
 /// have found the database gone, and someone must check for its return
-/// while no work comes.
+/// while no work comes) and whether it is closing.
 const IDLE_HEALTH_POLL: Duration = Duration::from_millis(250);
 
 /// Work of any shape, through [`Writer::call`].
@@ -228,12 +233,53 @@ fn lanes_for(store: &Store, requested: usize) -> usize {
     }
 }
 
-/// What the lanes share: the queue, taken from by one lane at a time, and
-/// the lock that keeps a group that runs [alone](Admission::Alone) apart.
-/// The lock guards no data, so a lane that panicked spoils nothing.
+/// What the lanes share: the queue, taken from by one lane at a time, the
+/// lock that keeps a group that runs [alone](Admission::Alone) apart, and
+/// whether they are closing. The lock guards no data, so a lane that
+/// panicked spoils nothing. The last lane to end drops the queue, so work
+/// queued after that is answered [`StoreError::WriterGone`].
 struct Lanes {
     queue: Mutex<mpsc::Receiver<Job>>,
     order: RwLock<()>,
+    closing: Arc<AtomicBool>,
+}
+
+/// The writer's lanes themselves, owned by the application: closing them
+/// (or dropping this) lets them write what is queued and end, whatever
+/// [`Writer`] handles remain.
+pub struct WriterLanes {
+    closing: Arc<AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl WriterLanes {
+    /// Closes the lanes; resolves once they have written what was queued
+    /// before and ended.
+    pub async fn close(mut self) {
+        self.closing.store(true, Ordering::Release);
+        let threads = std::mem::take(&mut self.threads);
+        // Joining blocks: not on the caller's event loop.
+        let joined = tokio::task::spawn_blocking(move || {
+            threads
+                .into_iter()
+                .filter_map(|thread| thread.join().err())
+                .count()
+        })
+        .await;
+        match joined {
+            Ok(0) => {}
+            Ok(panicked) => log::error!("{panicked} writer lanes had panicked"),
+            Err(error) => log::error!("waiting for the writer lanes failed: {error}"),
+        }
+    }
+}
+
+impl Drop for WriterLanes {
+    /// Dropped with an application that was not shut down (a test's, or
+    /// one whose start failed): the lanes end without anyone waiting.
+    fn drop(&mut self) {
+        self.closing.store(true, Ordering::Release);
+    }
 }
 
 /// A handle to the writer's lanes; cheap to clone.
@@ -246,29 +292,33 @@ pub struct Writer {
 impl Writer {
     /// Starts the writer with `lanes` threads (see [`lanes_for`]), each on a
     /// connection of its own. The threads end when the last handle is
-    /// dropped.
-    pub fn start(store: &Store, lanes: usize) -> Result<Writer, StoreError> {
+    /// dropped, or when the returned [`WriterLanes`] closes them.
+    pub fn start(store: &Store, lanes: usize) -> Result<(Writer, WriterLanes), StoreError> {
         let (jobs, queue) = mpsc::channel::<Job>();
         let health = Arc::new(SharedHealth {
             healthy: AtomicBool::new(true),
             stopped: AtomicBool::new(false),
         });
+        let closing = Arc::new(AtomicBool::new(false));
         let shared = Arc::new(Lanes {
             queue: Mutex::new(queue),
             order: RwLock::new(()),
+            closing: Arc::clone(&closing),
         });
+        let mut threads = Vec::new();
         for lane in 0..lanes_for(store, lanes) {
             let mut write_loop = WriteLoop {
                 db: ReconnectingDb::connect(store.clone())?,
                 health: Health(Arc::clone(&health)),
             };
             let shared = Arc::clone(&shared);
-            std::thread::Builder::new()
+            let thread = std::thread::Builder::new()
                 .name(format!("hookrelay-writer-{lane}"))
                 .spawn(move || write_loop.run(&shared))
                 .map_err(|e| StoreError::Blocking(e.to_string()))?;
+            threads.push(thread);
         }
-        Ok(Writer { jobs, health })
+        Ok((Writer { jobs, health }, WriterLanes { closing, threads }))
     }
 
     /// Whether the writer can commit: false from a failure that meant the
@@ -394,12 +444,12 @@ struct WriteLoop {
 
 impl WriteLoop {
     /// Takes a group, waits for its turn and writes it, until every handle
-    /// is gone. The queue stays locked until the group has its turn, so
-    /// groups get their turns in queue order.
+    /// is gone or the lanes close. The queue stays locked until the group
+    /// has its turn, so groups get their turns in queue order.
     fn run(&mut self, lanes: &Lanes) {
         loop {
             let queue = lanes.queue.lock().unwrap_or_else(PoisonError::into_inner);
-            let Some(first) = self.next_job(&queue) else {
+            let Some(first) = self.next_job(&queue, &lanes.closing) else {
                 return;
             };
             let mut batch = vec![first];
@@ -432,15 +482,19 @@ impl WriteLoop {
         }
     }
 
-    /// The next job; `None` once every handle is gone. While unhealthy and
-    /// idle, it checks the database each time the backoff has run, so the
-    /// health recovers without waiting for work.
-    fn next_job(&mut self, queue: &mpsc::Receiver<Job>) -> Option<Job> {
+    /// The next job; `None` once every handle is gone, or once the lanes
+    /// close and nothing queued is left. While unhealthy and idle, it
+    /// checks the database each time the backoff has run, so the health
+    /// recovers without waiting for work.
+    fn next_job(&mut self, queue: &mpsc::Receiver<Job>, closing: &AtomicBool) -> Option<Job> {
         loop {
+            if closing.load(Ordering::Acquire) {
+                return queue.try_recv().ok();
+            }
             let wait = if self.health.get() {
                 IDLE_HEALTH_POLL
             } else {
-                self.db.until_next_try()
+                self.db.until_next_try().min(IDLE_HEALTH_POLL)
             };
             match queue.recv_timeout(wait) {
                 Ok(job) => return Some(job),

@@ -2,9 +2,10 @@
 //! ingestions and attempt results must answer and store exactly what the
 //! same work done one job at a time would, groups in flight together (on
 //! PostgreSQL's writer lanes) must keep every answer true and every call in
-//! its place, and a recovery moves its window in batches.
+//! its place, a recovery moves its window in batches, and the lanes end
+//! with the application even while handles to them remain.
 
-use crate::common::TestDb;
+use crate::common::{wait_until, TestDb, DELIVERY_TIMEOUT};
 use diesel::prelude::*;
 use futures_util::future::join_all;
 use hookrelay::core::delivery::{BacklogMove, DeliveryState};
@@ -26,6 +27,8 @@ backend_tests!(
     a_recovery_moves_its_window_batch_by_batch,
     a_backlog_move_goes_on_where_its_last_batch_ended,
     groups_in_flight_together_keep_every_answer_and_the_order_of_calls,
+    closed_lanes_write_what_was_queued_and_end_while_handles_remain,
+    lanes_dropped_with_the_application_end_while_handles_remain,
 );
 
 const TENANT: &str = "acme";
@@ -195,7 +198,7 @@ async fn groups_in_flight_together_keep_every_answer_and_the_order_of_calls(test
     const ROUNDS: usize = 6;
     const PER_ROUND: usize = 120;
     let (store, mut db) = open_with_endpoints(&test_db, &["ep_a", "ep_b"]);
-    let writer = Writer::start(&store, MAX_LANES).expect("start the writer");
+    let (writer, _lanes) = Writer::start(&store, MAX_LANES).expect("start the writer");
     let backend = test_db.backend();
 
     let mut pairs = Vec::new();
@@ -558,6 +561,51 @@ fn attempt(
 }
 
 /// The migrated database with [`TENANT`] and these endpoints.
+/// The lanes close at shutdown while handles remain (the HTTP server's
+/// workers keep theirs): work queued before is written, then the lanes end
+/// and later work is refused instead of waiting for ever.
+async fn closed_lanes_write_what_was_queued_and_end_while_handles_remain(test_db: TestDb) {
+    let (store, _db) = open_with_endpoints(&test_db, &[]);
+    let (writer, lanes) = Writer::start(&store, MAX_LANES).expect("start the writer");
+    let queued: Vec<_> = (0..50i32).map(|n| writer.call(move |_| Ok(n))).collect();
+    // A guard against a hang, not a measure of speed.
+    actix_rt::time::timeout(DELIVERY_TIMEOUT, lanes.close())
+        .await
+        .expect("the lanes end once closed");
+    let answers: Vec<i32> = join_all(queued)
+        .await
+        .into_iter()
+        .map(|answer| answer.expect("work queued before the close is written"))
+        .collect();
+    assert_eq!(answers, (0..50).collect::<Vec<_>>());
+    assert!(!writer.is_healthy());
+    let refused = writer.call(|_| Ok(())).await;
+    assert!(
+        matches!(refused, Err(StoreError::WriterGone)),
+        "{refused:?}"
+    );
+}
+
+/// An application dropped without a shutdown (as the tests drop theirs)
+/// drops its lanes: they end although handles remain.
+async fn lanes_dropped_with_the_application_end_while_handles_remain(test_db: TestDb) {
+    let (store, _db) = open_with_endpoints(&test_db, &[]);
+    let (writer, lanes) = Writer::start(&store, MAX_LANES).expect("start the writer");
+    writer
+        .call(|_| Ok(()))
+        .await
+        .expect("the writer works before");
+    drop(lanes);
+    wait_until(DELIVERY_TIMEOUT, || async {
+        match writer.call(|_| Ok(())).await {
+            Err(StoreError::WriterGone) => Ok(()),
+            other => Err(format!("the lanes still answer: {other:?}")),
+        }
+    })
+    .await;
+    assert!(!writer.is_healthy());
+}
+
 fn open_with_endpoints(test_db: &TestDb, ids: &[&str]) -> (Store, Db) {
     let store = Store::open(test_db.url()).expect("open store");
     let mut db = store.get().expect("connection");
