@@ -710,7 +710,13 @@ impl EndpointMachine {
 
     /// The configuration changed: finish what is outstanding, then reload.
     pub fn reconfigure(&mut self, now: i64) -> Vec<Effect> {
-        if !matches!(self.lifecycle, Lifecycle::Retired | Lifecycle::Draining) {
+        // While loading, the reload this machine asked for has not read its
+        // state yet and will take the new configuration: asking for a second
+        // one would replace the machine while the first one's attempts run.
+        if !matches!(
+            self.lifecycle,
+            Lifecycle::Retired | Lifecycle::Draining | Lifecycle::Loading
+        ) {
             self.lifecycle = Lifecycle::Reloading { failed: false };
         }
         self.pump(now)
@@ -1831,6 +1837,18 @@ mod tests {
         assert!(effects.is_empty(), "{effects:?}");
         let effects = machine.attempt_recorded("dlv_001", Ok(()), NOW, 0.0);
         assert_eq!(effects, vec![Effect::Reload { failed: false }]);
+    }
+
+    #[test]
+    fn a_reconfigure_before_the_asked_reload_has_run_asks_for_no_second_one() {
+        let mut machine = active(config());
+        assert_eq!(
+            machine.reconfigure(NOW),
+            vec![Effect::Reload { failed: false }]
+        );
+        assert!(machine.reconfigure(NOW + 1).is_empty());
+        let mut fresh = EndpointMachine::new(config());
+        assert!(fresh.reconfigure(NOW).is_empty());
     }
 
     #[test]
