@@ -1,6 +1,6 @@
 use super::auth::Authorized;
 use super::problem::{parse_json, ApiError};
-use super::{page, rfc3339, AppState, EndpointPath, Page, PageParams, TenantPath};
+use super::{page, parse_query, rfc3339, AppState, EndpointPath, Page, PageParams, TenantPath};
 use crate::actors::endpoint::EndpointSnapshot;
 use crate::actors::router::{EndpointDeleted, EndpointSaved, SnapshotOf};
 use crate::core::domain::{
@@ -24,7 +24,7 @@ use crate::store::endpoints;
 use crate::store::models::EndpointRow;
 use crate::time::now_ms;
 use actix_web::http::header::HeaderValue;
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use utoipa::openapi::schema::{Array, ArrayBuilder, ObjectBuilder, SchemaFormat, SchemaType, Type};
@@ -745,10 +745,11 @@ pub async fn create(
 )]
 pub async fn list(
     state: web::Data<AppState>,
-    params: web::Query<PageParams>,
+    request: HttpRequest,
     path: Authorized<TenantPath>,
 ) -> Result<HttpResponse, ApiError> {
     let TenantPath { tenant } = path.into_inner();
+    let params: PageParams = parse_query(&request)?;
     let limit = params.limit()?;
     let cursor = params.cursor()?;
     let rows = state

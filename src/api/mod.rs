@@ -215,6 +215,7 @@ tenant_scoped!(
 
 /// `limit` and `cursor` of every list.
 #[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct PageParams {
     /// How many items a page holds (default 100).
@@ -290,7 +291,11 @@ pub fn parse_query<T: DeserializeOwned>(request: &HttpRequest) -> Result<T, prob
     serde_path_to_error::deserialize(serde_urlencoded::Deserializer::new(pairs)).map_err(|error| {
         let field = error.path().to_string();
         let reason = error.inner().to_string();
-        let field = match reason.strip_prefix("unknown field `") {
+        // serde names an unknown or repeated parameter only in its message.
+        let named = ["unknown field `", "duplicate field `"]
+            .iter()
+            .find_map(|prefix| reason.strip_prefix(prefix));
+        let field = match named {
             Some(rest) => rest.split('`').next().unwrap_or_default().to_owned(),
             None => field,
         };
