@@ -74,9 +74,12 @@ pub async fn create(
         .call(move |db| api_keys::create(db, &stored))
         .await?
     {
-        return Err(ApiError::LimitReached(format!(
-            "a tenant may have at most {MAX_KEYS_PER_TENANT} API keys; revoke one first"
-        )));
+        return Err(ApiError::LimitReached {
+            collection: "api_keys",
+            detail: format!(
+                "a tenant may have at most {MAX_KEYS_PER_TENANT} API keys; revoke one first"
+            ),
+        });
     }
     state.keys.created(&row.key_hash, KeyOwner::Tenant(tenant));
     Ok(HttpResponse::Created().json(ApiKeyCreated {

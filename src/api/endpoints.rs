@@ -724,9 +724,12 @@ pub async fn create(
         })
         .await?;
     if !inserted {
-        return Err(ApiError::LimitReached(format!(
-            "a tenant may have at most {MAX_ENDPOINTS_PER_TENANT} endpoints; delete one first"
-        )));
+        return Err(ApiError::LimitReached {
+            collection: "endpoints",
+            detail: format!(
+                "a tenant may have at most {MAX_ENDPOINTS_PER_TENANT} endpoints; delete one first"
+            ),
+        });
     }
     state.router.do_send(EndpointSaved(config));
     // The secret is shown here and by GET …/secret, never in a view.

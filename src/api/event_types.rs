@@ -157,9 +157,12 @@ pub async fn create(
             "the event type {} already exists",
             input.name
         ))),
-        Created::LimitReached => Err(ApiError::LimitReached(format!(
-            "a tenant may declare at most {MAX_EVENT_TYPES_PER_TENANT} event types, archived ones included"
-        ))),
+        Created::LimitReached => Err(ApiError::LimitReached {
+            collection: "event_types",
+            detail: format!(
+                "a tenant may declare at most {MAX_EVENT_TYPES_PER_TENANT} event types, archived ones included"
+            ),
+        }),
     }
 }
 

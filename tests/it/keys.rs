@@ -23,6 +23,7 @@ backend_tests!(
     a_tenant_key_cannot_see_or_touch_another_tenants_keys,
     bad_key_requests_answer_422_naming_the_field_and_change_nothing,
     api_keys_are_listed_a_page_at_a_time_oldest_first,
+    the_key_past_the_hundredth_is_a_422_naming_api_keys,
     the_secret_is_shown_at_creation_and_by_its_route_only,
     a_rotation_signs_with_both_secrets_until_its_grace_period_ends,
     a_rotation_survives_a_restart,
@@ -256,6 +257,27 @@ async fn api_keys_are_listed_a_page_at_a_time_oldest_first(db: TestDb) {
         list_keys(&app, &key, &tenant).await.len(),
         4,
         "one page by default"
+    );
+}
+
+async fn the_key_past_the_hundredth_is_a_422_naming_api_keys(db: TestDb) {
+    let app = spawn_app(db).await;
+    let (tenant, key) = app.create_tenant("acme").await;
+    // The tenant's first key is the hundredth with these.
+    for _ in 0..99 {
+        create_key(&app, &key, &tenant, &json!({})).await;
+    }
+    let refused = app.post(&key, &keys_path(&tenant), &json!({})).await;
+    refused.assert_invalid_field("api_keys", "the 101st key");
+    let detail = refused.body["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains("100"), "{}", refused.body);
+    let listed = app
+        .get_json(&key, &format!("{}?limit=1000", keys_path(&tenant)))
+        .await;
+    assert_eq!(
+        listed["data"].as_array().map(Vec::len),
+        Some(100),
+        "nothing added"
     );
 }
 
