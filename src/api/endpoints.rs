@@ -12,7 +12,9 @@ use crate::core::endpoint::{
     EndpointConfig, HttpMethod, DEFAULT_MAX_IN_FLIGHT, DEFAULT_TIMEOUT_SECONDS, MAX_MAX_IN_FLIGHT,
     MAX_TIMEOUT_SECONDS,
 };
-use crate::core::limits::{HealthLimits, HealthOverrides};
+use crate::core::limits::{
+    HealthLimits, HealthOverrides, MAX_ALERT_THRESHOLDS, MAX_FAILURE_COUNT, MAX_LIMIT_SECONDS,
+};
 use crate::core::matching::EventTypePattern;
 use crate::core::rate_limit::MAX_RATE_LIMIT;
 use crate::core::retry::{check_schedule, MAX_DELAY, MAX_SCHEDULE_LEN, MIN_DELAY_SECONDS};
@@ -33,11 +35,6 @@ use utoipa::{PartialSchema, ToSchema};
 
 const MAX_DESCRIPTION: usize = 1024;
 const MAX_EVENT_TYPES: usize = 100;
-/// Upper bound of every seconds-valued health limit (30 days).
-const MAX_LIMIT_SECONDS: u64 = 30 * 24 * 3600;
-const MAX_ALERT_THRESHOLDS: usize = 20;
-/// Failure counts are stored in 32-bit signed columns.
-const MAX_FAILURE_COUNT: u32 = i32::MAX as u32;
 const MAX_CUSTOM_HEADERS: usize = 50;
 const MAX_HEADER_VALUE: usize = 4096;
 /// Every endpoint of a tenant has an actor and a place in each fan-out.
