@@ -251,7 +251,8 @@ async fn endpoint_configs(
     }
 }
 
-/// The global health limits, refused at start-up when contradictory.
+/// The global health limits, refused at start-up when contradictory or
+/// past the bounds the API holds an endpoint's overrides to.
 fn health_limits(settings: &Settings) -> Result<HealthLimits, StartupError> {
     let limits = HealthLimits {
         breaker_failures: settings.breaker_failures,
@@ -261,14 +262,17 @@ fn health_limits(settings: &Settings) -> Result<HealthLimits, StartupError> {
         disable_after_failures: settings.disable_after_failures,
         disable_after: Duration::from_secs(settings.disable_after_seconds),
     };
-    limits.check().map_err(|refused| {
-        StartupError::Settings(format!(
-            "HOOKRELAY_{} (--{}) {}",
-            refused.field.to_ascii_uppercase(),
-            refused.field.replace('_', "-"),
-            refused.reason
-        ))
-    })?;
+    limits
+        .check_bounds()
+        .and_then(|()| limits.check())
+        .map_err(|refused| {
+            StartupError::Settings(format!(
+                "HOOKRELAY_{} (--{}) {}",
+                refused.field.to_ascii_uppercase(),
+                refused.field.replace('_', "-"),
+                refused.reason
+            ))
+        })?;
     Ok(limits)
 }
 
@@ -375,4 +379,52 @@ fn ensure_admin_key(db: &mut crate::store::Db) -> Result<Option<String>, StoreEr
     );
     tenants::add_admin_key(db, &row)?;
     Ok(Some(key))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_health_setting_the_api_would_refuse_stops_start_up_naming_the_variable() {
+        let defaults = Settings::new("sqlite://unused.db");
+        assert!(health_limits(&defaults).is_ok());
+        let cases = [
+            (
+                Settings {
+                    breaker_failures: u32::MAX,
+                    ..defaults.clone()
+                },
+                "HOOKRELAY_BREAKER_FAILURES",
+            ),
+            (
+                Settings {
+                    disable_after_failures: 1 << 31,
+                    ..defaults.clone()
+                },
+                "HOOKRELAY_DISABLE_AFTER_FAILURES",
+            ),
+            (
+                Settings {
+                    alert_thresholds: vec![3, u32::MAX],
+                    ..defaults.clone()
+                },
+                "HOOKRELAY_ALERT_THRESHOLDS",
+            ),
+            (
+                Settings {
+                    disable_after_seconds: u64::MAX,
+                    ..defaults.clone()
+                },
+                "HOOKRELAY_DISABLE_AFTER_SECONDS",
+            ),
+        ];
+        for (settings, variable) in cases {
+            let refused = health_limits(&settings)
+                .err()
+                .map(|error| error.to_string())
+                .unwrap_or_default();
+            assert!(refused.contains(variable), "{variable}: {refused:?}");
+        }
+    }
 }

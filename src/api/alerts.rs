@@ -2,16 +2,17 @@
 
 use super::auth::Authorized;
 use super::problem::ApiError;
-use super::{page, rfc3339, time_param, AppState, Page, PageParams, TenantPath};
+use super::{page, parse_query, rfc3339, time_param, AppState, Page, PageParams, TenantPath};
 use crate::core::domain::{parse_query_id, FieldError};
 use crate::core::failure_policy::AlertKind;
 use crate::store::alerts::{self, AlertFilter};
 use crate::store::models::AlertRow;
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 #[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ListParams {
     /// Only this endpoint's alerts.
@@ -70,11 +71,11 @@ fn alert_view(row: AlertRow) -> AlertOut {
 )]
 pub async fn list(
     state: web::Data<AppState>,
-    params: web::Query<ListParams>,
+    request: HttpRequest,
     path: Authorized<TenantPath>,
 ) -> Result<HttpResponse, ApiError> {
     let TenantPath { tenant } = path.into_inner();
-    let params = params.into_inner();
+    let params: ListParams = parse_query(&request)?;
     if let Some(kind) = &params.kind {
         if AlertKind::parse(kind).is_none() {
             let kinds: Vec<&str> = AlertKind::ALL.iter().map(|k| k.as_str()).collect();

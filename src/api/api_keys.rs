@@ -4,14 +4,14 @@
 
 use super::auth::Authorized;
 use super::problem::{parse_optional_json, ApiError};
-use super::{page, rfc3339, ApiKeyPath, AppState, Page, TenantPath};
+use super::{page, parse_query, rfc3339, ApiKeyPath, AppState, Page, PageParams, TenantPath};
 use crate::core::domain::{check_line, FieldError};
 use crate::ids;
 use crate::store::api_keys::{self, MAX_KEYS_PER_TENANT};
 use crate::store::models::ApiKeyRow;
 use crate::store::tenants::KeyOwner;
 use crate::time::now_ms;
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -74,9 +74,12 @@ pub async fn create(
         .call(move |db| api_keys::create(db, &stored))
         .await?
     {
-        return Err(ApiError::LimitReached(format!(
-            "a tenant may have at most {MAX_KEYS_PER_TENANT} API keys; revoke one first"
-        )));
+        return Err(ApiError::LimitReached {
+            collection: "api_keys",
+            detail: format!(
+                "a tenant may have at most {MAX_KEYS_PER_TENANT} API keys; revoke one first"
+            ),
+        });
     }
     state.keys.created(&row.key_hash, KeyOwner::Tenant(tenant));
     Ok(HttpResponse::Created().json(ApiKeyCreated {
@@ -89,20 +92,23 @@ pub async fn create(
     get,
     path = "/v1/tenants/{tenant}/api-keys",
     tag = "api-keys",
-    params(TenantPath),
-    responses((status = 200, description = "Every key of the tenant, in one page", body = Page<ApiKeyOut>))
+    params(TenantPath, PageParams),
+    responses((status = 200, description = "A page of the tenant's keys, oldest first", body = Page<ApiKeyOut>))
 )]
 pub async fn list(
     state: web::Data<AppState>,
+    request: HttpRequest,
     path: Authorized<TenantPath>,
 ) -> Result<HttpResponse, ApiError> {
     let TenantPath { tenant } = path.into_inner();
+    let params: PageParams = parse_query(&request)?;
+    let limit = params.limit()?;
+    let cursor = params.cursor()?;
     let rows = state
         .store
-        .run(move |db| api_keys::list(db, &tenant))
+        .run(move |db| api_keys::list(db, &tenant, cursor.as_deref(), limit + 1))
         .await?;
-    // Every key of a tenant fits in one page.
-    Ok(HttpResponse::Ok().json(page(rows, MAX_KEYS_PER_TENANT, |r| &r.id, view)))
+    Ok(HttpResponse::Ok().json(page(rows, limit, |r| &r.id, view)))
 }
 
 /// Revoking the key of the request itself, or a tenant's last key, is

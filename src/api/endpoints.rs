@@ -1,6 +1,6 @@
 use super::auth::Authorized;
 use super::problem::{parse_json, ApiError};
-use super::{page, rfc3339, AppState, EndpointPath, Page, PageParams, TenantPath};
+use super::{page, parse_query, rfc3339, AppState, EndpointPath, Page, PageParams, TenantPath};
 use crate::actors::endpoint::EndpointSnapshot;
 use crate::actors::router::{EndpointDeleted, EndpointSaved, SnapshotOf};
 use crate::core::domain::{
@@ -12,7 +12,9 @@ use crate::core::endpoint::{
     EndpointConfig, HttpMethod, DEFAULT_MAX_IN_FLIGHT, DEFAULT_TIMEOUT_SECONDS, MAX_MAX_IN_FLIGHT,
     MAX_TIMEOUT_SECONDS,
 };
-use crate::core::limits::{HealthLimits, HealthOverrides};
+use crate::core::limits::{
+    HealthLimits, HealthOverrides, MAX_ALERT_THRESHOLDS, MAX_FAILURE_COUNT, MAX_LIMIT_SECONDS,
+};
 use crate::core::matching::EventTypePattern;
 use crate::core::rate_limit::MAX_RATE_LIMIT;
 use crate::core::retry::{check_schedule, MAX_DELAY, MAX_SCHEDULE_LEN, MIN_DELAY_SECONDS};
@@ -24,7 +26,7 @@ use crate::store::endpoints;
 use crate::store::models::EndpointRow;
 use crate::time::now_ms;
 use actix_web::http::header::HeaderValue;
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use utoipa::openapi::schema::{Array, ArrayBuilder, ObjectBuilder, SchemaFormat, SchemaType, Type};
@@ -33,11 +35,6 @@ use utoipa::{PartialSchema, ToSchema};
 
 const MAX_DESCRIPTION: usize = 1024;
 const MAX_EVENT_TYPES: usize = 100;
-/// Upper bound of every seconds-valued health limit (30 days).
-const MAX_LIMIT_SECONDS: u64 = 30 * 24 * 3600;
-const MAX_ALERT_THRESHOLDS: usize = 20;
-/// Failure counts are stored in 32-bit signed columns.
-const MAX_FAILURE_COUNT: u32 = i32::MAX as u32;
 const MAX_CUSTOM_HEADERS: usize = 50;
 const MAX_HEADER_VALUE: usize = 4096;
 /// Every endpoint of a tenant has an actor and a place in each fan-out.
@@ -724,9 +721,12 @@ pub async fn create(
         })
         .await?;
     if !inserted {
-        return Err(ApiError::LimitReached(format!(
-            "a tenant may have at most {MAX_ENDPOINTS_PER_TENANT} endpoints; delete one first"
-        )));
+        return Err(ApiError::LimitReached {
+            collection: "endpoints",
+            detail: format!(
+                "a tenant may have at most {MAX_ENDPOINTS_PER_TENANT} endpoints; delete one first"
+            ),
+        });
     }
     state.router.do_send(EndpointSaved(config));
     // The secret is shown here and by GET …/secret, never in a view.
@@ -745,10 +745,11 @@ pub async fn create(
 )]
 pub async fn list(
     state: web::Data<AppState>,
-    params: web::Query<PageParams>,
+    request: HttpRequest,
     path: Authorized<TenantPath>,
 ) -> Result<HttpResponse, ApiError> {
     let TenantPath { tenant } = path.into_inner();
+    let params: PageParams = parse_query(&request)?;
     let limit = params.limit()?;
     let cursor = params.cursor()?;
     let rows = state

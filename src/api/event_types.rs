@@ -4,14 +4,14 @@
 
 use super::auth::Authorized;
 use super::problem::{parse_json, ApiError};
-use super::{page, rfc3339, AppState, EventTypePath, Page, PageParams, TenantPath};
+use super::{page, parse_query, rfc3339, AppState, EventTypePath, Page, PageParams, TenantPath};
 use crate::core::domain::FieldError;
 use crate::core::event_catalog::{
     check_description, parse_name, parse_schema, MAX_EVENT_TYPES_PER_TENANT,
 };
 use crate::store::event_types::{self, Created, EventTypeChanges, EventTypeRow};
 use crate::time::now_ms;
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
@@ -74,6 +74,7 @@ fn present<'de, D: serde::Deserializer<'de>>(
 }
 
 #[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ListParams {
     /// `true` lists archived types too.
@@ -156,9 +157,12 @@ pub async fn create(
             "the event type {} already exists",
             input.name
         ))),
-        Created::LimitReached => Err(ApiError::LimitReached(format!(
-            "a tenant may declare at most {MAX_EVENT_TYPES_PER_TENANT} event types, archived ones included"
-        ))),
+        Created::LimitReached => Err(ApiError::LimitReached {
+            collection: "event_types",
+            detail: format!(
+                "a tenant may declare at most {MAX_EVENT_TYPES_PER_TENANT} event types, archived ones included"
+            ),
+        }),
     }
 }
 
@@ -171,11 +175,11 @@ pub async fn create(
 )]
 pub async fn list(
     state: web::Data<AppState>,
-    params: web::Query<ListParams>,
+    request: HttpRequest,
     path: Authorized<TenantPath>,
 ) -> Result<HttpResponse, ApiError> {
     let TenantPath { tenant } = path.into_inner();
-    let params = params.into_inner();
+    let params: ListParams = parse_query(&request)?;
     let include_archived = match params.include_archived.as_deref() {
         None | Some("false") => false,
         Some("true") => true,

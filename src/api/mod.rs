@@ -28,10 +28,11 @@ use crate::store::writer::Writer;
 use crate::store::Store;
 use actix::Addr;
 use actix_web::dev::ServiceResponse;
-use actix_web::http::header::CONTENT_TYPE;
+use actix_web::http::header::{HeaderValue, ALLOW, CONTENT_TYPE};
+use actix_web::http::StatusCode;
 use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers};
 use actix_web::web;
-use actix_web::HttpRequest;
+use actix_web::{HttpRequest, HttpResponse};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -63,9 +64,27 @@ macro_rules! route_table {
     ($($method:ident $path:literal => $handler:path,)*) => {
         /// Path parameters are named after the resource they identify: a
         /// value that cannot be an id answers 404 naming it (see
-        /// [`auth::Authorized`]).
+        /// [`auth::Authorized`]). The routes of a path form one resource,
+        /// so that another method on it is a 405 naming those it allows
+        /// rather than a 404.
         pub fn routes(cfg: &mut web::ServiceConfig) {
-            $(cfg.route($path, web::$method().to($handler));)*
+            let mut resources: Vec<(&'static str, actix_web::Resource)> = Vec::new();
+            $(
+                let route = web::$method().to($handler);
+                match resources.iter().position(|(path, _)| *path == $path) {
+                    Some(at) => {
+                        let (path, resource) = resources.remove(at);
+                        resources.insert(at, (path, resource.route(route)));
+                    }
+                    None => resources.push(($path, web::resource($path).route(route))),
+                }
+            )*
+            for (path, resource) in resources {
+                let allow = allowed_methods(path);
+                cfg.service(resource.default_service(web::to(move || {
+                    std::future::ready(method_not_allowed(&allow))
+                })));
+            }
         }
 
         /// Every route as (lower-case method, path template).
@@ -109,6 +128,30 @@ route_table! {
     get "/v1/tenants/{tenant}/deliveries" => deliveries::list,
     get "/v1/tenants/{tenant}/deliveries/{delivery}" => deliveries::get,
     post "/v1/tenants/{tenant}/deliveries/{delivery}/retry" => replay::retry,
+}
+
+/// The methods [`ROUTES`] serves on `path`, as an `Allow` header lists them.
+fn allowed_methods(path: &str) -> String {
+    ROUTES
+        .iter()
+        .filter(|(_, served)| *served == path)
+        .map(|(method, _)| method.to_uppercase())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn method_not_allowed(allow: &str) -> HttpResponse {
+    let status = StatusCode::METHOD_NOT_ALLOWED;
+    let mut response = problem::problem_response(
+        status,
+        "Method Not Allowed",
+        format!("this path allows {allow}"),
+        None,
+    );
+    if let Ok(value) = HeaderValue::from_str(allow) {
+        response.headers_mut().insert(ALLOW, value);
+    }
+    response
 }
 
 /// Errors raised outside our handlers (unknown route, bad query string,
@@ -215,6 +258,7 @@ tenant_scoped!(
 
 /// `limit` and `cursor` of every list.
 #[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct PageParams {
     /// How many items a page holds (default 100).
@@ -290,7 +334,11 @@ pub fn parse_query<T: DeserializeOwned>(request: &HttpRequest) -> Result<T, prob
     serde_path_to_error::deserialize(serde_urlencoded::Deserializer::new(pairs)).map_err(|error| {
         let field = error.path().to_string();
         let reason = error.inner().to_string();
-        let field = match reason.strip_prefix("unknown field `") {
+        // serde names an unknown or repeated parameter only in its message.
+        let named = ["unknown field `", "duplicate field `"]
+            .iter()
+            .find_map(|prefix| reason.strip_prefix(prefix));
+        let field = match named {
             Some(rest) => rest.split('`').next().unwrap_or_default().to_owned(),
             None => field,
         };

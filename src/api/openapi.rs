@@ -238,7 +238,7 @@ const PROBLEMS: [(&str, &str); 8] = [
     ("403", "The key may not use this route (a tenant's key on an admin route, or a write under the operator's tenant)"),
     ("404", "No such tenant or resource for this key, or a path id that cannot be an id"),
     ("413", "The body is larger than HOOKRELAY_MAX_PAYLOAD_BYTES"),
-    ("422", "A field is missing, unknown or invalid (named in `field`), or a limit is reached; nothing was changed"),
+    ("422", "A field is missing, unknown or invalid, or a limit is reached (the field, or the collection at its limit, is named in `field`); nothing was changed"),
     ("503", "The database is unavailable or the service is shutting down; retry after Retry-After seconds"),
     ("default", "Any other error, as a problem"),
 ];

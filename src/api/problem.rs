@@ -25,9 +25,14 @@ pub enum ApiError {
     Malformed(String),
     #[error("{}: {}", .0.field, .0.reason)]
     Invalid(FieldError),
-    /// A well-formed request that would go past a fixed limit.
-    #[error("{0}")]
-    LimitReached(String),
+    /// A well-formed request that would go past a fixed limit on the size
+    /// of `collection`, the field the answer names (`endpoints`,
+    /// `api_keys`, `event_types`).
+    #[error("{detail}")]
+    LimitReached {
+        collection: &'static str,
+        detail: String,
+    },
     #[error("the tenant {SYSTEM_TENANT} is managed by hookrelay from HOOKRELAY_ALERT_URL and HOOKRELAY_ALERT_SECRET; it can be read, not changed, through the API")]
     ReservedTenant,
     /// Answers 503 when the database is unavailable, 500 otherwise.
@@ -72,7 +77,7 @@ impl ApiError {
             ApiError::Conflict(_) => "Conflict",
             ApiError::Malformed(_) => "Malformed request",
             ApiError::Invalid(_) => "Invalid field",
-            ApiError::LimitReached(_) => "Limit reached",
+            ApiError::LimitReached { .. } => "Limit reached",
             ApiError::ReservedTenant => "Forbidden",
             ApiError::Store(error) if error.is_unavailable() => "Service Unavailable",
             ApiError::Store(StoreError::Busy(_)) => "Service Unavailable",
@@ -90,7 +95,9 @@ impl ResponseError for ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Malformed(_) => StatusCode::BAD_REQUEST,
-            ApiError::Invalid(_) | ApiError::LimitReached(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Invalid(_) | ApiError::LimitReached { .. } => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             ApiError::ReservedTenant => StatusCode::FORBIDDEN,
             ApiError::Store(error) if error.is_unavailable() => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Store(StoreError::Busy(_)) => StatusCode::SERVICE_UNAVAILABLE,
@@ -119,6 +126,7 @@ impl ResponseError for ApiError {
         };
         let field = match self {
             ApiError::Invalid(error) => Some(error.field.as_str()),
+            ApiError::LimitReached { collection, .. } => Some(*collection),
             _ => None,
         };
         let mut response = problem_response(status, self.title(), detail, field);

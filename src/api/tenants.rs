@@ -1,12 +1,12 @@
 use super::auth::{Admin, Authorized};
 use super::problem::{parse_json, ApiError};
-use super::{page, rfc3339, AppState, Page, PageParams, TenantPath};
+use super::{page, parse_query, rfc3339, AppState, Page, PageParams, TenantPath};
 use crate::core::domain::{check_line, parse_tenant_id, FieldError};
 use crate::ids;
 use crate::store::event_types;
 use crate::store::models::{ApiKeyRow, TenantRow};
 use crate::store::tenants::{self, KeyOwner};
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -126,9 +126,10 @@ pub async fn create(
 )]
 pub async fn list(
     state: web::Data<AppState>,
-    params: web::Query<PageParams>,
+    request: HttpRequest,
     _admin: Admin,
 ) -> Result<HttpResponse, ApiError> {
+    let params: PageParams = parse_query(&request)?;
     let limit = params.limit()?;
     let cursor = params.cursor()?;
     let rows = state

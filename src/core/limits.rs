@@ -3,6 +3,12 @@
 use super::domain::FieldError;
 use std::time::Duration;
 
+/// Upper bound of every seconds-valued health limit (30 days).
+pub const MAX_LIMIT_SECONDS: u64 = 30 * 24 * 3600;
+/// Failure counts are stored in 32-bit signed columns.
+pub const MAX_FAILURE_COUNT: u32 = i32::MAX as u32;
+pub const MAX_ALERT_THRESHOLDS: usize = 20;
+
 /// The limits an endpoint actor works with, already merged and checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HealthLimits {
@@ -71,6 +77,50 @@ impl HealthLimits {
         };
         limits.check()?;
         Ok(limits)
+    }
+
+    /// The bounds the API puts on each value (an endpoint's overrides are
+    /// held to them as they are parsed), for the global settings: a value
+    /// the API would refuse stops start-up instead.
+    pub fn check_bounds(&self) -> Result<(), FieldError> {
+        let counts = [
+            ("breaker_failures", self.breaker_failures),
+            ("disable_after_failures", self.disable_after_failures),
+        ]
+        .into_iter()
+        .chain(
+            self.alert_thresholds
+                .iter()
+                .map(|&count| ("alert_thresholds", count)),
+        );
+        for (field, count) in counts {
+            if count > MAX_FAILURE_COUNT {
+                return Err(FieldError::new(
+                    field,
+                    format!("must be at most {MAX_FAILURE_COUNT}"),
+                ));
+            }
+        }
+        if self.alert_thresholds.len() > MAX_ALERT_THRESHOLDS {
+            return Err(FieldError::new(
+                "alert_thresholds",
+                format!("may hold at most {MAX_ALERT_THRESHOLDS} counts"),
+            ));
+        }
+        let durations = [
+            ("breaker_cooldown_seconds", self.breaker_cooldown),
+            ("breaker_max_cooldown_seconds", self.breaker_max_cooldown),
+            ("disable_after_seconds", self.disable_after),
+        ];
+        for (field, duration) in durations {
+            if duration.as_secs() > MAX_LIMIT_SECONDS {
+                return Err(FieldError::new(
+                    field,
+                    format!("must be at most {MAX_LIMIT_SECONDS} seconds"),
+                ));
+            }
+        }
+        Ok(())
     }
 
     pub fn check(&self) -> Result<(), FieldError> {
@@ -189,6 +239,77 @@ mod tests {
             }),
             "disable_after_failures"
         );
+    }
+
+    #[test]
+    fn values_past_the_api_bounds_name_the_field() {
+        let refused = |limits: HealthLimits| limits.check_bounds().map_err(|e| e.field);
+        assert_eq!(refused(test_limits()), Ok(()));
+        let at_most = HealthLimits {
+            breaker_failures: MAX_FAILURE_COUNT,
+            disable_after_failures: MAX_FAILURE_COUNT,
+            alert_thresholds: (1..=20).collect(),
+            breaker_cooldown: Duration::from_secs(MAX_LIMIT_SECONDS),
+            breaker_max_cooldown: Duration::from_secs(MAX_LIMIT_SECONDS),
+            disable_after: Duration::from_secs(MAX_LIMIT_SECONDS),
+        };
+        assert_eq!(refused(at_most), Ok(()));
+        let past = MAX_FAILURE_COUNT + 1;
+        let too_long = Duration::from_secs(MAX_LIMIT_SECONDS + 1);
+        for (limits, field) in [
+            (
+                HealthLimits {
+                    breaker_failures: u32::MAX,
+                    ..test_limits()
+                },
+                "breaker_failures",
+            ),
+            (
+                HealthLimits {
+                    disable_after_failures: past,
+                    ..test_limits()
+                },
+                "disable_after_failures",
+            ),
+            (
+                HealthLimits {
+                    alert_thresholds: vec![3, past],
+                    ..test_limits()
+                },
+                "alert_thresholds",
+            ),
+            (
+                HealthLimits {
+                    alert_thresholds: (1..=21).collect(),
+                    ..test_limits()
+                },
+                "alert_thresholds",
+            ),
+            (
+                HealthLimits {
+                    breaker_cooldown: too_long,
+                    breaker_max_cooldown: too_long,
+                    ..test_limits()
+                },
+                "breaker_cooldown_seconds",
+            ),
+            (
+                HealthLimits {
+                    breaker_max_cooldown: too_long,
+                    ..test_limits()
+                },
+                "breaker_max_cooldown_seconds",
+            ),
+            (
+                HealthLimits {
+                    disable_after: too_long,
+                    ..test_limits()
+                },
+                "disable_after_seconds",
+            ),
+        ] {
+            assert_eq!(refused(limits), Err(field.to_owned()), "{field}");
+        }
     }
 
     #[test]

@@ -8,8 +8,9 @@
 //! unless the operator allows it (`HOOKRELAY_ALLOW_TARGETS`).
 //!
 //! IPv6 forms that carry an IPv4 address (mapped `::ffff:a.b.c.d`,
-//! compatible `::a.b.c.d`, NAT64 `64:ff9b::/96`, 6to4 `2002::/16`) are
-//! judged by the IPv4 address they lead to.
+//! translated `::ffff:0:a.b.c.d` (SIIT), compatible `::a.b.c.d`, NAT64
+//! `64:ff9b::/96`, 6to4 `2002::/16`) are judged by the IPv4 address they
+//! lead to.
 
 use ipnet::IpNet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -87,11 +88,12 @@ fn carried_ipv4(addr: IpAddr) -> Option<Ipv4Addr> {
     let bits = u128::from(v6);
     let low32 = Ipv4Addr::from((bits & 0xffff_ffff) as u32);
     let mapped = in_v6(v6, [0, 0, 0, 0, 0, 0xffff, 0, 0], 96);
+    let translated = in_v6(v6, [0, 0, 0, 0, 0xffff, 0, 0, 0], 96);
     // `::` and `::1` are the IPv6 unspecified and loopback addresses, not
     // compatible forms of 0.0.0.0 and 0.0.0.1.
     let compatible = in_v6(v6, [0; 8], 96) && bits > 1;
     let nat64 = in_v6(v6, [0x64, 0xff9b, 0, 0, 0, 0, 0, 0], 96);
-    if mapped || compatible || nat64 {
+    if mapped || translated || compatible || nat64 {
         return Some(low32);
     }
     if in_v6(v6, [0x2002, 0, 0, 0, 0, 0, 0, 0], 16) {
@@ -189,6 +191,7 @@ mod tests {
             "2606:4700::1111",
             "2a00:1450:4001::200e",
             "::ffff:8.8.8.8",
+            "::ffff:0:8.8.8.8",
             "64:ff9b::808:808",
             "2002:808:808::1",
         ] {
@@ -257,6 +260,9 @@ mod tests {
             ("::ffff:10.1.2.3", "private"),
             ("::127.0.0.1", "loopback"),
             ("::ffff:0.0.0.0", "unspecified (\"this network\")"),
+            ("::ffff:0:127.0.0.1", "loopback"),
+            ("::ffff:0:a9fe:a9fe", "link-local"),
+            ("::ffff:0:192.168.1.1", "private"),
             ("64:ff9b::7f00:1", "loopback"),
             ("64:ff9b::a9fe:a9fe", "link-local"),
             ("2002:7f00:1::", "loopback"),
@@ -303,6 +309,7 @@ mod tests {
             "http://127.0.0.1/",
             "http://[::1]:8080/",
             "http://[::ffff:127.0.0.1]/",
+            "http://[::ffff:0:127.0.0.1]/",
             "http://0x7f.1/",
             "http://2130706433/",
             "http://0177.0.0.1/",

@@ -41,12 +41,20 @@ pub fn create(db: &mut Db, row: &ApiKeyRow) -> Result<bool, StoreError> {
     Ok(true)
 }
 
-/// The tenant's keys, oldest first.
-pub fn list(db: &mut Db, tenant_id: &str) -> Result<Vec<ApiKeyRow>, StoreError> {
+/// A page of the tenant's keys after `after`, by id: ids are time-ordered,
+/// so oldest first.
+pub fn list(
+    db: &mut Db,
+    tenant_id: &str,
+    after: Option<&str>,
+    limit: i64,
+) -> Result<Vec<ApiKeyRow>, StoreError> {
+    let after = after.unwrap_or_default();
     Ok(dispatch!(db, c => api_keys::table
         .filter(api_keys::tenant_id.eq(tenant_id))
-        .order((api_keys::created_at, api_keys::id))
-        .limit(MAX_KEYS_PER_TENANT)
+        .filter(api_keys::id.gt(after))
+        .order(api_keys::id)
+        .limit(limit)
         .select(ApiKeyRow::as_select())
         .load(c))?)
 }

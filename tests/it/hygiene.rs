@@ -19,6 +19,7 @@ backend_tests!(
     a_nul_in_a_payload_string_is_stored_and_delivered_as_sent,
     a_nul_in_any_refused_input_is_a_422_naming_the_field,
     a_nul_in_an_id_is_a_404_on_every_route_and_a_422_in_a_query,
+    another_method_on_a_served_path_is_a_405_naming_the_allowed_ones,
     sigterm_ends_the_process_within_the_grace_period_while_an_endpoint_hangs,
 );
 
@@ -317,6 +318,72 @@ fn tenant_routes() -> Vec<(Method, &'static str, Option<Value>)> {
             (method, route, body)
         })
         .collect()
+}
+
+async fn another_method_on_a_served_path_is_a_405_naming_the_allowed_ones(db: TestDb) {
+    let app = spawn_app(db).await;
+    let (tenant, key) = app.create_tenant("acme").await;
+    let tenant_path = format!("/v1/tenants/{tenant}");
+    let cases = [
+        (Method::PUT, "/v1/tenants".to_string(), Some("POST, GET")),
+        (
+            Method::DELETE,
+            format!("{tenant_path}/endpoints"),
+            Some("POST, GET"),
+        ),
+        (
+            Method::PUT,
+            format!("{tenant_path}/endpoints/ep_x"),
+            Some("GET, PATCH, DELETE"),
+        ),
+        (
+            Method::GET,
+            format!("{tenant_path}/endpoints/ep_x/rotate-secret"),
+            Some("POST"),
+        ),
+        (Method::POST, "/healthz".to_string(), Some("GET")),
+        (
+            Method::HEAD,
+            format!("{tenant_path}/api-keys"),
+            Some("POST, GET"),
+        ),
+        // A path that is not served stays a 404, whatever the method.
+        (Method::GET, format!("{tenant_path}/widgets"), None),
+        (Method::PUT, "/v1/nothing".to_string(), None),
+    ];
+    for (method, path, allow) in cases {
+        for who in [Some(key.as_str()), None] {
+            let mut request = app
+                .client
+                .request(method.clone(), format!("{}{path}", app.address));
+            if let Some(who) = who {
+                request = request.bearer_auth(who);
+            }
+            let response = request.send().await.expect("the request is answered");
+            let context = format!("{method} {path}");
+            let header = |name| {
+                response
+                    .headers()
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned)
+            };
+            let (allowed, content_type) = (header("allow"), header("content-type"));
+            let status = response.status();
+            let expected = if allow.is_some() { 405 } else { 404 };
+            assert_eq!(status.as_u16(), expected, "{context}");
+            assert_eq!(allowed.as_deref(), allow, "{context}: Allow");
+            assert_eq!(
+                content_type.as_deref(),
+                Some("application/problem+json"),
+                "{context}"
+            );
+            if method != Method::HEAD {
+                let body: Value = response.json().await.expect("a JSON problem");
+                assert_eq!(body["status"], json!(expected), "{context}: {body}");
+            }
+        }
+    }
 }
 
 /// A route added to `api::ROUTES` that takes a body fails here until it is

@@ -22,6 +22,8 @@ backend_tests!(
     api_keys_are_created_listed_and_revoked,
     a_tenant_key_cannot_see_or_touch_another_tenants_keys,
     bad_key_requests_answer_422_naming_the_field_and_change_nothing,
+    api_keys_are_listed_a_page_at_a_time_oldest_first,
+    the_key_past_the_hundredth_is_a_422_naming_api_keys,
     the_secret_is_shown_at_creation_and_by_its_route_only,
     a_rotation_signs_with_both_secrets_until_its_grace_period_ends,
     a_rotation_survives_a_restart,
@@ -199,6 +201,22 @@ async fn bad_key_requests_answer_422_naming_the_field_and_change_nothing(db: Tes
             .await
             .assert_invalid_field(field, &format!("create key {body}"));
     }
+    for (query, field) in [
+        ("limit=0", "limit"),
+        ("limit=1001", "limit"),
+        ("limit=abc", "limit"),
+        ("cursor=%00", "cursor"),
+        ("cursor=a%20b", "cursor"),
+        ("bogus=1", "bogus"),
+        ("limit=2&limit=3", "limit"),
+    ] {
+        app.get(&key, &format!("{}?{query}", keys_path(&tenant)))
+            .await
+            .assert_invalid_field(field, &format!("list keys ?{query}"));
+    }
+    app.get(&app.admin_key, "/v1/tenants?bogus=1")
+        .await
+        .assert_invalid_field("bogus", "list tenants ?bogus=1");
     assert_eq!(list_keys(&app, &key, &tenant).await.len(), 1);
     app.delete(&key, &format!("{}/key_unknown", keys_path(&tenant)))
         .await
@@ -206,6 +224,61 @@ async fn bad_key_requests_answer_422_naming_the_field_and_change_nothing(db: Tes
     app.delete(&key, &format!("{}/not%20an%20id", keys_path(&tenant)))
         .await
         .assert_problem(404, "revoke a malformed key id");
+}
+
+async fn api_keys_are_listed_a_page_at_a_time_oldest_first(db: TestDb) {
+    let app = spawn_app(db).await;
+    let (tenant, key) = app.create_tenant("acme").await;
+    let mut created = vec![text(&list_keys(&app, &key, &tenant).await[0], "id")];
+    for name in ["b", "c", "d"] {
+        created.push(text(
+            &create_key(&app, &key, &tenant, &json!({ "name": name })).await,
+            "id",
+        ));
+    }
+    let first = app
+        .get_json(&key, &format!("{}?limit=3", keys_path(&tenant)))
+        .await;
+    let cursor = text(&first, "next");
+    let second = app
+        .get_json(
+            &key,
+            &format!("{}?limit=3&cursor={cursor}", keys_path(&tenant)),
+        )
+        .await;
+    assert_eq!(second["next"], Value::Null, "the last page: {second}");
+    let listed: Vec<String> = [&first, &second]
+        .iter()
+        .flat_map(|page| page["data"].as_array().cloned().unwrap_or_default())
+        .map(|key| text(&key, "id"))
+        .collect();
+    assert_eq!(listed, created, "every key once, oldest first");
+    assert_eq!(
+        list_keys(&app, &key, &tenant).await.len(),
+        4,
+        "one page by default"
+    );
+}
+
+async fn the_key_past_the_hundredth_is_a_422_naming_api_keys(db: TestDb) {
+    let app = spawn_app(db).await;
+    let (tenant, key) = app.create_tenant("acme").await;
+    // The tenant's first key is the hundredth with these.
+    for _ in 0..99 {
+        create_key(&app, &key, &tenant, &json!({})).await;
+    }
+    let refused = app.post(&key, &keys_path(&tenant), &json!({})).await;
+    refused.assert_invalid_field("api_keys", "the 101st key");
+    let detail = refused.body["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains("100"), "{}", refused.body);
+    let listed = app
+        .get_json(&key, &format!("{}?limit=1000", keys_path(&tenant)))
+        .await;
+    assert_eq!(
+        listed["data"].as_array().map(Vec::len),
+        Some(100),
+        "nothing added"
+    );
 }
 
 async fn the_secret_is_shown_at_creation_and_by_its_route_only(db: TestDb) {

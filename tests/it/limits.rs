@@ -345,7 +345,7 @@ async fn a_tenant_has_at_most_a_thousand_endpoints(db: TestDb) {
     let created = answers.iter().filter(|a| a.status.as_u16() == 201).count();
     assert_eq!(created, 1, "{answers:?}");
     for refused in answers.iter().filter(|a| a.status.as_u16() != 201) {
-        refused.assert_problem(422, "an endpoint past the thousandth");
+        refused.assert_invalid_field("endpoints", "an endpoint past the thousandth");
         let detail = refused.body["detail"].as_str().unwrap_or_default();
         assert!(detail.contains("1000"), "{}", refused.body);
     }

@@ -793,6 +793,12 @@ async fn the_new_routes_hide_other_tenants_and_refuse_bad_input(db: TestDb) {
         ("events?event_type=a..b", "event_type"),
         ("events?limit=0", "limit"),
         ("events?cursor=a%20b", "cursor"),
+        ("endpoints?bogus=1", "bogus"),
+        ("endpoints?limit=abc", "limit"),
+        ("event-types?bogus=1", "bogus"),
+        ("event-types?limit=abc", "limit"),
+        ("alerts?bogus=1", "bogus"),
+        ("alerts?limit=abc", "limit"),
     ];
     for (query, field) in invalid {
         app.get(&acme.key, &acme.path(query))
