@@ -45,16 +45,39 @@ pub fn ingest(db: &mut Db, inputs: &[IngestInput<'_>]) -> Result<Vec<Ingested>, 
 /// Writes every attempt: the attempt rows and the deliveries' new states
 /// first, then, per attempt and in order, the health, alerts and disabling
 /// it carries.
+///
+/// Attempts of an endpoint deleted while they were in flight are left out:
+/// their deliveries went with the endpoint, and their rows would break a
+/// foreign key and so spoil every other write of the group. An endpoint is
+/// deleted by a writer call, which never overlaps a batch, so one that
+/// exists here still exists at the commit.
 pub fn record_attempts(db: &mut Db, writes: &[&AttemptWrite], now: i64) -> Result<(), StoreError> {
+    let named: Vec<&str> = writes
+        .iter()
+        .filter_map(|write| write.record.attempt.endpoint_id.as_deref())
+        .collect();
+    let existing = endpoints::existing(db, &named)?;
+    let writes: Vec<&AttemptWrite> = writes
+        .iter()
+        .copied()
+        .filter(|write| {
+            write
+                .record
+                .attempt
+                .endpoint_id
+                .as_deref()
+                .is_none_or(|id| existing.contains(id))
+        })
+        .collect();
     match db {
-        Db::Postgres(c) => record_together(c, writes, now)?,
+        Db::Postgres(c) => record_together(c, &writes, now)?,
         Db::Sqlite(_) => {
-            for write in writes {
+            for write in &writes {
                 deliveries::record_attempt(db, &write.record, now)?;
             }
         }
     }
-    for write in writes {
+    for write in &writes {
         extras(db, write, now)?;
     }
     Ok(())

@@ -21,7 +21,7 @@ use crate::core::signature_scheme::{
 };
 use crate::core::signing::Secret;
 use diesel::prelude::*;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
 pub const ACTIVE: &str = "active";
@@ -294,6 +294,18 @@ pub fn count_in_tenant(db: &mut Db, tenant_id: &str) -> Result<i64, StoreError> 
 }
 
 /// Deletes the endpoint and, by cascade, its deliveries and attempts.
+/// Which of `ids` name an endpoint that exists.
+pub fn existing(db: &mut Db, ids: &[&str]) -> Result<HashSet<String>, StoreError> {
+    let mut distinct: Vec<&str> = ids.to_vec();
+    distinct.sort_unstable();
+    distinct.dedup();
+    let found: Vec<String> = dispatch!(db, c => endpoints::table
+        .filter(endpoints::id.eq_any(&distinct))
+        .select(endpoints::id)
+        .load(c))?;
+    Ok(found.into_iter().collect())
+}
+
 pub fn delete(db: &mut Db, tenant_id: &str, id: &str) -> Result<bool, StoreError> {
     let deleted = dispatch!(db, c => diesel::delete(endpoints::table
         .filter(endpoints::tenant_id.eq(tenant_id))

@@ -24,6 +24,7 @@ use hookrelay::store::{endpoint_state, endpoints, tenants, Db, Store, StoreError
 backend_tests!(
     a_batch_of_ingestions_answers_as_one_by_one,
     a_batch_of_attempts_keeps_settled_deliveries_settled,
+    attempts_of_a_deleted_endpoint_spoil_no_other_write_of_their_batch,
     a_recovery_moves_its_window_batch_by_batch,
     a_backlog_move_goes_on_where_its_last_batch_ended,
     groups_in_flight_together_keep_every_answer_and_the_order_of_calls,
@@ -188,6 +189,35 @@ async fn a_batch_of_attempts_keeps_settled_deliveries_settled(test_db: TestDb) {
         let attempts = deliveries::attempts_of(&mut db, id).expect("attempts");
         assert_eq!(attempts.len(), count, "attempt rows of {id} on {backend}");
     }
+}
+
+/// An endpoint deleted while its attempt was in flight: the attempt has
+/// nothing left to record, and the rest of its batch is written.
+async fn attempts_of_a_deleted_endpoint_spoil_no_other_write_of_their_batch(test_db: TestDb) {
+    let (_store, mut db) = open_with_endpoints(&test_db, &["ep_kept", "ep_gone"]);
+    let kept = Input::new("evt_kept", None, &["ep_kept"]);
+    let gone = Input::new("evt_gone", None, &["ep_gone"]);
+    ingest(&mut db, &[&kept, &gone]);
+    assert!(endpoints::delete(&mut db, TENANT, "ep_gone").expect("delete endpoint"));
+    let of_endpoint = |delivery_id: &str, endpoint_id: &str| {
+        let mut write = attempt(delivery_id, 1, DeliveryState::Succeeded, None);
+        write.record.attempt.endpoint_id = Some(endpoint_id.to_owned());
+        write
+    };
+    let kept_id = &kept.deliveries[0].id;
+    let writes = [
+        of_endpoint(&gone.deliveries[0].id, "ep_gone"),
+        of_endpoint(kept_id, "ep_kept"),
+    ];
+    let backend = test_db.backend();
+    db.transaction(|db| batch::record_attempts(db, &writes.iter().collect::<Vec<_>>(), NOW))
+        .unwrap_or_else(|error| panic!("record attempts on {backend}: {error}"));
+    let row = deliveries::find(&mut db, TENANT, kept_id)
+        .expect("find delivery")
+        .expect("delivery exists");
+    assert_eq!(row.state, "succeeded", "on {backend}");
+    let attempts = deliveries::attempts_of(&mut db, kept_id).expect("attempts");
+    assert_eq!(attempts.len(), 1, "on {backend}");
 }
 
 /// The writer at its most lanes (one on SQLite) under a queue filled at
