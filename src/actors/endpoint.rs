@@ -169,12 +169,14 @@ impl EndpointActor {
     fn load_state(&mut self, ctx: &mut Context<Self>) {
         self.machine = EndpointMachine::new(machine_config(&self.config, &self.deps.settings));
         let endpoint_id = self.config.id.clone();
+        let alerts_since = self.machine.alerts_bound_since(now_ms());
         let load = self
             .deps
             .writer
-            .call(move |db| endpoint_state::load(db, &endpoint_id, now_ms()));
+            .call(move |db| endpoint_state::load(db, &endpoint_id, alerts_since, now_ms()));
         ctx.wait(load.into_actor(self).map(|loaded, act, ctx| match loaded {
             Ok(saved) => {
+                act.machine.recall_alerts(&saved.alerts_raised);
                 let effects =
                     act.machine
                         .loaded(saved.active, saved.health, saved.unfinished, now_ms());

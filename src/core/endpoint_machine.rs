@@ -1130,6 +1130,20 @@ impl EndpointMachine {
         (Some(self.health()), alerts, disable)
     }
 
+    /// Alerts raised before this machine was built (and stored): the bound
+    /// of one alert of a kind per interval holds across reloads.
+    pub fn recall_alerts(&mut self, raised: &[(AlertKind, i64)]) {
+        for &(kind, at) in raised {
+            let last = self.last_alert.entry(kind).or_insert(at);
+            *last = (*last).max(at);
+        }
+    }
+
+    /// How far back [`recall_alerts`](Self::recall_alerts) needs to look.
+    pub fn alerts_bound_since(&self, now: i64) -> i64 {
+        now.saturating_sub(self.config.alert_min_interval_ms)
+    }
+
     /// At most one alert of a kind per `alert_min_interval_ms`.
     fn gate(&mut self, alert: Alert) -> Option<Alert> {
         let interval = self.config.alert_min_interval_ms;
@@ -1619,6 +1633,33 @@ mod tests {
             Some(Some(DisableReason::ConsecutiveFailures)),
             "auto-disable still applies"
         );
+    }
+
+    #[test]
+    fn alerts_raised_before_a_reload_still_bound_the_next_ones() {
+        let failing_config = || MachineConfig {
+            retry_schedule: vec![],
+            limits: HealthLimits {
+                alert_thresholds: vec![1],
+                breaker_failures: 1000,
+                ..test_limits()
+            },
+            ..config()
+        };
+        let first_failure = |machine: &mut EndpointMachine, at: i64| {
+            machine.enqueue(vec![delivery(1, at)], at);
+            let (decision, _) = machine.attempt_finished("dlv_001", &failed(500), at, 0.0);
+            decision.expect("attempted").alerts
+        };
+        let mut machine = active(failing_config());
+        assert_eq!(machine.alerts_bound_since(NOW), NOW - 300_000);
+        machine.recall_alerts(&[(AlertKind::Failing, NOW - 1_000)]);
+        assert!(first_failure(&mut machine, NOW).is_empty());
+
+        let mut machine = active(failing_config());
+        machine.recall_alerts(&[(AlertKind::Recovered, NOW - 1_000)]);
+        let alerts = first_failure(&mut machine, NOW);
+        assert_eq!(alerts.len(), 1, "another kind does not bound it");
     }
 
     #[test]

@@ -7,7 +7,7 @@ use super::schema::{deliveries, events};
 use super::{alerts, deliveries as delivery_rows, dispatch, endpoints, Db, StoreError};
 use crate::core::delivery::{move_to_finish, BacklogMove, DeliveryState};
 use crate::core::endpoint_machine::{select_page, HealthState, Page, PageOrder, QueuedDelivery};
-use crate::core::failure_policy::DisableReason;
+use crate::core::failure_policy::{AlertKind, DisableReason};
 use diesel::prelude::*;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, Weak};
@@ -19,6 +19,9 @@ pub struct SavedState {
     pub health: Option<HealthState>,
     /// The backlog move to finish, in batches ([`move_batch`]).
     pub unfinished: Option<BacklogMove>,
+    /// When each kind of alert was last raised, if since the `alerts_since`
+    /// given to [`load`].
+    pub alerts_raised: Vec<(AlertKind, i64)>,
 }
 
 /// Reads the endpoint's status, health and the backlog move a crash (or a
@@ -27,7 +30,12 @@ pub struct SavedState {
 /// of an active endpoint are replayed, pending rows of a disabled one held.
 /// Runs in the writer, so it is ordered with the actor's own writes; moves
 /// nothing itself, so it stays short whatever the backlog.
-pub fn load(db: &mut Db, endpoint_id: &str, now: i64) -> Result<SavedState, StoreError> {
+pub fn load(
+    db: &mut Db,
+    endpoint_id: &str,
+    alerts_since: i64,
+    now: i64,
+) -> Result<SavedState, StoreError> {
     let active = endpoints::find_by_id(db, endpoint_id)?.is_some_and(|row| row.is_active());
     let health = endpoints::load_health(db, endpoint_id)?.map(|row| HealthState {
         streak: row.streak(),
@@ -43,10 +51,12 @@ pub fn load(db: &mut Db, endpoint_id: &str, now: i64) -> Result<SavedState, Stor
         }
         endpoints::set_backlog_move(db, endpoint_id, unfinished.map(|kind| (kind, now)))?;
     }
+    let alerts_raised = alerts::last_raised(db, endpoint_id, alerts_since)?;
     Ok(SavedState {
         active,
         health,
         unfinished,
+        alerts_raised,
     })
 }
 

@@ -9,22 +9,23 @@ use crate::common::{wait_until, TestDb, DELIVERY_TIMEOUT};
 use diesel::prelude::*;
 use futures_util::future::join_all;
 use hookrelay::core::delivery::{BacklogMove, DeliveryState};
-use hookrelay::core::failure_policy::DisableReason;
+use hookrelay::core::failure_policy::{AlertKind, DisableReason};
 use hookrelay::store::batch::{self, IngestInput};
 use hookrelay::store::deliveries::{self, AttemptRecord, AttemptWrite};
 use hookrelay::store::events::Ingested;
 use hookrelay::store::models::{
-    ApiKeyRow, AttemptRow, DeliveryRow, EndpointRow, EventRow, TenantRow,
+    AlertRow, ApiKeyRow, AttemptRow, DeliveryRow, EndpointRow, EventRow, TenantRow,
 };
 use hookrelay::store::replay::{self, ManualWrite, TimeWindow, RECOVERABLE};
 use hookrelay::store::schema::{deliveries as delivery_table, events as event_table};
 use hookrelay::store::writer::{Writer, MAX_LANES};
-use hookrelay::store::{endpoint_state, endpoints, tenants, Db, Store, StoreError};
+use hookrelay::store::{alerts, endpoint_state, endpoints, tenants, Db, Store, StoreError};
 
 backend_tests!(
     a_batch_of_ingestions_answers_as_one_by_one,
     a_batch_of_attempts_keeps_settled_deliveries_settled,
     attempts_of_a_deleted_endpoint_spoil_no_other_write_of_their_batch,
+    a_loaded_endpoint_recalls_the_alerts_it_raised_lately,
     a_recovery_moves_its_window_batch_by_batch,
     a_backlog_move_goes_on_where_its_last_batch_ended,
     groups_in_flight_together_keep_every_answer_and_the_order_of_calls,
@@ -218,6 +219,60 @@ async fn attempts_of_a_deleted_endpoint_spoil_no_other_write_of_their_batch(test
     assert_eq!(row.state, "succeeded", "on {backend}");
     let attempts = deliveries::attempts_of(&mut db, kept_id).expect("attempts");
     assert_eq!(attempts.len(), 1, "on {backend}");
+}
+
+fn sorted(mut raised: Vec<(AlertKind, i64)>) -> Vec<(AlertKind, i64)> {
+    raised.sort_by_key(|&(kind, at)| (kind.as_str(), at));
+    raised
+}
+
+/// What an endpoint's actor reads when it loads: the last alert of each
+/// kind within the bound's interval, so that a reload keeps the bound.
+async fn a_loaded_endpoint_recalls_the_alerts_it_raised_lately(test_db: TestDb) {
+    let (_store, mut db) = open_with_endpoints(&test_db, &["ep_alerting", "ep_other"]);
+    let alert = |n: u32, endpoint_id: &str, kind: AlertKind, at: i64| AlertRow {
+        id: format!("alr_{n:03}"),
+        tenant_id: TENANT.to_owned(),
+        endpoint_id: endpoint_id.to_owned(),
+        endpoint_url: "http://127.0.0.1:9/hook".to_owned(),
+        kind: kind.as_str().to_owned(),
+        consecutive_failures: 1,
+        failing_since: None,
+        status_code: None,
+        error: None,
+        disabled_reason: None,
+        created_at: at,
+        dispatched_at: None,
+    };
+    let rows = [
+        alert(1, "ep_alerting", AlertKind::Failing, NOW - 900_000),
+        alert(2, "ep_alerting", AlertKind::Failing, NOW - 200_000),
+        alert(3, "ep_alerting", AlertKind::Failing, NOW - 100_000),
+        alert(4, "ep_alerting", AlertKind::Recovered, NOW - 600_000),
+        alert(5, "ep_other", AlertKind::Disabled, NOW - 1_000),
+        // An operator's disable and enable raise theirs outside the bound.
+        AlertRow {
+            disabled_reason: Some(DisableReason::Manual.as_str().to_owned()),
+            ..alert(6, "ep_alerting", AlertKind::Disabled, NOW - 50_000)
+        },
+        alert(7, "ep_alerting", AlertKind::Enabled, NOW - 40_000),
+        AlertRow {
+            disabled_reason: Some(DisableReason::Gone.as_str().to_owned()),
+            ..alert(8, "ep_alerting", AlertKind::Disabled, NOW - 30_000)
+        },
+    ];
+    alerts::insert(&mut db, &rows).expect("insert alerts");
+    let saved = endpoint_state::load(&mut db, "ep_alerting", NOW - 300_000, NOW)
+        .expect("load endpoint state");
+    assert_eq!(
+        sorted(saved.alerts_raised.clone()),
+        sorted(vec![
+            (AlertKind::Failing, NOW - 100_000),
+            (AlertKind::Disabled, NOW - 30_000)
+        ]),
+        "on {}",
+        test_db.backend()
+    );
 }
 
 /// The writer at its most lanes (one on SQLite) under a queue filled at
