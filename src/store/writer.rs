@@ -65,6 +65,19 @@ struct Request<T, F> {
     reply: oneshot::Sender<Result<T, StoreError>>,
 }
 
+impl<T, F> Request<T, F> {
+    /// The job, and where its answer comes.
+    fn new(work: F) -> (Box<Self>, oneshot::Receiver<Result<T, StoreError>>) {
+        let (reply, answer) = oneshot::channel();
+        let job = Request {
+            work,
+            result: None,
+            reply,
+        };
+        (Box::new(job), answer)
+    }
+}
+
 impl<T, F> Call for Request<T, F>
 where
     T: Send,
@@ -338,13 +351,8 @@ impl Writer {
         T: Send + 'static,
         F: FnMut(&mut Db) -> Result<T, StoreError> + Send + 'static,
     {
-        let (reply, answer) = oneshot::channel();
-        let job = Request {
-            work,
-            result: None,
-            reply,
-        };
-        self.queue(Job::Call(Box::new(job)), answer)
+        let (job, answer) = Request::new(work);
+        self.queue(Job::Call(job), answer)
     }
 
     /// Like [`Self::call`], for work long enough that other jobs must not
@@ -358,13 +366,8 @@ impl Writer {
         T: Send + 'static,
         F: FnMut(&mut Db) -> Result<T, StoreError> + Send + 'static,
     {
-        let (reply, answer) = oneshot::channel();
-        let job = Request {
-            work,
-            result: None,
-            reply,
-        };
-        self.queue(Job::Background(Box::new(job)), answer)
+        let (job, answer) = Request::new(work);
+        self.queue(Job::Background(job), answer)
     }
 
     /// Writes an event and its deliveries, as [`super::events::ingest`]
@@ -689,11 +692,7 @@ mod tests {
     }
 
     fn call() -> Job {
-        Job::Call(Box::new(Request {
-            work: |_: &mut crate::store::Db| Ok(()),
-            result: None,
-            reply: oneshot::channel().0,
-        }))
+        Job::Call(Request::new(|_: &mut crate::store::Db| Ok(())).0)
     }
 
     fn health() -> EndpointHealthRow {
