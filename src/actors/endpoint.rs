@@ -137,6 +137,7 @@ pub struct EndpointActor {
     /// Status changes not yet taken by the machine, oldest first.
     status_changes: VecDeque<StatusChange>,
     wake: Option<SpawnHandle>,
+    forget_pages: Option<SpawnHandle>,
     drained: Vec<oneshot::Sender<()>>,
     retired: bool,
     restarts: u32,
@@ -155,6 +156,7 @@ impl EndpointActor {
             machine,
             status_changes: VecDeque::new(),
             wake: None,
+            forget_pages: None,
             drained: Vec::new(),
             retired: false,
             restarts: 0,
@@ -218,6 +220,7 @@ impl EndpointActor {
                 Effect::Hold(ids) => self.hold(ids, ctx),
                 Effect::MoveBatch(kind) => self.move_batch(kind, ctx),
                 Effect::WakeAt(at) => self.wake_at(at, ctx),
+                Effect::ForgetPagesAt(at) => self.forget_pages_at(at, ctx),
                 Effect::Disabled => self
                     .deps
                     .notices
@@ -246,10 +249,20 @@ impl EndpointActor {
         if let Some(handle) = self.wake.take() {
             ctx.cancel_future(handle);
         }
-        let delay = Duration::from_millis(u64::try_from(at - now_ms()).unwrap_or(0));
-        self.wake = Some(ctx.run_later(delay, |act, ctx| {
+        self.wake = Some(ctx.run_later(delay_until(at), |act, ctx| {
             act.wake = None;
             let effects = act.machine.wake(now_ms());
+            act.carry_out(effects, ctx);
+        }));
+    }
+
+    fn forget_pages_at(&mut self, at: i64, ctx: &mut Context<Self>) {
+        if let Some(handle) = self.forget_pages.take() {
+            ctx.cancel_future(handle);
+        }
+        self.forget_pages = Some(ctx.run_later(delay_until(at), |act, ctx| {
+            act.forget_pages = None;
+            let effects = act.machine.forget_pages(now_ms());
             act.carry_out(effects, ctx);
         }));
     }
@@ -619,6 +632,7 @@ impl Supervised for EndpointActor {
         self.failures_in_a_row = self.failures_in_a_row.saturating_add(1);
         self.last_failure = WriteFailure::Refused;
         self.wake = None;
+        self.forget_pages = None;
         log::warn!(
             "endpoint {}: restarting (restart #{})",
             self.config.id,
@@ -729,4 +743,9 @@ impl Handler<SettledElsewhere> for EndpointActor {
         let effects = self.machine.settled_elsewhere(&delivery_id, now_ms());
         self.carry_out(effects, ctx);
     }
+}
+
+/// How long until `at`, a time in milliseconds (none once it is past).
+fn delay_until(at: i64) -> Duration {
+    Duration::from_millis(u64::try_from(at - now_ms()).unwrap_or(0))
 }

@@ -31,6 +31,7 @@ use super::envelope::is_operational;
 use super::failure_policy::{AlertKind, DisableReason, Streak};
 use super::limits::HealthLimits;
 use super::rate_limit::RateLimit;
+use super::recent_pages::{HandOver, RecentPages};
 use super::retry;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -157,6 +158,9 @@ pub enum Effect {
     MoveBatch(BacklogMove),
     /// Call [`EndpointMachine::wake`] at this time (replaces an earlier one).
     WakeAt(i64),
+    /// Call [`EndpointMachine::forget_pages`] at this time (replaces an
+    /// earlier one; a timer apart from [`Effect::WakeAt`]'s).
+    ForgetPagesAt(i64),
     /// The endpoint disabled itself (committed): tell the router.
     Disabled,
     /// Nothing is outstanding: drop the timer of [`Effect::WakeAt`] and
@@ -273,9 +277,11 @@ pub struct EndpointMachine {
     /// Deliveries due again whose write was answered while a page was
     /// read: offered once the page is in, which skips them.
     parked: Vec<QueuedDelivery>,
-    /// When the last page was in: its rows were read no later, so a
-    /// delivery created after it came with no page.
-    pages_in_by: Option<i64>,
+    /// What the last pages brought in, to tell a late hand-over from the
+    /// router from a new delivery.
+    recent_pages: RecentPages,
+    /// When [`Effect::ForgetPagesAt`] is armed for.
+    forget_pages_at: Option<i64>,
     /// Deliveries in flight or unsettled that an operator's attempt
     /// settled meanwhile: not to be readmitted.
     settled_meanwhile: HashSet<String>,
@@ -318,7 +324,8 @@ impl EndpointMachine {
             settled_during_page: HashSet::new(),
             floor_during_page: None,
             parked: Vec::new(),
-            pages_in_by: None,
+            recent_pages: RecentPages::default(),
+            forget_pages_at: None,
             settled_meanwhile: HashSet::new(),
             wake_at: None,
             page_retry_at: None,
@@ -347,6 +354,7 @@ impl EndpointMachine {
             Lifecycle::Disabled
         };
         self.disk_floor = active.then_some(UNKNOWN_FLOOR);
+        self.recent_pages = RecentPages::in_doubt_by(now);
         self.moving = unfinished;
         let mut effects = self.next_batch();
         effects.extend(self.pump(now));
@@ -355,9 +363,10 @@ impl EndpointMachine {
 
     /// Deliveries just committed for this endpoint (created, and due, before
     /// their commit). The router may hand one over after a page read from
-    /// disk brought it in, and even after it was sent and settled: one
-    /// created before the last page was in is read from disk again (where
-    /// a settled delivery is no longer pending) instead of being offered.
+    /// disk brought it in, and even after it was sent and settled: one a
+    /// recent page brought in is skipped, and one a forgotten page may have
+    /// brought in is read from disk again (where a settled delivery is no
+    /// longer pending) instead of being offered.
     pub fn enqueue(&mut self, deliveries: Vec<QueuedDelivery>, now: i64) -> Vec<Effect> {
         match self.lifecycle {
             Lifecycle::Retired => Vec::new(),
@@ -378,14 +387,13 @@ impl EndpointMachine {
                     if self.knows(&delivery.id) {
                         continue;
                     }
-                    if self
-                        .pages_in_by
-                        .is_some_and(|read_by| delivery.created_at <= read_by)
-                    {
-                        let key = self.order_key(&delivery);
-                        self.leave_on_disk(key);
-                    } else {
-                        self.offer(delivery);
+                    match self.recent_pages.judge(&delivery.id, delivery.created_at) {
+                        HandOver::BroughtIn => {}
+                        HandOver::InDoubt => {
+                            let key = self.order_key(&delivery);
+                            self.leave_on_disk(key);
+                        }
+                        HandOver::New => self.offer(delivery),
                     }
                 }
                 self.pump(now)
@@ -396,7 +404,6 @@ impl EndpointMachine {
     /// The page asked for by [`Effect::LoadPage`].
     pub fn page_loaded(&mut self, page: Page, now: i64) -> Vec<Effect> {
         self.page_in_flight = false;
-        self.pages_in_by = Some(self.pages_in_by.map_or(now, |read_by| read_by.max(now)));
         let settled = std::mem::take(&mut self.settled_during_page);
         let mut floor = std::mem::take(&mut self.floor_during_page);
         if !matches!(self.lifecycle, Lifecycle::Active | Lifecycle::Draining) {
@@ -404,6 +411,8 @@ impl EndpointMachine {
             return self.pump(now);
         }
         floor = min_opt(floor, page.more_from);
+        self.recent_pages
+            .remember(now, page.deliveries.iter().map(|d| d.id.clone()).collect());
         // An ordered window holds the front of the line: once a delivery
         // does not fit, every later one stays on disk behind it.
         let mut left_behind = false;
@@ -448,6 +457,12 @@ impl EndpointMachine {
     /// A timer armed by [`Effect::WakeAt`] fired.
     pub fn wake(&mut self, now: i64) -> Vec<Effect> {
         self.wake_at = None;
+        self.pump(now)
+    }
+
+    /// The timer armed by [`Effect::ForgetPagesAt`] fired.
+    pub fn forget_pages(&mut self, now: i64) -> Vec<Effect> {
+        self.forget_pages_at = None;
         self.pump(now)
     }
 
@@ -887,6 +902,7 @@ impl EndpointMachine {
     fn become_disabled(&mut self) {
         self.lifecycle = Lifecycle::Disabled;
         self.forget_window();
+        self.recent_pages.forget_all();
         self.disk_floor = None;
     }
 
@@ -970,6 +986,7 @@ impl EndpointMachine {
             .next()
             .map(|delivery| delivery.due_at)
             .filter(|due_at| *due_at > now);
+        self.recent_pages.forget_old(now);
         let mut next = min_opt(min_opt(breaker_wait, rate_wait), next_due);
         if let Some(floor) = self.disk_floor {
             let low = self.window.len() <= self.config.window.deliveries / 2
@@ -990,8 +1007,28 @@ impl EndpointMachine {
                 self.wake_at = Some(at);
                 effects.push(Effect::WakeAt(at));
             }
+        } else if self.idle() {
+            effects.extend(self.wake_to_forget_pages(now));
         }
         effects
+    }
+
+    fn idle(&self) -> bool {
+        self.window.is_empty() && self.quiet()
+    }
+
+    /// Any wake-up forgets old pages; an idle machine, which nothing else
+    /// wakes, arms a timer to forget them.
+    fn wake_to_forget_pages(&mut self, now: i64) -> Option<Effect> {
+        let at = self.recent_pages.forget_at().filter(|at| *at > now)?;
+        if self
+            .forget_pages_at
+            .is_some_and(|armed| armed > now && armed <= at)
+        {
+            return None;
+        }
+        self.forget_pages_at = Some(at);
+        Some(Effect::ForgetPagesAt(at))
     }
 
     /// The window's first delivery, if it may be sent now: it is due and,
@@ -2093,7 +2130,7 @@ mod tests {
     #[test]
     fn a_late_enqueue_of_a_delivery_a_page_already_brought_in_sends_nothing() {
         let mut machine = EndpointMachine::new(config());
-        machine.loaded(true, None, None, NOW);
+        machine.loaded(true, None, None, NOW - 20);
         // The first page is read after the delivery's commit, before the
         // router hands it over.
         let page = Page {
@@ -2105,16 +2142,33 @@ mod tests {
         machine.attempt_recorded("dlv_001", Ok(()), NOW + 2, 0.0);
         let effects = machine.enqueue(vec![created(1, NOW - 10)], NOW + 3);
         assert!(sent(&effects).is_empty(), "{effects:?}");
-        // In doubt it is read from disk again, where it is settled.
-        assert!(page_request(&effects).is_some(), "{effects:?}");
-        let effects = machine.page_loaded(Page::default(), NOW + 4);
-        assert!(sent(&effects).is_empty(), "{effects:?}");
+        // The page is remembered: no need to ask the disk.
+        assert!(page_request(&effects).is_none(), "{effects:?}");
     }
 
     #[test]
-    fn a_late_enqueue_that_no_page_brought_in_is_still_sent() {
+    fn a_late_enqueue_that_no_recent_page_brought_in_is_sent_without_a_page() {
         let mut machine = active(config());
-        // Created before the last page was read, committed after it.
+        assert!(page_request(&machine.work_on_disk(NOW)).is_some());
+        let page = Page {
+            deliveries: vec![created(1, NOW - 20)],
+            more_from: None,
+        };
+        assert_eq!(sent(&machine.page_loaded(page, NOW)), ["dlv_001"]);
+        // Created before that page was read, committed after it: the page
+        // did not bring it, so it goes straight out. (Under steady traffic
+        // most hand-overs are like this one; reading the disk for each kept
+        // a busy endpoint paging once per commit.)
+        let effects = machine.enqueue(vec![created(2, NOW - 10)], NOW + 1);
+        assert_eq!(sent(&effects), ["dlv_002"]);
+        assert!(page_request(&effects).is_none(), "{effects:?}");
+    }
+
+    #[test]
+    fn a_late_enqueue_a_forgotten_page_may_have_brought_in_is_read_from_disk() {
+        let mut machine = active(config());
+        // Created before the machine loaded: pages of an earlier load may
+        // have brought it in.
         let effects = machine.enqueue(vec![created(1, STARTED - 10)], NOW);
         assert!(sent(&effects).is_empty(), "{effects:?}");
         assert!(page_request(&effects).is_some(), "{effects:?}");
@@ -2123,10 +2177,24 @@ mod tests {
             more_from: None,
         };
         assert_eq!(sent(&machine.page_loaded(page, NOW + 1)), ["dlv_001"]);
-        // Created after the last page: straight into the window.
-        let effects = machine.enqueue(vec![created(2, NOW + 5)], NOW + 5);
-        assert_eq!(sent(&effects), ["dlv_002"]);
-        assert!(page_request(&effects).is_none(), "{effects:?}");
+    }
+
+    #[test]
+    fn a_quiet_machine_forgets_its_pages_after_the_horizon() {
+        let horizon = millis(RecentPages::HORIZON);
+        let mut machine = EndpointMachine::new(config());
+        machine.loaded(true, None, None, NOW);
+        let effects = machine.page_loaded(Page::default(), NOW);
+        assert_eq!(effects, [Effect::ForgetPagesAt(NOW + horizon)]);
+        assert!(page_request(&machine.work_on_disk(NOW + 10)).is_some());
+        assert!(machine.page_loaded(Page::default(), NOW + 10).is_empty());
+        let effects = machine.forget_pages(NOW + horizon);
+        assert_eq!(effects, [Effect::ForgetPagesAt(NOW + 10 + horizon)]);
+        assert!(machine.forget_pages(NOW + 10 + horizon).is_empty());
+        // Anything created by the last page is now in doubt.
+        let effects = machine.enqueue(vec![created(1, NOW + 5)], NOW + 11 + horizon);
+        assert!(sent(&effects).is_empty(), "{effects:?}");
+        assert!(page_request(&effects).is_some(), "{effects:?}");
     }
 
     #[test]

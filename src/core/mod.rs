@@ -15,6 +15,7 @@ pub mod limits;
 pub mod matching;
 pub mod negative_cache;
 pub mod rate_limit;
+pub mod recent_pages;
 pub mod retention;
 pub mod retry;
 pub mod secret_box;

@@ -1,0 +1,150 @@
+//! Which deliveries an endpoint's recent pages brought in from disk.
+//!
+//! The router hands a delivery to its endpoint after the delivery's commit,
+//! so a page read from disk in between may bring it in first, and the
+//! endpoint may even have sent and settled it before the hand-over arrives.
+//! Remembering the ids of the last two pages tells such a late hand-over
+//! (skip it) from a delivery no page saw (take it without reading disk).
+//! What a forgotten page may have brought in is read from disk again, where
+//! a settled delivery is no longer pending: the safe answer when in doubt.
+//! Pages are forgotten after [`RecentPages::HORIZON`], so a quiet endpoint
+//! holds no ids.
+
+use std::collections::{HashSet, VecDeque};
+use std::time::Duration;
+
+/// What a late hand-over of a delivery is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HandOver {
+    /// A remembered page brought it in: the endpoint has it or had it.
+    BroughtIn,
+    /// No page read since its creation is forgotten, and none brought it.
+    New,
+    /// A forgotten page may have brought it in: ask the disk.
+    InDoubt,
+}
+
+#[derive(Debug, Default)]
+pub struct RecentPages {
+    /// Newest last: when each page was in, and the ids it brought.
+    pages: VecDeque<(i64, HashSet<String>)>,
+    /// When the newest forgotten page was in: a delivery created by then
+    /// may have come with it.
+    forgotten_by: Option<i64>,
+}
+
+impl RecentPages {
+    /// How many pages are remembered.
+    const KEPT: usize = 2;
+
+    /// How long a page is remembered: far longer than a hand-over takes
+    /// from commit to endpoint.
+    pub const HORIZON: Duration = Duration::from_secs(5);
+
+    /// Nothing remembered, and everything created by `at` in doubt (pages
+    /// read before a reload, or by an earlier actor, are not known).
+    pub fn in_doubt_by(at: i64) -> Self {
+        RecentPages {
+            pages: VecDeque::new(),
+            forgotten_by: Some(at),
+        }
+    }
+
+    /// A page was in at `read_by`, bringing `ids`.
+    pub fn remember(&mut self, read_by: i64, ids: HashSet<String>) {
+        self.pages.push_back((read_by, ids));
+        while self.pages.len() > Self::KEPT {
+            self.forget_oldest();
+        }
+    }
+
+    pub fn judge(&self, id: &str, created_at: i64) -> HandOver {
+        if self.pages.iter().any(|(_, ids)| ids.contains(id)) {
+            HandOver::BroughtIn
+        } else if self.forgotten_by.is_some_and(|by| created_at <= by) {
+            HandOver::InDoubt
+        } else {
+            HandOver::New
+        }
+    }
+
+    /// Forgets the pages in longer than [`Self::HORIZON`] before `now`.
+    pub fn forget_old(&mut self, now: i64) {
+        while self
+            .pages
+            .front()
+            .is_some_and(|(read_by, _)| *read_by <= now.saturating_sub(horizon()))
+        {
+            self.forget_oldest();
+        }
+    }
+
+    /// When the oldest remembered page is to be forgotten.
+    pub fn forget_at(&self) -> Option<i64> {
+        self.pages
+            .front()
+            .map(|(read_by, _)| read_by.saturating_add(horizon()))
+    }
+
+    pub fn forget_all(&mut self) {
+        while !self.pages.is_empty() {
+            self.forget_oldest();
+        }
+    }
+
+    fn forget_oldest(&mut self) {
+        if let Some((read_by, _)) = self.pages.pop_front() {
+            self.forgotten_by = Some(self.forgotten_by.map_or(read_by, |by| by.max(read_by)));
+        }
+    }
+}
+
+fn horizon() -> i64 {
+    i64::try_from(RecentPages::HORIZON.as_millis()).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(names: &[&str]) -> HashSet<String> {
+        names.iter().map(|name| (*name).to_owned()).collect()
+    }
+
+    #[test]
+    fn a_hand_over_is_judged_by_the_remembered_pages_then_by_creation_time() {
+        let mut pages = RecentPages::in_doubt_by(100);
+        assert_eq!(pages.judge("a", 100), HandOver::InDoubt);
+        assert_eq!(pages.judge("a", 101), HandOver::New);
+        pages.remember(200, ids(&["a"]));
+        assert_eq!(pages.judge("a", 150), HandOver::BroughtIn);
+        assert_eq!(pages.judge("b", 150), HandOver::New);
+    }
+
+    #[test]
+    fn only_the_last_two_pages_are_remembered() {
+        let mut pages = RecentPages::default();
+        pages.remember(200, ids(&["a"]));
+        pages.remember(300, ids(&["b"]));
+        pages.remember(400, ids(&["c"]));
+        assert_eq!(pages.judge("a", 150), HandOver::InDoubt);
+        assert_eq!(pages.judge("x", 201), HandOver::New);
+        assert_eq!(pages.judge("b", 250), HandOver::BroughtIn);
+        assert_eq!(pages.judge("c", 350), HandOver::BroughtIn);
+    }
+
+    #[test]
+    fn pages_are_forgotten_after_the_horizon() {
+        let mut pages = RecentPages::default();
+        pages.remember(1_000, ids(&["a"]));
+        pages.remember(2_000, ids(&["b"]));
+        assert_eq!(pages.forget_at(), Some(1_000 + horizon()));
+        pages.forget_old(1_999 + horizon());
+        assert_eq!(pages.judge("a", 500), HandOver::InDoubt);
+        assert_eq!(pages.judge("b", 1_500), HandOver::BroughtIn);
+        pages.forget_old(2_000 + horizon());
+        assert_eq!(pages.forget_at(), None);
+        assert_eq!(pages.judge("b", 1_500), HandOver::InDoubt);
+        assert_eq!(pages.judge("c", 2_001), HandOver::New);
+    }
+}
