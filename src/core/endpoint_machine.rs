@@ -306,6 +306,7 @@ impl EndpointMachine {
     pub fn new(config: MachineConfig) -> Self {
         let breaker = Breaker::closed(&config.limits);
         let rate_limit = config.rate_limit.map(RateLimit::per_second);
+        let recent_pages = RecentPages::new(2 * config.window.deliveries);
         EndpointMachine {
             config,
             lifecycle: Lifecycle::Loading,
@@ -324,7 +325,7 @@ impl EndpointMachine {
             settled_during_page: HashSet::new(),
             floor_during_page: None,
             parked: Vec::new(),
-            recent_pages: RecentPages::default(),
+            recent_pages,
             forget_pages_at: None,
             settled_meanwhile: HashSet::new(),
             wake_at: None,
@@ -354,7 +355,8 @@ impl EndpointMachine {
             Lifecycle::Disabled
         };
         self.disk_floor = active.then_some(UNKNOWN_FLOOR);
-        self.recent_pages = RecentPages::in_doubt_by(now);
+        self.recent_pages.forget_all();
+        self.recent_pages.doubt_created_by(now);
         self.moving = unfinished;
         let mut effects = self.next_batch();
         effects.extend(self.pump(now));

@@ -3,12 +3,13 @@
 //! The router hands a delivery to its endpoint after the delivery's commit,
 //! so a page read from disk in between may bring it in first, and the
 //! endpoint may even have sent and settled it before the hand-over arrives.
-//! Remembering the ids of the last two pages tells such a late hand-over
+//! Remembering the ids of the recent pages tells such a late hand-over
 //! (skip it) from a delivery no page saw (take it without reading disk).
 //! What a forgotten page may have brought in is read from disk again, where
 //! a settled delivery is no longer pending: the safe answer when in doubt.
-//! Pages are forgotten after [`RecentPages::HORIZON`], so a quiet endpoint
-//! holds no ids.
+//! Pages are forgotten after [`RecentPages::HORIZON`], and the oldest
+//! sooner when the pages hold more ids than their budget, so a busy
+//! endpoint holds at most that many and a quiet one none.
 
 use std::collections::{HashSet, VecDeque};
 use std::time::Duration;
@@ -24,36 +25,49 @@ pub enum HandOver {
     InDoubt,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct RecentPages {
     /// Newest last: when each page was in, and the ids it brought.
     pages: VecDeque<(i64, HashSet<String>)>,
+    ids_held: usize,
+    max_ids: usize,
     /// When the newest forgotten page was in: a delivery created by then
     /// may have come with it.
     forgotten_by: Option<i64>,
 }
 
 impl RecentPages {
-    /// How many pages are remembered.
-    const KEPT: usize = 2;
+    /// How many pages are remembered at most, however small.
+    const MAX_PAGES: usize = 64;
 
     /// How long a page is remembered: far longer than a hand-over takes
     /// from commit to endpoint.
     pub const HORIZON: Duration = Duration::from_secs(5);
 
-    /// Nothing remembered, and everything created by `at` in doubt (pages
-    /// read before a reload, or by an earlier actor, are not known).
-    pub fn in_doubt_by(at: i64) -> Self {
+    /// Nothing remembered; the pages remembered hold at most `max_ids` ids
+    /// (the last page is kept whatever its size).
+    pub fn new(max_ids: usize) -> Self {
         RecentPages {
             pages: VecDeque::new(),
-            forgotten_by: Some(at),
+            ids_held: 0,
+            max_ids,
+            forgotten_by: None,
         }
+    }
+
+    /// Everything created by `at` is in doubt (pages read before a
+    /// reload, or by an earlier actor, are not known).
+    pub fn doubt_created_by(&mut self, at: i64) {
+        self.forgotten_by = Some(self.forgotten_by.map_or(at, |by| by.max(at)));
     }
 
     /// A page was in at `read_by`, bringing `ids`.
     pub fn remember(&mut self, read_by: i64, ids: HashSet<String>) {
+        self.ids_held += ids.len();
         self.pages.push_back((read_by, ids));
-        while self.pages.len() > Self::KEPT {
+        while self.pages.len() > Self::MAX_PAGES
+            || (self.ids_held > self.max_ids && self.pages.len() > 1)
+        {
             self.forget_oldest();
         }
     }
@@ -93,8 +107,9 @@ impl RecentPages {
     }
 
     fn forget_oldest(&mut self) {
-        if let Some((read_by, _)) = self.pages.pop_front() {
-            self.forgotten_by = Some(self.forgotten_by.map_or(read_by, |by| by.max(read_by)));
+        if let Some((read_by, ids)) = self.pages.pop_front() {
+            self.ids_held -= ids.len();
+            self.doubt_created_by(read_by);
         }
     }
 }
@@ -113,7 +128,8 @@ mod tests {
 
     #[test]
     fn a_hand_over_is_judged_by_the_remembered_pages_then_by_creation_time() {
-        let mut pages = RecentPages::in_doubt_by(100);
+        let mut pages = RecentPages::new(10);
+        pages.doubt_created_by(100);
         assert_eq!(pages.judge("a", 100), HandOver::InDoubt);
         assert_eq!(pages.judge("a", 101), HandOver::New);
         pages.remember(200, ids(&["a"]));
@@ -122,20 +138,34 @@ mod tests {
     }
 
     #[test]
-    fn only_the_last_two_pages_are_remembered() {
-        let mut pages = RecentPages::default();
+    fn the_oldest_pages_are_forgotten_beyond_the_budget_of_ids() {
+        let mut pages = RecentPages::new(3);
         pages.remember(200, ids(&["a"]));
-        pages.remember(300, ids(&["b"]));
-        pages.remember(400, ids(&["c"]));
+        pages.remember(300, ids(&["b", "c"]));
+        assert_eq!(pages.judge("a", 150), HandOver::BroughtIn);
+        pages.remember(400, ids(&["d"]));
         assert_eq!(pages.judge("a", 150), HandOver::InDoubt);
         assert_eq!(pages.judge("x", 201), HandOver::New);
         assert_eq!(pages.judge("b", 250), HandOver::BroughtIn);
-        assert_eq!(pages.judge("c", 350), HandOver::BroughtIn);
+        // The last page is kept whatever its size.
+        pages.remember(500, ids(&["e", "f", "g", "h"]));
+        assert_eq!(pages.judge("d", 350), HandOver::InDoubt);
+        assert_eq!(pages.judge("h", 450), HandOver::BroughtIn);
+    }
+
+    #[test]
+    fn at_most_max_pages_are_remembered() {
+        let mut pages = RecentPages::new(1000);
+        for n in 0..=RecentPages::MAX_PAGES {
+            pages.remember(i64::try_from(n).unwrap_or(0) * 10, HashSet::new());
+        }
+        assert_eq!(pages.judge("a", 0), HandOver::InDoubt);
+        assert_eq!(pages.judge("a", 1), HandOver::New);
     }
 
     #[test]
     fn pages_are_forgotten_after_the_horizon() {
-        let mut pages = RecentPages::default();
+        let mut pages = RecentPages::new(10);
         pages.remember(1_000, ids(&["a"]));
         pages.remember(2_000, ids(&["b"]));
         assert_eq!(pages.forget_at(), Some(1_000 + horizon()));
