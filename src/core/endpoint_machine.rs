@@ -2186,15 +2186,29 @@ mod tests {
         let horizon = millis(RecentPages::HORIZON);
         let mut machine = EndpointMachine::new(config());
         machine.loaded(true, None, None, NOW);
-        let effects = machine.page_loaded(Page::default(), NOW);
+        let page = |n| Page {
+            deliveries: vec![created(n, NOW - 100)],
+            more_from: None,
+        };
+        let effects = machine.page_loaded(page(1), NOW);
+        assert_eq!(sent(&effects), ["dlv_001"]);
+        machine.attempt_finished("dlv_001", &ok(), NOW + 1, 0.0);
+        let effects = machine.attempt_recorded("dlv_001", Ok(()), NOW + 2, 0.0);
         assert_eq!(effects, [Effect::ForgetPagesAt(NOW + horizon)]);
         assert!(page_request(&machine.work_on_disk(NOW + 10)).is_some());
-        assert!(machine.page_loaded(Page::default(), NOW + 10).is_empty());
+        machine.page_loaded(page(2), NOW + 10);
+        machine.attempt_finished("dlv_002", &ok(), NOW + 11, 0.0);
+        assert!(machine
+            .attempt_recorded("dlv_002", Ok(()), NOW + 12, 0.0)
+            .is_empty());
+        // Each page is forgotten at its time.
+        let effects = machine.enqueue(vec![created(2, NOW - 100)], NOW + 13);
+        assert!(effects.is_empty(), "{effects:?}");
         let effects = machine.forget_pages(NOW + horizon);
         assert_eq!(effects, [Effect::ForgetPagesAt(NOW + 10 + horizon)]);
         assert!(machine.forget_pages(NOW + 10 + horizon).is_empty());
         // Anything created by the last page is now in doubt.
-        let effects = machine.enqueue(vec![created(1, NOW + 5)], NOW + 11 + horizon);
+        let effects = machine.enqueue(vec![created(3, NOW + 5)], NOW + 11 + horizon);
         assert!(sent(&effects).is_empty(), "{effects:?}");
         assert!(page_request(&effects).is_some(), "{effects:?}");
     }

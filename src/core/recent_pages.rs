@@ -61,8 +61,12 @@ impl RecentPages {
         self.forgotten_by = Some(self.forgotten_by.map_or(at, |by| by.max(at)));
     }
 
-    /// A page was in at `read_by`, bringing `ids`.
+    /// A page was in at `read_by`, bringing `ids`. One that brought nothing
+    /// leaves nothing in doubt, so it is not kept.
     pub fn remember(&mut self, read_by: i64, ids: HashSet<String>) {
+        if ids.is_empty() {
+            return;
+        }
         self.ids_held += ids.len();
         self.pages.push_back((read_by, ids));
         while self.pages.len() > Self::MAX_PAGES
@@ -111,6 +115,10 @@ impl RecentPages {
             self.ids_held -= ids.len();
             self.doubt_created_by(read_by);
         }
+        if self.pages.is_empty() {
+            // A quiet endpoint keeps no buffer either.
+            self.pages = VecDeque::new();
+        }
     }
 }
 
@@ -157,10 +165,21 @@ mod tests {
     fn at_most_max_pages_are_remembered() {
         let mut pages = RecentPages::new(1000);
         for n in 0..=RecentPages::MAX_PAGES {
-            pages.remember(i64::try_from(n).unwrap_or(0) * 10, HashSet::new());
+            let read_by = i64::try_from(n).unwrap_or(0) * 10;
+            pages.remember(read_by, ids(&[&format!("d{n}")]));
         }
         assert_eq!(pages.judge("a", 0), HandOver::InDoubt);
+        assert_eq!(pages.judge("d0", 0), HandOver::InDoubt);
         assert_eq!(pages.judge("a", 1), HandOver::New);
+        assert_eq!(pages.judge("d1", 5), HandOver::BroughtIn);
+    }
+
+    #[test]
+    fn a_page_that_brought_nothing_is_not_kept() {
+        let mut pages = RecentPages::new(10);
+        pages.remember(100, HashSet::new());
+        assert_eq!(pages.forget_at(), None);
+        assert_eq!(pages.judge("a", 50), HandOver::New);
     }
 
     #[test]
