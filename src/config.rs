@@ -75,10 +75,11 @@ pub struct Settings {
     #[arg(long, env = "HOOKRELAY_QUEUE_WINDOW_BYTES", default_value_t = 16 * 1024 * 1024)]
     pub queue_window_bytes: usize,
 
-    /// Deliveries moved per write when disabling or enabling an endpoint
-    /// moves its backlog (pending to held, held to pending or cancelled):
-    /// each batch is a transaction of its own, so other writes (publishes,
-    /// attempt results) go in between.
+    /// Deliveries moved per write, at most, when disabling or enabling an
+    /// endpoint moves its backlog (pending to held, held to pending or
+    /// cancelled): each batch is a transaction of its own, so other writes
+    /// (publishes, attempt results) go in between, and batches shrink while
+    /// they take longer than 50 ms (see `core::move_pace`).
     #[arg(long, env = "HOOKRELAY_MOVE_BATCH", default_value_t = DEFAULT_MOVE_BATCH)]
     pub move_batch: usize,
 

@@ -22,6 +22,7 @@ use crate::core::endpoint_machine::{
     MachineConfig, MachineSnapshot, ManualDisable, NotReady, PageOrder, QueuedDelivery,
     WindowLimits, WriteFailure,
 };
+use crate::core::move_pace::MovePace;
 use crate::sender::{self, AttemptReport};
 use crate::store::deliveries::{self, AttemptRecord, AttemptWrite};
 use crate::store::endpoint_state::{self, BodyCache, EnableOutcome, Replay};
@@ -33,7 +34,7 @@ use actix::prelude::*;
 use rand::Rng;
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 /// Settings every endpoint actor shares.
@@ -138,6 +139,7 @@ pub struct EndpointActor {
     status_changes: VecDeque<StatusChange>,
     wake: Option<SpawnHandle>,
     forget_pages: Option<SpawnHandle>,
+    move_pace: MovePace,
     drained: Vec<oneshot::Sender<()>>,
     retired: bool,
     restarts: u32,
@@ -150,6 +152,7 @@ pub struct EndpointActor {
 impl EndpointActor {
     pub fn new(config: Arc<EndpointConfig>, deps: ActorDeps) -> Self {
         let machine = EndpointMachine::new(machine_config(&config, &deps.settings));
+        let move_pace = MovePace::new(deps.settings.move_batch);
         EndpointActor {
             config,
             deps,
@@ -157,6 +160,7 @@ impl EndpointActor {
             status_changes: VecDeque::new(),
             wake: None,
             forget_pages: None,
+            move_pace,
             drained: Vec::new(),
             retired: false,
             restarts: 0,
@@ -444,14 +448,23 @@ impl EndpointActor {
 
     fn move_batch(&mut self, kind: BacklogMove, ctx: &mut Context<Self>) {
         let endpoint_id = self.config.id.clone();
-        let limit = self.deps.settings.move_batch;
+        let limit = self.move_pace.size();
         let batch = self.deps.writer.call_in_background(move |db| {
+            let started = Instant::now();
             endpoint_state::move_batch(db, &endpoint_id, kind, limit, now_ms())
+                .map(|more| (more, started.elapsed()))
         });
         ctx.spawn(batch.into_actor(self).map(move |moved, act, ctx| {
-            let written = moved.map_err(|error| {
-                act.failed(&format!("moving its backlog ({})", kind.as_str()), &error);
-            });
+            let written = match moved {
+                Ok((more, took)) => {
+                    act.move_pace.batch_took(took);
+                    Ok(more)
+                }
+                Err(error) => {
+                    act.failed(&format!("moving its backlog ({})", kind.as_str()), &error);
+                    Err(())
+                }
+            };
             let effects = act.machine.batch_moved(kind, written, now_ms());
             act.carry_out(effects, ctx);
         }));

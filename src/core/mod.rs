@@ -13,6 +13,7 @@ pub mod health;
 pub mod key_use;
 pub mod limits;
 pub mod matching;
+pub mod move_pace;
 pub mod negative_cache;
 pub mod rate_limit;
 pub mod recent_pages;
