@@ -230,7 +230,10 @@ impl EndpointActor {
                     .notices
                     .do_send(EndpointNotice::Disabled(self.config.id.clone())),
                 Effect::Reload { failed } => {
-                    if let Some(handle) = self.wake.take() {
+                    for handle in [self.wake.take(), self.forget_pages.take()]
+                        .into_iter()
+                        .flatten()
+                    {
                         ctx.cancel_future(handle);
                     }
                     self.restarts = self.restarts.saturating_add(1);

@@ -163,7 +163,8 @@ pub enum Effect {
     ForgetPagesAt(i64),
     /// The endpoint disabled itself (committed): tell the router.
     Disabled,
-    /// Nothing is outstanding: drop the timer of [`Effect::WakeAt`] and
+    /// Nothing is outstanding: drop the timers of [`Effect::WakeAt`] and
+    /// [`Effect::ForgetPagesAt`] and
     /// load the endpoint's state again (after a backoff, see
     /// [`reload_backoff`], when a failure caused it).
     Reload { failed: bool },
@@ -1009,18 +1010,16 @@ impl EndpointMachine {
                 self.wake_at = Some(at);
                 effects.push(Effect::WakeAt(at));
             }
-        } else if self.idle() {
+        }
+        if self.quiet() {
             effects.extend(self.wake_to_forget_pages(now));
         }
         effects
     }
 
-    fn idle(&self) -> bool {
-        self.window.is_empty() && self.quiet()
-    }
-
-    /// Any wake-up forgets old pages; an idle machine, which nothing else
-    /// wakes, arms a timer to forget them.
+    /// Any wake-up forgets old pages; a quiet machine, which no answer will
+    /// wake soon (its next wake-up may be a retry hours away), arms a timer
+    /// to forget them.
     fn wake_to_forget_pages(&mut self, now: i64) -> Option<Effect> {
         let at = self.recent_pages.forget_at().filter(|at| *at > now)?;
         if self
@@ -2179,6 +2178,31 @@ mod tests {
             more_from: None,
         };
         assert_eq!(sent(&machine.page_loaded(page, NOW + 1)), ["dlv_001"]);
+    }
+
+    #[test]
+    fn a_machine_waiting_for_a_distant_retry_still_forgets_its_pages() {
+        let horizon = millis(RecentPages::HORIZON);
+        let mut machine = EndpointMachine::new(MachineConfig {
+            retry_schedule: vec![3600],
+            ..config()
+        });
+        machine.loaded(true, None, None, NOW);
+        let page = Page {
+            deliveries: vec![created(1, NOW - 100)],
+            more_from: None,
+        };
+        assert_eq!(sent(&machine.page_loaded(page, NOW)), ["dlv_001"]);
+        machine.attempt_finished("dlv_001", &failed(500), NOW + 1, 0.0);
+        let effects = machine.attempt_recorded("dlv_001", Ok(()), NOW + 2, 0.0);
+        assert!(
+            effects.contains(&Effect::WakeAt(NOW + 1 + 3_600_000)),
+            "{effects:?}"
+        );
+        assert!(
+            effects.contains(&Effect::ForgetPagesAt(NOW + horizon)),
+            "{effects:?}"
+        );
     }
 
     #[test]
