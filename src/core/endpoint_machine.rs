@@ -797,6 +797,10 @@ impl EndpointMachine {
         if self.page_in_flight {
             self.settled_during_page.insert(delivery_id.to_owned());
         }
+        // The router's hand-over of this delivery may still be on its way:
+        // remembered like a page's, it is skipped.
+        self.recent_pages
+            .remember(now, HashSet::from([delivery_id.to_owned()]));
         self.pump(now)
     }
 
@@ -2010,6 +2014,17 @@ mod tests {
         assert_eq!(sent(&effects), vec!["dlv_002".to_owned()]);
         // Unknown to the machine: nothing happens.
         assert!(sent(&machine.settled_elsewhere("dlv_009", NOW + 6_000)).is_empty());
+    }
+
+    #[test]
+    fn a_hand_over_arriving_after_its_delivery_was_settled_elsewhere_sends_nothing() {
+        let mut machine = active(config());
+        // An operator's retry settles a delivery whose hand-over from the
+        // router is still on its way.
+        machine.settled_elsewhere("dlv_001", NOW);
+        let effects = machine.enqueue(vec![delivery(1, NOW)], NOW + 1);
+        assert!(sent(&effects).is_empty(), "{effects:?}");
+        assert!(page_request(&effects).is_none(), "{effects:?}");
     }
 
     // -- a retry across a reload ---------------------------------------------
