@@ -223,8 +223,15 @@ impl EndpointActor {
                 } => self.load_page(order, deliveries, bytes, exclude, ctx),
                 Effect::Hold(ids) => self.hold(ids, ctx),
                 Effect::MoveBatch(kind) => self.move_batch(kind, ctx),
-                Effect::WakeAt(at) => self.wake_at(at, ctx),
-                Effect::ForgetPagesAt(at) => self.forget_pages_at(at, ctx),
+                Effect::WakeAt(at) => {
+                    self.arm_timer(ctx, at, |act| &mut act.wake, EndpointMachine::wake);
+                }
+                Effect::ForgetPagesAt(at) => self.arm_timer(
+                    ctx,
+                    at,
+                    |act| &mut act.forget_pages,
+                    EndpointMachine::forget_pages,
+                ),
                 Effect::Disabled => self
                     .deps
                     .notices
@@ -252,26 +259,25 @@ impl EndpointActor {
         self.next_status_change(ctx);
     }
 
-    fn wake_at(&mut self, at: i64, ctx: &mut Context<Self>) {
-        if let Some(handle) = self.wake.take() {
+    /// Arms the timer kept in `slot` (replacing the one it held) to call
+    /// `fire` on the machine at `at`, a time in milliseconds.
+    fn arm_timer(
+        &mut self,
+        ctx: &mut Context<Self>,
+        at: i64,
+        slot: fn(&mut Self) -> &mut Option<SpawnHandle>,
+        fire: fn(&mut EndpointMachine, i64) -> Vec<Effect>,
+    ) {
+        if let Some(handle) = slot(self).take() {
             ctx.cancel_future(handle);
         }
-        self.wake = Some(ctx.run_later(delay_until(at), |act, ctx| {
-            act.wake = None;
-            let effects = act.machine.wake(now_ms());
+        let delay = Duration::from_millis(u64::try_from(at - now_ms()).unwrap_or(0));
+        let handle = ctx.run_later(delay, move |act, ctx| {
+            *slot(act) = None;
+            let effects = fire(&mut act.machine, now_ms());
             act.carry_out(effects, ctx);
-        }));
-    }
-
-    fn forget_pages_at(&mut self, at: i64, ctx: &mut Context<Self>) {
-        if let Some(handle) = self.forget_pages.take() {
-            ctx.cancel_future(handle);
-        }
-        self.forget_pages = Some(ctx.run_later(delay_until(at), |act, ctx| {
-            act.forget_pages = None;
-            let effects = act.machine.forget_pages(now_ms());
-            act.carry_out(effects, ctx);
-        }));
+        });
+        *slot(self) = Some(handle);
     }
 
     fn send(&mut self, delivery: QueuedDelivery, ctx: &mut Context<Self>) {
@@ -759,9 +765,4 @@ impl Handler<SettledElsewhere> for EndpointActor {
         let effects = self.machine.settled_elsewhere(&delivery_id, now_ms());
         self.carry_out(effects, ctx);
     }
-}
-
-/// How long until `at`, a time in milliseconds (none once it is past).
-fn delay_until(at: i64) -> Duration {
-    Duration::from_millis(u64::try_from(at - now_ms()).unwrap_or(0))
 }

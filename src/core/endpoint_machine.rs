@@ -1624,9 +1624,10 @@ mod tests {
         );
     }
 
-    #[test]
-    fn alerts_are_bounded_per_kind_and_operational_failures_raise_none() {
-        let mut machine = active(MachineConfig {
+    /// Every failure raises an alert (threshold 1) and none is retried;
+    /// the breaker stays out of the way.
+    fn alerting_config() -> MachineConfig {
+        MachineConfig {
             retry_schedule: vec![],
             limits: HealthLimits {
                 alert_thresholds: vec![1],
@@ -1634,7 +1635,12 @@ mod tests {
                 ..test_limits()
             },
             ..config()
-        });
+        }
+    }
+
+    #[test]
+    fn alerts_are_bounded_per_kind_and_operational_failures_raise_none() {
+        let mut machine = active(alerting_config());
         // Fail, succeed, fail, succeed … within one interval: one failing
         // and one recovered alert in all.
         let mut alerts = Vec::new();
@@ -1679,26 +1685,17 @@ mod tests {
 
     #[test]
     fn alerts_raised_before_a_reload_still_bound_the_next_ones() {
-        let failing_config = || MachineConfig {
-            retry_schedule: vec![],
-            limits: HealthLimits {
-                alert_thresholds: vec![1],
-                breaker_failures: 1000,
-                ..test_limits()
-            },
-            ..config()
-        };
         let first_failure = |machine: &mut EndpointMachine, at: i64| {
             machine.enqueue(vec![delivery(1, at)], at);
             let (decision, _) = machine.attempt_finished("dlv_001", &failed(500), at, 0.0);
             decision.expect("attempted").alerts
         };
-        let mut machine = active(failing_config());
+        let mut machine = active(alerting_config());
         assert_eq!(machine.alerts_bound_since(NOW), NOW - 300_000);
         machine.recall_alerts(&[(AlertKind::Failing, NOW - 1_000)]);
         assert!(first_failure(&mut machine, NOW).is_empty());
 
-        let mut machine = active(failing_config());
+        let mut machine = active(alerting_config());
         machine.recall_alerts(&[(AlertKind::Recovered, NOW - 1_000)]);
         let alerts = first_failure(&mut machine, NOW);
         assert_eq!(alerts.len(), 1, "another kind does not bound it");
@@ -2197,7 +2194,7 @@ mod tests {
 
     #[test]
     fn a_machine_waiting_for_a_distant_retry_still_forgets_its_pages() {
-        let horizon = millis(RecentPages::HORIZON);
+        let horizon = RecentPages::HORIZON_MS;
         let mut machine = EndpointMachine::new(MachineConfig {
             retry_schedule: vec![3600],
             ..config()
@@ -2222,7 +2219,7 @@ mod tests {
 
     #[test]
     fn a_quiet_machine_forgets_its_pages_after_the_horizon() {
-        let horizon = millis(RecentPages::HORIZON);
+        let horizon = RecentPages::HORIZON_MS;
         let mut machine = EndpointMachine::new(config());
         machine.loaded(true, None, None, NOW);
         let page = |n| Page {

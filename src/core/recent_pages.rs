@@ -7,12 +7,11 @@
 //! (skip it) from a delivery no page saw (take it without reading disk).
 //! What a forgotten page may have brought in is read from disk again, where
 //! a settled delivery is no longer pending: the safe answer when in doubt.
-//! Pages are forgotten after [`RecentPages::HORIZON`], and the oldest
+//! Pages are forgotten after [`RecentPages::HORIZON_MS`], and the oldest
 //! sooner when the pages hold more ids than their budget, so a busy
 //! endpoint holds at most that many and a quiet one none.
 
 use std::collections::{HashSet, VecDeque};
-use std::time::Duration;
 
 /// What a late hand-over of a delivery is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,9 +39,9 @@ impl RecentPages {
     /// How many pages are remembered at most, however small.
     const MAX_PAGES: usize = 64;
 
-    /// How long a page is remembered: far longer than a hand-over takes
-    /// from commit to endpoint.
-    pub const HORIZON: Duration = Duration::from_secs(5);
+    /// How long a page is remembered, in milliseconds: far longer than a
+    /// hand-over takes from commit to endpoint.
+    pub const HORIZON_MS: i64 = 5_000;
 
     /// Nothing remembered; the pages remembered hold at most `max_ids` ids
     /// (the last page is kept whatever its size).
@@ -86,12 +85,12 @@ impl RecentPages {
         }
     }
 
-    /// Forgets the pages in longer than [`Self::HORIZON`] before `now`.
+    /// Forgets the pages in longer than [`Self::HORIZON_MS`] before `now`.
     pub fn forget_old(&mut self, now: i64) {
         while self
             .pages
             .front()
-            .is_some_and(|(read_by, _)| *read_by <= now.saturating_sub(horizon()))
+            .is_some_and(|(read_by, _)| *read_by <= now.saturating_sub(Self::HORIZON_MS))
         {
             self.forget_oldest();
         }
@@ -101,7 +100,7 @@ impl RecentPages {
     pub fn forget_at(&self) -> Option<i64> {
         self.pages
             .front()
-            .map(|(read_by, _)| read_by.saturating_add(horizon()))
+            .map(|(read_by, _)| read_by.saturating_add(Self::HORIZON_MS))
     }
 
     pub fn forget_all(&mut self) {
@@ -120,10 +119,6 @@ impl RecentPages {
             self.pages = VecDeque::new();
         }
     }
-}
-
-fn horizon() -> i64 {
-    i64::try_from(RecentPages::HORIZON.as_millis()).unwrap_or(i64::MAX)
 }
 
 #[cfg(test)]
@@ -187,11 +182,11 @@ mod tests {
         let mut pages = RecentPages::new(10);
         pages.remember(1_000, ids(&["a"]));
         pages.remember(2_000, ids(&["b"]));
-        assert_eq!(pages.forget_at(), Some(1_000 + horizon()));
-        pages.forget_old(1_999 + horizon());
+        assert_eq!(pages.forget_at(), Some(1_000 + RecentPages::HORIZON_MS));
+        pages.forget_old(1_999 + RecentPages::HORIZON_MS);
         assert_eq!(pages.judge("a", 500), HandOver::InDoubt);
         assert_eq!(pages.judge("b", 1_500), HandOver::BroughtIn);
-        pages.forget_old(2_000 + horizon());
+        pages.forget_old(2_000 + RecentPages::HORIZON_MS);
         assert_eq!(pages.forget_at(), None);
         assert_eq!(pages.judge("b", 1_500), HandOver::InDoubt);
         assert_eq!(pages.judge("c", 2_001), HandOver::New);

@@ -293,7 +293,6 @@ pub fn count_in_tenant(db: &mut Db, tenant_id: &str) -> Result<i64, StoreError> 
         .get_result(c))?)
 }
 
-/// Deletes the endpoint and, by cascade, its deliveries and attempts.
 /// Which of `ids` name an endpoint that exists.
 pub fn existing(db: &mut Db, ids: &[&str]) -> Result<HashSet<String>, StoreError> {
     let mut distinct: Vec<&str> = ids.to_vec();
@@ -306,6 +305,7 @@ pub fn existing(db: &mut Db, ids: &[&str]) -> Result<HashSet<String>, StoreError
     Ok(found.into_iter().collect())
 }
 
+/// Deletes the endpoint and, by cascade, its deliveries and attempts.
 pub fn delete(db: &mut Db, tenant_id: &str, id: &str) -> Result<bool, StoreError> {
     let deleted = dispatch!(db, c => diesel::delete(endpoints::table
         .filter(endpoints::tenant_id.eq(tenant_id))
