@@ -38,6 +38,7 @@ pub fn event(alert: &AlertRow, owner: &str) -> EventRow {
         "endpoint_id": alert.endpoint_id,
         "endpoint_url": alert.endpoint_url,
         "kind": alert.kind,
+        "threshold": alert.threshold,
         "consecutive_failures": alert.consecutive_failures,
         "failing_since": alert.failing_since.map(rfc3339),
         "last_status_code": alert.status_code,

@@ -182,7 +182,7 @@ impl EndpointActor {
             .call(move |db| endpoint_state::load(db, &endpoint_id, alerts_since, now_ms()));
         ctx.wait(load.into_actor(self).map(|loaded, act, ctx| match loaded {
             Ok(saved) => {
-                act.machine.recall_alerts(&saved.alerts_raised);
+                act.machine.recall_failing_alerts(&saved.failing_alerts);
                 let effects =
                     act.machine
                         .loaded(saved.active, saved.health, saved.unfinished, now_ms());
@@ -401,6 +401,9 @@ impl EndpointActor {
             disabled_reason: alert.disabled_reason.map(|r| r.as_str().to_owned()),
             created_at: alert.at,
             dispatched_at: None,
+            threshold: alert
+                .threshold
+                .map(|t| i32::try_from(t).unwrap_or(i32::MAX)),
         }
     }
 

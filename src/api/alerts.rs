@@ -38,6 +38,8 @@ struct AlertOut {
     endpoint_id: String,
     endpoint_url: String,
     kind: String,
+    /// The threshold an `endpoint.failing` alert crossed.
+    threshold: Option<i32>,
     consecutive_failures: i32,
     failing_since: Option<String>,
     status_code: Option<i32>,
@@ -53,6 +55,7 @@ fn alert_view(row: AlertRow) -> AlertOut {
         endpoint_id: row.endpoint_id,
         endpoint_url: row.endpoint_url,
         kind: row.kind,
+        threshold: row.threshold,
         consecutive_failures: row.consecutive_failures,
         failing_since: row.failing_since.map(rfc3339),
         status_code: row.status_code,

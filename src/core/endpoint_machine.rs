@@ -67,7 +67,8 @@ pub struct MachineConfig {
     /// Strict event order, one delivery at a time (`max_in_flight` unused).
     pub ordered: bool,
     pub window: WindowLimits,
-    /// The shortest time between two alerts of one kind (0: no limit).
+    /// The shortest time between two `endpoint.failing` alerts of one
+    /// threshold (0: no limit).
     pub alert_min_interval_ms: i64,
 }
 
@@ -108,6 +109,8 @@ pub struct AttemptOutcome {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Alert {
     pub kind: AlertKind,
+    /// The threshold an `endpoint.failing` alert crossed.
+    pub threshold: Option<u32>,
     pub consecutive_failures: u32,
     pub failing_since: Option<i64>,
     pub status: Option<u16>,
@@ -290,7 +293,9 @@ pub struct EndpointMachine {
     /// Ordered endpoints only: a page that failed is read again no sooner
     /// than this (their floor is an event time, so it cannot say when).
     page_retry_at: Option<i64>,
-    last_alert: HashMap<AlertKind, i64>,
+    /// When each threshold last raised `endpoint.failing` (recalled from
+    /// the stored alerts on load), for the bound on repeats.
+    last_failing_alert: HashMap<u32, i64>,
     /// The backlog move under way on disk, batch by batch.
     moving: Option<BacklogMove>,
     batch_in_flight: bool,
@@ -331,7 +336,7 @@ impl EndpointMachine {
             settled_meanwhile: HashSet::new(),
             wake_at: None,
             page_retry_at: None,
-            last_alert: HashMap::new(),
+            last_failing_alert: HashMap::new(),
             moving: None,
             batch_in_flight: false,
         }
@@ -1128,13 +1133,14 @@ impl EndpointMachine {
             }
             let ended = self.streak.clone();
             self.breaker.after_success(&self.config.limits);
+            // Only a streak that raised an alert raises its end, so
+            // `recovered` is bounded as `failing` is.
             if self.streak.after_success() && alerting {
-                let alert = Alert {
+                alerts.push(Alert {
                     consecutive_failures: ended.consecutive_failures,
                     failing_since: ended.failing_since,
                     ..self.alert(AlertKind::Recovered, Some(outcome), None, now)
-                };
-                alerts.extend(self.gate(alert));
+                });
             }
         } else {
             let gone = outcome.status == Some(410);
@@ -1156,45 +1162,55 @@ impl EndpointMachine {
                 now,
             );
             if alerting {
-                if !failure.crossed.is_empty() {
-                    let alert = self.alert(AlertKind::Failing, Some(outcome), None, now);
-                    alerts.extend(self.gate(alert));
+                for threshold in failure.crossed {
+                    if self.failing_bound_allows(threshold, now) {
+                        self.streak.alert_raised = true;
+                        alerts.push(Alert {
+                            threshold: Some(threshold),
+                            ..self.alert(AlertKind::Failing, Some(outcome), None, now)
+                        });
+                    }
                 }
                 if self.lifecycle == Lifecycle::Active {
                     disable = failure.disable;
                 }
+                // Once per disable: only an operator's enable starts another.
                 if let Some(reason) = disable {
-                    let alert = self.alert(AlertKind::Disabled, Some(outcome), Some(reason), now);
-                    alerts.extend(self.gate(alert));
+                    alerts.push(self.alert(AlertKind::Disabled, Some(outcome), Some(reason), now));
                 }
             }
         }
         (Some(self.health()), alerts, disable)
     }
 
-    /// Alerts raised before this machine was built (and stored): the bound
-    /// of one alert of a kind per interval holds across reloads.
-    pub fn recall_alerts(&mut self, raised: &[(AlertKind, i64)]) {
-        for &(kind, at) in raised {
-            let last = self.last_alert.entry(kind).or_insert(at);
+    /// `endpoint.failing` alerts raised before this machine was built (and
+    /// stored), as `(threshold, at)`: the bound on repeats holds across
+    /// reloads.
+    pub fn recall_failing_alerts(&mut self, raised: &[(u32, i64)]) {
+        for &(threshold, at) in raised {
+            let last = self.last_failing_alert.entry(threshold).or_insert(at);
             *last = (*last).max(at);
         }
     }
 
-    /// How far back [`recall_alerts`](Self::recall_alerts) needs to look.
+    /// How far back [`recall_failing_alerts`](Self::recall_failing_alerts)
+    /// needs to look.
     pub fn alerts_bound_since(&self, now: i64) -> i64 {
         now.saturating_sub(self.config.alert_min_interval_ms)
     }
 
-    /// At most one alert of a kind per `alert_min_interval_ms`.
-    fn gate(&mut self, alert: Alert) -> Option<Alert> {
+    /// At most one `endpoint.failing` alert of a threshold per
+    /// `alert_min_interval_ms`. A streak crosses each threshold once, so
+    /// this bounds only the repeats of new streaks (a flapping endpoint),
+    /// never a streak's escalation to a higher threshold.
+    fn failing_bound_allows(&mut self, threshold: u32, now: i64) -> bool {
         let interval = self.config.alert_min_interval_ms;
-        let last = self.last_alert.get(&alert.kind).copied();
-        if interval > 0 && last.is_some_and(|at| alert.at.saturating_sub(at) < interval) {
-            return None;
+        let last = self.last_failing_alert.get(&threshold).copied();
+        if interval > 0 && last.is_some_and(|at| now.saturating_sub(at) < interval) {
+            return false;
         }
-        self.last_alert.insert(alert.kind, alert.at);
-        Some(alert)
+        self.last_failing_alert.insert(threshold, now);
+        true
     }
 
     fn alert(
@@ -1206,6 +1222,7 @@ impl EndpointMachine {
     ) -> Alert {
         Alert {
             kind,
+            threshold: None,
             consecutive_failures: self.streak.consecutive_failures,
             failing_since: self.streak.failing_since,
             status: outcome.and_then(|o| o.status),
@@ -1639,7 +1656,7 @@ mod tests {
     }
 
     #[test]
-    fn alerts_are_bounded_per_kind_and_operational_failures_raise_none() {
+    fn a_flapping_endpoint_is_bounded_and_operational_failures_raise_no_alert() {
         let mut machine = active(alerting_config());
         // Fail, succeed, fail, succeed … within one interval: one failing
         // and one recovered alert in all.
@@ -1692,13 +1709,163 @@ mod tests {
         };
         let mut machine = active(alerting_config());
         assert_eq!(machine.alerts_bound_since(NOW), NOW - 300_000);
-        machine.recall_alerts(&[(AlertKind::Failing, NOW - 1_000)]);
+        machine.recall_failing_alerts(&[(1, NOW - 1_000)]);
         assert!(first_failure(&mut machine, NOW).is_empty());
 
         let mut machine = active(alerting_config());
-        machine.recall_alerts(&[(AlertKind::Recovered, NOW - 1_000)]);
+        machine.recall_failing_alerts(&[(3, NOW - 1_000)]);
         let alerts = first_failure(&mut machine, NOW);
-        assert_eq!(alerts.len(), 1, "another kind does not bound it");
+        assert_eq!(alerts.len(), 1, "another threshold does not bound it");
+    }
+
+    /// The default thresholds (3, 5, 10) and interval (5 min), disabling at
+    /// the tenth failure whenever it comes; no retries, and the breaker
+    /// stays out of the way.
+    fn default_alerts_config() -> MachineConfig {
+        MachineConfig {
+            retry_schedule: vec![],
+            limits: HealthLimits {
+                breaker_failures: 1000,
+                disable_after: Duration::ZERO,
+                ..test_limits()
+            },
+            ..config()
+        }
+    }
+
+    /// Attempts one new delivery after another (numbered from `first`), the
+    /// i-th created and answered `statuses[i]` at `at + i` ms, each write
+    /// answered; returns the alerts raised as (kind, threshold, consecutive
+    /// failures).
+    fn answer_each(
+        machine: &mut EndpointMachine,
+        first: u32,
+        statuses: &[u16],
+        at: i64,
+    ) -> Vec<(AlertKind, Option<u32>, u32)> {
+        let mut alerts = Vec::new();
+        for (n, &status) in (first..).zip(statuses) {
+            let t = at + i64::from(n - first);
+            let id = format!("dlv_{n:03}");
+            let created_now = QueuedDelivery {
+                created_at: t,
+                ..delivery(n, t)
+            };
+            machine.enqueue(vec![created_now], t);
+            let outcome = if status < 300 { ok() } else { failed(status) };
+            let (decision, _) = machine.attempt_finished(&id, &outcome, t, 0.0);
+            let decision = decision.unwrap_or_else(|| panic!("{id} not attempted"));
+            machine.attempt_recorded(&id, Ok(()), t, 0.0);
+            alerts.extend(
+                decision
+                    .alerts
+                    .iter()
+                    .map(|a| (a.kind, a.threshold, a.consecutive_failures)),
+            );
+        }
+        alerts
+    }
+
+    #[test]
+    fn each_threshold_of_a_quick_streak_alerts_then_the_disable() {
+        let mut machine = active(default_alerts_config());
+        let alerts = answer_each(&mut machine, 1, &[500; 10], NOW);
+        assert_eq!(
+            alerts,
+            vec![
+                (AlertKind::Failing, Some(3), 3),
+                (AlertKind::Failing, Some(5), 5),
+                (AlertKind::Failing, Some(10), 10),
+                (AlertKind::Disabled, None, 10),
+            ],
+            "ten failures within 10 ms, well inside the interval"
+        );
+        assert!(!machine.is_active());
+    }
+
+    #[test]
+    fn a_flapping_endpoint_repeats_no_threshold_within_the_interval() {
+        let flap = [500, 500, 500, 204, 500, 500, 500, 204];
+        let mut machine = active(default_alerts_config());
+        let alerts = answer_each(&mut machine, 1, &flap, NOW);
+        assert_eq!(
+            alerts,
+            vec![
+                (AlertKind::Failing, Some(3), 3),
+                (AlertKind::Recovered, None, 3),
+            ],
+            "the second streak crosses 3 again within the interval"
+        );
+
+        // Escalation is not repetition: a higher threshold still alerts,
+        // and the streak that raised it ends with a recovery.
+        let alerts = answer_each(
+            &mut machine,
+            20,
+            &[500, 500, 500, 500, 500, 204],
+            NOW + 1_000,
+        );
+        assert_eq!(
+            alerts,
+            vec![
+                (AlertKind::Failing, Some(5), 5),
+                (AlertKind::Recovered, None, 5),
+            ]
+        );
+
+        // Once the interval is over, the same pattern alerts again.
+        let later = NOW + 300_000;
+        let alerts = answer_each(&mut machine, 40, &flap, later);
+        assert_eq!(
+            alerts,
+            vec![
+                (AlertKind::Failing, Some(3), 3),
+                (AlertKind::Recovered, None, 3),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_reloaded_streak_ends_with_a_recovery_only_if_it_raised_an_alert() {
+        for (alert_raised, expected) in [
+            (true, vec![(AlertKind::Recovered, None, 4)]),
+            (false, vec![]),
+        ] {
+            let mut machine = EndpointMachine::new(default_alerts_config());
+            let health = HealthState {
+                streak: Streak {
+                    consecutive_failures: 4,
+                    failing_since: Some(STARTED),
+                    alerted: vec![3],
+                    alert_raised,
+                },
+                breaker: Breaker::closed(&test_limits()),
+            };
+            machine.loaded(true, Some(health), None, STARTED);
+            machine.page_loaded(Page::default(), STARTED);
+            let alerts = answer_each(&mut machine, 1, &[204], NOW);
+            assert_eq!(alerts, expected, "alert raised: {alert_raised}");
+        }
+    }
+
+    #[test]
+    fn each_disable_alerts_even_within_the_interval() {
+        let mut machine = active(default_alerts_config());
+        answer_each(&mut machine, 1, &[500; 10], NOW);
+        machine.status_written(None, NOW);
+        machine.batch_moved(BacklogMove::Hold, Ok(false), NOW);
+        let enabling = machine.enable(BacklogMove::Replay, NOW).expect("ready");
+        assert!(enabling.reset.is_some(), "was disabled");
+        let effects = machine.status_written(Some(0), NOW);
+        if page_request(&effects).is_some() {
+            machine.page_loaded(Page::default(), NOW);
+        }
+        let alerts = answer_each(&mut machine, 20, &[500; 10], NOW + 1_000);
+        assert_eq!(
+            alerts,
+            vec![(AlertKind::Disabled, None, 10)],
+            "the thresholds repeat within the interval, the disable does not"
+        );
     }
 
     #[test]

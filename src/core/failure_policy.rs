@@ -74,8 +74,11 @@ pub struct Streak {
     pub consecutive_failures: u32,
     /// When the first failure of the streak happened.
     pub failing_since: Option<i64>,
-    /// Thresholds already alerted in this streak, so none repeats.
+    /// Thresholds already crossed in this streak, so none alerts twice.
     pub alerted: Vec<u32>,
+    /// An `endpoint.failing` alert of this streak got past the bound on
+    /// repeats, so the streak's end raises `endpoint.recovered`.
+    pub alert_raised: bool,
 }
 
 /// What one failed attempt calls for.
@@ -114,7 +117,7 @@ impl Streak {
     /// Ends the streak; `true` when it had raised an alert, which calls for
     /// an `endpoint.recovered` alert.
     pub fn after_success(&mut self) -> bool {
-        let had_alerted = !self.alerted.is_empty();
+        let had_alerted = self.alert_raised;
         *self = Streak::default();
         had_alerted
     }
@@ -140,6 +143,7 @@ mod tests {
             .map(|(i, _)| i + 1)
             .collect();
         assert_eq!(alerted_at, vec![3, 5, 10]);
+        streak.alert_raised = true;
         assert!(streak.after_success());
         assert_eq!(
             streak.after_failure(&limits, 20, false).crossed,
@@ -154,6 +158,12 @@ mod tests {
         streak.after_failure(&test_limits(), 0, false);
         assert!(!streak.after_success());
         assert_eq!(streak, Streak::default());
+        // Crossing a threshold whose alert the bound held back is no alert.
+        for i in 0..3 {
+            streak.after_failure(&test_limits(), i, false);
+        }
+        assert_eq!(streak.alerted, vec![3]);
+        assert!(!streak.after_success());
     }
 
     #[test]

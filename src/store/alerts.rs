@@ -3,7 +3,7 @@
 use super::models::AlertRow;
 use super::schema::alerts;
 use super::{dispatch, Db, StoreError};
-use crate::core::failure_policy::{AlertKind, DisableReason};
+use crate::core::failure_policy::AlertKind;
 use diesel::prelude::*;
 
 #[derive(Debug, Default, Clone)]
@@ -20,27 +20,25 @@ pub fn insert(db: &mut Db, rows: &[AlertRow]) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// When the endpoint's own failures and recoveries last raised each kind
-/// of alert, among those raised since `since` (the index `(endpoint_id,
-/// created_at)` keeps this to the few recent ones). An operator's disable
-/// and enable are left out: they raise their alerts outside the bound.
-pub fn last_raised(
+/// When each threshold of the endpoint last raised `endpoint.failing`,
+/// among the alerts raised since `since` (the index `(endpoint_id,
+/// created_at)` keeps this to the few recent ones), as `(threshold, at)`.
+pub fn last_failing(
     db: &mut Db,
     endpoint_id: &str,
     since: i64,
-) -> Result<Vec<(AlertKind, i64)>, StoreError> {
-    let rows: Vec<(String, Option<i64>)> = dispatch!(db, c => alerts::table
+) -> Result<Vec<(u32, i64)>, StoreError> {
+    let rows: Vec<(Option<i32>, Option<i64>)> = dispatch!(db, c => alerts::table
         .filter(alerts::endpoint_id.eq(endpoint_id))
         .filter(alerts::created_at.ge(since))
-        .filter(alerts::kind.ne(AlertKind::Enabled.as_str()))
-        .filter(alerts::disabled_reason.is_null()
-            .or(alerts::disabled_reason.ne(DisableReason::Manual.as_str())))
-        .group_by(alerts::kind)
-        .select((alerts::kind, diesel::dsl::max(alerts::created_at)))
+        .filter(alerts::kind.eq(AlertKind::Failing.as_str()))
+        .filter(alerts::threshold.is_not_null())
+        .group_by(alerts::threshold)
+        .select((alerts::threshold, diesel::dsl::max(alerts::created_at)))
         .load(c))?;
     Ok(rows
         .into_iter()
-        .filter_map(|(kind, at)| Some((AlertKind::parse(&kind)?, at?)))
+        .filter_map(|(threshold, at)| Some((u32::try_from(threshold?).ok()?, at?)))
         .collect())
 }
 

@@ -7,7 +7,7 @@ use super::schema::{deliveries, events};
 use super::{alerts, deliveries as delivery_rows, dispatch, endpoints, Db, StoreError};
 use crate::core::delivery::{move_to_finish, BacklogMove, DeliveryState};
 use crate::core::endpoint_machine::{select_page, HealthState, Page, PageOrder, QueuedDelivery};
-use crate::core::failure_policy::{AlertKind, DisableReason};
+use crate::core::failure_policy::DisableReason;
 use diesel::prelude::*;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, Weak};
@@ -19,9 +19,9 @@ pub struct SavedState {
     pub health: Option<HealthState>,
     /// The backlog move to finish, in batches ([`move_batch`]).
     pub unfinished: Option<BacklogMove>,
-    /// When each kind of alert was last raised, if since the `alerts_since`
-    /// given to [`load`].
-    pub alerts_raised: Vec<(AlertKind, i64)>,
+    /// When each threshold last raised `endpoint.failing`, if since the
+    /// `alerts_since` given to [`load`].
+    pub failing_alerts: Vec<(u32, i64)>,
 }
 
 /// Reads the endpoint's status, health and the backlog move a crash (or a
@@ -51,12 +51,12 @@ pub fn load(
         }
         endpoints::set_backlog_move(db, endpoint_id, unfinished.map(|kind| (kind, now)))?;
     }
-    let alerts_raised = alerts::last_raised(db, endpoint_id, alerts_since)?;
+    let failing_alerts = alerts::last_failing(db, endpoint_id, alerts_since)?;
     Ok(SavedState {
         active,
         health,
         unfinished,
-        alerts_raised,
+        failing_alerts,
     })
 }
 

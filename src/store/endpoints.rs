@@ -215,6 +215,7 @@ impl EndpointHealthRow {
             circuit_next_probe_at: breaker.next_probe_at,
             circuit_cooldown_ms: breaker.cooldown_ms,
             updated_at: now,
+            alert_raised: streak.alert_raised,
         }
     }
 
@@ -223,6 +224,7 @@ impl EndpointHealthRow {
             consecutive_failures: u32::try_from(self.consecutive_failures).unwrap_or_default(),
             failing_since: self.failing_since,
             alerted: serde_json::from_str(&self.alerted_thresholds).unwrap_or_default(),
+            alert_raised: self.alert_raised,
         }
     }
 

@@ -88,6 +88,7 @@ pub struct EndpointHealthRow {
     pub circuit_next_probe_at: Option<i64>,
     pub circuit_cooldown_ms: i64,
     pub updated_at: i64,
+    pub alert_raised: bool,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -105,6 +106,8 @@ pub struct AlertRow {
     pub disabled_reason: Option<String>,
     pub created_at: i64,
     pub dispatched_at: Option<i64>,
+    /// The threshold an `endpoint.failing` alert crossed.
+    pub threshold: Option<i32>,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]

@@ -70,6 +70,7 @@ diesel::table! {
         circuit_next_probe_at -> Nullable<BigInt>,
         circuit_cooldown_ms -> BigInt,
         updated_at -> BigInt,
+        alert_raised -> Bool,
     }
 }
 
@@ -87,6 +88,7 @@ diesel::table! {
         disabled_reason -> Nullable<Text>,
         created_at -> BigInt,
         dispatched_at -> Nullable<BigInt>,
+        threshold -> Nullable<Integer>,
     }
 }
 

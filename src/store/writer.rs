@@ -706,6 +706,7 @@ mod tests {
             circuit_next_probe_at: None,
             circuit_cooldown_ms: 0,
             updated_at: 0,
+            alert_raised: false,
         }
     }
 
@@ -723,6 +724,7 @@ mod tests {
             disabled_reason: None,
             created_at: 0,
             dispatched_at: None,
+            threshold: Some(3),
         }
     }
 

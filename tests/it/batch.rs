@@ -221,55 +221,51 @@ async fn attempts_of_a_deleted_endpoint_spoil_no_other_write_of_their_batch(test
     assert_eq!(attempts.len(), 1, "on {backend}");
 }
 
-fn sorted(mut raised: Vec<(AlertKind, i64)>) -> Vec<(AlertKind, i64)> {
-    raised.sort_by_key(|&(kind, at)| (kind.as_str(), at));
-    raised
-}
-
-/// What an endpoint's actor reads when it loads: the last alert of each
-/// kind within the bound's interval, so that a reload keeps the bound.
+/// What an endpoint's actor reads when it loads: when each threshold last
+/// raised `endpoint.failing` within the bound's interval, so that a reload
+/// keeps the bound.
 async fn a_loaded_endpoint_recalls_the_alerts_it_raised_lately(test_db: TestDb) {
     let (_store, mut db) = open_with_endpoints(&test_db, &["ep_alerting", "ep_other"]);
-    let alert = |n: u32, endpoint_id: &str, kind: AlertKind, at: i64| AlertRow {
-        id: format!("alr_{n:03}"),
-        tenant_id: TENANT.to_owned(),
-        endpoint_id: endpoint_id.to_owned(),
-        endpoint_url: "http://127.0.0.1:9/hook".to_owned(),
-        kind: kind.as_str().to_owned(),
-        consecutive_failures: 1,
-        failing_since: None,
-        status_code: None,
-        error: None,
-        disabled_reason: None,
-        created_at: at,
-        dispatched_at: None,
-    };
+    let alert =
+        |n: u32, endpoint_id: &str, kind: AlertKind, threshold: Option<i32>, at: i64| AlertRow {
+            id: format!("alr_{n:03}"),
+            tenant_id: TENANT.to_owned(),
+            endpoint_id: endpoint_id.to_owned(),
+            endpoint_url: "http://127.0.0.1:9/hook".to_owned(),
+            kind: kind.as_str().to_owned(),
+            consecutive_failures: threshold.unwrap_or(10),
+            failing_since: None,
+            status_code: None,
+            error: None,
+            disabled_reason: None,
+            created_at: at,
+            dispatched_at: None,
+            threshold,
+        };
+    let failing = AlertKind::Failing;
     let rows = [
-        alert(1, "ep_alerting", AlertKind::Failing, NOW - 900_000),
-        alert(2, "ep_alerting", AlertKind::Failing, NOW - 200_000),
-        alert(3, "ep_alerting", AlertKind::Failing, NOW - 100_000),
-        alert(4, "ep_alerting", AlertKind::Recovered, NOW - 600_000),
-        alert(5, "ep_other", AlertKind::Disabled, NOW - 1_000),
-        // An operator's disable and enable raise theirs outside the bound.
-        AlertRow {
-            disabled_reason: Some(DisableReason::Manual.as_str().to_owned()),
-            ..alert(6, "ep_alerting", AlertKind::Disabled, NOW - 50_000)
-        },
-        alert(7, "ep_alerting", AlertKind::Enabled, NOW - 40_000),
+        alert(1, "ep_alerting", failing, Some(3), NOW - 900_000),
+        alert(2, "ep_alerting", failing, Some(3), NOW - 200_000),
+        alert(3, "ep_alerting", failing, Some(3), NOW - 100_000),
+        alert(4, "ep_alerting", failing, Some(5), NOW - 90_000),
+        alert(5, "ep_alerting", failing, Some(10), NOW - 600_000),
+        alert(6, "ep_other", failing, Some(3), NOW - 1_000),
+        // Other kinds are not bounded by the interval.
+        alert(7, "ep_alerting", AlertKind::Recovered, None, NOW - 80_000),
         AlertRow {
             disabled_reason: Some(DisableReason::Gone.as_str().to_owned()),
-            ..alert(8, "ep_alerting", AlertKind::Disabled, NOW - 30_000)
+            ..alert(8, "ep_alerting", AlertKind::Disabled, None, NOW - 30_000)
         },
+        alert(9, "ep_alerting", AlertKind::Enabled, None, NOW - 20_000),
     ];
     alerts::insert(&mut db, &rows).expect("insert alerts");
     let saved = endpoint_state::load(&mut db, "ep_alerting", NOW - 300_000, NOW)
         .expect("load endpoint state");
+    let mut recalled = saved.failing_alerts.clone();
+    recalled.sort_unstable();
     assert_eq!(
-        sorted(saved.alerts_raised.clone()),
-        sorted(vec![
-            (AlertKind::Failing, NOW - 100_000),
-            (AlertKind::Disabled, NOW - 30_000)
-        ]),
+        recalled,
+        vec![(3, NOW - 100_000), (5, NOW - 90_000)],
         "on {}",
         test_db.backend()
     );
