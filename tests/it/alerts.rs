@@ -18,6 +18,7 @@ backend_tests!(
     failing_alerts_fire_once_per_threshold_per_streak_and_reach_the_alert_url_and_subscribers,
     disabled_and_enabled_alerts_reach_subscribers_with_their_kind,
     the_alert_url_gets_every_tenants_alerts_and_retries_until_accepted,
+    with_the_default_bound_every_threshold_of_a_streak_reaches_the_alert_url,
 );
 
 fn id_of(value: &Value) -> String {
@@ -726,4 +727,93 @@ async fn the_alert_url_gets_every_tenants_alerts_and_retries_until_accepted(db: 
             .and_then(|r| r.header("webhook-id")),
         "the alert answered with 500 is sent again"
     );
+}
+
+/// Issue 17: the bound on repeats (5 min by default) must not swallow a
+/// streak's escalation. Default thresholds and interval; the breaker's
+/// cool-down of 1 s and disabling on the count alone only let the streak
+/// reach 10 within seconds.
+async fn with_the_default_bound_every_threshold_of_a_streak_reaches_the_alert_url(db: TestDb) {
+    let alert_receiver = Receiver::start();
+    let alert_secret = random_secret();
+    let failing = Receiver::start();
+    failing.set_status(500);
+    let (url, secret) = (alert_receiver.url(), alert_secret.clone());
+    let app = spawn_app_with(db, move |settings| {
+        settings.alert_url = Some(url);
+        settings.alert_secret = Some(secret);
+        settings.breaker_cooldown_seconds = 1;
+        settings.breaker_max_cooldown_seconds = 1;
+        settings.disable_after_seconds = 0;
+    })
+    .await;
+    let (tenant, key) = app.create_tenant("acme").await;
+    let failing_ep = app
+        .create_endpoint(
+            &key,
+            &tenant,
+            json!({"url": failing.url(), "retry_schedule": [1, 1, 1, 1, 1]}),
+        )
+        .await;
+    let f = id_of(&failing_ep);
+    for n in 0..12 {
+        app.publish_accepted(
+            &key,
+            &tenant,
+            &json!({"type": "invoice.paid", "payload": {"n": n}}),
+        )
+        .await;
+    }
+    app.wait_for_disabled(&key, &tenant, &f).await;
+    // The disabling attempt committed its alerts with it, and nothing is
+    // attempted any more: every alert of the streak is stored.
+    let alerts = wait_alerts(&app, &key, &tenant, "", 4).await;
+    let raised: Vec<(&str, Value, Value)> = alerts
+        .iter()
+        .map(|a| {
+            (
+                a["kind"].as_str().unwrap_or_default(),
+                a["threshold"].clone(),
+                a["consecutive_failures"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        raised,
+        [
+            ("endpoint.failing", json!(3), json!(3)),
+            ("endpoint.failing", json!(5), json!(5)),
+            ("endpoint.failing", json!(10), json!(10)),
+            ("endpoint.disabled", Value::Null, json!(10)),
+        ],
+        "{alerts:?}"
+    );
+
+    alert_receiver.wait_for_count(4, DELIVERY_TIMEOUT).await;
+    let to_operator = alerts_received(
+        &alert_receiver,
+        &alert_secret,
+        &tenant,
+        &failing_ep,
+        "alert URL",
+    );
+    assert_eq!(ids_of(&to_operator), ids_of(&alerts), "{to_operator:?}");
+    let mut thresholds: Vec<u64> = to_operator
+        .iter()
+        .filter(|e| e["type"] == json!("hookrelay.endpoint.failing"))
+        .filter_map(|e| e["data"]["threshold"].as_u64())
+        .collect();
+    thresholds.sort_unstable();
+    assert_eq!(thresholds, [3, 5, 10], "{to_operator:?}");
+    let disabled: Vec<&Value> = to_operator
+        .iter()
+        .filter(|e| e["type"] == json!("hookrelay.endpoint.disabled"))
+        .collect();
+    assert_eq!(disabled.len(), 1, "{to_operator:?}");
+    assert_eq!(
+        disabled[0]["data"]["disabled_reason"],
+        json!("consecutive_failures"),
+        "{to_operator:?}"
+    );
+    assert_eq!(alert_receiver.count(), 4, "one request per alert");
 }
