@@ -57,8 +57,10 @@ pub struct Settings {
     #[arg(long, env = "HOOKRELAY_ALERT_URL")]
     pub alert_url: Option<String>,
 
-    /// The shortest time between two alerts of one kind (failing,
-    /// disabled, recovered) from one endpoint; 0 lets every one through.
+    /// The shortest time between two `endpoint.failing` alerts of one
+    /// threshold from one endpoint: later failure streaks (a flapping
+    /// endpoint) repeat none within it, a streak's higher thresholds still
+    /// alert; 0 lets every one through.
     #[arg(
         long,
         env = "HOOKRELAY_ALERT_MIN_INTERVAL_SECONDS",

@@ -41,7 +41,8 @@ use tokio::sync::oneshot;
 #[derive(Debug, Clone, Copy)]
 pub struct ActorSettings {
     pub window: WindowLimits,
-    /// The shortest time between two alerts of one kind from one endpoint.
+    /// The shortest time between two `endpoint.failing` alerts of one
+    /// threshold from one endpoint (in different streaks).
     pub alert_min_interval: Duration,
     /// Deliveries moved by one writer job when a status change moves a
     /// backlog (see [`endpoint_state::move_batch`]).

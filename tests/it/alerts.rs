@@ -80,6 +80,7 @@ fn check_alert_request(
     assert!(data["consecutive_failures"].is_u64(), "{who}: {envelope}");
     assert!(data["created_at"].is_string(), "{who}: {envelope}");
     for field in [
+        "threshold",
         "failing_since",
         "last_status_code",
         "last_error",
@@ -224,6 +225,7 @@ async fn failing_alerts_fire_once_per_threshold_per_streak_and_reach_the_alert_u
     assert_eq!(alerts.len(), 2, "{alerts:?}");
     for (alert, threshold) in alerts.iter().zip([2, 3]) {
         assert_eq!(alert["kind"], json!("endpoint.failing"), "{alert}");
+        assert_eq!(alert["threshold"], json!(threshold), "{alert}");
         assert_eq!(alert["consecutive_failures"], json!(threshold), "{alert}");
         assert_eq!(alert["endpoint_id"], json!(f), "{alert}");
         assert_eq!(alert["tenant_id"], json!(tenant), "{alert}");
