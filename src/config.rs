@@ -11,10 +11,11 @@ pub struct Settings {
     pub listen: String,
 
     /// `sqlite://<file>` (embedded, the default) or `postgres://…`.
-    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true, default_value = DEFAULT_DATABASE_URL)]
     pub database_url: String,
 
-    /// The admin API key. When unset and the database holds none, one is
+    /// The admin API key, at least 24 characters; when set, stored admin
+    /// keys are revoked. When unset and the database holds none, one is
     /// generated at first start and printed once.
     #[arg(long, env = "HOOKRELAY_ADMIN_KEY", hide_env_values = true)]
     pub admin_key: Option<String>,
@@ -54,7 +55,8 @@ pub struct Settings {
     pub disable_after_seconds: u64,
 
     /// Operator URL that receives every alert of every tenant, signed.
-    #[arg(long, env = "HOOKRELAY_ALERT_URL")]
+    // Hidden: a chat webhook's URL is its credential.
+    #[arg(long, env = "HOOKRELAY_ALERT_URL", hide_env_values = true)]
     pub alert_url: Option<String>,
 
     /// The shortest time between two `endpoint.failing` alerts of one
@@ -145,6 +147,8 @@ pub struct Settings {
 }
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://hookrelay.db";
+/// A configured admin key shorter than this is refused at start.
+pub const MIN_ADMIN_KEY_CHARS: usize = 24;
 pub const DEFAULT_MAX_PAYLOAD_BYTES: usize = 256 * 1024;
 pub const DEFAULT_WRITER_CONNECTIONS: u8 = 2;
 /// About 100 ms of writing on PostgreSQL (a moved row costs ~0.1 ms: its

@@ -1,6 +1,7 @@
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use hookrelay::config::Settings;
-use hookrelay::startup::Application;
+use hookrelay::core::redact;
+use hookrelay::startup::{rotate_admin_key, Application};
 use std::io::Write;
 use std::process::ExitCode;
 
@@ -18,24 +19,52 @@ enum Command {
     // Boxed: the settings are far larger than the other commands.
     Serve(Box<Settings>),
     /// Apply pending database migrations and exit.
-    Migrate {
-        #[arg(long, env = "DATABASE_URL", default_value = hookrelay::config::DEFAULT_DATABASE_URL)]
-        database_url: String,
+    Migrate(Database),
+    /// Manage the admin key stored in the database (the one generated at
+    /// first start when HOOKRELAY_ADMIN_KEY is unset).
+    AdminKey {
+        #[command(subcommand)]
+        action: AdminKeyAction,
     },
+}
+
+#[derive(Subcommand)]
+enum AdminKeyAction {
+    /// Revoke every stored admin key, store a new one and print it once. A
+    /// running service stops taking the old key within a minute.
+    Rotate(Database),
+}
+
+#[derive(Args)]
+struct Database {
+    /// `sqlite://<file>` (embedded, the default) or `postgres://…`.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true, default_value = hookrelay::config::DEFAULT_DATABASE_URL)]
+    database_url: String,
 }
 
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    let outcome = match Cli::parse().command {
-        Command::Serve(settings) => actix_web::rt::System::new().block_on(serve(*settings)),
-        Command::Migrate { database_url } => hookrelay::store::Store::open(&database_url)
-            .map(|_| println!("migrations applied"))
-            .map_err(|e| e.to_string()),
+    let (outcome, database_url) = match Cli::parse().command {
+        Command::Serve(settings) => {
+            let url = settings.database_url.clone();
+            let system = actix_web::rt::System::new();
+            (system.block_on(serve(*settings)), url)
+        }
+        Command::Migrate(Database { database_url }) => (
+            hookrelay::store::Store::open(&database_url)
+                .map(|_| println!("migrations applied"))
+                .map_err(|e| e.to_string()),
+            database_url,
+        ),
+        Command::AdminKey {
+            action: AdminKeyAction::Rotate(Database { database_url }),
+        } => (rotate(&database_url), database_url),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
-            log::error!("{message}");
+            // A driver's message may quote the connection string.
+            log::error!("{}", redact::database_password_in(&message, &database_url));
             ExitCode::FAILURE
         }
     }
@@ -57,4 +86,15 @@ async fn serve(settings: Settings) -> Result<(), String> {
     println!("hookrelay listening on http://{host}:{}", app.port());
     std::io::stdout().flush().map_err(|e| e.to_string())?;
     app.run_until_stopped().await.map_err(|e| e.to_string())
+}
+
+fn rotate(database_url: &str) -> Result<(), String> {
+    // The service would ignore a stored key beside the configured one.
+    if std::env::var_os("HOOKRELAY_ADMIN_KEY").is_some() {
+        return Err("HOOKRELAY_ADMIN_KEY is set: that is the admin key; change it where it is configured and restart, or unset it to use a stored one".to_owned());
+    }
+    let (key, revoked) = rotate_admin_key(database_url).map_err(|e| e.to_string())?;
+    println!("admin key: {key}");
+    println!("(shown once; only its hash is stored; {revoked} previous admin key(s) revoked)");
+    std::io::stdout().flush().map_err(|e| e.to_string())
 }

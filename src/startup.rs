@@ -4,7 +4,7 @@ use crate::actors::endpoint::ActorSettings;
 use crate::actors::retention::RetentionSweep;
 use crate::actors::router::{DrainAll, Router};
 use crate::api::{self, auth::Keys, publish_rules::PublishRules, AppState};
-use crate::config::Settings;
+use crate::config::{Settings, MIN_ADMIN_KEY_CHARS};
 use crate::core::domain::parse_endpoint_url;
 use crate::core::endpoint::EndpointConfig;
 use crate::core::endpoint_machine::WindowLimits;
@@ -21,6 +21,7 @@ use crate::store::{endpoints, tenants, Store, StoreError};
 use crate::time::now_ms;
 use actix::{Actor, Addr};
 use actix_web::dev::Server;
+use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
 use std::net::TcpListener;
 use std::time::Duration;
@@ -63,6 +64,7 @@ impl Application {
                 "HOOKRELAY_MAX_PAYLOAD_BYTES (--max-payload-bytes) must be at least 1".to_owned(),
             ));
         }
+        check_admin_key(&settings)?;
         let health_defaults = health_limits(&settings)?;
         let (retention, sweep_pace) = retention_settings(&settings)?;
         let secrets = secret_box(&settings)?;
@@ -72,7 +74,15 @@ impl Application {
             .await
             .map_err(|e| StoreError::Blocking(e.to_string()))??;
         let generated_admin_key = match settings.admin_key {
-            Some(_) => None,
+            Some(_) => {
+                let revoked = store
+                    .run(|db| tenants::replace_admin_keys(db, None))
+                    .await?;
+                if revoked > 0 {
+                    log::info!("HOOKRELAY_ADMIN_KEY is the admin key: revoked {revoked} stored admin key(s)");
+                }
+                None
+            }
             None => store.run(ensure_admin_key).await?,
         };
         let operator_secrets = secrets.clone();
@@ -128,6 +138,8 @@ impl Application {
                 // bounds: a larger body is a 413 before any handler runs.
                 .app_data(web::PayloadConfig::new(max_payload_bytes))
                 .wrap(api::problem_errors())
+                .wrap(from_fn(api::guard::slow_failed_authentication))
+                .wrap(from_fn(api::guard::refuse_encoded_bodies))
                 .configure(api::routes)
         })
         .listen(listener)
@@ -364,6 +376,28 @@ async fn shutdown_signal() -> std::io::Result<()> {
     }
 }
 
+/// A configured admin key must be long enough not to be guessed.
+fn check_admin_key(settings: &Settings) -> Result<(), StartupError> {
+    match &settings.admin_key {
+        Some(key) if key.trim().chars().count() < MIN_ADMIN_KEY_CHARS => {
+            Err(StartupError::Settings(format!(
+                "HOOKRELAY_ADMIN_KEY (--admin-key) must be at least {MIN_ADMIN_KEY_CHARS} characters long (e.g. `openssl rand -hex 24`); unset it to have one generated"
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Opens (and migrates) the database at `database_url`, revokes every
+/// stored admin key and stores a new one, returned with the number revoked.
+pub fn rotate_admin_key(database_url: &str) -> Result<(String, usize), StoreError> {
+    let store = Store::open(database_url)?;
+    let key = ids::api_key("hra");
+    let row = ApiKeyRow::new(&key, None, Some("rotated".to_owned()), now_ms());
+    let revoked = tenants::replace_admin_keys(&mut store.get()?, Some(&row))?;
+    Ok((key, revoked))
+}
+
 /// Creates an admin key when the database has none; returns it so it can be
 /// shown once. Only its hash is stored.
 fn ensure_admin_key(db: &mut crate::store::Db) -> Result<Option<String>, StoreError> {
@@ -384,6 +418,26 @@ fn ensure_admin_key(db: &mut crate::store::Db) -> Result<Option<String>, StoreEr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_configured_admin_key_shorter_than_24_characters_stops_start_up() {
+        let with_key = |key: &str| Settings {
+            admin_key: Some(key.to_owned()),
+            ..Settings::new("sqlite://unused.db")
+        };
+        let refused = check_admin_key(&with_key("admin-secret"))
+            .err()
+            .map(|error| error.to_string())
+            .unwrap_or_default();
+        assert!(
+            refused.contains("HOOKRELAY_ADMIN_KEY") && refused.contains("24 characters"),
+            "{refused:?}"
+        );
+        assert!(check_admin_key(&with_key(&" ".repeat(30))).is_err());
+        assert!(check_admin_key(&with_key(&"k".repeat(23))).is_err());
+        assert!(check_admin_key(&with_key(&"k".repeat(24))).is_ok());
+        assert!(check_admin_key(&Settings::new("sqlite://unused.db")).is_ok());
+    }
 
     #[test]
     fn a_health_setting_the_api_would_refuse_stops_start_up_naming_the_variable() {

@@ -4,20 +4,26 @@
 
 use crate::core::envelope::Envelope;
 use crate::core::failure_policy::AlertKind;
+use crate::core::redact;
 use crate::store::models::AlertRow;
 use crate::store::models::EventRow;
 use crate::time::rfc3339;
 use serde_json::json;
 
+/// The log line names the endpoint's origin only: the path or query of a
+/// URL may be its credential (Slack-style URLs), and the error quotes it.
 pub fn log(alert: &AlertRow) {
     let detail = format!(
         "endpoint {} ({}) of tenant {}: {} after {} consecutive failures; last error: {}",
         alert.endpoint_id,
-        alert.endpoint_url,
+        redact::endpoint_origin(&alert.endpoint_url),
         alert.tenant_id,
         alert.kind,
         alert.consecutive_failures,
-        alert.error.as_deref().unwrap_or("none"),
+        alert.error.as_deref().map_or_else(
+            || "none".to_owned(),
+            |error| redact::endpoint_url_in(error, &alert.endpoint_url)
+        ),
     );
     match AlertKind::parse(&alert.kind) {
         Some(AlertKind::Disabled) => log::error!("alert: {detail}"),

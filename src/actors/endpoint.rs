@@ -23,6 +23,7 @@ use crate::core::endpoint_machine::{
     WindowLimits, WriteFailure,
 };
 use crate::core::move_pace::MovePace;
+use crate::core::redact;
 use crate::sender::{self, AttemptReport};
 use crate::store::deliveries::{self, AttemptRecord, AttemptWrite};
 use crate::store::endpoint_state::{self, BodyCache, EnableOutcome, Replay};
@@ -318,9 +319,10 @@ impl EndpointActor {
         };
         if let Some((kind, message)) = &report.error {
             log::debug!(
-                "endpoint {}: delivery {delivery_id} attempt failed ({}): {message}",
+                "endpoint {}: delivery {delivery_id} attempt failed ({}): {}",
                 self.config.id,
-                kind.as_str()
+                kind.as_str(),
+                redact::endpoint_url_in(message, &self.config.url)
             );
         }
         let jitter = rand::thread_rng().gen_range(-1.0..=1.0);

@@ -5,6 +5,7 @@
 
 use super::problem::ApiError;
 use super::AppState;
+use crate::core::auth_failures::{AuthFailures, Policy};
 use crate::core::domain::is_id;
 use crate::core::key_use::KeyUses;
 use crate::core::negative_cache::NegativeCache;
@@ -20,8 +21,10 @@ use actix_web::{web, FromRequest, HttpRequest};
 use futures_util::future::LocalBoxFuture;
 use serde::de::DeserializeOwned;
 use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, RwLock};
+use std::time::Duration;
 use tokio::sync::Semaphore;
 
 /// How long a key found in the database is trusted without asking again:
@@ -36,6 +39,9 @@ const UNKNOWN_KEY_TTL_MS: i64 = 10_000;
 /// keys waits for these instead of taking every database connection, and
 /// known keys never wait for them.
 const CONCURRENT_LOOKUPS: usize = 4;
+/// Addresses whose failed authentications are remembered (about 100 bytes
+/// each).
+const FAILING_ADDRESSES: usize = 4096;
 /// A key's `last_used_at` is written at most this often: a key in constant
 /// use costs one write a minute.
 const LAST_USE_WRITE_INTERVAL_MS: i64 = 60_000;
@@ -58,6 +64,8 @@ pub struct Keys {
     tenants: RwLock<HashSet<String>>,
     /// Which keys' uses were written lately.
     uses: Mutex<KeyUses>,
+    /// Failed authentications by address, which hold back their 401s.
+    failures: Mutex<AuthFailures>,
 }
 
 impl Keys {
@@ -73,7 +81,14 @@ impl Keys {
             revocations: AtomicU64::new(0),
             tenants: RwLock::new(HashSet::new()),
             uses: Mutex::new(KeyUses::new(LAST_USE_WRITE_INTERVAL_MS)),
+            failures: Mutex::new(AuthFailures::new(Policy::DEFAULT, FAILING_ADDRESSES)),
         }
+    }
+
+    /// A request from `address` carried a key that was refused: how long
+    /// its 401 waits.
+    pub fn failed_from(&self, address: IpAddr) -> Duration {
+        lock(&self.failures).failed(address, now_ms())
     }
 
     /// A key was just created: it works at once, whatever was remembered
@@ -145,7 +160,10 @@ impl Keys {
         let found = self
             .store
             .run(move |db| tenants::key_owner(db, &lookup))
-            .await?;
+            .await?
+            // A configured admin key is the only admin key: one stored
+            // meanwhile (a rotation) is not taken beside it.
+            .filter(|owner| !(*owner == KeyOwner::Admin && self.configured_admin.is_some()));
         match found {
             Some(owner) => {
                 self.used(&hash, started);

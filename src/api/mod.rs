@@ -10,6 +10,7 @@ pub mod endpoint_secrets;
 pub mod endpoints;
 pub mod event_types;
 pub mod events;
+pub mod guard;
 pub mod health;
 pub mod openapi;
 pub mod problem;

@@ -1,6 +1,7 @@
 //! Pure logic: no I/O, no clocks read, no randomness drawn. Everything here is a
 //! function of its arguments and is unit-tested next to its code.
 
+pub mod auth_failures;
 pub mod breaker;
 pub mod delivery;
 pub mod domain;
@@ -17,6 +18,7 @@ pub mod move_pace;
 pub mod negative_cache;
 pub mod rate_limit;
 pub mod recent_pages;
+pub mod redact;
 pub mod retention;
 pub mod retry;
 pub mod secret_box;

@@ -23,6 +23,7 @@ pub mod schema;
 pub mod tenants;
 pub mod writer;
 
+use crate::core::redact;
 use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
 use diesel::r2d2::{ConnectionManager, CustomizeConnection, PooledConnection};
 use diesel::{PgConnection, SqliteConnection};
@@ -39,6 +40,7 @@ pub enum StoreError {
     Pool(#[from] r2d2::Error),
     #[error("migration failed: {0}")]
     Migration(String),
+    /// The URL without its password.
     #[error("unsupported DATABASE_URL {0:?}: use sqlite://<path> or postgres://…")]
     UnsupportedUrl(String),
     #[error("corrupt row: {0}")]
@@ -187,8 +189,8 @@ impl Store {
                     .build(ConnectionManager::new(url))?,
             )
         } else {
-            let path =
-                sqlite_path(url).ok_or_else(|| StoreError::UnsupportedUrl(url.to_owned()))?;
+            let path = sqlite_path(url)
+                .ok_or_else(|| StoreError::UnsupportedUrl(redact::database_url(url)))?;
             Pool::Sqlite(
                 r2d2::Pool::builder()
                     .max_size(8)

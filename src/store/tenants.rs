@@ -89,6 +89,20 @@ pub fn add_admin_key(db: &mut Db, key: &ApiKeyRow) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Deletes every stored admin key and stores `new`, if any, in one
+/// transaction; returns how many were deleted.
+pub fn replace_admin_keys(db: &mut Db, new: Option<&ApiKeyRow>) -> Result<usize, StoreError> {
+    db.transaction(|db| {
+        let revoked = dispatch!(db, c => diesel::delete(api_keys::table
+            .filter(api_keys::tenant_id.is_null()))
+            .execute(c))?;
+        if let Some(new) = new {
+            add_admin_key(db, new)?;
+        }
+        Ok(revoked)
+    })
+}
+
 /// Makes the system tenant exist; it has no key of its own.
 pub fn ensure_system_tenant(db: &mut Db, now: i64) -> Result<(), StoreError> {
     let tenant = TenantRow {

@@ -25,6 +25,8 @@ pub(crate) struct Service {
     label: &'static str,
     pub(crate) child: Child,
     pub(crate) address: String,
+    /// What it printed on stdout before it listened.
+    pub(crate) printed: Vec<String>,
     stderr_tail: Arc<Mutex<VecDeque<String>>>,
 }
 
@@ -39,15 +41,32 @@ impl Service {
         label: &'static str,
         env: &[(&str, &str)],
     ) -> Service {
+        let mut command = Service::command(database_url);
+        command
+            .env("HOOKRELAY_ADMIN_KEY", ADMIN_KEY)
+            .envs(env.iter().copied());
+        Service::spawn(command, label).await
+    }
+
+    /// `hookrelay serve` on `database_url`, loopback only, without an admin
+    /// key: the caller adds what it needs.
+    pub(crate) fn command(database_url: &str) -> Command {
         let rust_log = std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".to_string());
-        let mut child = Command::new(env!("CARGO_BIN_EXE_hookrelay"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_hookrelay"));
+        command
             .arg("serve")
-            .envs(env.iter().copied())
+            .env_remove("HOOKRELAY_ADMIN_KEY")
             .env("DATABASE_URL", database_url)
             .env("HOOKRELAY_LISTEN", "127.0.0.1:0")
-            .env("HOOKRELAY_ADMIN_KEY", ADMIN_KEY)
             .env("HOOKRELAY_ALLOW_TARGETS", LOOPBACK_TARGETS)
-            .env("RUST_LOG", rust_log)
+            .env("RUST_LOG", rust_log);
+        command
+    }
+
+    /// Starts `command` and waits for its `listening` line; the lines it
+    /// printed before are kept in `printed`.
+    pub(crate) async fn spawn(mut command: Command, label: &'static str) -> Service {
+        let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -59,6 +78,7 @@ impl Service {
             label,
             child,
             address: String::new(),
+            printed: Vec::new(),
             stderr_tail: Arc::new(Mutex::new(VecDeque::new())),
         };
 
@@ -94,6 +114,7 @@ impl Service {
                             "unexpected listen address in {line:?}"
                         );
                         service.address = address.trim().to_string();
+                        service.printed = seen;
                         return service;
                     }
                     seen.push(line);
@@ -107,6 +128,11 @@ impl Service {
                 ),
             }
         }
+    }
+
+    /// The last lines (at most 200) it wrote on stderr: its log.
+    pub(crate) fn log_lines(&self) -> Vec<String> {
+        self.stderr_tail.lock().unwrap().iter().cloned().collect()
     }
 
     /// SIGKILL, then reap.

@@ -14,6 +14,7 @@ mod database_outage;
 mod delivery;
 mod endpoint_options;
 mod event_types;
+mod hardening;
 mod health;
 mod hygiene;
 mod keys;

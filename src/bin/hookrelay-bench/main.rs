@@ -129,7 +129,7 @@ impl Scenario {
 /// The receivers run on loopback, which the service refuses to deliver to
 /// unless allowed.
 const LOOPBACK_TARGETS: &str = "127.0.0.0/8";
-const ADMIN_KEY: &str = "bench-admin-key";
+const ADMIN_KEY: &str = "hookrelay-bench-admin-key-0123456789";
 /// How often a child service's resident memory is read.
 const RSS_SAMPLE_INTERVAL: Duration = Duration::from_millis(200);
 
