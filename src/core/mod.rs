@@ -17,6 +17,7 @@ pub mod move_pace;
 pub mod negative_cache;
 pub mod rate_limit;
 pub mod recent_pages;
+pub mod rescue;
 pub mod retention;
 pub mod retry;
 pub mod secret_box;
