@@ -87,6 +87,13 @@ pub struct Settings {
     #[arg(long, env = "HOOKRELAY_MOVE_BATCH", default_value_t = DEFAULT_MOVE_BATCH)]
     pub move_batch: usize,
 
+    /// How often the rescue sweep looks for deliveries no endpoint actor
+    /// was told of (a commit whose reply was lost), and how long a pending
+    /// delivery must have been due before it counts as such; also how soon
+    /// a status change whose reply was lost is read back.
+    #[arg(long, env = "HOOKRELAY_RESCUE_INTERVAL_SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub rescue_interval_seconds: u64,
+
     /// Largest request body the API accepts (an event with its payload
     /// included); a larger one is answered 413.
     #[arg(long, env = "HOOKRELAY_MAX_PAYLOAD_BYTES", default_value_t = DEFAULT_MAX_PAYLOAD_BYTES)]
@@ -176,6 +183,7 @@ impl Settings {
             queue_window: 1000,
             queue_window_bytes: 16 * 1024 * 1024,
             move_batch: DEFAULT_MOVE_BATCH,
+            rescue_interval_seconds: 30,
             allow_targets: Vec::new(),
             https_only: false,
             secret_key: None,

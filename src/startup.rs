@@ -106,6 +106,7 @@ impl Application {
             transport.clone(),
             configs,
             actor_settings,
+            Duration::from_secs(settings.rescue_interval_seconds),
         )
         .start();
 

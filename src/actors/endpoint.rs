@@ -18,9 +18,9 @@
 use crate::core::delivery::BacklogMove;
 use crate::core::endpoint::EndpointConfig;
 use crate::core::endpoint_machine::{
-    reload_backoff, AttemptDecision, AttemptOutcome, Effect, Enabling, EndpointMachine,
-    MachineConfig, MachineSnapshot, ManualDisable, NotReady, PageOrder, QueuedDelivery,
-    WindowLimits, WriteFailure,
+    attempt_write_retry, reload_backoff, AttemptDecision, AttemptOutcome, Effect, Enabling,
+    EndpointMachine, MachineConfig, MachineSnapshot, ManualDisable, NotReady, PageOrder,
+    QueuedDelivery, WindowLimits, WriteFailure,
 };
 use crate::core::move_pace::MovePace;
 use crate::core::redact;
@@ -343,7 +343,23 @@ impl EndpointActor {
     ) {
         let write = self.attempt_write(&decision, report);
         let alerts = write.alerts.clone();
-        let stored = self.deps.writer.record_attempt(write);
+        let writer = self.deps.writer.clone();
+        let endpoint = self.config.id.clone();
+        let stored = async move {
+            let mut failures = 0;
+            loop {
+                let error = match writer.record_attempt(write.clone()).await {
+                    Ok(()) => return Ok(()),
+                    Err(error) => error,
+                };
+                failures += 1;
+                let Some(wait) = attempt_write_retry(failures) else {
+                    return Err(error);
+                };
+                log::warn!("endpoint {endpoint}: recording an attempt failed ({error}); trying again in {wait:?}");
+                actix_rt::time::sleep(wait).await;
+            }
+        };
         let delivery_id = decision.delivery_id;
         ctx.spawn(stored.into_actor(self).map(move |written, act, ctx| {
             let written = match written {
@@ -361,10 +377,9 @@ impl EndpointActor {
                     Err(())
                 }
             };
-            let jitter = rand::thread_rng().gen_range(-1.0..=1.0);
             let effects = act
                 .machine
-                .attempt_recorded(&delivery_id, written, now_ms(), jitter);
+                .attempt_recorded(&delivery_id, written, now_ms());
             act.carry_out(effects, ctx);
         }));
     }

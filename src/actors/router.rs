@@ -9,6 +9,7 @@ use super::endpoint::{
 use crate::core::delivery::DeliveryState;
 use crate::core::endpoint::EndpointConfig;
 use crate::core::endpoint_machine::QueuedDelivery;
+use crate::core::rescue::{self, OnDisk, Rescue};
 use crate::sender::Transport;
 use crate::store::endpoint_state::{self, BodyCache, EnableOutcome, Replay};
 use crate::store::endpoints::OPERATOR_ENDPOINT;
@@ -77,6 +78,9 @@ pub struct DrainAll(pub Duration);
 /// How often alerts that missed their dispatch are looked for.
 const ALERT_SWEEP_INTERVAL: Duration = Duration::from_secs(30);
 
+/// Endpoints read a batch at a time by the rescue sweep.
+const RESCUE_BATCH: i64 = 500;
+
 struct Route {
     config: Arc<EndpointConfig>,
     /// Started when the endpoint first has work (or is asked about), so an
@@ -105,6 +109,9 @@ pub struct Router {
     settings: ActorSettings,
     routes: HashMap<String, Route>,
     by_tenant: HashMap<String, Vec<String>>,
+    /// The pause between two rounds of the rescue sweep, and how long a
+    /// pending delivery must have been due before the sweep looks at it.
+    rescue_interval: Duration,
 }
 
 impl Router {
@@ -114,6 +121,7 @@ impl Router {
         transport: Transport,
         endpoints: Vec<EndpointConfig>,
         settings: ActorSettings,
+        rescue_interval: Duration,
     ) -> Self {
         let threads = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
         let mut router = Router {
@@ -126,6 +134,7 @@ impl Router {
             settings,
             routes: HashMap::new(),
             by_tenant: HashMap::new(),
+            rescue_interval,
         };
         for config in endpoints {
             router.add(config);
@@ -187,6 +196,14 @@ impl Router {
             .collect()
     }
 
+    /// Tells the endpoint's actor (started if need be) that deliveries wait
+    /// on disk that it was not handed.
+    fn work_on_disk(&mut self, id: &str) {
+        if let Some(actor) = self.actor(id) {
+            actor.do_send(WorkOnDisk);
+        }
+    }
+
     /// Sets whether fan-out queues (active) or holds deliveries for the
     /// endpoint; returns the previous value.
     fn set_active(&mut self, id: &str, active: bool) -> bool {
@@ -230,12 +247,12 @@ impl Router {
                 store::alerts::mark_dispatched(db, std::slice::from_ref(&alert.id), now_ms())?;
                 Ok(ingested)
             });
-            ctx.spawn(write.into_actor(self).map(move |written, _act, _ctx| {
+            ctx.spawn(write.into_actor(self).map(move |written, act, _ctx| {
                 match written {
                     Ok(ingested) => {
                         for ((event, targets), outcome) in notices.into_iter().zip(ingested) {
-                            if let Ingested::New { delivery_ids } = outcome {
-                                hand_over(&Committed::of(&event), targets, &delivery_ids);
+                            for id in hand_over(&Committed::of(&event), targets, &outcome) {
+                                act.work_on_disk(&id);
                             }
                         }
                     }
@@ -282,6 +299,119 @@ impl Router {
     }
 }
 
+impl Router {
+    /// One batch of the rescue sweep (see [`crate::core::rescue`]): the
+    /// endpoints after `after`, each probed for due pending deliveries and
+    /// held ones. A full batch goes on with the next at once; the last one
+    /// schedules the next round after the interval, so rounds never overlap
+    /// and a failed read waits as long before it is tried again.
+    fn rescue_sweep(&self, after: String, rescued: RescueCount, ctx: &mut Context<Self>) {
+        let store = self.store.clone();
+        let grace = i64::try_from(self.rescue_interval.as_millis()).unwrap_or(i64::MAX);
+        let due_before = now_ms().saturating_sub(grace);
+        let batch = async move {
+            store
+                .run(move |db| endpoint_state::rescue_batch(db, &after, RESCUE_BATCH, due_before))
+                .await
+        };
+        ctx.spawn(batch.into_actor(self).map(move |batch, act, ctx| {
+            let mut rescued = rescued;
+            match batch {
+                Ok(batch) => {
+                    let full = i64::try_from(batch.len()).is_ok_and(|n| n == RESCUE_BATCH);
+                    let last = batch.last().map(|(id, _)| id.clone());
+                    for (id, on_disk) in batch {
+                        act.rescue(&id, on_disk, &mut rescued);
+                    }
+                    if let (true, Some(last)) = (full, last) {
+                        return act.rescue_sweep(last, rescued, ctx);
+                    }
+                    rescued.log();
+                }
+                Err(error) => log::error!("rescue sweep: reading endpoints failed: {error}"),
+            }
+            ctx.run_later(act.rescue_interval, |act, ctx| {
+                act.rescue_sweep(String::new(), RescueCount::default(), ctx);
+            });
+        }));
+    }
+
+    fn rescue(&mut self, id: &str, on_disk: OnDisk, rescued: &mut RescueCount) {
+        let Some(route) = self.routes.get(id) else {
+            return;
+        };
+        for rescue in rescue::rescues(on_disk, route.config.active) {
+            match rescue {
+                Rescue::SetActive(active) => {
+                    self.set_active(id, active);
+                    rescued.flags += 1;
+                }
+                Rescue::ReadDisk => {
+                    self.work_on_disk(id);
+                    rescued.read_disk += 1;
+                }
+                Rescue::Reload => {
+                    let config = self.routes.get(id).map(|route| Arc::clone(&route.config));
+                    if let (Some(actor), Some(config)) = (self.actor(id), config) {
+                        actor.do_send(Reconfigure(config));
+                        rescued.reloaded += 1;
+                    }
+                }
+            }
+        }
+    }
+
+    /// After a status change whose answer was an error (the write may have
+    /// committed all the same), the router's flag takes the status the
+    /// database holds; if it cannot be read, the rescue sweep corrects it.
+    fn reread_status(&self, id: String, ctx: &mut Context<Self>) {
+        let store = self.store.clone();
+        let read = async move {
+            let endpoint = id.clone();
+            (
+                id,
+                store
+                    .run(move |db| endpoint_state::is_active(db, &endpoint))
+                    .await,
+            )
+        };
+        ctx.spawn(
+            read.into_actor(self)
+                .map(|(id, read), act, _ctx| match read {
+                    Ok(Some(active)) => {
+                        act.set_active(&id, active);
+                    }
+                    Ok(None) => {}
+                    Err(error) => log::warn!("endpoint {id}: reading its status failed: {error}"),
+                }),
+        );
+    }
+}
+
+/// What one round of the rescue sweep did, for its log line.
+#[derive(Debug, Default, Clone, Copy)]
+struct RescueCount {
+    read_disk: usize,
+    reloaded: usize,
+    flags: usize,
+}
+
+impl RescueCount {
+    fn log(self) {
+        if self.reloaded + self.flags > 0 {
+            log::warn!(
+                "rescue sweep: {} endpoints reloaded for deliveries in the wrong state, {} status flags corrected, {} asked to read due deliveries from disk",
+                self.reloaded, self.flags, self.read_disk
+            );
+        } else if self.read_disk > 0 {
+            log::info!(
+                "rescue sweep: {} endpoints asked to read due deliveries from disk",
+                self.read_disk
+            );
+        }
+    }
+}
+
 /// What an event's committed deliveries are handed to their actors with.
 struct Committed {
     event_id: String,
@@ -303,17 +433,29 @@ impl Committed {
     }
 }
 
-/// Hands the deliveries that were written (`written`, ids) to their actors;
-/// a target skipped by ingestion (its endpoint was deleted meanwhile) has
-/// nothing to send.
-fn hand_over(event: &Committed, targets: Vec<Target>, written: &[String]) {
-    let written: HashSet<&str> = written.iter().map(String::as_str).collect();
+/// Hands the deliveries that were stored `pending` to their actors; a
+/// target skipped by ingestion (its endpoint was deleted meanwhile) has
+/// nothing to send, and one stored `held` waits for an enable. Returns the
+/// endpoints whose delivery was stored `pending` although the fan-out took
+/// them for disabled (an enable committed in between): they have no actor
+/// address here, and must be told to read their disk.
+fn hand_over(event: &Committed, targets: Vec<Target>, ingested: &Ingested) -> Vec<String> {
+    let Ingested::New {
+        delivery_ids,
+        held_ids,
+    } = ingested
+    else {
+        return Vec::new();
+    };
+    let written: HashSet<&str> = delivery_ids.iter().map(String::as_str).collect();
+    let held: HashSet<&str> = held_ids.iter().map(String::as_str).collect();
+    let mut unannounced = Vec::new();
     for Target { row, actor } in targets {
-        if !written.contains(row.id.as_str()) {
+        if !written.contains(row.id.as_str()) || held.contains(row.id.as_str()) {
             continue;
         }
-        if let Some(actor) = actor {
-            actor.do_send(Enqueue(vec![QueuedDelivery {
+        match actor {
+            Some(actor) => actor.do_send(Enqueue(vec![QueuedDelivery {
                 id: row.id,
                 event_id: event.event_id.clone(),
                 body: Arc::clone(&event.body),
@@ -321,29 +463,26 @@ fn hand_over(event: &Committed, targets: Vec<Target>, written: &[String]) {
                 due_at: event.created_at,
                 created_at: event.created_at,
                 event_type: Arc::clone(&event.event_type),
-            }]));
+            }])),
+            None => unannounced.push(row.endpoint_id),
         }
     }
+    unannounced
 }
 
 fn new_delivery(event: &EventRow, endpoint_id: &str, active: bool) -> DeliveryRow {
-    // A pending delivery carries its due time: now.
-    let (state, due_at) = if active {
-        (DeliveryState::Pending, Some(event.created_at))
-    } else {
-        (DeliveryState::Held, None)
-    };
-    DeliveryRow {
+    let row = DeliveryRow {
         id: crate::ids::time_ordered("dlv"),
         tenant_id: event.tenant_id.clone(),
         event_id: event.id.clone(),
         endpoint_id: endpoint_id.to_owned(),
-        state: state.as_str().to_owned(),
+        state: DeliveryState::Pending.as_str().to_owned(),
         attempt_count: 0,
-        next_attempt_at: due_at,
+        next_attempt_at: None,
         created_at: event.created_at,
         updated_at: event.created_at,
-    }
+    };
+    events::stored_as(row, active)
 }
 
 impl Drop for Router {
@@ -370,6 +509,9 @@ impl Actor for Router {
             settings: self.settings,
         });
         self.start_endpoints_with_work(ctx);
+        ctx.run_later(self.rescue_interval, |act, ctx| {
+            act.rescue_sweep(String::new(), RescueCount::default(), ctx);
+        });
         self.sweep_alerts(i64::MAX, ctx);
         ctx.run_interval(ALERT_SWEEP_INTERVAL, |act, ctx| {
             // Younger alerts are most likely still on their way here.
@@ -382,16 +524,17 @@ impl Actor for Router {
 impl Handler<Publish> for Router {
     type Result = ResponseFuture<Result<Ingested, StoreError>>;
 
-    fn handle(&mut self, Publish(event): Publish, _ctx: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, Publish(event): Publish, ctx: &mut Context<Self>) -> Self::Result {
         let targets = self.fan_out(&event.tenant_id, &event, None);
         let writer = self.writer.clone();
+        let router = ctx.address();
         Box::pin(async move {
             let rows: Vec<DeliveryRow> = targets.iter().map(|t| t.row.clone()).collect();
             let committed = Committed::of(&event);
             let ingested = writer.ingest(event, rows).await?;
-            if let Ingested::New { delivery_ids } = &ingested {
-                // Only committed deliveries reach an actor.
-                hand_over(&committed, targets, delivery_ids);
+            // Only committed deliveries reach an actor.
+            for id in hand_over(&committed, targets, &ingested) {
+                router.do_send(PendingOnDisk(id));
             }
             Ok(ingested)
         })
@@ -479,10 +622,14 @@ impl Handler<DisableEndpoint> for Router {
         let was_active = self.set_active(&id, false);
         let actor = self.actor(&id);
         let ask = async move { Some(actor?.send(Disable).await) };
-        Box::pin(ask.into_actor(self).map(move |answer, act, _ctx| {
+        Box::pin(ask.into_actor(self).map(move |answer, act, ctx| {
             let answer = answer?.unwrap_or(Err(StoreError::WriterGone));
-            // Whatever arrived meanwhile, the actor's answer is the truth.
+            // Whatever arrived meanwhile, the actor's answer is the truth;
+            // an error may hide a commit, so the database is asked.
             act.set_active(&id, if answer.is_ok() { false } else { was_active });
+            if answer.is_err() {
+                act.reread_status(id, ctx);
+            }
             Some(answer)
         }))
     }
@@ -499,9 +646,12 @@ impl Handler<EnableEndpoint> for Router {
         let was_active = self.set_active(&id, true);
         let actor = self.actor(&id);
         let ask = async move { Some(actor?.send(Enable(replay)).await) };
-        Box::pin(ask.into_actor(self).map(move |answer, act, _ctx| {
+        Box::pin(ask.into_actor(self).map(move |answer, act, ctx| {
             let answer = answer?.unwrap_or(Err(StoreError::WriterGone));
             act.set_active(&id, answer.is_ok() || was_active);
+            if answer.is_err() {
+                act.reread_status(id, ctx);
+            }
             Some(answer)
         }))
     }
@@ -511,9 +661,7 @@ impl Handler<PendingOnDisk> for Router {
     type Result = ();
 
     fn handle(&mut self, PendingOnDisk(id): PendingOnDisk, _ctx: &mut Context<Self>) {
-        if let Some(actor) = self.actor(&id) {
-            actor.do_send(WorkOnDisk);
-        }
+        self.work_on_disk(&id);
     }
 }
 

@@ -152,7 +152,7 @@ pub async fn publish(
         .await
         .map_err(|_| ApiError::Unavailable)??;
     Ok(match ingested {
-        Ingested::New { delivery_ids } => HttpResponse::Accepted().json(Published {
+        Ingested::New { delivery_ids, .. } => HttpResponse::Accepted().json(Published {
             id: event_id,
             deliveries: delivery_ids.len(),
         }),

@@ -25,7 +25,7 @@ use crate::core::endpoint::EndpointConfig;
 use crate::core::envelope::{Envelope, TEST_EVENT_TYPE};
 use crate::ids;
 use crate::sender;
-use crate::store::events::Ingested;
+use crate::store::events::{self, Ingested};
 use crate::store::models::{DeliveryRow, EndpointRow, EventRow};
 use crate::store::replay::{
     self, AttemptFilter, ManualWrite, TimeWindow, RECOVERABLE, RECOVER_BATCH,
@@ -305,12 +305,15 @@ pub async fn test(
     let endpoint = find(&state, &tenant, &id).await?;
     let config = endpoint.config(&state.health_defaults, &state.secrets)?;
     let (event, delivery) = test_event(&endpoint, &payload);
-    let written = state
-        .writer
-        .ingest(event.clone(), vec![delivery.clone()])
-        .await?;
+    let written = {
+        let (event, deliveries) = (event.clone(), [delivery.clone()]);
+        state
+            .writer
+            .call(move |db| events::ingest_as_given(db, &event, &deliveries))
+            .await?
+    };
     match written {
-        Ingested::New { delivery_ids } if delivery_ids.contains(&delivery.id) => {}
+        Ingested::New { delivery_ids, .. } if delivery_ids.contains(&delivery.id) => {}
         // The endpoint was deleted meanwhile.
         _ => return Err(ApiError::NotFound("endpoint")),
     }

@@ -32,7 +32,6 @@ use super::failure_policy::{AlertKind, DisableReason, Streak};
 use super::limits::HealthLimits;
 use super::rate_limit::RateLimit;
 use super::recent_pages::{HandOver, RecentPages};
-use super::retry;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -304,8 +303,8 @@ pub struct EndpointMachine {
 /// An unknown backlog: page before anything else.
 const UNKNOWN_FLOOR: i64 = i64::MIN;
 
-/// A failed write puts the delivery back this long after, at least.
-const WRITE_RETRY_FLOOR: Duration = Duration::from_secs(1);
+/// A failed page read is tried again this long after.
+const PAGE_RETRY_DELAY: Duration = Duration::from_secs(1);
 
 impl EndpointMachine {
     /// A machine waiting for its saved state ([`Self::loaded`]).
@@ -450,7 +449,7 @@ impl EndpointMachine {
     pub fn page_failed(&mut self, now: i64) -> Vec<Effect> {
         self.page_in_flight = false;
         self.settled_during_page.clear();
-        let retry_at = now.saturating_add(millis(WRITE_RETRY_FLOOR));
+        let retry_at = now.saturating_add(millis(PAGE_RETRY_DELAY));
         let floor = min_opt(self.floor_during_page.take(), self.disk_floor);
         if self.config.ordered {
             self.disk_floor = floor;
@@ -534,19 +533,15 @@ impl EndpointMachine {
         (Some(decision), self.pump(now))
     }
 
-    /// The write of an attempt's decision was answered.
+    /// The write of an attempt's decision was answered (`Err`: it failed
+    /// for good, after the shell's tries).
     pub fn attempt_recorded(
         &mut self,
         delivery_id: &str,
         written: Result<(), ()>,
         now: i64,
-        jitter: f64,
     ) -> Vec<Effect> {
-        let Some(Unsettled {
-            mut delivery,
-            decision,
-        }) = self.unsettled.remove(delivery_id)
-        else {
+        let Some(Unsettled { delivery, decision }) = self.unsettled.remove(delivery_id) else {
             return self.pump(now);
         };
         if self.page_in_flight {
@@ -566,26 +561,13 @@ impl EndpointMachine {
                     self.readmit(delivery);
                 }
             }
-            Err(()) => {
-                // The database still holds the delivery as it was before the
-                // attempt: try it again on its retry schedule, never at once.
-                if decision.disable.is_some() {
-                    self.reload_after_failure();
-                } else if !settled_meanwhile
-                    && !matches!(self.lifecycle, Lifecycle::Disabled | Lifecycle::Retired)
-                {
-                    let delay = retry::next_delay(
-                        &self.config.retry_schedule,
-                        delivery.attempt_count,
-                        jitter,
-                        None,
-                    )
-                    .unwrap_or(Duration::ZERO)
-                    .max(WRITE_RETRY_FLOOR);
-                    delivery.due_at = now.saturating_add(millis(delay));
-                    self.readmit(delivery);
-                }
-            }
+            // The shell tried the write again (`attempt_write_retry`) and
+            // gave up. What the database holds (the delivery as it was
+            // before the attempt, and the streak without it) is the truth:
+            // the machine reloads it after its backoff instead of sending
+            // again from memory, so a database that keeps refusing writes
+            // sees one more attempt a reload, not one a second.
+            Err(()) => self.reload_after_failure(),
         }
         effects.extend(self.pump(now));
         effects
@@ -1290,6 +1272,18 @@ pub fn reload_backoff(failures: u32, cause: WriteFailure) -> Duration {
 }
 
 const MAX_RELOAD_BACKOFF: Duration = Duration::from_secs(300);
+
+/// How long the shell waits before writing a finished attempt again after
+/// its `failures`-th failed write (1 s, doubling), or `None` once it has
+/// tried [`ATTEMPT_WRITE_TRIES`] times: the machine then reloads
+/// ([`EndpointMachine::attempt_recorded`]).
+pub fn attempt_write_retry(failures: u32) -> Option<Duration> {
+    (failures < ATTEMPT_WRITE_TRIES)
+        .then(|| Duration::from_secs(1u64 << failures.saturating_sub(1).min(16)))
+}
+
+/// Writes of one attempt's result, the first included.
+const ATTEMPT_WRITE_TRIES: u32 = 5;
 const MAX_RELOAD_BACKOFF_WHILE_AWAY: Duration = Duration::from_secs(5);
 
 fn min_opt(a: Option<i64>, b: Option<i64>) -> Option<i64> {
@@ -1433,7 +1427,7 @@ mod tests {
         assert_eq!(machine.snapshot().queued, 4);
         let finish = |machine: &mut EndpointMachine, id: &str| {
             let (_, mut effects) = machine.attempt_finished(id, &ok(), NOW + 20, 0.0);
-            effects.extend(machine.attempt_recorded(id, Ok(()), NOW + 20, 0.0));
+            effects.extend(machine.attempt_recorded(id, Ok(()), NOW + 20));
             effects
         };
         assert_eq!(sent(&finish(&mut machine, "dlv_001")), vec!["dlv_007"]);
@@ -1486,7 +1480,7 @@ mod tests {
         let (_, effects) = machine.attempt_finished("dlv_001", &ok(), NOW, 0.0);
         assert!(page_request(&effects).is_some() || machine.page_in_flight);
         machine.page_in_flight = true;
-        machine.attempt_recorded("dlv_001", Ok(()), NOW, 0.0);
+        machine.attempt_recorded("dlv_001", Ok(()), NOW);
         // The page was read before the success committed.
         let effects = machine.page_loaded(
             Page {
@@ -1504,7 +1498,7 @@ mod tests {
         machine.enqueue(vec![delivery(1, NOW)], NOW);
         machine.attempt_finished("dlv_001", &failed(500), NOW, 0.0);
         machine.page_in_flight = true;
-        machine.attempt_recorded("dlv_001", Ok(()), NOW, 0.0);
+        machine.attempt_recorded("dlv_001", Ok(()), NOW);
         assert_eq!(machine.snapshot().queued, 0);
         let stale = delivery(1, NOW);
         machine.page_loaded(
@@ -1542,32 +1536,46 @@ mod tests {
         assert_eq!(decision.attempt, 1);
         assert_eq!(decision.next_attempt_at, Some(NOW + 5000));
         assert_eq!(machine.snapshot().queued, 0, "not before the commit");
-        let effects = machine.attempt_recorded("dlv_001", Ok(()), NOW + 1, 0.0);
+        let effects = machine.attempt_recorded("dlv_001", Ok(()), NOW + 1);
         assert!(effects.contains(&Effect::WakeAt(NOW + 5000)), "{effects:?}");
         assert_eq!(sent(&machine.wake(NOW + 5000)), vec!["dlv_001"]);
     }
 
     #[test]
-    fn a_write_that_fails_puts_the_delivery_back_on_its_schedule_not_at_once() {
+    fn a_write_that_fails_for_good_reloads_the_truth_instead_of_sending_again() {
         let mut machine = active(config());
-        machine.enqueue(vec![delivery(1, NOW)], NOW);
+        machine.enqueue(vec![delivery(1, NOW), delivery(2, NOW + 10_000)], NOW);
         machine.attempt_finished("dlv_001", &ok(), NOW, 0.0);
-        let effects = machine.attempt_recorded("dlv_001", Err(()), NOW, 0.0);
-        assert!(sent(&effects).is_empty());
-        assert!(effects.contains(&Effect::WakeAt(NOW + 5000)), "{effects:?}");
-        let effects = machine.wake(NOW + 5000);
-        assert_eq!(sent(&effects), vec!["dlv_001"]);
-        let (decision, _) = machine.attempt_finished("dlv_001", &ok(), NOW + 5001, 0.0);
-        assert_eq!(decision.map(|d| d.attempt), Some(2));
-        // Even past its schedule, a failed write waits at least a second.
-        machine.attempt_recorded("dlv_001", Err(()), NOW + 5001, 0.0);
-        machine.wake(NOW + 65_001);
-        let (decision, _) = machine.attempt_finished("dlv_001", &ok(), NOW + 65_001, 0.0);
-        assert_eq!(decision.map(|d| d.attempt), Some(3));
-        let effects = machine.attempt_recorded("dlv_001", Err(()), NOW + 65_001, 0.0);
-        assert!(
-            effects.contains(&Effect::WakeAt(NOW + 66_001)),
-            "{effects:?}"
+        let effects = machine.attempt_recorded("dlv_001", Err(()), NOW);
+        assert!(sent(&effects).is_empty(), "{effects:?}");
+        assert_eq!(effects, vec![Effect::Reload { failed: true }]);
+        // Nothing is sent from memory any more, however long it waits.
+        assert!(sent(&machine.wake(NOW + 3_600_000)).is_empty());
+    }
+
+    #[test]
+    fn an_ordered_head_whose_write_fails_for_good_does_not_loop() {
+        let mut machine = ordered(config());
+        machine.enqueue(vec![delivery(1, NOW), delivery(2, NOW)], NOW);
+        machine.attempt_finished("dlv_001", &failed(500), NOW, 0.0);
+        let effects = machine.attempt_recorded("dlv_001", Err(()), NOW);
+        assert_eq!(effects, vec![Effect::Reload { failed: true }]);
+        assert!(sent(&machine.wake(NOW + 3_600_000)).is_empty());
+    }
+
+    #[test]
+    fn a_failed_attempt_write_is_tried_again_with_backoff_and_a_cap() {
+        let waits: Vec<Option<Duration>> = (1..=6).map(attempt_write_retry).collect();
+        assert_eq!(
+            waits,
+            vec![
+                Some(Duration::from_secs(1)),
+                Some(Duration::from_secs(2)),
+                Some(Duration::from_secs(4)),
+                Some(Duration::from_secs(8)),
+                None,
+                None,
+            ]
         );
     }
 
@@ -1584,7 +1592,7 @@ mod tests {
                 machine.enqueue(vec![delivery(id, at(i))], at(i));
                 let (decision, _) =
                     machine.attempt_finished(&format!("dlv_{id:03}"), &failed(status), at(i), 0.0);
-                machine.attempt_recorded(&format!("dlv_{id:03}"), Ok(()), at(i), 0.0);
+                machine.attempt_recorded(&format!("dlv_{id:03}"), Ok(()), at(i));
                 decision.expect("attempted")
             })
             .collect()
@@ -1755,7 +1763,7 @@ mod tests {
             let outcome = if status < 300 { ok() } else { failed(status) };
             let (decision, _) = machine.attempt_finished(&id, &outcome, t, 0.0);
             let decision = decision.unwrap_or_else(|| panic!("{id} not attempted"));
-            machine.attempt_recorded(&id, Ok(()), t, 0.0);
+            machine.attempt_recorded(&id, Ok(()), t);
             alerts.extend(
                 decision
                     .alerts
@@ -1886,7 +1894,7 @@ mod tests {
         let mut machine = active(config());
         machine.enqueue(vec![delivery(1, NOW)], NOW);
         machine.attempt_finished("dlv_001", &failed(410), NOW, 0.0);
-        let effects = machine.attempt_recorded("dlv_001", Ok(()), NOW, 0.0);
+        let effects = machine.attempt_recorded("dlv_001", Ok(()), NOW);
         assert!(effects.contains(&Effect::Disabled), "{effects:?}");
     }
 
@@ -2032,7 +2040,7 @@ mod tests {
             machine.enable(BacklogMove::Cancel, NOW).map(|_| ()),
             Err(NotReady::Later)
         );
-        let effects = machine.attempt_recorded("dlv_001", Ok(()), NOW, 0.0);
+        let effects = machine.attempt_recorded("dlv_001", Ok(()), NOW);
         assert_eq!(
             effects,
             vec![Effect::Disabled, Effect::MoveBatch(BacklogMove::Hold)]
@@ -2054,7 +2062,7 @@ mod tests {
         machine.page_loaded(page, NOW);
         machine.attempt_finished("dlv_001", &failed(410), NOW, 0.0);
         // The replay's batch is still being written: the hold waits for it.
-        let effects = machine.attempt_recorded("dlv_001", Ok(()), NOW, 0.0);
+        let effects = machine.attempt_recorded("dlv_001", Ok(()), NOW);
         assert_eq!(effects, vec![Effect::Disabled]);
         // That batch found its move superseded: the hold goes on.
         let effects = machine.batch_moved(BacklogMove::Replay, Ok(false), NOW);
@@ -2082,7 +2090,7 @@ mod tests {
         assert!(machine.reconfigure(NOW).is_empty());
         let (_, effects) = machine.attempt_finished("dlv_001", &ok(), NOW, 0.0);
         assert!(effects.is_empty(), "{effects:?}");
-        let effects = machine.attempt_recorded("dlv_001", Ok(()), NOW, 0.0);
+        let effects = machine.attempt_recorded("dlv_001", Ok(()), NOW);
         assert_eq!(effects, vec![Effect::Reload { failed: false }]);
     }
 
@@ -2129,9 +2137,9 @@ mod tests {
         machine.enqueue(vec![delivery(1, NOW), delivery(2, NOW)], NOW);
         assert!(machine.drain(NOW).is_empty());
         machine.attempt_finished("dlv_001", &ok(), NOW, 0.0);
-        machine.attempt_recorded("dlv_001", Ok(()), NOW, 0.0);
+        machine.attempt_recorded("dlv_001", Ok(()), NOW);
         machine.attempt_finished("dlv_002", &ok(), NOW, 0.0);
-        let effects = machine.attempt_recorded("dlv_002", Ok(()), NOW, 0.0);
+        let effects = machine.attempt_recorded("dlv_002", Ok(()), NOW);
         assert_eq!(effects, vec![Effect::Drained]);
     }
 
@@ -2228,7 +2236,7 @@ mod tests {
             machine.reconfigure(NOW + 1).is_empty(),
             "the write is outstanding"
         );
-        let effects = machine.attempt_recorded("dlv_001", Ok(()), NOW + 2, 0.0);
+        let effects = machine.attempt_recorded("dlv_001", Ok(()), NOW + 2);
         assert_eq!(effects, vec![Effect::Reload { failed: false }]);
         reload_then_the_retry_goes_out_when_due(&mut machine, NOW + 3);
     }
@@ -2242,7 +2250,7 @@ mod tests {
             "the attempt is in flight"
         );
         machine.attempt_finished("dlv_001", &failed(500), NOW, 0.0);
-        let effects = machine.attempt_recorded("dlv_001", Ok(()), NOW + 2, 0.0);
+        let effects = machine.attempt_recorded("dlv_001", Ok(()), NOW + 2);
         assert_eq!(effects, vec![Effect::Reload { failed: false }]);
         reload_then_the_retry_goes_out_when_due(&mut machine, NOW + 3);
     }
@@ -2252,7 +2260,7 @@ mod tests {
         let mut machine = active(config());
         machine.enqueue(vec![delivery(1, NOW)], NOW);
         machine.attempt_finished("dlv_001", &failed(500), NOW, 0.0);
-        let effects = machine.attempt_recorded("dlv_001", Ok(()), NOW + 2, 0.0);
+        let effects = machine.attempt_recorded("dlv_001", Ok(()), NOW + 2);
         assert!(effects.contains(&Effect::WakeAt(RETRY_DUE)), "{effects:?}");
         // The shell drops its timer with the reload.
         let effects = machine.reconfigure(NOW + 3);
@@ -2270,7 +2278,7 @@ mod tests {
         assert!(machine.reconfigure(NOW + 2).is_empty());
         // The write is answered before the page (which skipped the delivery).
         assert!(machine
-            .attempt_recorded("dlv_001", Ok(()), NOW + 3, 0.0)
+            .attempt_recorded("dlv_001", Ok(()), NOW + 3)
             .is_empty());
         let effects = machine.page_loaded(Page::default(), NOW + 4);
         assert_eq!(effects, vec![Effect::Reload { failed: false }]);
@@ -2282,7 +2290,7 @@ mod tests {
         let mut machine = active(config());
         machine.enqueue(vec![delivery(1, NOW)], NOW);
         machine.attempt_finished("dlv_001", &failed(500), NOW, 0.0);
-        machine.attempt_recorded("dlv_001", Ok(()), NOW + 1, 0.0);
+        machine.attempt_recorded("dlv_001", Ok(()), NOW + 1);
         // A page is read that skips the retry (it is in memory) …
         let (_, _, exclude) = page_request(&machine.work_on_disk(NOW + 2)).expect("a page");
         assert_eq!(exclude, ["dlv_001"]);
@@ -2319,7 +2327,7 @@ mod tests {
         };
         assert_eq!(sent(&machine.page_loaded(page, NOW)), ["dlv_001"]);
         machine.attempt_finished("dlv_001", &ok(), NOW + 1, 0.0);
-        machine.attempt_recorded("dlv_001", Ok(()), NOW + 2, 0.0);
+        machine.attempt_recorded("dlv_001", Ok(()), NOW + 2);
         let effects = machine.enqueue(vec![created(1, NOW - 10)], NOW + 3);
         assert!(sent(&effects).is_empty(), "{effects:?}");
         // The page is remembered: no need to ask the disk.
@@ -2373,7 +2381,7 @@ mod tests {
         };
         assert_eq!(sent(&machine.page_loaded(page, NOW)), ["dlv_001"]);
         machine.attempt_finished("dlv_001", &failed(500), NOW + 1, 0.0);
-        let effects = machine.attempt_recorded("dlv_001", Ok(()), NOW + 2, 0.0);
+        let effects = machine.attempt_recorded("dlv_001", Ok(()), NOW + 2);
         assert!(
             effects.contains(&Effect::WakeAt(NOW + 1 + 3_600_000)),
             "{effects:?}"
@@ -2396,13 +2404,13 @@ mod tests {
         let effects = machine.page_loaded(page(1), NOW);
         assert_eq!(sent(&effects), ["dlv_001"]);
         machine.attempt_finished("dlv_001", &ok(), NOW + 1, 0.0);
-        let effects = machine.attempt_recorded("dlv_001", Ok(()), NOW + 2, 0.0);
+        let effects = machine.attempt_recorded("dlv_001", Ok(()), NOW + 2);
         assert_eq!(effects, [Effect::ForgetPagesAt(NOW + horizon)]);
         assert!(page_request(&machine.work_on_disk(NOW + 10)).is_some());
         machine.page_loaded(page(2), NOW + 10);
         machine.attempt_finished("dlv_002", &ok(), NOW + 11, 0.0);
         assert!(machine
-            .attempt_recorded("dlv_002", Ok(()), NOW + 12, 0.0)
+            .attempt_recorded("dlv_002", Ok(()), NOW + 12)
             .is_empty());
         // Each page is forgotten at its time.
         let effects = machine.enqueue(vec![created(2, NOW - 100)], NOW + 13);
@@ -2438,7 +2446,7 @@ mod tests {
         let (decision, _) = machine.attempt_finished("dlv_001", &failed(500), NOW + 2, 0.0);
         assert!(decision.is_some(), "the attempt is still recorded");
         machine.settled_elsewhere("dlv_001", NOW + 3);
-        let effects = machine.attempt_recorded("dlv_001", Ok(()), NOW + 4, 0.0);
+        let effects = machine.attempt_recorded("dlv_001", Ok(()), NOW + 4);
         assert!(!effects.contains(&Effect::WakeAt(RETRY_DUE)), "{effects:?}");
         assert!(sent(&machine.wake(RETRY_DUE + 10_000)).is_empty());
         assert_eq!(machine.snapshot().queued, 0);
@@ -2479,7 +2487,7 @@ mod tests {
             sent(&effects).is_empty(),
             "sent before the write: {effects:?}"
         );
-        effects.extend(machine.attempt_recorded(id, Ok(()), now, 0.0));
+        effects.extend(machine.attempt_recorded(id, Ok(()), now));
         (decision.expect("attempted"), effects)
     }
 
@@ -2612,7 +2620,7 @@ mod tests {
         machine.enqueue(vec![delivery(1, NOW), delivery(2, NOW)], NOW);
         machine.attempt_finished("dlv_001", &failed(500), NOW, 0.0);
         machine.page_in_flight = true;
-        let effects = machine.attempt_recorded("dlv_001", Ok(()), NOW, 0.0);
+        let effects = machine.attempt_recorded("dlv_001", Ok(()), NOW);
         assert!(sent(&effects).is_empty(), "{effects:?}");
         let page = Page {
             deliveries: vec![delivery(3, NOW)],

@@ -19,6 +19,7 @@ pub mod negative_cache;
 pub mod rate_limit;
 pub mod recent_pages;
 pub mod redact;
+pub mod rescue;
 pub mod retention;
 pub mod retry;
 pub mod secret_box;

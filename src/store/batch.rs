@@ -11,7 +11,7 @@ use super::events::{self, Ingested};
 use super::models::{AttemptRow, DeliveryRow, EventRow};
 use super::schema::{deliveries as delivery_table, events as event_table};
 use super::{alerts, endpoints, Db, StoreError};
-use crate::core::delivery::BacklogMove;
+use crate::core::delivery::{BacklogMove, DeliveryState};
 use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Integer, Nullable, Text};
 use diesel::PgConnection;
@@ -141,13 +141,21 @@ fn ingest_together(
     let mut outcomes = Vec::with_capacity(inputs.len());
     for (input, new) in inputs.iter().zip(is_new) {
         if new {
-            let delivery_ids = input
-                .deliveries
-                .iter()
-                .filter(|row| stored.contains(&row.id))
-                .map(|row| row.id.clone())
+            let written = || {
+                input
+                    .deliveries
+                    .iter()
+                    .filter_map(|row| stored.get_key_value(&row.id))
+            };
+            let delivery_ids = written().map(|(id, _)| id.clone()).collect();
+            let held_ids = written()
+                .filter(|(_, state)| state.as_str() == DeliveryState::Held.as_str())
+                .map(|(id, _)| id.clone())
                 .collect();
-            outcomes.push(Ingested::New { delivery_ids });
+            outcomes.push(Ingested::New {
+                delivery_ids,
+                held_ids,
+            });
         } else {
             let (event_id, deliveries) = originals.next().ok_or_else(|| {
                 StoreError::Corrupt("a duplicate event without its original".to_owned())
@@ -163,30 +171,39 @@ fn ingest_together(
 
 /// Inserts the deliveries whose endpoint still exists, in one statement
 /// (a round trip, and one plan, whatever their number: columns go as
-/// arrays), and returns their ids. The endpoints are locked against
-/// deletion first (`FOR KEY SHARE`, as the foreign key would), so one
-/// deleted meanwhile has its deliveries skipped instead of failing the
-/// batch.
+/// arrays), and returns their ids with the state each was stored in. The
+/// endpoints are locked first (`FOR SHARE`), so one deleted meanwhile has
+/// its deliveries skipped instead of failing the batch, and each waiting
+/// delivery is stored `pending` or `held` by its endpoint's status as
+/// committed (see [`super::events::stored_as`]), not by the fan-out's guess.
 fn insert_deliveries(
     c: &mut PgConnection,
     rows: &[&DeliveryRow],
-) -> Result<HashSet<String>, StoreError> {
+) -> Result<HashMap<String, String>, StoreError> {
     if rows.is_empty() {
-        return Ok(HashSet::new());
+        return Ok(HashMap::new());
     }
     let mut endpoint_ids: Vec<&str> = rows.iter().map(|row| row.endpoint_id.as_str()).collect();
     endpoint_ids.sort_unstable();
     endpoint_ids.dedup();
-    let stored: Vec<StoredId> = diesel::sql_query(
-        "WITH live AS (SELECT id FROM endpoints WHERE id = ANY($10::text[]) FOR KEY SHARE) \
+    let stored: Vec<StoredDelivery> = diesel::sql_query(
+        "WITH live AS (SELECT id, status = 'active' AS active FROM endpoints \
+             WHERE id = ANY($10::text[]) FOR SHARE) \
          INSERT INTO deliveries (id, tenant_id, event_id, endpoint_id, state, attempt_count, \
              next_attempt_at, created_at, updated_at) \
-         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], \
+         SELECT new.id, new.tenant_id, new.event_id, new.endpoint_id, \
+             CASE WHEN new.state NOT IN ('pending', 'held') THEN new.state \
+                 WHEN live.active THEN 'pending' ELSE 'held' END, \
+             new.attempt_count, \
+             CASE WHEN new.state NOT IN ('pending', 'held') THEN new.next_attempt_at \
+                 WHEN live.active THEN new.created_at END, \
+             new.created_at, new.updated_at \
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], \
              $6::int4[], $7::int8[], $8::int8[], $9::int8[]) \
              AS new (id, tenant_id, event_id, endpoint_id, state, attempt_count, \
                  next_attempt_at, created_at, updated_at) \
-         WHERE new.endpoint_id IN (SELECT id FROM live) \
-         RETURNING id",
+         JOIN live ON live.id = new.endpoint_id \
+         RETURNING id, state",
     )
     .bind::<Array<Text>, _>(rows.iter().map(|r| r.id.as_str()).collect::<Vec<_>>())
     .bind::<Array<Text>, _>(
@@ -207,14 +224,16 @@ fn insert_deliveries(
     .bind::<Array<BigInt>, _>(rows.iter().map(|r| r.updated_at).collect::<Vec<_>>())
     .bind::<Array<Text>, _>(endpoint_ids)
     .load(c)?;
-    Ok(stored.into_iter().map(|row| row.id).collect())
+    Ok(stored.into_iter().map(|row| (row.id, row.state)).collect())
 }
 
-/// A row's id, as `RETURNING id` gives it.
+/// A delivery as `RETURNING id, state` gives it.
 #[derive(QueryableByName)]
-struct StoredId {
+struct StoredDelivery {
     #[diesel(sql_type = Text)]
     id: String,
+    #[diesel(sql_type = Text)]
+    state: String,
 }
 
 /// For each event not inserted (`is_new` false), in order: the id of the

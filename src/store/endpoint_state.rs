@@ -8,6 +8,7 @@ use super::{alerts, deliveries as delivery_rows, dispatch, endpoints, Db, StoreE
 use crate::core::delivery::{move_to_finish, BacklogMove, DeliveryState};
 use crate::core::endpoint_machine::{select_page, HealthState, Page, PageOrder, QueuedDelivery};
 use crate::core::failure_policy::DisableReason;
+use crate::core::rescue::OnDisk;
 use diesel::prelude::*;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, Weak};
@@ -339,4 +340,65 @@ pub fn endpoints_with_work(db: &mut Db) -> Result<Vec<String>, StoreError> {
         .select(deliveries::endpoint_id)
         .distinct()
         .load(c))?)
+}
+
+/// What the rescue sweep reads of each endpoint after `after` (by id), at
+/// most `limit` of them: its status, whether a backlog move is under way,
+/// whether a `pending` delivery was due before `due_before`, and whether a
+/// `held` one waits. Each probe is one look into the waiting deliveries'
+/// index, so a batch costs the same whatever the backlogs.
+pub fn rescue_batch(
+    db: &mut Db,
+    after: &str,
+    limit: i64,
+    due_before: i64,
+) -> Result<Vec<(String, OnDisk)>, StoreError> {
+    use super::schema::endpoints as endpoint_table;
+    use diesel::dsl::sql;
+    use diesel::sql_types::{BigInt, Bool};
+    let due_pending = sql::<Bool>(
+        "EXISTS (SELECT 1 FROM deliveries WHERE deliveries.endpoint_id = endpoints.id \
+         AND deliveries.state = 'pending' AND deliveries.next_attempt_at < ",
+    )
+    .bind::<BigInt, _>(due_before)
+    .sql(")");
+    let held = sql::<Bool>(
+        "EXISTS (SELECT 1 FROM deliveries WHERE deliveries.endpoint_id = endpoints.id \
+         AND deliveries.state = 'held')",
+    );
+    let rows: Vec<(String, String, Option<String>, bool, bool)> = dispatch!(db, c => endpoint_table::table
+            .filter(endpoint_table::id.gt(after))
+            .order(endpoint_table::id)
+            .limit(limit)
+            .select((
+                endpoint_table::id,
+                endpoint_table::status,
+                endpoint_table::backlog_move,
+                due_pending.clone(),
+                held.clone(),
+            ))
+            .load(c))?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, status, backlog_move, due_pending, held)| {
+            let on_disk = OnDisk {
+                active: status == endpoints::ACTIVE,
+                moving: backlog_move.is_some(),
+                due_pending,
+                held,
+            };
+            (id, on_disk)
+        })
+        .collect())
+}
+
+/// Whether the endpoint is active as committed (`None`: it is gone).
+pub fn is_active(db: &mut Db, endpoint_id: &str) -> Result<Option<bool>, StoreError> {
+    use super::schema::endpoints as endpoint_table;
+    let status: Option<String> = dispatch!(db, c => endpoint_table::table
+        .find(endpoint_id)
+        .select(endpoint_table::status)
+        .first(c)
+        .optional())?;
+    Ok(status.map(|status| status == endpoints::ACTIVE))
 }

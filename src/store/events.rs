@@ -3,25 +3,59 @@
 use super::models::{DeliveryRow, EventRow};
 use super::schema::{deliveries, endpoints, events};
 use super::{dispatch, Db, StoreError};
+use crate::core::delivery::DeliveryState;
 use diesel::prelude::*;
-use std::collections::HashSet;
+use std::collections::HashMap;
 
 /// What ingestion did with an event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Ingested {
     /// Written now, with these deliveries (ids, in the order given): a
-    /// delivery whose endpoint no longer exists was skipped.
-    New { delivery_ids: Vec<String> },
+    /// delivery whose endpoint no longer exists was skipped. `held_ids` are
+    /// those stored `held`, because their endpoint was disabled when the
+    /// event was written, whatever the fan-out had assumed.
+    New {
+        delivery_ids: Vec<String>,
+        held_ids: Vec<String>,
+    },
     /// The id or idempotency key was seen before: the original event, untouched.
     Duplicate { event_id: String, deliveries: usize },
 }
 
 /// Writes the event and its deliveries together, unless the tenant already
-/// has an event with the same id or idempotency key.
+/// has an event with the same id or idempotency key. Each delivery is
+/// stored `pending` or `held` by its endpoint's status as read here.
 pub fn ingest(
     db: &mut Db,
     event: &EventRow,
     fan_out: &[DeliveryRow],
+) -> Result<Ingested, StoreError> {
+    write(db, event, fan_out, StateBy::EndpointStatus)
+}
+
+/// [`ingest`], with each delivery stored in the state it comes with: an
+/// endpoint test's `held` delivery, which the handler attempts itself and
+/// no actor may page in.
+pub fn ingest_as_given(
+    db: &mut Db,
+    event: &EventRow,
+    deliveries: &[DeliveryRow],
+) -> Result<Ingested, StoreError> {
+    write(db, event, deliveries, StateBy::Caller)
+}
+
+/// Who decides the state a new delivery is stored in.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum StateBy {
+    EndpointStatus,
+    Caller,
+}
+
+fn write(
+    db: &mut Db,
+    event: &EventRow,
+    fan_out: &[DeliveryRow],
+    state_by: StateBy,
 ) -> Result<Ingested, StoreError> {
     let inserted = dispatch!(db, c => diesel::insert_into(events::table)
         .values(event)
@@ -36,41 +70,82 @@ pub fn ingest(
             deliveries,
         });
     }
-    let live = existing_endpoints(db, fan_out.iter().map(|d| d.endpoint_id.as_str()))?;
-    let rows: Vec<&DeliveryRow> = fan_out
+    let live = live_endpoints(db, fan_out.iter().map(|d| d.endpoint_id.as_str()))?;
+    let rows: Vec<DeliveryRow> = fan_out
         .iter()
-        .filter(|d| live.contains(&d.endpoint_id))
+        .filter_map(|d| {
+            live.get(&d.endpoint_id).map(|&active| match state_by {
+                StateBy::EndpointStatus => stored_as(d.clone(), active),
+                StateBy::Caller => d.clone(),
+            })
+        })
         .collect();
     if !rows.is_empty() {
-        dispatch!(db, c => diesel::insert_into(deliveries::table).values(rows.clone()).execute(c))?;
+        dispatch!(db, c => diesel::insert_into(deliveries::table).values(&rows).execute(c))?;
     }
+    let held_ids = rows
+        .iter()
+        .filter(|row| row.state == DeliveryState::Held.as_str())
+        .map(|row| row.id.clone())
+        .collect();
     Ok(Ingested::New {
-        delivery_ids: rows.into_iter().map(|row| row.id.clone()).collect(),
+        delivery_ids: rows.into_iter().map(|row| row.id).collect(),
+        held_ids,
     })
 }
 
-/// Which of these endpoints still exist. An endpoint deleted since the
-/// fan-out was computed gets no delivery. On PostgreSQL the rows found are
-/// locked against deletion until the transaction ends, so the deliveries
-/// inserted next cannot lose their endpoint meanwhile.
-pub fn existing_endpoints<'a>(
+/// The delivery as it is stored for an endpoint whose status the
+/// transaction read: a waiting one (`pending` or `held`, the fan-out's
+/// guess from the router's flag, which a status change racing this write
+/// may not have reached yet) is `pending` and due at once if the endpoint
+/// is active, `held` otherwise; any other state is kept.
+pub fn stored_as(row: DeliveryRow, active: bool) -> DeliveryRow {
+    let waiting = [DeliveryState::Pending, DeliveryState::Held]
+        .iter()
+        .any(|state| row.state == state.as_str());
+    if !waiting {
+        return row;
+    }
+    let (state, due_at) = if active {
+        (DeliveryState::Pending, Some(row.created_at))
+    } else {
+        (DeliveryState::Held, None)
+    };
+    DeliveryRow {
+        state: state.as_str().to_owned(),
+        next_attempt_at: due_at,
+        ..row
+    }
+}
+
+/// Which of these endpoints still exist, and whether each is active. An
+/// endpoint deleted since the fan-out was computed gets no delivery. On
+/// PostgreSQL the rows found are locked (`FOR SHARE`) until the transaction
+/// ends: the deliveries inserted next cannot lose their endpoint meanwhile,
+/// and a status change waits for this write (or this read waits for it and
+/// sees its outcome), so an enable cannot commit between the read of the
+/// status and the insert of a `held` delivery.
+pub fn live_endpoints<'a>(
     db: &mut Db,
     ids: impl Iterator<Item = &'a str>,
-) -> Result<HashSet<String>, StoreError> {
+) -> Result<HashMap<String, bool>, StoreError> {
     let mut ids: Vec<&str> = ids.collect();
     if ids.is_empty() {
-        return Ok(HashSet::new());
+        return Ok(HashMap::new());
     }
     ids.sort_unstable();
     ids.dedup();
     let query = endpoints::table
         .filter(endpoints::id.eq_any(ids))
-        .select(endpoints::id);
-    let found: Vec<String> = match db {
-        Db::Postgres(c) => query.for_key_share().load(&mut **c)?,
+        .select((endpoints::id, endpoints::status));
+    let found: Vec<(String, String)> = match db {
+        Db::Postgres(c) => query.for_share().load(&mut **c)?,
         Db::Sqlite(c) => query.load(&mut **c)?,
     };
-    Ok(found.into_iter().collect())
+    Ok(found
+        .into_iter()
+        .map(|(id, status)| (id, status == super::endpoints::ACTIVE))
+        .collect())
 }
 
 fn find_duplicate(db: &mut Db, event: &EventRow) -> Result<Option<String>, StoreError> {

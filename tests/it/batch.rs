@@ -24,6 +24,7 @@ use hookrelay::store::{alerts, endpoint_state, endpoints, tenants, Db, Store, St
 backend_tests!(
     a_batch_of_ingestions_answers_as_one_by_one,
     a_batch_of_attempts_keeps_settled_deliveries_settled,
+    a_waiting_delivery_is_stored_by_the_status_its_endpoint_has_at_the_commit,
     attempts_of_a_deleted_endpoint_spoil_no_other_write_of_their_batch,
     a_loaded_endpoint_recalls_the_alerts_it_raised_lately,
     a_recovery_moves_its_window_batch_by_batch,
@@ -40,7 +41,7 @@ async fn a_batch_of_ingestions_answers_as_one_by_one(test_db: TestDb) {
     let (_store, mut db) = open_with_endpoints(&test_db, &["ep_a", "ep_b", "ep_gone"]);
     let stored = Input::new("evt_stored", Some("key_stored"), &["ep_a"]);
     let first = ingest(&mut db, &[&stored]);
-    assert!(matches!(&first[0], Ingested::New { delivery_ids } if delivery_ids.len() == 1));
+    assert!(matches!(&first[0], Ingested::New { delivery_ids, .. } if delivery_ids.len() == 1));
     // Deleted after the router computed the fan-out, before the write.
     assert!(endpoints::delete(&mut db, TENANT, "ep_gone").expect("delete endpoint"));
 
@@ -324,7 +325,7 @@ async fn groups_in_flight_together_keep_every_answer_and_the_order_of_calls(test
             // Either may come first: both were in flight together.
             let written = match answers {
                 (
-                    Ingested::New { delivery_ids },
+                    Ingested::New { delivery_ids, .. },
                     Ingested::Duplicate {
                         event_id,
                         deliveries,
@@ -343,7 +344,7 @@ async fn groups_in_flight_together_keep_every_answer_and_the_order_of_calls(test
                         event_id,
                         deliveries,
                     },
-                    Ingested::New { delivery_ids },
+                    Ingested::New { delivery_ids, .. },
                 ) => {
                     assert_eq!(delivery_ids, ids_of(copy), "copy of {id} on {backend}");
                     assert_eq!((&event_id, deliveries), (id, 1), "{id} on {backend}");
@@ -371,6 +372,50 @@ async fn groups_in_flight_together_keep_every_answer_and_the_order_of_calls(test
     assert_eq!(
         stored, stored_deliveries,
         "every answered delivery is stored, and only those, on {backend}"
+    );
+}
+
+/// The router's flag may lag a status change that commits just before a
+/// publish: the state comes from the endpoint row read in the transaction.
+async fn a_waiting_delivery_is_stored_by_the_status_its_endpoint_has_at_the_commit(
+    test_db: TestDb,
+) {
+    let (_store, mut db) = open_with_endpoints(&test_db, &["ep_live", "ep_off"]);
+    let mut guessed_held = Input::new("evt_to_live", None, &["ep_live"]);
+    guessed_held.deliveries[0].state = DeliveryState::Held.as_str().to_owned();
+    guessed_held.deliveries[0].next_attempt_at = None;
+    let guessed_pending = Input::new("evt_to_off", None, &["ep_off"]);
+    let outcomes = ingest(&mut db, &[&guessed_held, &guessed_pending]);
+    let backend = test_db.backend();
+    assert_eq!(
+        outcomes,
+        vec![
+            Ingested::New {
+                delivery_ids: vec![guessed_held.deliveries[0].id.clone()],
+                held_ids: Vec::new(),
+            },
+            Ingested::New {
+                delivery_ids: vec![guessed_pending.deliveries[0].id.clone()],
+                held_ids: vec![guessed_pending.deliveries[0].id.clone()],
+            },
+        ],
+        "on {backend}"
+    );
+    let stored = |db: &mut Db, input: &Input| {
+        let row = deliveries::find(db, TENANT, &input.deliveries[0].id)
+            .expect("find")
+            .expect("exists");
+        (row.state, row.next_attempt_at)
+    };
+    assert_eq!(
+        stored(&mut db, &guessed_held),
+        ("pending".to_owned(), Some(NOW)),
+        "on {backend}"
+    );
+    assert_eq!(
+        stored(&mut db, &guessed_pending),
+        ("held".to_owned(), None),
+        "on {backend}"
     );
 }
 
@@ -591,6 +636,7 @@ impl Input {
                 .iter()
                 .map(|&i| self.deliveries[i].id.clone())
                 .collect(),
+            held_ids: Vec::new(),
         }
     }
 }
@@ -703,6 +749,10 @@ fn open_with_endpoints(test_db: &TestDb, ids: &[&str]) -> (Store, Db) {
     .expect("create tenant"));
     for id in ids {
         endpoints::insert(&mut db, &endpoint(id)).expect("insert endpoint");
+        // Held deliveries are stored held only for a disabled endpoint.
+        if id.starts_with("ep_off") {
+            endpoints::set_status(&mut db, id, Some(DisableReason::Manual), NOW).expect("disable");
+        }
     }
     (store, db)
 }
