@@ -1,5 +1,6 @@
 //! The HTTP side of an attempt: sign, send, and describe what happened.
 
+use crate::core::captured_headers::CapturedHeaders;
 use crate::core::endpoint::{EndpointConfig, HttpMethod};
 use crate::core::retry::parse_retry_after;
 use crate::core::signature_scheme::SignedMessage;
@@ -286,16 +287,19 @@ fn method(method: HttpMethod) -> reqwest::Method {
     }
 }
 
+/// The headers kept of an answer, bounded as [`CapturedHeaders`] decides.
 fn header_map(headers: &HeaderMap<HeaderValue>) -> BTreeMap<String, String> {
-    headers
-        .iter()
-        .map(|(name, value): (&HeaderName, &HeaderValue)| {
-            (
-                storable(name.as_str()).into_owned(),
-                storable_lossy(value.as_bytes()),
-            )
-        })
-        .collect()
+    CapturedHeaders::capture(
+        headers
+            .iter()
+            .map(|(name, value): (&HeaderName, &HeaderValue)| {
+                (
+                    storable(name.as_str()).into_owned(),
+                    storable_lossy(value.as_bytes()),
+                )
+            }),
+    )
+    .to_stored()
 }
 
 fn classify(error: &reqwest::Error) -> (ErrorKind, String) {

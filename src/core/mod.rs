@@ -2,6 +2,7 @@
 //! function of its arguments and is unit-tested next to its code.
 
 pub mod breaker;
+pub mod captured_headers;
 pub mod delivery;
 pub mod domain;
 pub mod endpoint;

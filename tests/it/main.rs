@@ -15,6 +15,7 @@ mod delivery;
 mod endpoint_options;
 mod event_types;
 mod health;
+mod hostile_receivers;
 mod hygiene;
 mod keys;
 mod limits;
