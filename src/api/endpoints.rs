@@ -623,6 +623,9 @@ struct EndpointStats {
     /// The backlog move under way (`hold` or `release`), if any.
     backlog_move: Option<&'static str>,
     in_flight: usize,
+    /// Of those in flight, attempts waiting for a slot of the service's
+    /// attempt budget: not yet sent, and not failures.
+    waiting_for_slot: usize,
     /// Reloads of its state: after a change, a failed write or a stop.
     restarts: u32,
     /// The last storage failure it met, or why it cannot sign.
@@ -669,6 +672,7 @@ pub fn view(row: &EndpointRow, live: Option<&EndpointSnapshot>) -> EndpointOut {
             backlog_on_disk: live.machine.backlog_on_disk,
             backlog_move: live.machine.moving.map(|kind| kind.as_str()),
             in_flight: live.machine.in_flight,
+            waiting_for_slot: live.waiting_for_slot,
             restarts: live.restarts,
             last_error: live.last_error.clone(),
         }),

@@ -1,6 +1,7 @@
 //! Pure logic: no I/O, no clocks read, no randomness drawn. Everything here is a
 //! function of its arguments and is unit-tested next to its code.
 
+pub mod attempt_budget;
 pub mod breaker;
 pub mod captured_headers;
 pub mod delivery;

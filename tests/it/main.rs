@@ -22,6 +22,7 @@ mod limits;
 mod moves;
 mod openapi;
 mod ordered;
+mod outbound_budget;
 mod replay;
 mod retention;
 mod retries;
