@@ -238,7 +238,7 @@ async fn endpoint_configs(
             .collect();
         if !plain.is_empty() {
             log::info!(
-                "encrypting {} endpoint secrets stored in the clear",
+                "encrypting the secrets and credential headers of {} endpoints stored in the clear",
                 plain.len()
             );
             let secrets = secrets.clone();
