@@ -151,6 +151,16 @@ pub struct Settings {
     /// under a key cannot sign without it.
     #[arg(long, env = "HOOKRELAY_SECRET_KEY", hide_env_values = true)]
     pub secret_key: Option<String>,
+
+    /// HTTP attempts open at once, in all (default: a quarter of the file
+    /// limit, at most 1024).
+    #[arg(long, env = "HOOKRELAY_MAX_CONCURRENT_ATTEMPTS")]
+    pub max_concurrent_attempts: Option<usize>,
+
+    /// HTTP attempts one tenant may have open at once (default: a quarter
+    /// of the total).
+    #[arg(long, env = "HOOKRELAY_MAX_CONCURRENT_ATTEMPTS_PER_TENANT")]
+    pub max_concurrent_attempts_per_tenant: Option<usize>,
 }
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://hookrelay.db";
@@ -187,6 +197,8 @@ impl Settings {
             allow_targets: Vec::new(),
             https_only: false,
             secret_key: None,
+            max_concurrent_attempts: None,
+            max_concurrent_attempts_per_tenant: None,
             max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES,
             writer_connections: DEFAULT_WRITER_CONNECTIONS,
             reject_unknown_event_types: false,

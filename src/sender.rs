@@ -1,5 +1,7 @@
 //! The HTTP side of an attempt: sign, send, and describe what happened.
 
+use crate::core::attempt_budget::AttemptBudget;
+use crate::core::captured_headers::CapturedHeaders;
 use crate::core::endpoint::{EndpointConfig, HttpMethod};
 use crate::core::retry::parse_retry_after;
 use crate::core::signature_scheme::SignedMessage;
@@ -9,11 +11,12 @@ use crate::store::models::AttemptRow;
 use ipnet::IpNet;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AFTER, USER_AGENT};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::error::Error;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use url::Url;
 
 /// Response bodies are kept for diagnosis, cut at this size.
@@ -32,10 +35,12 @@ pub struct Transport {
     trusted: reqwest::Client,
     /// Non-public ranges the operator allows (`HOOKRELAY_ALLOW_TARGETS`).
     allow: Arc<[IpNet]>,
+    /// Every attempt, an endpoint actor's or an operator's, takes a slot.
+    slots: AttemptSlots,
 }
 
 impl Transport {
-    pub fn new(allow: Vec<IpNet>) -> reqwest::Result<Transport> {
+    pub fn new(allow: Vec<IpNet>, budget: AttemptBudget) -> reqwest::Result<Transport> {
         let allow: Arc<[IpNet]> = allow.into();
         let vetted = client_builder()
             .dns_resolver(Arc::new(VettingResolver {
@@ -49,7 +54,14 @@ impl Transport {
             vetted,
             trusted: client_builder().build()?,
             allow,
+            slots: AttemptSlots::new(budget),
         })
+    }
+
+    /// Waits for a slot of `tenant` in the attempt budget; the attempt
+    /// holds it until it is dropped.
+    pub async fn slot(&self, tenant: &str) -> Slot {
+        self.slots.acquire(tenant).await
     }
 
     /// The client an endpoint is sent with and its parsed URL, or why it
@@ -72,6 +84,62 @@ impl Transport {
         vet_literal(&url, &self.allow)
             .map_err(|blocked| (ErrorKind::Blocked, blocked.to_string()))?;
         Ok((&self.vetted, url))
+    }
+}
+
+/// The attempt budget ([`AttemptBudget`]) carried out: a slot is a permit
+/// of the global semaphore and one of its tenant's. Both semaphores are
+/// fair (first come, first served), and a tenant's attempts queue for the
+/// global one only once they hold one of the tenant's permits, so a tenant
+/// never has more than its share waiting ahead of the others.
+#[derive(Clone)]
+struct AttemptSlots {
+    total: Arc<Semaphore>,
+    per_tenant: usize,
+    /// One small semaphore per tenant that ever sent, created on first use.
+    tenants: Arc<Mutex<HashMap<String, Arc<Semaphore>>>>,
+}
+
+/// A slot of the attempt budget, given back when dropped.
+pub struct Slot {
+    _tenant: OwnedSemaphorePermit,
+    _total: OwnedSemaphorePermit,
+}
+
+impl AttemptSlots {
+    fn new(budget: AttemptBudget) -> AttemptSlots {
+        AttemptSlots {
+            total: Arc::new(Semaphore::new(budget.total)),
+            per_tenant: budget.per_tenant,
+            tenants: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
+    async fn acquire(&self, tenant: &str) -> Slot {
+        let share = {
+            let mut tenants = self
+                .tenants
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            Arc::clone(
+                tenants
+                    .entry(tenant.to_owned())
+                    .or_insert_with(|| Arc::new(Semaphore::new(self.per_tenant))),
+            )
+        };
+        // Neither semaphore is ever closed.
+        let tenant = share
+            .acquire_owned()
+            .await
+            .expect("the attempt budget's semaphores stay open");
+        let total = Arc::clone(&self.total)
+            .acquire_owned()
+            .await
+            .expect("the attempt budget's semaphores stay open");
+        Slot {
+            _tenant: tenant,
+            _total: total,
+        }
     }
 }
 
@@ -286,16 +354,19 @@ fn method(method: HttpMethod) -> reqwest::Method {
     }
 }
 
+/// The headers kept of an answer, bounded as [`CapturedHeaders`] decides.
 fn header_map(headers: &HeaderMap<HeaderValue>) -> BTreeMap<String, String> {
-    headers
-        .iter()
-        .map(|(name, value): (&HeaderName, &HeaderValue)| {
-            (
-                storable(name.as_str()).into_owned(),
-                storable_lossy(value.as_bytes()),
-            )
-        })
-        .collect()
+    CapturedHeaders::capture(
+        headers
+            .iter()
+            .map(|(name, value): (&HeaderName, &HeaderValue)| {
+                (
+                    storable(name.as_str()).into_owned(),
+                    storable_lossy(value.as_bytes()),
+                )
+            }),
+    )
+    .to_stored()
 }
 
 fn classify(error: &reqwest::Error) -> (ErrorKind, String) {

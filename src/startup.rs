@@ -5,6 +5,7 @@ use crate::actors::retention::RetentionSweep;
 use crate::actors::router::{DrainAll, Router};
 use crate::api::{self, auth::Keys, publish_rules::PublishRules, AppState};
 use crate::config::{Settings, MIN_ADMIN_KEY_CHARS};
+use crate::core::attempt_budget::AttemptBudget;
 use crate::core::domain::parse_endpoint_url;
 use crate::core::endpoint::EndpointConfig;
 use crate::core::endpoint_machine::WindowLimits;
@@ -97,9 +98,10 @@ impl Application {
         let (writer, writer_lanes) =
             Writer::start(&store, usize::from(settings.writer_connections))?;
         let configs = endpoint_configs(&store, &writer, &health_defaults, &secrets).await?;
-        let actor_settings = actor_settings(&settings)?;
+        let budget = attempt_budget(&settings)?;
+        let actor_settings = actor_settings(&settings, budget)?;
         let retention = RetentionSweep::new(retention, sweep_pace, writer.clone()).start();
-        let transport = sender::Transport::new(settings.allow_targets.clone())?;
+        let transport = sender::Transport::new(settings.allow_targets.clone(), budget)?;
         let router = Router::new(
             writer.clone(),
             store.clone(),
@@ -249,7 +251,7 @@ async fn endpoint_configs(
             .collect();
         if !plain.is_empty() {
             log::info!(
-                "encrypting {} endpoint secrets stored in the clear",
+                "encrypting the secrets and credential headers of {} endpoints stored in the clear",
                 plain.len()
             );
             let secrets = secrets.clone();
@@ -308,7 +310,10 @@ fn retention_settings(settings: &Settings) -> Result<(RetentionSettings, SweepPa
 
 /// What every endpoint actor shares: its queue window, alert bound and
 /// backlog batch.
-fn actor_settings(settings: &Settings) -> Result<ActorSettings, StartupError> {
+fn actor_settings(
+    settings: &Settings,
+    attempt_budget: AttemptBudget,
+) -> Result<ActorSettings, StartupError> {
     if settings.queue_window == 0 {
         return Err(StartupError::Settings(
             "HOOKRELAY_QUEUE_WINDOW (--queue-window) must be at least 1".to_owned(),
@@ -331,11 +336,42 @@ fn actor_settings(settings: &Settings) -> Result<ActorSettings, StartupError> {
         },
         alert_min_interval: Duration::from_secs(settings.alert_min_interval_seconds),
         move_batch: settings.move_batch,
+        attempt_budget,
     })
 }
 
 /// What reads and writes stored endpoint secrets: sealing with
 /// `HOOKRELAY_SECRET_KEY` when it is set.
+/// The attempt budget, sized under the process's file limit; both are
+/// logged, so that an operator sees what bounds outbound work.
+fn attempt_budget(settings: &Settings) -> Result<AttemptBudget, StartupError> {
+    let file_limit = soft_file_limit();
+    let budget = AttemptBudget::plan(
+        settings.max_concurrent_attempts,
+        settings.max_concurrent_attempts_per_tenant,
+        file_limit,
+    )
+    .map_err(|error| StartupError::Settings(error.to_string()))?;
+    let limit = file_limit.map_or_else(|| "unlimited".to_owned(), |limit| limit.to_string());
+    log::info!(
+        "file limit (RLIMIT_NOFILE) {limit}: at most {} HTTP attempts at once, {} per tenant",
+        budget.total,
+        budget.per_tenant
+    );
+    Ok(budget)
+}
+
+/// The soft limit of open files, or `None` when unlimited or unreadable.
+fn soft_file_limit() -> Option<u64> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit only writes the struct it is given a pointer to.
+    let read = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
+    (read == 0 && limit.rlim_cur != libc::RLIM_INFINITY).then_some(limit.rlim_cur)
+}
+
 fn secret_box(settings: &Settings) -> Result<SecretBox, StartupError> {
     let key = settings
         .secret_key

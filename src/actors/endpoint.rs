@@ -15,6 +15,7 @@
 //! writes go on between them. A status change that arrives while the state
 //! loads, or while a move is under way, waits in a queue, in order.
 
+use crate::core::attempt_budget::AttemptBudget;
 use crate::core::delivery::BacklogMove;
 use crate::core::endpoint::EndpointConfig;
 use crate::core::endpoint_machine::{
@@ -24,7 +25,7 @@ use crate::core::endpoint_machine::{
 };
 use crate::core::move_pace::MovePace;
 use crate::core::redact;
-use crate::sender::{self, AttemptReport};
+use crate::sender::{self, AttemptReport, Slot};
 use crate::store::deliveries::{self, AttemptRecord, AttemptWrite};
 use crate::store::endpoint_state::{self, BodyCache, EnableOutcome, Replay};
 use crate::store::models::{AlertRow, EndpointHealthRow};
@@ -48,6 +49,8 @@ pub struct ActorSettings {
     /// Deliveries moved by one writer job when a status change moves a
     /// backlog (see [`endpoint_state::move_batch`]).
     pub move_batch: usize,
+    /// The service's attempt budget, which bounds an endpoint's in-flight.
+    pub attempt_budget: AttemptBudget,
 }
 
 /// Everything an endpoint actor needs besides its configuration.
@@ -125,6 +128,8 @@ pub struct EndpointSnapshot {
     /// failed write or a stop.
     pub restarts: u32,
     pub last_error: Option<String>,
+    /// Attempts waiting for a slot of the attempt budget (not yet sent).
+    pub waiting_for_slot: usize,
 }
 
 /// An operator's status change waiting for its turn, with its caller.
@@ -149,6 +154,8 @@ pub struct EndpointActor {
     failures_in_a_row: u32,
     last_failure: WriteFailure,
     last_error: Option<String>,
+    /// Attempts the machine sent that wait for a slot of the budget.
+    waiting_for_slot: usize,
 }
 
 impl EndpointActor {
@@ -169,6 +176,7 @@ impl EndpointActor {
             failures_in_a_row: 0,
             last_failure: WriteFailure::Refused,
             last_error: None,
+            waiting_for_slot: 0,
         }
     }
 
@@ -288,18 +296,35 @@ impl EndpointActor {
             // with error kind `signing`); the endpoint's view says why.
             self.last_error = Some(format!("cannot sign deliveries: {reason}"));
         }
+        // An attempt waits for a slot of the attempt budget before it is
+        // sent, and its timeout runs only from then: a saturated budget
+        // delays attempts, it never fails them.
+        let transport = self.deps.transport.clone();
+        let tenant = self.config.tenant_id.clone();
+        self.waiting_for_slot += 1;
+        let slot = async move { transport.slot(&tenant).await };
+        ctx.spawn(slot.into_actor(self).map(move |slot, act, ctx| {
+            act.waiting_for_slot -= 1;
+            act.attempt(delivery, slot, ctx);
+        }));
+    }
+
+    /// Sends `delivery` holding `slot`, which is given back when it ends.
+    fn attempt(&mut self, delivery: QueuedDelivery, slot: Slot, ctx: &mut Context<Self>) {
         let transport = self.deps.transport.clone();
         let config = Arc::clone(&self.config);
         let delivery_id = delivery.id.clone();
         let attempt = async move {
-            sender::attempt(
+            let report = sender::attempt(
                 &transport,
                 &config,
                 &delivery.event_id,
                 &delivery.event_type,
                 &delivery.body,
             )
-            .await
+            .await;
+            drop(slot);
+            report
         };
         ctx.spawn(attempt.into_actor(self).map(move |report, act, ctx| {
             act.finish_attempt(&delivery_id, report, ctx);
@@ -633,7 +658,9 @@ fn machine_config(config: &EndpointConfig, settings: &ActorSettings) -> MachineC
         retry_schedule: config.retry_schedule.clone(),
         retry_client_errors: config.retry_client_errors,
         rate_limit: config.rate_limit,
-        max_in_flight: config.max_in_flight,
+        max_in_flight: settings
+            .attempt_budget
+            .endpoint_in_flight(config.max_in_flight),
         raises_alerts: config.raises_alerts,
         ordered: config.ordered,
         window: settings.window,
@@ -676,6 +703,8 @@ impl Supervised for EndpointActor {
         self.last_failure = WriteFailure::Refused;
         self.wake = None;
         self.forget_pages = None;
+        // A restart drops the context's futures, those waiting for slots too.
+        self.waiting_for_slot = 0;
         log::warn!(
             "endpoint {}: restarting (restart #{})",
             self.config.id,
@@ -766,6 +795,7 @@ impl Handler<GetSnapshot> for EndpointActor {
             machine: self.machine.snapshot(),
             restarts: self.restarts,
             last_error: self.last_error.clone(),
+            waiting_for_slot: self.waiting_for_slot,
         })
     }
 }

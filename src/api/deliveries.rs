@@ -4,6 +4,7 @@ use super::{
     event_type_param, page, parse_query, rfc3339, status_class_param, time_range, AppState,
     DeliveryPath, Page, PageParams, TenantPath,
 };
+use crate::core::captured_headers;
 use crate::core::delivery::DeliveryState;
 use crate::core::domain::{parse_query_id, FieldError};
 use crate::store::deliveries::{self, DeliveryFilter};
@@ -75,8 +76,12 @@ pub struct AttemptOut {
     started_at: String,
     duration_ms: i64,
     status_code: Option<i32>,
+    /// The receiver's headers, at most 64 of them and 16 KiB of names and
+    /// values, the first received that fit.
     #[schema(value_type = Option<Object>)]
     response_headers: Option<Value>,
+    /// True when some of the receiver's headers were left out.
+    response_headers_truncated: bool,
     /// The first 10 KiB; invalid UTF-8 and control characters but tab and
     /// line breaks shown as U+FFFD.
     response_body: Option<String>,
@@ -107,16 +112,22 @@ pub fn delivery_view(row: &DeliveryRow) -> DeliveryOut {
 }
 
 pub fn attempt_view(row: &AttemptRow) -> AttemptOut {
+    let stored_headers = row
+        .response_headers
+        .as_deref()
+        .and_then(|h| serde_json::from_str::<serde_json::Map<String, Value>>(h).ok())
+        .map(captured_headers::from_stored);
+    let response_headers_truncated = stored_headers
+        .as_ref()
+        .is_some_and(|(_, truncated)| *truncated);
     AttemptOut {
         id: row.id.clone(),
         attempt: row.attempt,
         started_at: rfc3339(row.started_at),
         duration_ms: row.duration_ms,
         status_code: row.status_code,
-        response_headers: row
-            .response_headers
-            .as_deref()
-            .and_then(|h| serde_json::from_str::<Value>(h).ok()),
+        response_headers: stored_headers.map(|(headers, _)| Value::Object(headers)),
+        response_headers_truncated,
         response_body: row.response_body.clone(),
         error_kind: row.error_kind.clone(),
         error_message: row.error_message.clone(),

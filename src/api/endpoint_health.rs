@@ -84,6 +84,9 @@ struct QueueOut {
     pending: u64,
     held: u64,
     in_flight: usize,
+    /// Of those in flight, attempts waiting for a slot of the service's
+    /// attempt budget: not yet sent, and not failures.
+    waiting_for_slot: usize,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -193,6 +196,7 @@ pub async fn endpoint(
             pending,
             held,
             in_flight: live.machine.in_flight,
+            waiting_for_slot: live.waiting_for_slot,
         },
         restarts: live.restarts,
         last_error: live.last_error,

@@ -4,9 +4,9 @@ use super::{page, parse_query, rfc3339, AppState, EndpointPath, Page, PageParams
 use crate::actors::endpoint::EndpointSnapshot;
 use crate::actors::router::{EndpointDeleted, EndpointSaved, SnapshotOf};
 use crate::core::domain::{
-    check_header_name, check_line, check_metadata, check_text, parse_endpoint_url,
-    redacted_headers, unredacted_headers, FieldError, MAX_EVENT_TYPE, MAX_HEADER_NAME,
-    MAX_METADATA_ENTRIES, MAX_METADATA_KEY, MAX_METADATA_VALUE, MAX_URL,
+    check_header_name, check_line, check_metadata, check_text, is_sensitive_header,
+    parse_endpoint_url, redacted_headers, unredacted_headers, FieldError, MAX_EVENT_TYPE,
+    MAX_HEADER_NAME, MAX_METADATA_ENTRIES, MAX_METADATA_KEY, MAX_METADATA_VALUE, MAX_URL,
 };
 use crate::core::endpoint::{
     EndpointConfig, HttpMethod, DEFAULT_MAX_IN_FLIGHT, DEFAULT_TIMEOUT_SECONDS, MAX_MAX_IN_FLIGHT,
@@ -336,6 +336,11 @@ impl EndpointFields {
                     .map_err(|_| FieldError::new(field(), "is not a valid header value"))?;
                 // HTTP would carry a tab; it has no use in a custom header.
                 check_line(&field(), value)?;
+                // A credential's value is stored sealed when a key is set,
+                // and a plain one must never read as sealed.
+                if is_sensitive_header(name) {
+                    check_storable(value).map_err(|reason| FieldError::new(field(), reason))?;
+                }
             }
             row.headers = to_json(&headers);
         }
@@ -623,6 +628,9 @@ struct EndpointStats {
     /// The backlog move under way (`hold` or `release`), if any.
     backlog_move: Option<&'static str>,
     in_flight: usize,
+    /// Of those in flight, attempts waiting for a slot of the service's
+    /// attempt budget: not yet sent, and not failures.
+    waiting_for_slot: usize,
     /// Reloads of its state: after a change, a failed write or a stop.
     restarts: u32,
     /// The last storage failure it met, or why it cannot sign.
@@ -669,6 +677,7 @@ pub fn view(row: &EndpointRow, live: Option<&EndpointSnapshot>) -> EndpointOut {
             backlog_on_disk: live.machine.backlog_on_disk,
             backlog_move: live.machine.moving.map(|kind| kind.as_str()),
             in_flight: live.machine.in_flight,
+            waiting_for_slot: live.waiting_for_slot,
             restarts: live.restarts,
             last_error: live.last_error.clone(),
         }),

@@ -399,6 +399,9 @@ async fn attempt_now(
     let writer = state.writer.clone();
     let router = state.router.clone();
     let attempt = actix_web::rt::spawn(async move {
+        // An operator's attempt takes a slot of the attempt budget like
+        // any other; if it has to wait long, the caller gets a 202.
+        let slot = transport.slot(&config.tenant_id).await;
         let report = sender::attempt(
             &transport,
             &config,
@@ -407,6 +410,7 @@ async fn attempt_now(
             &event.body,
         )
         .await;
+        drop(slot);
         let verdict = match report.status {
             Some(status) => verdict_for_status(status, None, config.retry_client_errors),
             None => AttemptVerdict::Failed { retry_after: None },

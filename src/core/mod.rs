@@ -1,8 +1,10 @@
 //! Pure logic: no I/O, no clocks read, no randomness drawn. Everything here is a
 //! function of its arguments and is unit-tested next to its code.
 
+pub mod attempt_budget;
 pub mod auth_failures;
 pub mod breaker;
+pub mod captured_headers;
 pub mod delivery;
 pub mod domain;
 pub mod endpoint;

@@ -7,6 +7,7 @@ use super::tenants::SYSTEM_TENANT;
 use super::{dispatch, Db, StoreError};
 use crate::core::breaker::{Breaker, CircuitState};
 use crate::core::delivery::BacklogMove;
+use crate::core::domain::is_sensitive_header;
 use crate::core::endpoint::{
     EndpointConfig, HttpMethod, DEFAULT_MAX_IN_FLIGHT, DEFAULT_TIMEOUT_SECONDS,
 };
@@ -70,8 +71,14 @@ pub fn update(db: &mut Db, row: &EndpointRow) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// What a sealed header value is bound to: its endpoint and its name, so
+/// that it cannot be moved to another endpoint or header and still open.
+fn header_binding(endpoint_id: &str, name: &str) -> String {
+    format!("{endpoint_id}/headers/{}", name.to_ascii_lowercase())
+}
+
 /// Seals the plain secrets of `rows` (read at start with a key set): only
-/// the secret columns are written. Run by the writer, in its transaction.
+/// the secret columns and the custom headers are written. Run by the writer, in its transaction.
 pub fn seal_secrets(
     db: &mut Db,
     rows: &[EndpointRow],
@@ -83,6 +90,7 @@ pub fn seal_secrets(
             .set((
                 endpoints::secret.eq(&sealed.secret),
                 endpoints::previous_secret.eq(&sealed.previous_secret),
+                endpoints::headers.eq(&sealed.headers),
             ))
             .execute(c))?;
     }
@@ -400,7 +408,23 @@ impl EndpointRow {
             .previous_secret
             .map(|previous| secrets.open(&self.id, &previous))
             .transpose()?;
+        self.headers = serde_json::to_string(&self.opened_headers(secrets)?).unwrap_or_default();
         Ok(self)
+    }
+
+    /// The custom headers with their sensitive values readable.
+    fn opened_headers(&self, secrets: &SecretBox) -> Result<BTreeMap<String, String>, OpenError> {
+        self.header_map()
+            .into_iter()
+            .map(|(name, value)| {
+                if is_sensitive_header(&name) {
+                    let opened = secrets.open(&header_binding(&self.id, &name), &value)?;
+                    Ok((name, opened))
+                } else {
+                    Ok((name, value))
+                }
+            })
+            .collect()
     }
 
     /// The row as it is stored: plain secrets sealed, each with a fresh
@@ -413,20 +437,39 @@ impl EndpointRow {
                 value.to_owned()
             }
         };
+        let headers: BTreeMap<String, String> = self
+            .header_map()
+            .into_iter()
+            .map(|(name, value)| {
+                if is_sensitive_header(&name) && secrets.needs_sealing(&value) {
+                    let nonce = crate::ids::random_bytes::<NONCE_LEN>();
+                    let sealed = secrets.seal(&header_binding(&self.id, &name), &value, nonce);
+                    (name, sealed)
+                } else {
+                    (name, value)
+                }
+            })
+            .collect();
         EndpointRow {
             secret: seal(&self.secret),
             previous_secret: self.previous_secret.as_deref().map(seal),
+            headers: serde_json::to_string(&headers).unwrap_or_default(),
             ..self.clone()
         }
     }
 
-    /// Whether a secret column holds a plain value that should be sealed.
+    /// Whether a secret column, or a sensitive header's value, holds a
+    /// plain value that should be sealed.
     pub fn needs_sealing(&self, secrets: &SecretBox) -> bool {
         secrets.needs_sealing(&self.secret)
             || self
                 .previous_secret
                 .as_deref()
                 .is_some_and(|previous| secrets.needs_sealing(previous))
+            || self
+                .header_map()
+                .iter()
+                .any(|(name, value)| is_sensitive_header(name) && secrets.needs_sealing(value))
     }
 
     pub fn event_type_list(&self) -> Vec<String> {
@@ -552,7 +595,15 @@ impl EndpointRow {
             .map(|p| EventTypePattern::parse(p).map_err(|e| corrupt("event_types", e.to_owned())))
             .collect::<Result<Vec<_>, _>>()?;
         let method = HttpMethod::parse(&self.http_method).map_err(|e| corrupt("http_method", e))?;
-        let signing = self.signing(secrets);
+        // Nothing is sent without the credential headers it was given
+        // either: an unreadable one makes every attempt fail as unsigned.
+        let (headers, signing) = match self.opened_headers(secrets) {
+            Ok(headers) => (headers, self.signing(secrets)),
+            Err(unreadable) => (
+                BTreeMap::new(),
+                Err(format!("a custom header: {unreadable}")),
+            ),
+        };
         if let Err(reason) = &signing {
             log::error!("endpoint {}: cannot sign its deliveries: {reason}", self.id);
         }
@@ -562,7 +613,7 @@ impl EndpointRow {
             url: self.url.clone(),
             method,
             patterns,
-            headers: self.header_map().into_iter().collect(),
+            headers: headers.into_iter().collect(),
             signing,
             timeout: Duration::from_secs(u64::try_from(self.timeout_seconds).unwrap_or(30)),
             max_in_flight: usize::try_from(self.max_in_flight).unwrap_or(1).max(1),
@@ -575,5 +626,57 @@ impl EndpointRow {
             raises_alerts: self.id != OPERATOR_ENDPOINT,
             trusted_target: self.id == OPERATOR_ENDPOINT,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::secret_box::SecretKey;
+
+    fn keyed() -> SecretBox {
+        let key = SecretKey::parse("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=").expect("key");
+        SecretBox::new(Some(key))
+    }
+
+    fn row_with_headers(headers: &str) -> EndpointRow {
+        EndpointRow {
+            headers: headers.to_owned(),
+            ..EndpointRow::with_defaults("ep_1", "acme", 0)
+        }
+    }
+
+    #[test]
+    fn credential_header_values_are_sealed_and_open_again() {
+        let secrets = keyed();
+        let row = row_with_headers(r#"{"Authorization":"Bearer t0k","X-Tag":"blue"}"#);
+        assert!(row.needs_sealing(&secrets));
+        let sealed = row.sealed(&secrets);
+        assert!(!sealed.headers.contains("t0k"), "{}", sealed.headers);
+        assert!(sealed.headers.contains("blue"));
+        assert!(!sealed.needs_sealing(&secrets));
+        let opened = sealed.opened(&secrets).expect("opens");
+        assert_eq!(opened.header_map(), row.header_map());
+    }
+
+    #[test]
+    fn a_sealed_header_value_opens_only_under_its_own_name() {
+        let secrets = keyed();
+        let sealed = row_with_headers(r#"{"Authorization":"Bearer t0k"}"#).sealed(&secrets);
+        let value = &sealed.header_map()["Authorization"];
+        let moved = EndpointRow {
+            headers: serde_json::to_string(&BTreeMap::from([("X-Api-Key", value)]))
+                .expect("serializes"),
+            ..sealed.clone()
+        };
+        assert!(moved.opened(&secrets).is_err());
+    }
+
+    #[test]
+    fn without_a_key_header_values_stay_plain() {
+        let row = row_with_headers(r#"{"Authorization":"Bearer t0k"}"#);
+        let plain = SecretBox::default();
+        assert!(!row.needs_sealing(&plain));
+        assert_eq!(row.sealed(&plain).headers, row.headers);
     }
 }

@@ -810,6 +810,8 @@ struct Behaviour {
     script: VecDeque<u16>,
     /// Raw answer body instead of `receiver says <status>`.
     body: Option<Vec<u8>>,
+    /// Extra headers on every answer.
+    headers: Vec<(String, String)>,
 }
 
 #[derive(Debug)]
@@ -840,6 +842,7 @@ impl Receiver {
                 retry_after: None,
                 script: VecDeque::new(),
                 body: None,
+                headers: Vec::new(),
             }),
             requests: Mutex::new(Vec::new()),
             open: Mutex::new((0, 0)),
@@ -896,6 +899,11 @@ impl Receiver {
     /// Answers with these raw bytes as the body (any bytes, e.g. a NUL).
     pub fn set_body(&self, body: Option<&[u8]>) {
         self.behaviour().body = body.map(<[u8]>::to_vec);
+    }
+
+    /// Adds these headers to every answer.
+    pub fn set_headers(&self, headers: Vec<(String, String)>) {
+        self.behaviour().headers = headers;
     }
 
     pub fn requests(&self) -> Vec<ReceivedRequest> {
@@ -966,7 +974,7 @@ async fn answer(request: &HttpRequest, body: web::Bytes, state: &ReceiverState) 
         body: body.to_vec(),
         at: Instant::now(),
     });
-    let (status, delay, location, retry_after, raw_body) = {
+    let (status, delay, location, retry_after, raw_body, extra_headers) = {
         let mut behaviour = state.behaviour.lock().unwrap();
         let status = behaviour.script.pop_front().unwrap_or(behaviour.status);
         (
@@ -975,6 +983,7 @@ async fn answer(request: &HttpRequest, body: web::Bytes, state: &ReceiverState) 
             behaviour.location.clone(),
             behaviour.retry_after.clone(),
             behaviour.body.clone(),
+            behaviour.headers.clone(),
         )
     };
     if let Some(delay) = delay {
@@ -984,6 +993,9 @@ async fn answer(request: &HttpRequest, body: web::Bytes, state: &ReceiverState) 
     let mut response = HttpResponse::build(status);
     if let Some(location) = location {
         response.insert_header(("Location", location));
+    }
+    for header in extra_headers {
+        response.append_header(header);
     }
     if let Some(retry_after) = retry_after {
         if !status.is_success() {

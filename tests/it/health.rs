@@ -1043,7 +1043,7 @@ async fn health_view_reports_status_circuit_queue_and_history(db: TestDb) {
     assert_eq!(fresh["failing_since"], Value::Null, "{fresh}");
     assert_eq!(
         fresh["queue"],
-        json!({"pending": 0, "held": 0, "in_flight": 0}),
+        json!({"pending": 0, "held": 0, "in_flight": 0, "waiting_for_slot": 0}),
         "{fresh}"
     );
     for window in ["last_hour", "last_day"] {
@@ -1091,7 +1091,7 @@ async fn health_view_reports_status_circuit_queue_and_history(db: TestDb) {
     );
     assert_eq!(
         health["queue"],
-        json!({"pending": 1, "held": 0, "in_flight": 0}),
+        json!({"pending": 1, "held": 0, "in_flight": 0, "waiting_for_slot": 0}),
         "{health}"
     );
     for window in ["last_hour", "last_day"] {

@@ -31,6 +31,7 @@ backend_tests!(
     bad_rotations_answer_422_naming_the_field_and_change_nothing,
     secrets_are_encrypted_at_rest_with_a_secret_key,
     plain_secrets_are_encrypted_at_the_first_start_with_a_key,
+    credential_headers_are_sealed_at_rest_and_sent_in_clear,
     an_invalid_secret_key_stops_start_up,
     a_key_stored_before_this_version_is_one_of_its_tenants_keys,
     a_keys_last_use_is_listed_once_it_has_authenticated_a_request,
@@ -643,19 +644,38 @@ struct StoredSecrets {
     previous_secret: Option<String>,
 }
 
+#[derive(QueryableByName)]
+struct StoredHeaders {
+    #[diesel(sql_type = Text)]
+    headers: String,
+}
+
 /// The secret columns of endpoint `id`, read from the database directly.
 fn stored_secrets(db: &TestDb, id: &str) -> StoredSecrets {
     let sql = format!("SELECT secret, previous_secret FROM endpoints WHERE id = '{id}'");
+    read_row(db, &sql)
+}
+
+/// The custom headers of endpoint `id` as a database dump shows them.
+fn stored_headers(db: &TestDb, id: &str) -> String {
+    let sql = format!("SELECT headers FROM endpoints WHERE id = '{id}'");
+    read_row::<StoredHeaders>(db, &sql).headers
+}
+
+fn read_row<Row>(db: &TestDb, sql: &str) -> Row
+where
+    Row: QueryableByName<diesel::sqlite::Sqlite> + QueryableByName<diesel::pg::Pg> + 'static,
+{
     let read = match db.url().strip_prefix("sqlite://") {
         Some(path) => {
             let mut conn = diesel::SqliteConnection::establish(path)
                 .unwrap_or_else(|e| panic!("open {path}: {e}"));
-            diesel::sql_query(&sql).get_result(&mut conn)
+            diesel::sql_query(sql).get_result(&mut conn)
         }
         None => {
             let mut conn = diesel::PgConnection::establish(db.url())
                 .unwrap_or_else(|e| panic!("connect to {}: {e}", db.url()));
-            diesel::sql_query(&sql).get_result(&mut conn)
+            diesel::sql_query(sql).get_result(&mut conn)
         }
     };
     read.unwrap_or_else(|e| panic!("{sql}: {e}"))
@@ -778,6 +798,79 @@ async fn plain_secrets_are_encrypted_at_the_first_start_with_a_key(db: TestDb) {
     publish(&second.app, &key, &tenant).await;
     let request = receiver.wait_for_count(1, DELIVERY_TIMEOUT).await[0].clone();
     verify_signature(&secret, &request).unwrap_or_else(|e| panic!("{e}"));
+    second.stop().await;
+}
+
+async fn credential_headers_are_sealed_at_rest_and_sent_in_clear(db: TestDb) {
+    const TOKEN: &str = "Bearer partner-prod-token";
+    const API_KEY: &str = "k-0123456789";
+    let receiver = Receiver::start();
+    let first = RestartableApp::start(db.url(), |_| {}).await;
+    let (tenant, key) = first.app.create_tenant("acme").await;
+    let headers = json!({"Authorization": TOKEN, "X-Api-Key": API_KEY, "X-Tenant-Tag": "blue"});
+    let ep = text(
+        &first
+            .app
+            .create_endpoint(
+                &key,
+                &tenant,
+                json!({"url": receiver.url(), "headers": headers}),
+            )
+            .await,
+        "id",
+    );
+    assert!(
+        stored_headers(&db, &ep).contains(TOKEN),
+        "stored plain without a key"
+    );
+    first.stop().await;
+
+    // The first start with a key seals the rows written before it.
+    let second = RestartableApp::start(db.url(), with_secret_key).await;
+    let app = &second.app;
+    let dump = stored_headers(&db, &ep);
+    assert!(
+        !dump.contains("partner-prod-token") && !dump.contains(API_KEY),
+        "no credential in clear: {dump}"
+    );
+    assert!(dump.contains("enc:v1:") && dump.contains("blue"), "{dump}");
+    let path = format!("/v1/tenants/{tenant}/endpoints/{ep}");
+    let view = app.get_json(&key, &path).await;
+    assert_eq!(
+        view["headers"]["Authorization"],
+        json!("********"),
+        "{view}"
+    );
+    assert_eq!(view["headers"]["X-Api-Key"], json!("********"), "{view}");
+
+    // A PATCH keeps a sealed value sent back masked, and seals a new one.
+    let patched = app
+        .patch(
+            &key,
+            &path,
+            &json!({"headers": {
+                "Authorization": "********",
+                "X-Api-Key": API_KEY,
+                "X-Auth-Token": "tok-cHJveHk6cGFzcw",
+                "X-Tenant-Tag": "green",
+            }}),
+        )
+        .await;
+    assert_eq!(patched.status, StatusCode::OK, "{}", patched.body);
+    let dump = stored_headers(&db, &ep);
+    assert!(
+        !dump.contains("partner-prod-token")
+            && !dump.contains(API_KEY)
+            && !dump.contains("cHJveHk6cGFzcw"),
+        "no credential in clear after a PATCH: {dump}"
+    );
+
+    publish(app, &key, &tenant).await;
+    let request = receiver.wait_for_count(1, DELIVERY_TIMEOUT).await[0].clone();
+    assert_eq!(request.header("authorization"), Some(TOKEN));
+    assert_eq!(request.header("x-api-key"), Some(API_KEY));
+    assert_eq!(request.header("x-auth-token"), Some("tok-cHJveHk6cGFzcw"));
+    assert_eq!(request.header("x-tenant-tag"), Some("green"));
     second.stop().await;
 }
 
