@@ -24,6 +24,7 @@ mod ordered;
 mod replay;
 mod retention;
 mod retries;
+mod shutdown;
 mod signatures;
 mod ssrf;
 mod supervisor;
