@@ -16,7 +16,7 @@ use crate::core::target_policy::TargetPolicy;
 use crate::ids;
 use crate::sender;
 use crate::store::models::ApiKeyRow;
-use crate::store::writer::{Writer, WriterLanes};
+use crate::store::writer::{wait_off_loop, Writer, WriterLanes};
 use crate::store::{endpoints, tenants, Store, StoreError};
 use crate::time::now_ms;
 use actix::{Actor, Addr};
@@ -228,8 +228,7 @@ async fn stop_endpoint_threads(router: &Addr<Router>) {
     for arbiter in &arbiters {
         arbiter.stop();
     }
-    // Joining blocks: not on the caller's event loop.
-    let joined = tokio::task::spawn_blocking(move || {
+    let joined = wait_off_loop(move || {
         arbiters
             .into_iter()
             .filter_map(|arbiter| arbiter.join().err())
