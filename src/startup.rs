@@ -2,7 +2,7 @@
 
 use crate::actors::endpoint::ActorSettings;
 use crate::actors::retention::RetentionSweep;
-use crate::actors::router::{DrainAll, Router};
+use crate::actors::router::{DrainAll, ReleaseThreads, Router};
 use crate::api::{self, auth::Keys, publish_rules::PublishRules, AppState};
 use crate::config::{Settings, MIN_ADMIN_KEY_CHARS};
 use crate::core::attempt_budget::AttemptBudget;
@@ -17,7 +17,7 @@ use crate::core::target_policy::TargetPolicy;
 use crate::ids;
 use crate::sender;
 use crate::store::models::ApiKeyRow;
-use crate::store::writer::{Writer, WriterLanes};
+use crate::store::writer::{wait_off_loop, Writer, WriterLanes};
 use crate::store::{endpoints, tenants, Store, StoreError};
 use crate::time::now_ms;
 use actix::{Actor, Addr};
@@ -172,7 +172,9 @@ impl Application {
 
     /// Serves until SIGTERM or SIGINT, then stops accepting, lets in-flight
     /// requests and attempts finish, lets the writer commit what they left
-    /// queued, and returns. The whole shutdown has one deadline, the grace
+    /// queued, and returns once the threads that use the database have
+    /// ended (a thread left running would still be closing its connections
+    /// while the process exits). The whole shutdown has one deadline, the grace
     /// period (plus [`SHUTDOWN_MARGIN`]) from the signal, whatever state the
     /// server and the actors are in (an endpoint actor may be restarting, an
     /// attempt hanging): whatever did not finish is still pending in the
@@ -186,13 +188,14 @@ impl Application {
         let grace = self.shutdown_grace;
         let deadline = tokio::time::Instant::now() + grace + SHUTDOWN_MARGIN;
         let router = self.router;
+        let draining = router.clone();
         let stopped = async move {
             // The server stops accepting at once and gives open requests the
             // grace period (its shutdown timeout); the actors stop taking
             // work and give attempts in flight the same period, at the same
             // time, so a slow client cannot eat into an attempt's time.
             let drained = async {
-                if router.send(DrainAll(grace)).await.is_err() {
+                if draining.send(DrainAll(grace)).await.is_err() {
                     log::warn!("shutdown: the router had already stopped");
                 }
             };
@@ -207,6 +210,16 @@ impl Application {
                 "shutdown: not finished after the grace period ({grace:?}); stopping anyway, unfinished deliveries stay pending"
             ),
         }
+        // The endpoint actors end before the writer: what they queued as
+        // they stopped is written too.
+        if tokio::time::timeout_at(deadline, stop_endpoint_threads(&router))
+            .await
+            .is_err()
+        {
+            log::warn!(
+                "shutdown: the endpoint threads had not ended after the grace period ({grace:?})"
+            );
+        }
         // What was queued meanwhile (an alert, a status change) is written
         // before the writer's lanes end; work that comes later is refused.
         if tokio::time::timeout_at(deadline, writer_lanes.close())
@@ -217,6 +230,30 @@ impl Application {
         }
         log::info!("shutdown complete");
         Ok(())
+    }
+}
+
+/// Stops the endpoint actors' threads and waits for them to end, with the
+/// actors, their blocking tasks and the connections they hold.
+async fn stop_endpoint_threads(router: &Addr<Router>) {
+    let Ok(arbiters) = router.send(ReleaseThreads).await else {
+        log::warn!("shutdown: the router had already stopped");
+        return;
+    };
+    for arbiter in &arbiters {
+        arbiter.stop();
+    }
+    let joined = wait_off_loop(move || {
+        arbiters
+            .into_iter()
+            .filter_map(|arbiter| arbiter.join().err())
+            .count()
+    })
+    .await;
+    match joined {
+        Ok(0) => {}
+        Ok(panicked) => log::error!("{panicked} endpoint threads had panicked"),
+        Err(error) => log::error!("waiting for the endpoint threads failed: {error}"),
     }
 }
 

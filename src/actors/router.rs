@@ -75,6 +75,14 @@ pub struct DeliverySettled(pub String, pub String);
 #[rtype(result = "()")]
 pub struct DrainAll(pub Duration);
 
+/// Shutdown, after the drain: hands over the endpoint actors' threads, so
+/// that the application stops them and waits for them to end before the
+/// process exits. From then on no endpoint actor is started: work that
+/// arrives stays on disk for the next start.
+#[derive(Message)]
+#[rtype(result = "Vec<Arbiter>")]
+pub struct ReleaseThreads;
+
 /// How often alerts that missed their dispatch are looked for.
 const ALERT_SWEEP_INTERVAL: Duration = Duration::from_secs(30);
 
@@ -165,7 +173,8 @@ impl Router {
         }
         let deps = self.deps.clone()?;
         let config = Arc::clone(&route.config);
-        let arbiter = &self.arbiters[self.next_arbiter % self.arbiters.len()];
+        // None once the threads were released at shutdown.
+        let arbiter = &self.arbiters[self.next_arbiter.checked_rem(self.arbiters.len())?];
         self.next_arbiter += 1;
         let actor = Supervisor::start_in_arbiter(&arbiter.handle(), move |_| {
             EndpointActor::new(config, deps)
@@ -711,5 +720,13 @@ impl Handler<DrainAll> for Router {
                 log::warn!("shutdown: some attempts were still in flight after {grace:?}; they stay pending");
             }
         })
+    }
+}
+
+impl Handler<ReleaseThreads> for Router {
+    type Result = MessageResult<ReleaseThreads>;
+
+    fn handle(&mut self, _: ReleaseThreads, _ctx: &mut Context<Self>) -> Self::Result {
+        MessageResult(std::mem::take(&mut self.arbiters))
     }
 }

@@ -178,6 +178,14 @@ impl Store {
     /// Opens the database named by `url`, applying pending migrations.
     pub fn open(url: &str) -> Result<Store, StoreError> {
         let pool = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            // Before libpq's first TLS connection initialises OpenSSL
+            // without it: OpenSSL then registers no exit handler
+            // (OPENSSL_INIT_NO_ATEXIT). That handler frees OpenSSL's state
+            // while threads that outlive `main` (r2d2's connection threads,
+            // an endpoint thread past the grace period) may still be
+            // closing TLS connections to PostgreSQL: a segfault at exit.
+            // The memory needs no freeing; the process is ending.
+            openssl_sys::init();
             Pool::Postgres(
                 r2d2::Pool::builder()
                     .max_size(12)

@@ -271,8 +271,7 @@ impl WriterLanes {
     pub async fn close(mut self) {
         self.closing.store(true, Ordering::Release);
         let threads = std::mem::take(&mut self.threads);
-        // Joining blocks: not on the caller's event loop.
-        let joined = tokio::task::spawn_blocking(move || {
+        let joined = wait_off_loop(move || {
             threads
                 .into_iter()
                 .filter_map(|thread| thread.join().err())
@@ -285,6 +284,24 @@ impl WriterLanes {
             Err(error) => log::error!("waiting for the writer lanes failed: {error}"),
         }
     }
+}
+
+/// Runs `wait` (a blocking wait for threads to end) on a thread of its own,
+/// not on the caller's event loop, nor on the runtime's blocking pool: a
+/// caller that stops waiting at its deadline leaves it behind, where the
+/// runtime's drop, and so the process's exit, would wait for a blocking
+/// task to end.
+pub(crate) async fn wait_off_loop<T: Send + 'static>(
+    wait: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, String> {
+    let (done, outcome) = oneshot::channel();
+    std::thread::Builder::new()
+        .name("hookrelay-shutdown".to_owned())
+        .spawn(move || {
+            let _ = done.send(wait());
+        })
+        .map_err(|e| e.to_string())?;
+    outcome.await.map_err(|e| e.to_string())
 }
 
 impl Drop for WriterLanes {

@@ -28,6 +28,7 @@ mod replay;
 mod rescue;
 mod retention;
 mod retries;
+mod shutdown;
 mod signatures;
 mod ssrf;
 mod supervisor;
