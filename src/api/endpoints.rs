@@ -9,8 +9,8 @@ use crate::core::domain::{
     MAX_HEADER_NAME, MAX_METADATA_ENTRIES, MAX_METADATA_KEY, MAX_METADATA_VALUE, MAX_URL,
 };
 use crate::core::endpoint::{
-    EndpointConfig, HttpMethod, DEFAULT_MAX_IN_FLIGHT, DEFAULT_TIMEOUT_SECONDS, MAX_MAX_IN_FLIGHT,
-    MAX_TIMEOUT_SECONDS,
+    EndpointConfig, HttpMethod, DEFAULT_MAX_IN_FLIGHT, DEFAULT_TIMEOUT_SECONDS,
+    MAX_ENDPOINTS_PER_TENANT, MAX_MAX_IN_FLIGHT, MAX_TIMEOUT_SECONDS,
 };
 use crate::core::limits::{
     HealthLimits, HealthOverrides, MAX_ALERT_THRESHOLDS, MAX_FAILURE_COUNT, MAX_LIMIT_SECONDS,
@@ -37,8 +37,6 @@ const MAX_DESCRIPTION: usize = 1024;
 const MAX_EVENT_TYPES: usize = 100;
 const MAX_CUSTOM_HEADERS: usize = 50;
 const MAX_HEADER_VALUE: usize = 4096;
-/// Every endpoint of a tenant has an actor and a place in each fan-out.
-pub const MAX_ENDPOINTS_PER_TENANT: i64 = 1000;
 
 // The schemas of the bounded fields are built from the limits the checks
 // below enforce, so the document shows what the code does.
@@ -706,6 +704,7 @@ pub async fn create(
     body: web::Bytes,
     path: Authorized<TenantPath>,
 ) -> Result<HttpResponse, ApiError> {
+    let caps = (!path.by_admin()).then_some(state.tenant_caps);
     let TenantPath { tenant } = path.into_inner();
     let fields: EndpointFields = parse_json(&body)?;
     let Some(url) = &fields.url else {
@@ -715,28 +714,37 @@ pub async fn create(
     let mut row = EndpointRow::with_defaults(&ids::time_ordered("ep"), &tenant, now_ms());
     let max_only = fields.changes_max_cooldown_only();
     fields.apply_to(&mut row)?;
+    if let Some(caps) = &caps {
+        caps.check_timeout(None, row.timeout_seconds.unsigned_abs())?;
+    }
     let config = checked_config(&row, &state.health_defaults, max_only, &state.secrets)?;
     let stored = row.sealed(&state.secrets);
     // Through the writer, which runs one job at a time: no other create
-    // can come between the count and the insert.
-    let inserted = state
+    // or update can come between the count (or sum) and the insert.
+    state
         .writer
         .call(move |db| {
             if endpoints::count_in_tenant(db, &stored.tenant_id)? >= MAX_ENDPOINTS_PER_TENANT {
-                return Ok(false);
+                return Ok(Err(ApiError::LimitReached {
+                    collection: "endpoints",
+                    detail: format!(
+                        "a tenant may have at most {MAX_ENDPOINTS_PER_TENANT} endpoints; \
+                         delete one first"
+                    ),
+                }));
+            }
+            if let Some(caps) = &caps {
+                let others = endpoints::in_flight_total(db, &stored.tenant_id, &stored.id)?;
+                if let Err(refused) =
+                    caps.check_in_flight(None, stored.max_in_flight.unsigned_abs(), others)
+                {
+                    return Ok(Err(refused.into()));
+                }
             }
             endpoints::insert(db, &stored)?;
-            Ok(true)
+            Ok(Ok(()))
         })
-        .await?;
-    if !inserted {
-        return Err(ApiError::LimitReached {
-            collection: "endpoints",
-            detail: format!(
-                "a tenant may have at most {MAX_ENDPOINTS_PER_TENANT} endpoints; delete one first"
-            ),
-        });
-    }
+        .await??;
     state.router.do_send(EndpointSaved(config));
     // The secret is shown here and by GET …/secret, never in a view.
     Ok(HttpResponse::Created().json(EndpointCreated {
@@ -817,12 +825,15 @@ pub async fn update(
     body: web::Bytes,
     path: Authorized<EndpointPath>,
 ) -> Result<HttpResponse, ApiError> {
+    let caps = (!path.by_admin()).then_some(state.tenant_caps);
     let EndpointPath {
         tenant,
         endpoint: id,
     } = path.into_inner();
     let fields: EndpointFields = parse_json(&body)?;
     let stored = find(&state, &tenant, &id).await?;
+    let before_in_flight = stored.max_in_flight.unsigned_abs();
+    let before_timeout = stored.timeout_seconds.unsigned_abs();
     let mut row = match stored.clone().opened(&state.secrets) {
         Ok(row) => row,
         // A new secret replaces the one that cannot be read.
@@ -839,12 +850,27 @@ pub async fn update(
     let max_only = fields.changes_max_cooldown_only();
     fields.apply_to(&mut row)?;
     row.updated_at = now_ms();
+    if let Some(caps) = &caps {
+        caps.check_timeout(Some(before_timeout), row.timeout_seconds.unsigned_abs())?;
+    }
     let config = checked_config(&row, &state.health_defaults, max_only, &state.secrets)?;
     let stored = row.sealed(&state.secrets);
+    // Through the writer, as a create: no other change to the tenant's
+    // endpoints comes between the sum and the update.
     state
-        .store
-        .run(move |db| endpoints::update(db, &stored))
-        .await?;
+        .writer
+        .call(move |db| {
+            if let Some(caps) = &caps {
+                let others = endpoints::in_flight_total(db, &stored.tenant_id, &stored.id)?;
+                let after = stored.max_in_flight.unsigned_abs();
+                if let Err(refused) = caps.check_in_flight(Some(before_in_flight), after, others) {
+                    return Ok(Err(refused));
+                }
+            }
+            endpoints::update(db, &stored)?;
+            Ok(Ok(()))
+        })
+        .await??;
     state.router.do_send(EndpointSaved(config));
     Ok(HttpResponse::Ok().json(view(&row, None)))
 }

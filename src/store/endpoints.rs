@@ -303,6 +303,16 @@ pub fn count_in_tenant(db: &mut Db, tenant_id: &str) -> Result<i64, StoreError> 
         .get_result(c))?)
 }
 
+/// The sum of `max_in_flight` over the tenant's endpoints, but `except`.
+pub fn in_flight_total(db: &mut Db, tenant_id: &str, except: &str) -> Result<u64, StoreError> {
+    let total: Option<i64> = dispatch!(db, c => endpoints::table
+        .filter(endpoints::tenant_id.eq(tenant_id))
+        .filter(endpoints::id.ne(except))
+        .select(diesel::dsl::sum(endpoints::max_in_flight))
+        .get_result(c))?;
+    Ok(total.map_or(0, i64::unsigned_abs))
+}
+
 /// Which of `ids` name an endpoint that exists.
 pub fn existing(db: &mut Db, ids: &[&str]) -> Result<HashSet<String>, StoreError> {
     let mut distinct: Vec<&str> = ids.to_vec();
