@@ -62,8 +62,11 @@ struct EndpointFields {
     /// characters.
     #[schema(min_length = 1)]
     secret: Option<String>,
+    /// A tenant key may set at most the operator's cap (60 by default).
     #[schema(schema_with = timeout_schema)]
     timeout_seconds: Option<u32>,
+    /// A tenant key may set it only while the sum over the tenant's
+    /// endpoints stays within the operator's cap (16,000 by default).
     #[schema(schema_with = max_in_flight_schema)]
     max_in_flight: Option<u32>,
     /// Delays between attempts, in seconds.
