@@ -4,7 +4,7 @@ use super::{page, parse_query, rfc3339, AppState, EndpointPath, Page, PageParams
 use crate::actors::endpoint::EndpointSnapshot;
 use crate::actors::router::{EndpointDeleted, EndpointSaved, SnapshotOf};
 use crate::core::domain::{
-    check_header_name, check_line, check_metadata, check_text, is_sensitive_header,
+    check_header_name, check_line, check_metadata, check_text, is_secret_header,
     parse_endpoint_url, redacted_headers, unredacted_headers, FieldError, MAX_EVENT_TYPE,
     MAX_HEADER_NAME, MAX_METADATA_ENTRIES, MAX_METADATA_KEY, MAX_METADATA_VALUE, MAX_URL,
 };
@@ -57,6 +57,11 @@ struct EndpointFields {
     /// Sent with every attempt; `********` keeps a stored credential value.
     #[schema(schema_with = headers_schema)]
     headers: Option<BTreeMap<String, String>>,
+    /// Names of headers whose values are secret like credential-like
+    /// names: shown as `********`, sealed at rest. Any case; a name need not
+    /// be one of `headers` yet.
+    #[schema(schema_with = secret_headers_schema)]
+    secret_headers: Option<Vec<String>>,
     /// Generated (`whsec_…`) when not given. `standard`: `whsec_<base64>`
     /// of 24 to 64 bytes; the other schemes: 1 to 255 printable ASCII
     /// characters.
@@ -196,6 +201,14 @@ fn headers_schema() -> Object {
         .build()
 }
 
+fn secret_headers_schema() -> Array {
+    ArrayBuilder::new()
+        .schema_type(or_null(Type::Array))
+        .items(text(MAX_HEADER_NAME).min_length(Some(1)))
+        .max_items(Some(MAX_CUSTOM_HEADERS))
+        .build()
+}
+
 fn metadata_schema() -> Object {
     ObjectBuilder::new()
         .schema_type(or_null(Type::Object))
@@ -316,8 +329,17 @@ impl EndpointFields {
                 .collect::<Result<Vec<_>, _>>()?;
             row.event_types = to_json(&normalized);
         }
+        let marked_before = row.secret_header_list();
+        let marking = self.secret_headers.is_some();
+        if let Some(names) = self.secret_headers {
+            row.secret_headers = to_json(&secret_header_names(names)?);
+        }
         if let Some(requested) = self.headers {
-            let headers = unredacted_headers(requested, &row.header_map())?;
+            // A value masked by the view it came from, or marked secret by
+            // this request, may be sent back as the placeholder.
+            let mut masked = marked_before.clone();
+            masked.extend(row.secret_header_list());
+            let headers = unredacted_headers(requested, &row.header_map(), &masked)?;
             if headers.len() > MAX_CUSTOM_HEADERS {
                 return Err(FieldError::new(
                     "headers",
@@ -339,11 +361,19 @@ impl EndpointFields {
                 check_line(&field(), value)?;
                 // A credential's value is stored sealed when a key is set,
                 // and a plain one must never read as sealed.
-                if is_sensitive_header(name) {
+                if row.is_secret_header(name) {
                     check_storable(value).map_err(|reason| FieldError::new(field(), reason))?;
                 }
             }
             row.headers = to_json(&headers);
+        } else if marking {
+            // A stored value newly marked secret will be sealed.
+            for (name, value) in row.header_map() {
+                if row.is_secret_header(&name) && !is_secret_header(&name, &marked_before) {
+                    check_storable(&value)
+                        .map_err(|reason| FieldError::new(format!("headers.{name}"), reason))?;
+                }
+            }
         }
         if let Some(timeout) = self.timeout_seconds {
             row.timeout_seconds = within("timeout_seconds", timeout, MAX_TIMEOUT_SECONDS)?;
@@ -541,6 +571,28 @@ pub fn unreadable_secret(error: &OpenError) -> ApiError {
     ApiError::Conflict(format!("the endpoint's {error}"))
 }
 
+/// Valid header names, lowercased, each once.
+fn secret_header_names(names: Vec<String>) -> Result<Vec<String>, FieldError> {
+    if names.len() > MAX_CUSTOM_HEADERS {
+        return Err(FieldError::new(
+            "secret_headers",
+            format!("may hold at most {MAX_CUSTOM_HEADERS} names"),
+        ));
+    }
+    let mut lowered = names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            check_header_name(name)
+                .map(|()| name.to_ascii_lowercase())
+                .map_err(|reason| FieldError::new(format!("secret_headers[{i}]"), reason))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    lowered.sort_unstable();
+    lowered.dedup();
+    Ok(lowered)
+}
+
 fn within(field: &str, value: u32, max: u32) -> Result<i32, FieldError> {
     if (1..=max).contains(&value) {
         Ok(i32::try_from(value).unwrap_or(i32::MAX))
@@ -564,8 +616,11 @@ pub struct EndpointOut {
     url: String,
     description: String,
     event_types: Vec<String>,
-    /// Credential-like values shown as `********`.
+    /// Credential-like values, and those of `secret_headers`, shown as
+    /// `********`.
     headers: BTreeMap<String, String>,
+    /// Lowercased.
+    secret_headers: Vec<String>,
     timeout_seconds: i32,
     max_in_flight: i32,
     retry_schedule: Vec<u32>,
@@ -654,7 +709,8 @@ pub fn view(row: &EndpointRow, live: Option<&EndpointSnapshot>) -> EndpointOut {
         url: row.url.clone(),
         description: row.description.clone(),
         event_types: row.event_type_list(),
-        headers: redacted_headers(&row.header_map()),
+        headers: redacted_headers(&row.header_map(), &row.secret_header_list()),
+        secret_headers: row.secret_header_list(),
         timeout_seconds: row.timeout_seconds,
         max_in_flight: row.max_in_flight,
         retry_schedule: row.retry_schedule_list(),
