@@ -1,5 +1,6 @@
 //! Settings: every flag can also come from the environment.
 
+use crate::core::tenant_caps::{DEFAULT_MAX_IN_FLIGHT_TOTAL, DEFAULT_MAX_TIMEOUT_SECONDS};
 use crate::store::writer::MAX_LANES;
 use clap::Args;
 use ipnet::IpNet;
@@ -161,6 +162,16 @@ pub struct Settings {
     /// of the total).
     #[arg(long, env = "HOOKRELAY_MAX_CONCURRENT_ATTEMPTS_PER_TENANT")]
     pub max_concurrent_attempts_per_tenant: Option<usize>,
+
+    /// The longest `timeout_seconds` a tenant key may set on an endpoint
+    /// (the admin key may set up to 300).
+    #[arg(long, env = "HOOKRELAY_TENANT_MAX_TIMEOUT_SECONDS", default_value_t = DEFAULT_MAX_TIMEOUT_SECONDS)]
+    pub tenant_max_timeout_seconds: u32,
+
+    /// The largest sum of `max_in_flight` over a tenant's endpoints that a
+    /// tenant key may reach (the admin key is not held to it).
+    #[arg(long, env = "HOOKRELAY_TENANT_MAX_IN_FLIGHT_TOTAL", default_value_t = DEFAULT_MAX_IN_FLIGHT_TOTAL)]
+    pub tenant_max_in_flight_total: u64,
 }
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://hookrelay.db";
@@ -199,6 +210,8 @@ impl Settings {
             secret_key: None,
             max_concurrent_attempts: None,
             max_concurrent_attempts_per_tenant: None,
+            tenant_max_timeout_seconds: DEFAULT_MAX_TIMEOUT_SECONDS,
+            tenant_max_in_flight_total: DEFAULT_MAX_IN_FLIGHT_TOTAL,
             max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES,
             writer_connections: DEFAULT_WRITER_CONNECTIONS,
             reject_unknown_event_types: false,

@@ -14,6 +14,7 @@ use crate::core::retention::{RetentionSettings, SweepPace};
 use crate::core::secret_box::{SecretBox, SecretKey};
 use crate::core::signing::Secret;
 use crate::core::target_policy::TargetPolicy;
+use crate::core::tenant_caps::TenantCaps;
 use crate::ids;
 use crate::sender;
 use crate::store::models::ApiKeyRow;
@@ -99,6 +100,11 @@ impl Application {
             Writer::start(&store, usize::from(settings.writer_connections))?;
         let configs = endpoint_configs(&store, &writer, &health_defaults, &secrets).await?;
         let budget = attempt_budget(&settings)?;
+        let tenant_caps = TenantCaps::new(
+            settings.tenant_max_timeout_seconds,
+            settings.tenant_max_in_flight_total,
+        )
+        .map_err(|error| StartupError::Settings(error.to_string()))?;
         let actor_settings = actor_settings(&settings, budget)?;
         let retention = RetentionSweep::new(retention, sweep_pace, writer.clone()).start();
         let transport = sender::Transport::new(settings.allow_targets.clone(), budget)?;
@@ -126,6 +132,7 @@ impl Application {
             router: router.clone(),
             writer,
             health_defaults,
+            tenant_caps,
             targets: TargetPolicy {
                 allow: settings.allow_targets.clone(),
                 https_only: settings.https_only,

@@ -201,14 +201,20 @@ impl Keys {
     /// it reads anything, so it is also where the ids of the path (tenant,
     /// endpoint, event, delivery, key) are checked: one that cannot be an id
     /// names nothing (404) and never reaches a query.
-    async fn require_tenant(&self, request: &HttpRequest, tenant_id: &str) -> Result<(), ApiError> {
+    /// Answers whether the key is the admin's.
+    async fn require_tenant(
+        &self,
+        request: &HttpRequest,
+        tenant_id: &str,
+    ) -> Result<bool, ApiError> {
         let owner = self.owner(request).await?;
         check_path_ids(request)?;
+        let by_admin = owner == KeyOwner::Admin;
         self.require_known_tenant(owner, tenant_id).await?;
         if tenant_id == SYSTEM_TENANT && !request.method().is_safe() {
             return Err(ApiError::ReservedTenant);
         }
-        Ok(())
+        Ok(by_admin)
     }
 
     async fn require_known_tenant(&self, owner: KeyOwner, tenant_id: &str) -> Result<(), ApiError> {
@@ -245,11 +251,20 @@ pub trait TenantScoped {
 /// polls extractors in order, so a malformed query (400) or a body whose
 /// announced length is over the limit (413) is still refused before the
 /// key is looked at, as when the check ran in the handler.
-pub struct Authorized<P>(P);
+pub struct Authorized<P> {
+    path: P,
+    by_admin: bool,
+}
 
 impl<P> Authorized<P> {
     pub fn into_inner(self) -> P {
-        self.0
+        self.path
+    }
+
+    /// The request carries the admin key (the operator), not a tenant's:
+    /// it is not held to the caps of [`crate::core::tenant_caps`].
+    pub fn by_admin(&self) -> bool {
+        self.by_admin
     }
 }
 
@@ -267,8 +282,8 @@ impl<P: DeserializeOwned + TenantScoped + 'static> FromRequest for Authorized<P>
                 .match_info()
                 .load()
                 .map_err(|_| ApiError::NotFound("resource"))?;
-            state.keys.require_tenant(&request, path.tenant()).await?;
-            Ok(Authorized(path))
+            let by_admin = state.keys.require_tenant(&request, path.tenant()).await?;
+            Ok(Authorized { path, by_admin })
         })
     }
 }

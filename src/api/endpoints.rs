@@ -4,13 +4,13 @@ use super::{page, parse_query, rfc3339, AppState, EndpointPath, Page, PageParams
 use crate::actors::endpoint::EndpointSnapshot;
 use crate::actors::router::{EndpointDeleted, EndpointSaved, SnapshotOf};
 use crate::core::domain::{
-    check_header_name, check_line, check_metadata, check_text, is_sensitive_header,
+    check_header_name, check_line, check_metadata, check_text, is_secret_header,
     parse_endpoint_url, redacted_headers, unredacted_headers, FieldError, MAX_EVENT_TYPE,
     MAX_HEADER_NAME, MAX_METADATA_ENTRIES, MAX_METADATA_KEY, MAX_METADATA_VALUE, MAX_URL,
 };
 use crate::core::endpoint::{
-    EndpointConfig, HttpMethod, DEFAULT_MAX_IN_FLIGHT, DEFAULT_TIMEOUT_SECONDS, MAX_MAX_IN_FLIGHT,
-    MAX_TIMEOUT_SECONDS,
+    EndpointConfig, HttpMethod, DEFAULT_MAX_IN_FLIGHT, DEFAULT_TIMEOUT_SECONDS,
+    MAX_ENDPOINTS_PER_TENANT, MAX_MAX_IN_FLIGHT, MAX_TIMEOUT_SECONDS,
 };
 use crate::core::limits::{
     HealthLimits, HealthOverrides, MAX_ALERT_THRESHOLDS, MAX_FAILURE_COUNT, MAX_LIMIT_SECONDS,
@@ -37,8 +37,6 @@ const MAX_DESCRIPTION: usize = 1024;
 const MAX_EVENT_TYPES: usize = 100;
 const MAX_CUSTOM_HEADERS: usize = 50;
 const MAX_HEADER_VALUE: usize = 4096;
-/// Every endpoint of a tenant has an actor and a place in each fan-out.
-pub const MAX_ENDPOINTS_PER_TENANT: i64 = 1000;
 
 // The schemas of the bounded fields are built from the limits the checks
 // below enforce, so the document shows what the code does.
@@ -59,13 +57,21 @@ struct EndpointFields {
     /// Sent with every attempt; `********` keeps a stored credential value.
     #[schema(schema_with = headers_schema)]
     headers: Option<BTreeMap<String, String>>,
+    /// Names of headers whose values are secret like credential-like
+    /// names: shown as `********`, sealed at rest. Any case; a name need not
+    /// be one of `headers` yet.
+    #[schema(schema_with = secret_headers_schema)]
+    secret_headers: Option<Vec<String>>,
     /// Generated (`whsec_…`) when not given. `standard`: `whsec_<base64>`
     /// of 24 to 64 bytes; the other schemes: 1 to 255 printable ASCII
     /// characters.
     #[schema(min_length = 1)]
     secret: Option<String>,
+    /// A tenant key may set at most the operator's cap (60 by default).
     #[schema(schema_with = timeout_schema)]
     timeout_seconds: Option<u32>,
+    /// A tenant key may set it only while the sum over the tenant's
+    /// endpoints stays within the operator's cap (16,000 by default).
     #[schema(schema_with = max_in_flight_schema)]
     max_in_flight: Option<u32>,
     /// Delays between attempts, in seconds.
@@ -195,6 +201,14 @@ fn headers_schema() -> Object {
         .build()
 }
 
+fn secret_headers_schema() -> Array {
+    ArrayBuilder::new()
+        .schema_type(or_null(Type::Array))
+        .items(text(MAX_HEADER_NAME).min_length(Some(1)))
+        .max_items(Some(MAX_CUSTOM_HEADERS))
+        .build()
+}
+
 fn metadata_schema() -> Object {
     ObjectBuilder::new()
         .schema_type(or_null(Type::Object))
@@ -315,8 +329,17 @@ impl EndpointFields {
                 .collect::<Result<Vec<_>, _>>()?;
             row.event_types = to_json(&normalized);
         }
+        let marked_before = row.secret_header_list();
+        let marking = self.secret_headers.is_some();
+        if let Some(names) = self.secret_headers {
+            row.secret_headers = to_json(&secret_header_names(names)?);
+        }
         if let Some(requested) = self.headers {
-            let headers = unredacted_headers(requested, &row.header_map())?;
+            // A value masked by the view it came from, or marked secret by
+            // this request, may be sent back as the placeholder.
+            let mut masked = marked_before.clone();
+            masked.extend(row.secret_header_list());
+            let headers = unredacted_headers(requested, &row.header_map(), &masked)?;
             if headers.len() > MAX_CUSTOM_HEADERS {
                 return Err(FieldError::new(
                     "headers",
@@ -338,11 +361,19 @@ impl EndpointFields {
                 check_line(&field(), value)?;
                 // A credential's value is stored sealed when a key is set,
                 // and a plain one must never read as sealed.
-                if is_sensitive_header(name) {
+                if row.is_secret_header(name) {
                     check_storable(value).map_err(|reason| FieldError::new(field(), reason))?;
                 }
             }
             row.headers = to_json(&headers);
+        } else if marking {
+            // A stored value newly marked secret will be sealed.
+            for (name, value) in row.header_map() {
+                if row.is_secret_header(&name) && !is_secret_header(&name, &marked_before) {
+                    check_storable(&value)
+                        .map_err(|reason| FieldError::new(format!("headers.{name}"), reason))?;
+                }
+            }
         }
         if let Some(timeout) = self.timeout_seconds {
             row.timeout_seconds = within("timeout_seconds", timeout, MAX_TIMEOUT_SECONDS)?;
@@ -540,6 +571,28 @@ pub fn unreadable_secret(error: &OpenError) -> ApiError {
     ApiError::Conflict(format!("the endpoint's {error}"))
 }
 
+/// Valid header names, lowercased, each once.
+fn secret_header_names(names: Vec<String>) -> Result<Vec<String>, FieldError> {
+    if names.len() > MAX_CUSTOM_HEADERS {
+        return Err(FieldError::new(
+            "secret_headers",
+            format!("may hold at most {MAX_CUSTOM_HEADERS} names"),
+        ));
+    }
+    let mut lowered = names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            check_header_name(name)
+                .map(|()| name.to_ascii_lowercase())
+                .map_err(|reason| FieldError::new(format!("secret_headers[{i}]"), reason))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    lowered.sort_unstable();
+    lowered.dedup();
+    Ok(lowered)
+}
+
 fn within(field: &str, value: u32, max: u32) -> Result<i32, FieldError> {
     if (1..=max).contains(&value) {
         Ok(i32::try_from(value).unwrap_or(i32::MAX))
@@ -563,8 +616,11 @@ pub struct EndpointOut {
     url: String,
     description: String,
     event_types: Vec<String>,
-    /// Credential-like values shown as `********`.
+    /// Credential-like values, and those of `secret_headers`, shown as
+    /// `********`.
     headers: BTreeMap<String, String>,
+    /// Lowercased.
+    secret_headers: Vec<String>,
     timeout_seconds: i32,
     max_in_flight: i32,
     retry_schedule: Vec<u32>,
@@ -653,7 +709,8 @@ pub fn view(row: &EndpointRow, live: Option<&EndpointSnapshot>) -> EndpointOut {
         url: row.url.clone(),
         description: row.description.clone(),
         event_types: row.event_type_list(),
-        headers: redacted_headers(&row.header_map()),
+        headers: redacted_headers(&row.header_map(), &row.secret_header_list()),
+        secret_headers: row.secret_header_list(),
         timeout_seconds: row.timeout_seconds,
         max_in_flight: row.max_in_flight,
         retry_schedule: row.retry_schedule_list(),
@@ -706,6 +763,7 @@ pub async fn create(
     body: web::Bytes,
     path: Authorized<TenantPath>,
 ) -> Result<HttpResponse, ApiError> {
+    let caps = (!path.by_admin()).then_some(state.tenant_caps);
     let TenantPath { tenant } = path.into_inner();
     let fields: EndpointFields = parse_json(&body)?;
     let Some(url) = &fields.url else {
@@ -715,28 +773,37 @@ pub async fn create(
     let mut row = EndpointRow::with_defaults(&ids::time_ordered("ep"), &tenant, now_ms());
     let max_only = fields.changes_max_cooldown_only();
     fields.apply_to(&mut row)?;
+    if let Some(caps) = &caps {
+        caps.check_timeout(None, row.timeout_seconds.unsigned_abs())?;
+    }
     let config = checked_config(&row, &state.health_defaults, max_only, &state.secrets)?;
     let stored = row.sealed(&state.secrets);
     // Through the writer, which runs one job at a time: no other create
-    // can come between the count and the insert.
-    let inserted = state
+    // or update can come between the count (or sum) and the insert.
+    state
         .writer
         .call(move |db| {
             if endpoints::count_in_tenant(db, &stored.tenant_id)? >= MAX_ENDPOINTS_PER_TENANT {
-                return Ok(false);
+                return Ok(Err(ApiError::LimitReached {
+                    collection: "endpoints",
+                    detail: format!(
+                        "a tenant may have at most {MAX_ENDPOINTS_PER_TENANT} endpoints; \
+                         delete one first"
+                    ),
+                }));
+            }
+            if let Some(caps) = &caps {
+                let others = endpoints::in_flight_total(db, &stored.tenant_id, &stored.id)?;
+                if let Err(refused) =
+                    caps.check_in_flight(None, stored.max_in_flight.unsigned_abs(), others)
+                {
+                    return Ok(Err(refused.into()));
+                }
             }
             endpoints::insert(db, &stored)?;
-            Ok(true)
+            Ok(Ok(()))
         })
-        .await?;
-    if !inserted {
-        return Err(ApiError::LimitReached {
-            collection: "endpoints",
-            detail: format!(
-                "a tenant may have at most {MAX_ENDPOINTS_PER_TENANT} endpoints; delete one first"
-            ),
-        });
-    }
+        .await??;
     state.router.do_send(EndpointSaved(config));
     // The secret is shown here and by GET …/secret, never in a view.
     Ok(HttpResponse::Created().json(EndpointCreated {
@@ -817,12 +884,15 @@ pub async fn update(
     body: web::Bytes,
     path: Authorized<EndpointPath>,
 ) -> Result<HttpResponse, ApiError> {
+    let caps = (!path.by_admin()).then_some(state.tenant_caps);
     let EndpointPath {
         tenant,
         endpoint: id,
     } = path.into_inner();
     let fields: EndpointFields = parse_json(&body)?;
     let stored = find(&state, &tenant, &id).await?;
+    let before_in_flight = stored.max_in_flight.unsigned_abs();
+    let before_timeout = stored.timeout_seconds.unsigned_abs();
     let mut row = match stored.clone().opened(&state.secrets) {
         Ok(row) => row,
         // A new secret replaces the one that cannot be read.
@@ -839,12 +909,27 @@ pub async fn update(
     let max_only = fields.changes_max_cooldown_only();
     fields.apply_to(&mut row)?;
     row.updated_at = now_ms();
+    if let Some(caps) = &caps {
+        caps.check_timeout(Some(before_timeout), row.timeout_seconds.unsigned_abs())?;
+    }
     let config = checked_config(&row, &state.health_defaults, max_only, &state.secrets)?;
     let stored = row.sealed(&state.secrets);
+    // Through the writer, as a create: no other change to the tenant's
+    // endpoints comes between the sum and the update.
     state
-        .store
-        .run(move |db| endpoints::update(db, &stored))
-        .await?;
+        .writer
+        .call(move |db| {
+            if let Some(caps) = &caps {
+                let others = endpoints::in_flight_total(db, &stored.tenant_id, &stored.id)?;
+                let after = stored.max_in_flight.unsigned_abs();
+                if let Err(refused) = caps.check_in_flight(Some(before_in_flight), after, others) {
+                    return Ok(Err(refused));
+                }
+            }
+            endpoints::update(db, &stored)?;
+            Ok(Ok(()))
+        })
+        .await??;
     state.router.do_send(EndpointSaved(config));
     Ok(HttpResponse::Ok().json(view(&row, None)))
 }

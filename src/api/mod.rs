@@ -24,6 +24,7 @@ use crate::core::domain::{check_event_type, FieldError};
 use crate::core::limits::HealthLimits;
 use crate::core::secret_box::SecretBox;
 use crate::core::target_policy::TargetPolicy;
+use crate::core::tenant_caps::TenantCaps;
 use crate::sender::Transport;
 use crate::store::writer::Writer;
 use crate::store::Store;
@@ -51,6 +52,8 @@ pub struct AppState {
     pub secrets: SecretBox,
     /// The global health limits that per-endpoint overrides replace.
     pub health_defaults: HealthLimits,
+    /// What a tenant key may set on its endpoints.
+    pub tenant_caps: TenantCaps,
     /// What endpoint URLs may point at.
     pub targets: TargetPolicy,
     /// The HTTP clients of manual attempts (retries and endpoint tests),

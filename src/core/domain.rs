@@ -231,12 +231,24 @@ pub fn is_sensitive_header(name: &str) -> bool {
         .any(|word| lower.contains(word))
 }
 
-/// Custom headers as a view shows them: sensitive values redacted.
-pub fn redacted_headers(headers: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+/// A credential-like name, or one of `marked` (lowercased names the
+/// endpoint marks secret).
+pub fn is_secret_header(name: &str, marked: &[String]) -> bool {
+    is_sensitive_header(name)
+        || marked
+            .iter()
+            .any(|secret| secret.eq_ignore_ascii_case(name))
+}
+
+/// Custom headers as a view shows them: secret values redacted.
+pub fn redacted_headers(
+    headers: &BTreeMap<String, String>,
+    marked: &[String],
+) -> BTreeMap<String, String> {
     headers
         .iter()
         .map(|(name, value)| {
-            let shown = if is_sensitive_header(name) {
+            let shown = if is_secret_header(name, marked) {
                 REDACTED.to_owned()
             } else {
                 value.clone()
@@ -252,11 +264,12 @@ pub fn redacted_headers(headers: &BTreeMap<String, String>) -> BTreeMap<String, 
 pub fn unredacted_headers(
     requested: BTreeMap<String, String>,
     stored: &BTreeMap<String, String>,
+    marked: &[String],
 ) -> Result<BTreeMap<String, String>, FieldError> {
     requested
         .into_iter()
         .map(|(name, value)| {
-            if value != REDACTED || !is_sensitive_header(&name) {
+            if value != REDACTED || !is_secret_header(&name, marked) {
                 return Ok((name, value));
             }
             stored
@@ -320,24 +333,41 @@ mod tests {
         .into_iter()
         .map(|(n, v)| (n.to_owned(), v.to_owned()))
         .collect();
-        let shown = redacted_headers(&stored);
+        let shown = redacted_headers(&stored, &[]);
         assert_eq!(shown["Authorization"], REDACTED);
         assert_eq!(shown["X-Api-Key"], REDACTED);
         assert_eq!(shown["X-Team"], "billing");
         let mut sent_back = shown.clone();
         sent_back.insert("X-Team".to_owned(), "payments".to_owned());
-        let kept = unredacted_headers(sent_back, &stored).unwrap();
+        let kept = unredacted_headers(sent_back, &stored, &[]).unwrap();
         assert_eq!(kept["Authorization"], "Bearer s3cret");
         assert_eq!(kept["X-Api-Key"], "k");
         assert_eq!(kept["X-Team"], "payments");
         let new_placeholder = [("X-Auth-Token".to_owned(), REDACTED.to_owned())].into();
         assert_eq!(
-            unredacted_headers(new_placeholder, &stored)
+            unredacted_headers(new_placeholder, &stored, &[])
                 .unwrap_err()
                 .field,
             "headers.X-Auth-Token"
         );
         assert!(!is_sensitive_header("X-Request-Source"));
+    }
+
+    #[test]
+    fn a_header_the_endpoint_marks_secret_is_masked_and_kept_like_a_credential() {
+        let marked = vec!["x-partner-ref".to_owned()];
+        assert!(is_secret_header("X-Partner-Ref", &marked));
+        assert!(is_secret_header("Authorization", &marked));
+        assert!(!is_secret_header("X-Tenant-Tag", &marked));
+        let stored = BTreeMap::from([
+            ("X-Partner-Ref".to_owned(), "ref-1".to_owned()),
+            ("X-Tenant-Tag".to_owned(), "blue".to_owned()),
+        ]);
+        let shown = redacted_headers(&stored, &marked);
+        assert_eq!(shown["X-Partner-Ref"], REDACTED);
+        assert_eq!(shown["X-Tenant-Tag"], "blue");
+        let kept = unredacted_headers(shown, &stored, &marked).expect("kept");
+        assert_eq!(kept, stored);
     }
 
     #[test]

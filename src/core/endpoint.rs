@@ -9,6 +9,8 @@ pub const DEFAULT_TIMEOUT_SECONDS: u32 = 30;
 pub const MAX_TIMEOUT_SECONDS: u32 = 300;
 pub const DEFAULT_MAX_IN_FLIGHT: u32 = 16;
 pub const MAX_MAX_IN_FLIGHT: u32 = 256;
+/// Every endpoint of a tenant has an actor and a place in each fan-out.
+pub const MAX_ENDPOINTS_PER_TENANT: i64 = 1000;
 
 #[derive(Debug, Clone)]
 pub struct EndpointConfig {

@@ -28,4 +28,5 @@ pub mod secret_box;
 pub mod signature_scheme;
 pub mod signing;
 pub mod target_policy;
+pub mod tenant_caps;
 pub mod text;

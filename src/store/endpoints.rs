@@ -7,7 +7,7 @@ use super::tenants::SYSTEM_TENANT;
 use super::{dispatch, Db, StoreError};
 use crate::core::breaker::{Breaker, CircuitState};
 use crate::core::delivery::BacklogMove;
-use crate::core::domain::is_sensitive_header;
+use crate::core::domain::is_secret_header;
 use crate::core::endpoint::{
     EndpointConfig, HttpMethod, DEFAULT_MAX_IN_FLIGHT, DEFAULT_TIMEOUT_SECONDS,
 };
@@ -64,6 +64,7 @@ pub fn update(db: &mut Db, row: &EndpointRow) -> Result<(), StoreError> {
             endpoints::metadata.eq(&row.metadata),
             endpoints::rate_limit.eq(row.rate_limit),
             endpoints::ordered.eq(row.ordered),
+            endpoints::secret_headers.eq(&row.secret_headers),
             endpoints::previous_secret.eq(&row.previous_secret),
             endpoints::previous_secret_expires_at.eq(row.previous_secret_expires_at),
         ))
@@ -303,6 +304,16 @@ pub fn count_in_tenant(db: &mut Db, tenant_id: &str) -> Result<i64, StoreError> 
         .get_result(c))?)
 }
 
+/// The sum of `max_in_flight` over the tenant's endpoints, but `except`.
+pub fn in_flight_total(db: &mut Db, tenant_id: &str, except: &str) -> Result<u64, StoreError> {
+    let total: Option<i64> = dispatch!(db, c => endpoints::table
+        .filter(endpoints::tenant_id.eq(tenant_id))
+        .filter(endpoints::id.ne(except))
+        .select(diesel::dsl::sum(endpoints::max_in_flight))
+        .get_result(c))?;
+    Ok(total.map_or(0, i64::unsigned_abs))
+}
+
 /// Which of `ids` name an endpoint that exists.
 pub fn existing(db: &mut Db, ids: &[&str]) -> Result<HashSet<String>, StoreError> {
     let mut distinct: Vec<&str> = ids.to_vec();
@@ -396,6 +407,7 @@ impl EndpointRow {
             metadata: "{}".to_owned(),
             rate_limit: None,
             ordered: false,
+            secret_headers: "[]".to_owned(),
             previous_secret: None,
             previous_secret_expires_at: None,
         }
@@ -417,7 +429,7 @@ impl EndpointRow {
         self.header_map()
             .into_iter()
             .map(|(name, value)| {
-                if is_sensitive_header(&name) {
+                if self.is_secret_header(&name) {
                     let opened = secrets.open(&header_binding(&self.id, &name), &value)?;
                     Ok((name, opened))
                 } else {
@@ -441,7 +453,7 @@ impl EndpointRow {
             .header_map()
             .into_iter()
             .map(|(name, value)| {
-                if is_sensitive_header(&name) && secrets.needs_sealing(&value) {
+                if self.is_secret_header(&name) && secrets.needs_sealing(&value) {
                     let nonce = crate::ids::random_bytes::<NONCE_LEN>();
                     let sealed = secrets.seal(&header_binding(&self.id, &name), &value, nonce);
                     (name, sealed)
@@ -469,7 +481,16 @@ impl EndpointRow {
             || self
                 .header_map()
                 .iter()
-                .any(|(name, value)| is_sensitive_header(name) && secrets.needs_sealing(value))
+                .any(|(name, value)| self.is_secret_header(name) && secrets.needs_sealing(value))
+    }
+
+    pub fn secret_header_list(&self) -> Vec<String> {
+        serde_json::from_str(&self.secret_headers).unwrap_or_default()
+    }
+
+    /// A credential-like name, or one the endpoint marks secret.
+    pub fn is_secret_header(&self, name: &str) -> bool {
+        is_secret_header(name, &self.secret_header_list())
     }
 
     pub fn event_type_list(&self) -> Vec<String> {

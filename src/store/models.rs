@@ -72,6 +72,8 @@ pub struct EndpointRow {
     pub rate_limit: Option<i32>,
     /// Deliveries go one at a time, in event order.
     pub ordered: bool,
+    /// JSON array of lowercased header names the endpoint marks secret.
+    pub secret_headers: String,
 }
 
 /// The breaker and failure streak of an endpoint, as its actor saved them.

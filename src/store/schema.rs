@@ -56,6 +56,7 @@ diesel::table! {
         backlog_move_due_at -> Nullable<BigInt>,
         rate_limit -> Nullable<Integer>,
         ordered -> Bool,
+        secret_headers -> Text,
     }
 }
 

@@ -32,6 +32,7 @@ backend_tests!(
     secrets_are_encrypted_at_rest_with_a_secret_key,
     plain_secrets_are_encrypted_at_the_first_start_with_a_key,
     credential_headers_are_sealed_at_rest_and_sent_in_clear,
+    headers_marked_secret_are_masked_sealed_at_rest_and_sent_in_clear,
     an_invalid_secret_key_stops_start_up,
     a_key_stored_before_this_version_is_one_of_its_tenants_keys,
     a_keys_last_use_is_listed_once_it_has_authenticated_a_request,
@@ -872,6 +873,96 @@ async fn credential_headers_are_sealed_at_rest_and_sent_in_clear(db: TestDb) {
     assert_eq!(request.header("x-auth-token"), Some("tok-cHJveHk6cGFzcw"));
     assert_eq!(request.header("x-tenant-tag"), Some("green"));
     second.stop().await;
+}
+
+async fn headers_marked_secret_are_masked_sealed_at_rest_and_sent_in_clear(db: TestDb) {
+    const REFERENCE: &str = "partner-ref-7f3a9c";
+    let receiver = Receiver::start();
+    let service = RestartableApp::start(db.url(), with_secret_key).await;
+    let app = &service.app;
+    let (tenant, key) = app.create_tenant("acme").await;
+    let ep = text(
+        &app.create_endpoint(
+            &key,
+            &tenant,
+            json!({
+                "url": receiver.url(),
+                "headers": {"X-Partner-Ref": REFERENCE, "X-Tenant-Tag": "blue-tag"},
+                "secret_headers": ["x-partner-REF"],
+            }),
+        )
+        .await,
+        "id",
+    );
+    let path = format!("/v1/tenants/{tenant}/endpoints/{ep}");
+    let view = app.get_json(&key, &path).await;
+    assert_eq!(
+        view["headers"]["X-Partner-Ref"],
+        json!("********"),
+        "{view}"
+    );
+    assert_eq!(view["headers"]["X-Tenant-Tag"], json!("blue-tag"), "{view}");
+    assert_eq!(view["secret_headers"], json!(["x-partner-ref"]), "{view}");
+    let dump = stored_headers(&db, &ep);
+    assert!(
+        !dump.contains(REFERENCE) && dump.contains("enc:v1:") && dump.contains("blue-tag"),
+        "only the marked value is sealed: {dump}"
+    );
+
+    // Marking a stored header seals its value; bad names change nothing.
+    for (body, field) in [
+        (json!({"secret_headers": ["bad name"]}), "secret_headers[0]"),
+        (
+            json!({"secret_headers": (0..51).map(|n| format!("x-h{n}")).collect::<Vec<_>>()}),
+            "secret_headers",
+        ),
+    ] {
+        app.patch(&key, &path, &body)
+            .await
+            .assert_invalid_field(field, &format!("{body}"));
+    }
+    let patched = app
+        .patch(
+            &key,
+            &path,
+            &json!({"secret_headers": ["X-TENANT-TAG", "x-partner-ref"]}),
+        )
+        .await;
+    assert_eq!(patched.status, StatusCode::OK, "{}", patched.body);
+    assert_eq!(
+        patched.body["secret_headers"],
+        json!(["x-partner-ref", "x-tenant-tag"]),
+        "{}",
+        patched.body
+    );
+    assert_eq!(
+        patched.body["headers"]["X-Tenant-Tag"],
+        json!("********"),
+        "{}",
+        patched.body
+    );
+    let dump = stored_headers(&db, &ep);
+    assert!(
+        !dump.contains(REFERENCE) && !dump.contains("blue-tag"),
+        "no marked value in clear: {dump}"
+    );
+
+    publish(app, &key, &tenant).await;
+    let request = receiver.wait_for_count(1, DELIVERY_TIMEOUT).await[0].clone();
+    assert_eq!(request.header("x-partner-ref"), Some(REFERENCE));
+    assert_eq!(request.header("x-tenant-tag"), Some("blue-tag"));
+
+    // Unmarked again, a value is shown and stored as it was given.
+    let patched = app.patch(&key, &path, &json!({"secret_headers": []})).await;
+    assert_eq!(patched.status, StatusCode::OK, "{}", patched.body);
+    assert_eq!(
+        patched.body["headers"]["X-Tenant-Tag"],
+        json!("blue-tag"),
+        "{}",
+        patched.body
+    );
+    assert!(stored_headers(&db, &ep).contains(REFERENCE));
+    service.stop().await;
 }
 
 async fn an_invalid_secret_key_stops_start_up(db: TestDb) {

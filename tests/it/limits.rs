@@ -15,6 +15,8 @@ backend_tests!(
     other_inputs_are_bounded_and_the_reserved_type_prefix_ignores_case,
     bodies_over_the_payload_limit_are_refused_with_413,
     a_tenant_has_at_most_a_thousand_endpoints,
+    a_tenant_key_is_held_to_the_timeout_and_in_flight_caps_and_the_admin_key_is_not,
+    racing_creates_never_take_a_tenant_past_its_in_flight_cap,
     the_operator_tenant_can_be_read_not_written,
     start_up_restores_the_operator_endpoint_whatever_happened_to_it,
 );
@@ -354,6 +356,169 @@ async fn a_tenant_has_at_most_a_thousand_endpoints(db: TestDb) {
     // Another tenant is not affected.
     let (other, other_key) = app.create_tenant("other").await;
     app.create_endpoint(&other_key, &other, body).await;
+}
+
+/// The in-flight cap of the two scenarios below: two endpoints at the
+/// default `max_in_flight` (16) fit, a third does not.
+const IN_FLIGHT_CAP: u64 = 40;
+
+async fn app_with_tenant_caps(db: TestDb) -> TestApp {
+    spawn_app_with(db, |settings| {
+        settings.tenant_max_in_flight_total = IN_FLIGHT_CAP;
+    })
+    .await
+}
+
+fn in_flight_sum(app: &TestApp, tenant: &str) -> i64 {
+    let db = app
+        .db
+        .as_ref()
+        .expect("an in-process app keeps its database");
+    db.count_sql(&format!(
+        "SELECT COALESCE(SUM(max_in_flight), 0) AS n FROM endpoints WHERE tenant_id = '{tenant}'"
+    ))
+}
+
+async fn a_tenant_key_is_held_to_the_timeout_and_in_flight_caps_and_the_admin_key_is_not(
+    db: TestDb,
+) {
+    let app = app_with_tenant_caps(db).await;
+    let (tenant, key) = app.create_tenant("acme").await;
+    let endpoints = format!("/v1/tenants/{tenant}/endpoints");
+    let first = app
+        .create_endpoint(&key, &tenant, json!({"url": "http://127.0.0.1:9/hook"}))
+        .await;
+    let first = first["id"].as_str().expect("endpoint id").to_owned();
+    app.create_endpoint(
+        &key,
+        &tenant,
+        json!({"url": "http://127.0.0.1:9/hook", "max_in_flight": 8, "timeout_seconds": 60}),
+    )
+    .await;
+    // 16 + 8: a third endpoint at 16 would make 40, the cap; 17 passes it.
+    assert_eq!(in_flight_sum(&app, &tenant), 24);
+
+    // Refused on create and update, changing nothing: a timeout over the
+    // tenant cap (60 s), and a max_in_flight that takes the tenant past 40.
+    // (33: 24 + 33 on create, 8 + 33 when the first endpoint's 16 becomes 33.)
+    let cases = [
+        (json!({"timeout_seconds": 61}), "timeout_seconds"),
+        (json!({"max_in_flight": 33}), "max_in_flight"),
+    ];
+    assert_refused_on_create_and_update(&app, &key, &tenant, &first, &cases).await;
+    let refused = app
+        .post(
+            &key,
+            &endpoints,
+            &json!({"url": "http://127.0.0.1:9/hook", "max_in_flight": 17}),
+        )
+        .await;
+    let detail = refused.body["detail"].as_str().unwrap_or_default();
+    assert!(
+        detail.contains("41") && detail.contains("40"),
+        "the detail says the tenant's total and the cap: {}",
+        refused.body
+    );
+    let refused = app
+        .post(
+            &key,
+            &endpoints,
+            &json!({"url": "http://127.0.0.1:9/hook", "timeout_seconds": 300}),
+        )
+        .await;
+    refused.assert_invalid_field("timeout_seconds", "a tenant's 300 s timeout");
+    assert!(
+        refused.body["detail"]
+            .as_str()
+            .is_some_and(|detail| detail.contains("60")),
+        "the detail says the cap: {}",
+        refused.body
+    );
+    assert_eq!(in_flight_sum(&app, &tenant), 24);
+
+    // Up to the caps is allowed.
+    let first_path = format!("{endpoints}/{first}");
+    let response = app
+        .patch(
+            &key,
+            &first_path,
+            &json!({"max_in_flight": 32, "timeout_seconds": 60}),
+        )
+        .await;
+    assert_eq!(response.status.as_u16(), 200, "{}", response.body);
+    assert_eq!(in_flight_sum(&app, &tenant), 40);
+
+    // The admin key (the operator) may go past both, up to the API's bounds.
+    let operator_set = app
+        .create_endpoint(
+            &app.admin_key,
+            &tenant,
+            json!({"url": "http://127.0.0.1:9/hook", "max_in_flight": 256, "timeout_seconds": 300}),
+        )
+        .await;
+    let operator_set = operator_set["id"].as_str().expect("endpoint id").to_owned();
+    let response = app
+        .patch(&app.admin_key, &first_path, &json!({"max_in_flight": 100}))
+        .await;
+    assert_eq!(response.status.as_u16(), 200, "{}", response.body);
+    assert_eq!(in_flight_sum(&app, &tenant), 8 + 100 + 256);
+
+    // Over the cap now, the tenant key may still change other fields, and
+    // keep or lower what the operator set, never raise it.
+    let operator_path = format!("{endpoints}/{operator_set}");
+    let response = app
+        .patch(
+            &key,
+            &operator_path,
+            &json!({"description": "kept", "max_in_flight": 256, "timeout_seconds": 300}),
+        )
+        .await;
+    assert_eq!(response.status.as_u16(), 200, "{}", response.body);
+    let response = app
+        .patch(
+            &key,
+            &operator_path,
+            &json!({"max_in_flight": 200, "timeout_seconds": 120}),
+        )
+        .await;
+    assert_eq!(response.status.as_u16(), 200, "{}", response.body);
+    app.patch(&key, &operator_path, &json!({"max_in_flight": 201}))
+        .await
+        .assert_invalid_field("max_in_flight", "raising past the cap");
+    app.patch(&key, &operator_path, &json!({"timeout_seconds": 121}))
+        .await
+        .assert_invalid_field("timeout_seconds", "raising past the cap");
+    let view = app.get_json(&key, &operator_path).await;
+    assert_eq!(
+        (&view["max_in_flight"], &view["timeout_seconds"]),
+        (&json!(200), &json!(120)),
+        "{view}"
+    );
+    assert_eq!(in_flight_sum(&app, &tenant), 8 + 100 + 200);
+
+    // The cap is the tenant's own: another tenant is not affected.
+    let (other, other_key) = app.create_tenant("other").await;
+    app.create_endpoint(
+        &other_key,
+        &other,
+        json!({"url": "http://127.0.0.1:9/hook", "max_in_flight": 40}),
+    )
+    .await;
+}
+
+async fn racing_creates_never_take_a_tenant_past_its_in_flight_cap(db: TestDb) {
+    let app = app_with_tenant_caps(db).await;
+    let (tenant, key) = app.create_tenant("acme").await;
+    let path = format!("/v1/tenants/{tenant}/endpoints");
+    let body = json!({"url": "http://127.0.0.1:9/hook", "max_in_flight": 16});
+    let answers =
+        futures_util::future::join_all((0..5).map(|_| app.post(&key, &path, &body))).await;
+    let created = answers.iter().filter(|a| a.status.as_u16() == 201).count();
+    assert_eq!(created, 2, "{answers:?}");
+    for refused in answers.iter().filter(|a| a.status.as_u16() != 201) {
+        refused.assert_invalid_field("max_in_flight", "an endpoint past the cap");
+    }
+    assert_eq!(in_flight_sum(&app, &tenant), 32);
 }
 
 async fn app_with_operator_endpoint(db: TestDb, alerts: &Receiver) -> TestApp {
