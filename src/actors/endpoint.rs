@@ -108,11 +108,11 @@ pub struct Enable(pub Replay);
 #[rtype(result = "EndpointSnapshot")]
 pub struct GetSnapshot;
 
-/// The delivery was settled by an operator's manual attempt: drop it from
-/// the window so it is not sent again.
+/// The delivery (id, place in the line) was settled by an operator's
+/// manual attempt: drop it from the window so it is not sent again.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct SettledElsewhere(pub String);
+pub struct SettledElsewhere(pub String, pub i64);
 
 /// Pending deliveries were written to disk behind the actor's back (a
 /// recovery): page them in.
@@ -193,9 +193,13 @@ impl EndpointActor {
         ctx.wait(load.into_actor(self).map(|loaded, act, ctx| match loaded {
             Ok(saved) => {
                 act.machine.recall_failing_alerts(&saved.failing_alerts);
-                let effects =
-                    act.machine
-                        .loaded(saved.active, saved.health, saved.unfinished, now_ms());
+                let effects = act.machine.loaded(
+                    saved.active,
+                    saved.health,
+                    saved.unfinished,
+                    saved.numbered_up_to,
+                    now_ms(),
+                );
                 act.carry_out(effects, ctx);
             }
             Err(error) => {
@@ -812,8 +816,12 @@ impl Handler<WorkOnDisk> for EndpointActor {
 impl Handler<SettledElsewhere> for EndpointActor {
     type Result = ();
 
-    fn handle(&mut self, SettledElsewhere(delivery_id): SettledElsewhere, ctx: &mut Context<Self>) {
-        let effects = self.machine.settled_elsewhere(&delivery_id, now_ms());
+    fn handle(
+        &mut self,
+        SettledElsewhere(delivery_id, seq): SettledElsewhere,
+        ctx: &mut Context<Self>,
+    ) {
+        let effects = self.machine.settled_elsewhere(&delivery_id, seq, now_ms());
         self.carry_out(effects, ctx);
     }
 }

@@ -13,14 +13,14 @@ use crate::core::rescue::{self, OnDisk, Rescue};
 use crate::sender::Transport;
 use crate::store::endpoint_state::{self, BodyCache, EnableOutcome, Replay};
 use crate::store::endpoints::OPERATOR_ENDPOINT;
-use crate::store::events::{self, Ingested};
+use crate::store::events::{self, Ingested, WrittenDelivery};
 use crate::store::models::{AlertRow, DeliveryRow, EventRow};
 use crate::store::tenants::SYSTEM_TENANT;
 use crate::store::writer::Writer;
 use crate::store::{self, Store, StoreError};
 use crate::time::now_ms;
 use actix::prelude::*;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -63,11 +63,16 @@ pub struct EnableEndpoint(pub String, pub Replay);
 #[rtype(result = "()")]
 pub struct PendingOnDisk(pub String);
 
-/// A pending delivery of this endpoint (id, then delivery id) was settled
-/// by an operator's manual attempt: a running actor drops it from memory.
+/// A pending delivery was settled by an operator's manual attempt: a
+/// running actor drops it from memory.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct DeliverySettled(pub String, pub String);
+pub struct DeliverySettled {
+    pub endpoint_id: String,
+    pub delivery_id: String,
+    /// Its place in the endpoint's line.
+    pub seq: i64,
+}
 
 /// Graceful shutdown: let every endpoint finish its in-flight attempts,
 /// waiting at most this long.
@@ -449,28 +454,24 @@ impl Committed {
 /// them for disabled (an enable committed in between): they have no actor
 /// address here, and must be told to read their disk.
 fn hand_over(event: &Committed, targets: Vec<Target>, ingested: &Ingested) -> Vec<String> {
-    let Ingested::New {
-        delivery_ids,
-        held_ids,
-    } = ingested
-    else {
+    let Ingested::New { deliveries } = ingested else {
         return Vec::new();
     };
-    let written: HashSet<&str> = delivery_ids.iter().map(String::as_str).collect();
-    let held: HashSet<&str> = held_ids.iter().map(String::as_str).collect();
+    let written: HashMap<&str, &WrittenDelivery> =
+        deliveries.iter().map(|d| (d.id.as_str(), d)).collect();
     let mut unannounced = Vec::new();
     for Target { row, actor } in targets {
-        if !written.contains(row.id.as_str()) || held.contains(row.id.as_str()) {
+        let Some(stored) = written.get(row.id.as_str()).filter(|d| !d.held) else {
             continue;
-        }
+        };
         match actor {
             Some(actor) => actor.do_send(Enqueue(vec![QueuedDelivery {
+                seq: stored.seq,
                 id: row.id,
                 event_id: event.event_id.clone(),
                 body: Arc::clone(&event.body),
                 attempt_count: 0,
                 due_at: event.created_at,
-                created_at: event.created_at,
                 event_type: Arc::clone(&event.event_type),
             }])),
             None => unannounced.push(row.endpoint_id),
@@ -490,6 +491,7 @@ fn new_delivery(event: &EventRow, endpoint_id: &str, active: bool) -> DeliveryRo
         next_attempt_at: None,
         created_at: event.created_at,
         updated_at: event.created_at,
+        seq: 0,
     };
     events::stored_as(row, active)
 }
@@ -677,14 +679,11 @@ impl Handler<PendingOnDisk> for Router {
 impl Handler<DeliverySettled> for Router {
     type Result = ();
 
-    fn handle(
-        &mut self,
-        DeliverySettled(id, delivery_id): DeliverySettled,
-        _ctx: &mut Context<Self>,
-    ) {
+    fn handle(&mut self, settled: DeliverySettled, _ctx: &mut Context<Self>) {
         // An actor that is not running holds nothing to forget.
-        if let Some(actor) = self.routes.get(&id).and_then(|route| route.actor.as_ref()) {
-            actor.do_send(SettledElsewhere(delivery_id));
+        let route = self.routes.get(&settled.endpoint_id);
+        if let Some(actor) = route.and_then(|route| route.actor.as_ref()) {
+            actor.do_send(SettledElsewhere(settled.delivery_id, settled.seq));
         }
     }
 }

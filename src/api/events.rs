@@ -152,9 +152,9 @@ pub async fn publish(
         .await
         .map_err(|_| ApiError::Unavailable)??;
     Ok(match ingested {
-        Ingested::New { delivery_ids, .. } => HttpResponse::Accepted().json(Published {
+        Ingested::New { deliveries } => HttpResponse::Accepted().json(Published {
             id: event_id,
-            deliveries: delivery_ids.len(),
+            deliveries: deliveries.len(),
         }),
         Ingested::Duplicate {
             event_id,

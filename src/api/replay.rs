@@ -312,11 +312,18 @@ pub async fn test(
             .call(move |db| events::ingest_as_given(db, &event, &deliveries))
             .await?
     };
-    match written {
-        Ingested::New { delivery_ids, .. } if delivery_ids.contains(&delivery.id) => {}
-        // The endpoint was deleted meanwhile.
-        _ => return Err(ApiError::NotFound("endpoint")),
-    }
+    let seq = match written {
+        Ingested::New { deliveries } => deliveries
+            .into_iter()
+            .find(|written| written.id == delivery.id)
+            .map(|written| written.seq),
+        Ingested::Duplicate { .. } => None,
+    };
+    // None: the endpoint was deleted meanwhile.
+    let Some(seq) = seq else {
+        return Err(ApiError::NotFound("endpoint"));
+    };
+    let delivery = DeliveryRow { seq, ..delivery };
     attempt_now(&state, config, delivery, event, ManualAttempt::Test).await
 }
 
@@ -348,6 +355,7 @@ fn test_event(endpoint: &EndpointRow, payload: &Value) -> (EventRow, DeliveryRow
         next_attempt_at: None,
         created_at,
         updated_at: created_at,
+        seq: 0,
     };
     let event = EventRow {
         tenant_id: endpoint.tenant_id.clone(),
@@ -434,7 +442,11 @@ async fn attempt_now(
         if former == DeliveryState::Pending
             && now.as_ref().is_some_and(|row| row.state != former.as_str())
         {
-            router.do_send(DeliverySettled(config.id.clone(), delivery.id.clone()));
+            router.do_send(DeliverySettled {
+                endpoint_id: config.id.clone(),
+                delivery_id: delivery.id.clone(),
+                seq: delivery.seq,
+            });
         }
         Ok::<_, StoreError>((row, verdict == AttemptVerdict::Delivered, now))
     });

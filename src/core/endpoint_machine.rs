@@ -13,11 +13,12 @@
 //! order of due time, as the window drains; `disk_floor` remembers the
 //! earliest due time that may be waiting on disk.
 //!
-//! **Ordered endpoints.** An endpoint with `ordered` set delivers in event
-//! order (the deliveries' creation time, then their time-ordered id): one
-//! delivery at a time, the oldest unsettled one, the head of the line. The
-//! window and the disk are then ordered by event time instead of due time
-//! (`disk_floor` is the earliest event time that may wait on disk), and
+//! **Ordered endpoints.** An endpoint with `ordered` set delivers in line
+//! order (each delivery's `seq`, which the database gives as the delivery
+//! is written, in commit order on that endpoint; see `store::sequence`):
+//! one delivery at a time, the oldest unsettled one, the head of the line.
+//! The window and the disk are then ordered by line number instead of due
+//! time (`disk_floor` is the lowest number that may wait on disk), and
 //! nothing is sent while the head is in flight, while its write is
 //! unanswered, or while something older may wait on disk: a head waiting
 //! for its retry (backoff, breaker, rate limit) holds everything behind it
@@ -81,9 +82,10 @@ pub struct QueuedDelivery {
     pub attempt_count: u32,
     /// Milliseconds since the epoch.
     pub due_at: i64,
-    /// When the delivery (with its event) was created, in milliseconds
-    /// since the epoch: with the time-ordered id, the event order.
-    pub created_at: i64,
+    /// Its place in the endpoint's line, given by the database as it was
+    /// written: the order of an ordered endpoint, and what tells a late
+    /// hand-over from a new delivery (no clock does).
+    pub seq: i64,
     /// Shared like the body.
     pub event_type: Arc<str>,
 }
@@ -179,8 +181,8 @@ pub enum Effect {
 pub enum PageOrder {
     /// Earliest due first: `(next_attempt_at, id)`.
     Due,
-    /// Event order, for ordered endpoints: `(created_at, id)`.
-    Event,
+    /// Line order, for ordered endpoints: `seq`.
+    Line,
 }
 
 /// A page of pending deliveries as read from disk, in its order.
@@ -188,7 +190,7 @@ pub enum PageOrder {
 pub struct Page {
     pub deliveries: Vec<QueuedDelivery>,
     /// The first pending delivery left on disk, when the page did not reach
-    /// the end: its due time, or in [`PageOrder::Event`] its creation time.
+    /// the end: its due time, or in [`PageOrder::Line`] its number.
     pub more_from: Option<i64>,
 }
 
@@ -342,12 +344,16 @@ impl EndpointMachine {
     }
 
     /// The saved state is read: start working (or stay disabled), and
-    /// finish the backlog move a crash or a failed write interrupted.
+    /// finish the backlog move a crash or a failed write interrupted. Every
+    /// delivery committed before the read is numbered up to
+    /// `numbered_up_to`: pages read before it are not known, so a late
+    /// hand-over of one of those is checked on disk.
     pub fn loaded(
         &mut self,
         active: bool,
         health: Option<HealthState>,
         unfinished: Option<BacklogMove>,
+        numbered_up_to: i64,
         now: i64,
     ) -> Vec<Effect> {
         if let Some(health) = health {
@@ -361,7 +367,7 @@ impl EndpointMachine {
         };
         self.disk_floor = active.then_some(UNKNOWN_FLOOR);
         self.recent_pages.forget_all();
-        self.recent_pages.doubt_created_by(now);
+        self.recent_pages.doubt_up_to(numbered_up_to);
         self.moving = unfinished;
         let mut effects = self.next_batch();
         effects.extend(self.pump(now));
@@ -394,7 +400,7 @@ impl EndpointMachine {
                     if self.knows(&delivery.id) {
                         continue;
                     }
-                    match self.recent_pages.judge(&delivery.id, delivery.created_at) {
+                    match self.recent_pages.judge(&delivery.id, delivery.seq) {
                         HandOver::BroughtIn => {}
                         HandOver::InDoubt => {
                             let key = self.order_key(&delivery);
@@ -419,7 +425,7 @@ impl EndpointMachine {
         }
         floor = min_opt(floor, page.more_from);
         self.recent_pages
-            .remember(now, page.deliveries.iter().map(|d| d.id.clone()).collect());
+            .remember(now, page.deliveries.iter().map(|d| (d.id.clone(), d.seq)));
         // An ordered window holds the front of the line: once a delivery
         // does not fit, every later one stays on disk behind it.
         let mut left_behind = false;
@@ -773,7 +779,7 @@ impl EndpointMachine {
     /// One in flight finishes and is recorded, but is not retried (the
     /// store keeps the delivery settled); a page being read may predate
     /// the settlement, so it does not bring the delivery in.
-    pub fn settled_elsewhere(&mut self, delivery_id: &str, now: i64) -> Vec<Effect> {
+    pub fn settled_elsewhere(&mut self, delivery_id: &str, seq: i64, now: i64) -> Vec<Effect> {
         if let Some(due_at) = self.window_due.get(delivery_id).copied() {
             self.take(&(due_at, delivery_id.to_owned()));
         }
@@ -787,7 +793,7 @@ impl EndpointMachine {
         // The router's hand-over of this delivery may still be on its way:
         // remembered like a page's, it is skipped.
         self.recent_pages
-            .remember(now, HashSet::from([delivery_id.to_owned()]));
+            .remember(now, [(delivery_id.to_owned(), seq)]);
         self.pump(now)
     }
 
@@ -808,10 +814,10 @@ impl EndpointMachine {
     }
 
     /// Where a delivery stands in the window and on disk, before its id:
-    /// its due time, or on an ordered endpoint its creation time.
+    /// its due time, or on an ordered endpoint its place in the line.
     fn order_key(&self, delivery: &QueuedDelivery) -> i64 {
         if self.config.ordered {
-            delivery.created_at
+            delivery.seq
         } else {
             delivery.due_at
         }
@@ -1073,7 +1079,7 @@ impl EndpointMachine {
         }
         if overtaken || low {
             self.page_retry_at = None;
-            effects.push(self.load_page(PageOrder::Event));
+            effects.push(self.load_page(PageOrder::Line));
         }
         None
     }
@@ -1328,9 +1334,9 @@ mod tests {
             body: Arc::from("x".repeat(100).as_str()),
             attempt_count: 0,
             due_at,
-            // Event order follows the number; created after the pages the
-            // tests' machines read first.
-            created_at: NOW + i64::from(n),
+            // Line order follows the number; numbered above what the tests'
+            // machines were loaded with.
+            seq: i64::from(n),
             event_type: Arc::from("invoice.paid"),
         }
     }
@@ -1364,7 +1370,7 @@ mod tests {
     /// A loaded, active machine whose disk holds nothing.
     fn active(config: MachineConfig) -> EndpointMachine {
         let mut machine = EndpointMachine::new(config);
-        let effects = machine.loaded(true, None, None, STARTED);
+        let effects = machine.loaded(true, None, None, 0, STARTED);
         assert!(page_request(&effects).is_some(), "{effects:?}");
         machine.page_loaded(Page::default(), STARTED);
         machine
@@ -1390,7 +1396,7 @@ mod tests {
     fn nothing_is_sent_before_the_saved_state_and_the_first_page() {
         let mut machine = EndpointMachine::new(config());
         assert!(sent(&machine.enqueue(vec![delivery(1, NOW)], NOW)).is_empty());
-        let effects = machine.loaded(true, None, None, NOW);
+        let effects = machine.loaded(true, None, None, 0, NOW);
         assert!(sent(&effects).is_empty());
         let (count, bytes, exclude) = page_request(&effects).expect("asks for a page");
         assert_eq!((count, bytes, exclude.len()), (4, 1000, 0));
@@ -1404,7 +1410,7 @@ mod tests {
     #[test]
     fn a_disabled_endpoint_holds_what_reaches_it() {
         let mut machine = EndpointMachine::new(config());
-        assert!(machine.loaded(false, None, None, NOW).is_empty());
+        assert!(machine.loaded(false, None, None, 0, NOW).is_empty());
         let effects = machine.enqueue(vec![delivery(1, NOW)], NOW);
         assert_eq!(effects, vec![Effect::Hold(vec!["dlv_001".to_owned()])]);
     }
@@ -1469,7 +1475,7 @@ mod tests {
     #[test]
     fn a_delivery_settled_while_a_page_was_read_is_not_taken_again() {
         let mut machine = EndpointMachine::new(config());
-        machine.loaded(true, None, None, NOW);
+        machine.loaded(true, None, None, 0, NOW);
         machine.page_loaded(
             Page {
                 deliveries: vec![delivery(1, NOW)],
@@ -1755,11 +1761,7 @@ mod tests {
         for (n, &status) in (first..).zip(statuses) {
             let t = at + i64::from(n - first);
             let id = format!("dlv_{n:03}");
-            let created_now = QueuedDelivery {
-                created_at: t,
-                ..delivery(n, t)
-            };
-            machine.enqueue(vec![created_now], t);
+            machine.enqueue(vec![delivery(n, t)], t);
             let outcome = if status < 300 { ok() } else { failed(status) };
             let (decision, _) = machine.attempt_finished(&id, &outcome, t, 0.0);
             let decision = decision.unwrap_or_else(|| panic!("{id} not attempted"));
@@ -1849,7 +1851,7 @@ mod tests {
                 },
                 breaker: Breaker::closed(&test_limits()),
             };
-            machine.loaded(true, Some(health), None, STARTED);
+            machine.loaded(true, Some(health), None, 0, STARTED);
             machine.page_loaded(Page::default(), STARTED);
             let alerts = answer_each(&mut machine, 1, &[204], NOW);
             assert_eq!(alerts, expected, "alert raised: {alert_raised}");
@@ -1957,7 +1959,7 @@ mod tests {
     #[test]
     fn replayed_deliveries_are_paged_in_as_each_batch_makes_them_pending() {
         let mut machine = EndpointMachine::new(config());
-        machine.loaded(false, None, None, NOW);
+        machine.loaded(false, None, None, 0, NOW);
         machine.enable(BacklogMove::Replay, NOW).expect("ready");
         let effects = machine.status_written(Some(10), NOW);
         assert_eq!(batches(&effects), vec![BacklogMove::Replay]);
@@ -1984,7 +1986,7 @@ mod tests {
     #[test]
     fn a_cancel_moves_nothing_when_nothing_is_held() {
         let mut machine = EndpointMachine::new(config());
-        machine.loaded(false, None, None, NOW);
+        machine.loaded(false, None, None, 0, NOW);
         machine.enable(BacklogMove::Cancel, NOW).expect("ready");
         let effects = machine.status_written(Some(0), NOW);
         assert!(batches(&effects).is_empty(), "{effects:?}");
@@ -2014,10 +2016,10 @@ mod tests {
     #[test]
     fn a_load_finishes_the_move_a_crash_interrupted() {
         let mut machine = EndpointMachine::new(config());
-        let effects = machine.loaded(false, None, Some(BacklogMove::Hold), NOW);
+        let effects = machine.loaded(false, None, Some(BacklogMove::Hold), 0, NOW);
         assert_eq!(effects, vec![Effect::MoveBatch(BacklogMove::Hold)]);
         let mut machine = EndpointMachine::new(config());
-        let effects = machine.loaded(true, None, Some(BacklogMove::Cancel), NOW);
+        let effects = machine.loaded(true, None, Some(BacklogMove::Cancel), 0, NOW);
         assert_eq!(batches(&effects), vec![BacklogMove::Cancel]);
         assert!(page_request(&effects).is_some(), "{effects:?}");
     }
@@ -2052,7 +2054,7 @@ mod tests {
     #[test]
     fn an_endpoint_that_disables_itself_during_a_replay_holds_its_backlog_after_it() {
         let mut machine = EndpointMachine::new(config());
-        machine.loaded(false, None, None, NOW);
+        machine.loaded(false, None, None, 0, NOW);
         machine.enable(BacklogMove::Replay, NOW).expect("ready");
         machine.status_written(Some(10), NOW);
         let page = Page {
@@ -2180,12 +2182,12 @@ mod tests {
             NOW,
         );
         assert_eq!(machine.snapshot().queued, 2);
-        machine.settled_elsewhere("dlv_001", NOW);
+        machine.settled_elsewhere("dlv_001", 1, NOW);
         assert_eq!(machine.snapshot().queued, 1);
         let effects = machine.wake(NOW + 6_000);
         assert_eq!(sent(&effects), vec!["dlv_002".to_owned()]);
         // Unknown to the machine: nothing happens.
-        assert!(sent(&machine.settled_elsewhere("dlv_009", NOW + 6_000)).is_empty());
+        assert!(sent(&machine.settled_elsewhere("dlv_009", 9, NOW + 6_000)).is_empty());
     }
 
     #[test]
@@ -2193,7 +2195,7 @@ mod tests {
         let mut machine = active(config());
         // An operator's retry settles a delivery whose hand-over from the
         // router is still on its way.
-        machine.settled_elsewhere("dlv_001", NOW);
+        machine.settled_elsewhere("dlv_001", 1, NOW);
         let effects = machine.enqueue(vec![delivery(1, NOW)], NOW + 1);
         assert!(sent(&effects).is_empty(), "{effects:?}");
         assert!(page_request(&effects).is_none(), "{effects:?}");
@@ -2208,7 +2210,7 @@ mod tests {
     /// once the retry's write has committed. The retry must be sent at its
     /// due time: a timer is armed for it, and its wake-up sends it.
     fn reload_then_the_retry_goes_out_when_due(machine: &mut EndpointMachine, now: i64) {
-        let effects = machine.loaded(true, None, None, now);
+        let effects = machine.loaded(true, None, None, 0, now);
         assert!(page_request(&effects).is_some(), "{effects:?}");
         let effects = page_with_the_retry(machine, now);
         assert!(effects.contains(&Effect::WakeAt(RETRY_DUE)), "{effects:?}");
@@ -2307,28 +2309,20 @@ mod tests {
 
     // -- deliveries reaching the machine twice -----------------------------------
 
-    /// A delivery as the router hands it over: due when it was created.
-    fn created(n: u32, at: i64) -> QueuedDelivery {
-        QueuedDelivery {
-            created_at: at,
-            ..delivery(n, at)
-        }
-    }
-
     #[test]
     fn a_late_enqueue_of_a_delivery_a_page_already_brought_in_sends_nothing() {
         let mut machine = EndpointMachine::new(config());
-        machine.loaded(true, None, None, NOW - 20);
+        machine.loaded(true, None, None, 0, NOW - 20);
         // The first page is read after the delivery's commit, before the
         // router hands it over.
         let page = Page {
-            deliveries: vec![created(1, NOW - 10)],
+            deliveries: vec![delivery(1, NOW - 10)],
             more_from: None,
         };
         assert_eq!(sent(&machine.page_loaded(page, NOW)), ["dlv_001"]);
         machine.attempt_finished("dlv_001", &ok(), NOW + 1, 0.0);
         machine.attempt_recorded("dlv_001", Ok(()), NOW + 2);
-        let effects = machine.enqueue(vec![created(1, NOW - 10)], NOW + 3);
+        let effects = machine.enqueue(vec![delivery(1, NOW - 10)], NOW + 3);
         assert!(sent(&effects).is_empty(), "{effects:?}");
         // The page is remembered: no need to ask the disk.
         assert!(page_request(&effects).is_none(), "{effects:?}");
@@ -2339,7 +2333,7 @@ mod tests {
         let mut machine = active(config());
         assert!(page_request(&machine.work_on_disk(NOW)).is_some());
         let page = Page {
-            deliveries: vec![created(1, NOW - 20)],
+            deliveries: vec![delivery(1, NOW - 20)],
             more_from: None,
         };
         assert_eq!(sent(&machine.page_loaded(page, NOW)), ["dlv_001"]);
@@ -2347,21 +2341,23 @@ mod tests {
         // did not bring it, so it goes straight out. (Under steady traffic
         // most hand-overs are like this one; reading the disk for each kept
         // a busy endpoint paging once per commit.)
-        let effects = machine.enqueue(vec![created(2, NOW - 10)], NOW + 1);
+        let effects = machine.enqueue(vec![delivery(2, NOW - 10)], NOW + 1);
         assert_eq!(sent(&effects), ["dlv_002"]);
         assert!(page_request(&effects).is_none(), "{effects:?}");
     }
 
     #[test]
     fn a_late_enqueue_a_forgotten_page_may_have_brought_in_is_read_from_disk() {
-        let mut machine = active(config());
-        // Created before the machine loaded: pages of an earlier load may
-        // have brought it in.
-        let effects = machine.enqueue(vec![created(1, STARTED - 10)], NOW);
+        let mut machine = EndpointMachine::new(config());
+        // Numbered up to 1 when the state was loaded: committed before, so
+        // pages of an earlier load may have brought it in.
+        machine.loaded(true, None, None, 1, STARTED);
+        machine.page_loaded(Page::default(), STARTED);
+        let effects = machine.enqueue(vec![delivery(1, STARTED - 10)], NOW);
         assert!(sent(&effects).is_empty(), "{effects:?}");
         assert!(page_request(&effects).is_some(), "{effects:?}");
         let page = Page {
-            deliveries: vec![created(1, STARTED - 10)],
+            deliveries: vec![delivery(1, STARTED - 10)],
             more_from: None,
         };
         assert_eq!(sent(&machine.page_loaded(page, NOW + 1)), ["dlv_001"]);
@@ -2374,9 +2370,9 @@ mod tests {
             retry_schedule: vec![3600],
             ..config()
         });
-        machine.loaded(true, None, None, NOW);
+        machine.loaded(true, None, None, 0, NOW);
         let page = Page {
-            deliveries: vec![created(1, NOW - 100)],
+            deliveries: vec![delivery(1, NOW - 100)],
             more_from: None,
         };
         assert_eq!(sent(&machine.page_loaded(page, NOW)), ["dlv_001"]);
@@ -2396,9 +2392,9 @@ mod tests {
     fn a_quiet_machine_forgets_its_pages_after_the_horizon() {
         let horizon = RecentPages::HORIZON_MS;
         let mut machine = EndpointMachine::new(config());
-        machine.loaded(true, None, None, NOW);
+        machine.loaded(true, None, None, 0, NOW);
         let page = |n| Page {
-            deliveries: vec![created(n, NOW - 100)],
+            deliveries: vec![delivery(n, NOW - 100)],
             more_from: None,
         };
         let effects = machine.page_loaded(page(1), NOW);
@@ -2413,15 +2409,19 @@ mod tests {
             .attempt_recorded("dlv_002", Ok(()), NOW + 12)
             .is_empty());
         // Each page is forgotten at its time.
-        let effects = machine.enqueue(vec![created(2, NOW - 100)], NOW + 13);
+        let effects = machine.enqueue(vec![delivery(2, NOW - 100)], NOW + 13);
         assert!(effects.is_empty(), "{effects:?}");
         let effects = machine.forget_pages(NOW + horizon);
         assert_eq!(effects, [Effect::ForgetPagesAt(NOW + 10 + horizon)]);
         assert!(machine.forget_pages(NOW + 10 + horizon).is_empty());
-        // Anything created by the last page is now in doubt.
-        let effects = machine.enqueue(vec![created(3, NOW + 5)], NOW + 11 + horizon);
+        // What the forgotten pages may have brought is now in doubt, and
+        // what is numbered above it is not.
+        let effects = machine.enqueue(vec![delivery(2, NOW - 100)], NOW + 11 + horizon);
         assert!(sent(&effects).is_empty(), "{effects:?}");
         assert!(page_request(&effects).is_some(), "{effects:?}");
+        machine.page_loaded(Page::default(), NOW + 12 + horizon);
+        let effects = machine.enqueue(vec![delivery(3, NOW + 5)], NOW + 13 + horizon);
+        assert_eq!(sent(&effects), ["dlv_003"]);
     }
 
     #[test]
@@ -2429,7 +2429,7 @@ mod tests {
         let mut machine = active(config());
         assert!(page_request(&machine.work_on_disk(NOW)).is_some());
         // The page was read before the operator's retry committed.
-        machine.settled_elsewhere("dlv_001", NOW + 1);
+        machine.settled_elsewhere("dlv_001", 1, NOW + 1);
         let page = Page {
             deliveries: vec![delivery(1, NOW - 10)],
             more_from: None,
@@ -2442,10 +2442,10 @@ mod tests {
     fn a_delivery_settled_elsewhere_during_its_attempt_is_not_retried() {
         let mut machine = active(config());
         machine.enqueue(vec![delivery(1, NOW)], NOW);
-        machine.settled_elsewhere("dlv_001", NOW + 1);
+        machine.settled_elsewhere("dlv_001", 1, NOW + 1);
         let (decision, _) = machine.attempt_finished("dlv_001", &failed(500), NOW + 2, 0.0);
         assert!(decision.is_some(), "the attempt is still recorded");
-        machine.settled_elsewhere("dlv_001", NOW + 3);
+        machine.settled_elsewhere("dlv_001", 1, NOW + 3);
         let effects = machine.attempt_recorded("dlv_001", Ok(()), NOW + 4);
         assert!(!effects.contains(&Effect::WakeAt(RETRY_DUE)), "{effects:?}");
         assert!(sent(&machine.wake(RETRY_DUE + 10_000)).is_empty());
@@ -2462,8 +2462,8 @@ mod tests {
             max_in_flight: 16,
             ..config
         });
-        let effects = machine.loaded(true, None, None, NOW);
-        assert_eq!(page_order(&effects), Some(PageOrder::Event), "{effects:?}");
+        let effects = machine.loaded(true, None, None, 0, NOW);
+        assert_eq!(page_order(&effects), Some(PageOrder::Line), "{effects:?}");
         machine.page_loaded(Page::default(), NOW);
         machine
     }
@@ -2583,7 +2583,7 @@ mod tests {
     }
 
     #[test]
-    fn a_head_coming_back_keeps_its_place_before_later_events_of_its_millisecond() {
+    fn a_head_coming_back_keeps_its_place_before_later_events() {
         let mut machine = ordered(MachineConfig {
             window: WindowLimits {
                 deliveries: 2,
@@ -2591,18 +2591,13 @@ mod tests {
             },
             ..config()
         });
-        // Four events of one millisecond; with the first in flight the
-        // window holds the next two, the fourth waits on disk, so the floor
-        // is that millisecond.
-        let same_time = |n| QueuedDelivery {
-            created_at: NOW + 7,
-            ..delivery(n, NOW)
-        };
-        let effects = machine.enqueue(vec![same_time(1), same_time(2)], NOW);
+        // Four events; with the first in flight the window holds the next
+        // two, the fourth waits on disk, so the floor is its number.
+        let effects = machine.enqueue(vec![delivery(1, NOW), delivery(2, NOW)], NOW);
         assert_eq!(sent(&effects), ["dlv_001"]);
         let page = Page {
-            deliveries: vec![same_time(3)],
-            more_from: Some(NOW + 7),
+            deliveries: vec![delivery(3, NOW)],
+            more_from: Some(4),
         };
         machine.page_loaded(page, NOW);
         assert_eq!(machine.snapshot().queued, 2);
@@ -2631,6 +2626,19 @@ mod tests {
         assert_eq!(sent(&machine.wake(NOW + 5000)), ["dlv_001"]);
     }
 
+    /// The line once followed the publishing handler's clock, and a step
+    /// back put a new event before a failing head.
+    #[test]
+    fn a_clock_step_back_never_puts_a_new_event_before_a_failing_head() {
+        let mut machine = ordered(config());
+        machine.enqueue(vec![delivery(5, NOW)], NOW);
+        settle(&mut machine, "dlv_005", &failed(500), NOW);
+        let an_hour_back = NOW - 3_600_000;
+        let effects = machine.enqueue(vec![delivery(6, an_hour_back)], NOW + 1);
+        assert!(sent(&effects).is_empty(), "{effects:?}");
+        assert_eq!(sent(&machine.wake(RETRY_DUE)), ["dlv_005"]);
+    }
+
     #[test]
     fn older_work_on_disk_is_paged_in_ahead_of_the_window() {
         let mut machine = ordered(config());
@@ -2640,7 +2648,7 @@ mod tests {
         // again from the front of the line.
         let effects = machine.work_on_disk(NOW + 10);
         let (_, _, exclude) = page_request(&effects).expect("pages");
-        assert_eq!(page_order(&effects), Some(PageOrder::Event));
+        assert_eq!(page_order(&effects), Some(PageOrder::Line));
         assert!(exclude.is_empty(), "{exclude:?}");
         assert_eq!(machine.snapshot().queued, 0);
         let mut retried = delivery(5, NOW + 5000);
@@ -2662,14 +2670,14 @@ mod tests {
             ordered: true,
             ..config()
         });
-        machine.loaded(true, None, None, NOW);
+        machine.loaded(true, None, None, 0, NOW);
         let effects = machine.page_failed(NOW);
         assert!(page_request(&effects).is_none(), "{effects:?}");
         assert!(effects.contains(&Effect::WakeAt(NOW + 1000)), "{effects:?}");
         // What is on disk may be older than a new arrival.
         assert!(sent(&machine.enqueue(vec![delivery(9, NOW)], NOW)).is_empty());
         let effects = machine.wake(NOW + 1000);
-        assert_eq!(page_order(&effects), Some(PageOrder::Event), "{effects:?}");
+        assert_eq!(page_order(&effects), Some(PageOrder::Line), "{effects:?}");
         let page = Page {
             deliveries: vec![delivery(1, NOW), delivery(9, NOW)],
             more_from: None,
@@ -2683,7 +2691,7 @@ mod tests {
             ordered: true,
             ..config()
         });
-        machine.loaded(false, None, None, NOW);
+        machine.loaded(false, None, None, 0, NOW);
         machine.enable(BacklogMove::Replay, NOW).expect("ready");
         machine.status_written(Some(10), NOW);
         // The first batch is pending; older held deliveries may remain.
@@ -2700,7 +2708,7 @@ mod tests {
         };
         assert!(sent(&machine.page_loaded(page, NOW)).is_empty());
         let effects = machine.batch_moved(BacklogMove::Replay, Ok(false), NOW);
-        assert_eq!(page_order(&effects), Some(PageOrder::Event), "{effects:?}");
+        assert_eq!(page_order(&effects), Some(PageOrder::Line), "{effects:?}");
         let page = Page {
             deliveries: vec![delivery(1, NOW), delivery(2, NOW)],
             more_from: None,
@@ -2711,7 +2719,7 @@ mod tests {
     #[test]
     fn unordered_endpoints_page_by_due_time() {
         let mut machine = EndpointMachine::new(config());
-        let effects = machine.loaded(true, None, None, NOW);
+        let effects = machine.loaded(true, None, None, 0, NOW);
         assert_eq!(page_order(&effects), Some(PageOrder::Due));
     }
 }

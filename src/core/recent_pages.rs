@@ -7,9 +7,16 @@
 //! (skip it) from a delivery no page saw (take it without reading disk).
 //! What a forgotten page may have brought in is read from disk again, where
 //! a settled delivery is no longer pending: the safe answer when in doubt.
-//! Pages are forgotten after [`RecentPages::HORIZON_MS`], and the oldest
-//! sooner when the pages hold more ids than their budget, so a busy
-//! endpoint holds at most that many and a quiet one none.
+//!
+//! "May have brought in" is judged by each delivery's place in its
+//! endpoint's line (`seq`, given by the database as the delivery is
+//! written): a page brought nothing numbered above its highest number. No
+//! clock takes part in a verdict. The clock only says when a page is
+//! forgotten, after [`RecentPages::HORIZON_MS`] (or sooner, the oldest
+//! first, when the pages hold more ids than their budget), so a busy
+//! endpoint holds at most that many ids and a quiet one none; forgetting
+//! early or late changes how often the disk is asked, never a verdict's
+//! safety.
 
 use std::collections::{HashSet, VecDeque};
 
@@ -18,21 +25,30 @@ use std::collections::{HashSet, VecDeque};
 pub enum HandOver {
     /// A remembered page brought it in: the endpoint has it or had it.
     BroughtIn,
-    /// No page read since its creation is forgotten, and none brought it.
+    /// Numbered above everything a forgotten page may have brought in, and
+    /// no remembered page brought it.
     New,
     /// A forgotten page may have brought it in: ask the disk.
     InDoubt,
 }
 
 #[derive(Debug)]
+struct Remembered {
+    /// When the page was in, to forget it by.
+    read_at: i64,
+    /// The highest number among `ids`.
+    numbered_up_to: i64,
+    ids: HashSet<String>,
+}
+
+#[derive(Debug)]
 pub struct RecentPages {
-    /// Newest last: when each page was in, and the ids it brought.
-    pages: VecDeque<(i64, HashSet<String>)>,
+    /// Newest last.
+    pages: VecDeque<Remembered>,
     ids_held: usize,
     max_ids: usize,
-    /// When the newest forgotten page was in: a delivery created by then
-    /// may have come with it.
-    forgotten_by: Option<i64>,
+    /// A delivery numbered up to this may have come with a forgotten page.
+    doubted_up_to: Option<i64>,
 }
 
 impl RecentPages {
@@ -50,24 +66,35 @@ impl RecentPages {
             pages: VecDeque::new(),
             ids_held: 0,
             max_ids,
-            forgotten_by: None,
+            doubted_up_to: None,
         }
     }
 
-    /// Everything created by `at` is in doubt (pages read before a
+    /// Every delivery numbered up to `seq` is in doubt (pages read before a
     /// reload, or by an earlier actor, are not known).
-    pub fn doubt_created_by(&mut self, at: i64) {
-        self.forgotten_by = Some(self.forgotten_by.map_or(at, |by| by.max(at)));
+    pub fn doubt_up_to(&mut self, seq: i64) {
+        self.doubted_up_to = Some(self.doubted_up_to.map_or(seq, |up_to| up_to.max(seq)));
     }
 
-    /// A page was in at `read_by`, bringing `ids`. One that brought nothing
-    /// leaves nothing in doubt, so it is not kept.
-    pub fn remember(&mut self, read_by: i64, ids: HashSet<String>) {
+    /// A page was in at `read_at`, bringing these deliveries (id and
+    /// number). One that brought nothing leaves nothing in doubt, so it is
+    /// not kept.
+    pub fn remember(&mut self, read_at: i64, brought: impl IntoIterator<Item = (String, i64)>) {
+        let mut ids = HashSet::new();
+        let mut numbered_up_to = i64::MIN;
+        for (id, seq) in brought {
+            numbered_up_to = numbered_up_to.max(seq);
+            ids.insert(id);
+        }
         if ids.is_empty() {
             return;
         }
         self.ids_held += ids.len();
-        self.pages.push_back((read_by, ids));
+        self.pages.push_back(Remembered {
+            read_at,
+            numbered_up_to,
+            ids,
+        });
         while self.pages.len() > Self::MAX_PAGES
             || (self.ids_held > self.max_ids && self.pages.len() > 1)
         {
@@ -75,10 +102,10 @@ impl RecentPages {
         }
     }
 
-    pub fn judge(&self, id: &str, created_at: i64) -> HandOver {
-        if self.pages.iter().any(|(_, ids)| ids.contains(id)) {
+    pub fn judge(&self, id: &str, seq: i64) -> HandOver {
+        if self.pages.iter().any(|page| page.ids.contains(id)) {
             HandOver::BroughtIn
-        } else if self.forgotten_by.is_some_and(|by| created_at <= by) {
+        } else if self.doubted_up_to.is_some_and(|up_to| seq <= up_to) {
             HandOver::InDoubt
         } else {
             HandOver::New
@@ -90,7 +117,7 @@ impl RecentPages {
         while self
             .pages
             .front()
-            .is_some_and(|(read_by, _)| *read_by <= now.saturating_sub(Self::HORIZON_MS))
+            .is_some_and(|page| page.read_at <= now.saturating_sub(Self::HORIZON_MS))
         {
             self.forget_oldest();
         }
@@ -100,7 +127,7 @@ impl RecentPages {
     pub fn forget_at(&self) -> Option<i64> {
         self.pages
             .front()
-            .map(|(read_by, _)| read_by.saturating_add(Self::HORIZON_MS))
+            .map(|page| page.read_at.saturating_add(Self::HORIZON_MS))
     }
 
     pub fn forget_all(&mut self) {
@@ -110,9 +137,9 @@ impl RecentPages {
     }
 
     fn forget_oldest(&mut self) {
-        if let Some((read_by, ids)) = self.pages.pop_front() {
-            self.ids_held -= ids.len();
-            self.doubt_created_by(read_by);
+        if let Some(page) = self.pages.pop_front() {
+            self.ids_held -= page.ids.len();
+            self.doubt_up_to(page.numbered_up_to);
         }
         if self.pages.is_empty() {
             // A quiet endpoint keeps no buffer either.
@@ -125,70 +152,93 @@ impl RecentPages {
 mod tests {
     use super::*;
 
-    fn ids(names: &[&str]) -> HashSet<String> {
-        names.iter().map(|name| (*name).to_owned()).collect()
+    /// Deliveries named by their number: "d7" is numbered 7.
+    fn brought(numbers: &[i64]) -> Vec<(String, i64)> {
+        numbers.iter().map(|n| (format!("d{n}"), *n)).collect()
+    }
+
+    fn judge(pages: &RecentPages, n: i64) -> HandOver {
+        pages.judge(&format!("d{n}"), n)
     }
 
     #[test]
-    fn a_hand_over_is_judged_by_the_remembered_pages_then_by_creation_time() {
+    fn a_hand_over_is_judged_by_the_remembered_pages_then_by_its_number() {
         let mut pages = RecentPages::new(10);
-        pages.doubt_created_by(100);
-        assert_eq!(pages.judge("a", 100), HandOver::InDoubt);
-        assert_eq!(pages.judge("a", 101), HandOver::New);
-        pages.remember(200, ids(&["a"]));
-        assert_eq!(pages.judge("a", 150), HandOver::BroughtIn);
-        assert_eq!(pages.judge("b", 150), HandOver::New);
+        pages.doubt_up_to(100);
+        assert_eq!(judge(&pages, 100), HandOver::InDoubt);
+        assert_eq!(judge(&pages, 101), HandOver::New);
+        pages.remember(200, brought(&[150]));
+        assert_eq!(judge(&pages, 150), HandOver::BroughtIn);
+        assert_eq!(judge(&pages, 151), HandOver::New);
     }
 
     #[test]
     fn the_oldest_pages_are_forgotten_beyond_the_budget_of_ids() {
         let mut pages = RecentPages::new(3);
-        pages.remember(200, ids(&["a"]));
-        pages.remember(300, ids(&["b", "c"]));
-        assert_eq!(pages.judge("a", 150), HandOver::BroughtIn);
-        pages.remember(400, ids(&["d"]));
-        assert_eq!(pages.judge("a", 150), HandOver::InDoubt);
-        assert_eq!(pages.judge("x", 201), HandOver::New);
-        assert_eq!(pages.judge("b", 250), HandOver::BroughtIn);
+        pages.remember(200, brought(&[1]));
+        pages.remember(300, brought(&[2, 3]));
+        assert_eq!(judge(&pages, 1), HandOver::BroughtIn);
+        pages.remember(400, brought(&[4]));
+        assert_eq!(judge(&pages, 1), HandOver::InDoubt);
+        assert_eq!(judge(&pages, 2), HandOver::BroughtIn);
+        // Above the forgotten page's highest number: it cannot have come.
+        assert_eq!(pages.judge("other", 2), HandOver::New);
         // The last page is kept whatever its size.
-        pages.remember(500, ids(&["e", "f", "g", "h"]));
-        assert_eq!(pages.judge("d", 350), HandOver::InDoubt);
-        assert_eq!(pages.judge("h", 450), HandOver::BroughtIn);
+        pages.remember(500, brought(&[5, 6, 7, 8]));
+        assert_eq!(judge(&pages, 4), HandOver::InDoubt);
+        assert_eq!(judge(&pages, 8), HandOver::BroughtIn);
     }
 
     #[test]
     fn at_most_max_pages_are_remembered() {
         let mut pages = RecentPages::new(1000);
         for n in 0..=RecentPages::MAX_PAGES {
-            let read_by = i64::try_from(n).unwrap_or(0) * 10;
-            pages.remember(read_by, ids(&[&format!("d{n}")]));
+            let n = i64::try_from(n).unwrap_or(0);
+            pages.remember(n * 10, brought(&[n * 2]));
         }
-        assert_eq!(pages.judge("a", 0), HandOver::InDoubt);
-        assert_eq!(pages.judge("d0", 0), HandOver::InDoubt);
-        assert_eq!(pages.judge("a", 1), HandOver::New);
-        assert_eq!(pages.judge("d1", 5), HandOver::BroughtIn);
+        assert_eq!(judge(&pages, 0), HandOver::InDoubt);
+        assert_eq!(pages.judge("other", 1), HandOver::New);
+        assert_eq!(judge(&pages, 2), HandOver::BroughtIn);
     }
 
     #[test]
     fn a_page_that_brought_nothing_is_not_kept() {
         let mut pages = RecentPages::new(10);
-        pages.remember(100, HashSet::new());
+        pages.remember(100, brought(&[]));
         assert_eq!(pages.forget_at(), None);
-        assert_eq!(pages.judge("a", 50), HandOver::New);
+        assert_eq!(judge(&pages, 50), HandOver::New);
     }
 
     #[test]
     fn pages_are_forgotten_after_the_horizon() {
         let mut pages = RecentPages::new(10);
-        pages.remember(1_000, ids(&["a"]));
-        pages.remember(2_000, ids(&["b"]));
+        pages.remember(1_000, brought(&[1]));
+        pages.remember(2_000, brought(&[2]));
         assert_eq!(pages.forget_at(), Some(1_000 + RecentPages::HORIZON_MS));
         pages.forget_old(1_999 + RecentPages::HORIZON_MS);
-        assert_eq!(pages.judge("a", 500), HandOver::InDoubt);
-        assert_eq!(pages.judge("b", 1_500), HandOver::BroughtIn);
+        assert_eq!(judge(&pages, 1), HandOver::InDoubt);
+        assert_eq!(judge(&pages, 2), HandOver::BroughtIn);
         pages.forget_old(2_000 + RecentPages::HORIZON_MS);
         assert_eq!(pages.forget_at(), None);
-        assert_eq!(pages.judge("b", 1_500), HandOver::InDoubt);
-        assert_eq!(pages.judge("c", 2_001), HandOver::New);
+        assert_eq!(judge(&pages, 2), HandOver::InDoubt);
+        assert_eq!(judge(&pages, 3), HandOver::New);
+    }
+
+    /// The wall clock once decided this verdict (a delivery's creation time
+    /// against a page's reading time), and a step back made a settled
+    /// delivery's late hand-over look new.
+    #[test]
+    fn a_clock_step_back_never_makes_a_forgotten_page_s_delivery_new() {
+        let mut pages = RecentPages::new(10);
+        pages.remember(10_000, brought(&[7]));
+        // The clock steps back an hour; the page is forgotten all the same
+        // once its horizon passes on the new clock.
+        pages.forget_all();
+        assert_eq!(judge(&pages, 7), HandOver::InDoubt);
+        pages.remember(10_000 - 3_600_000, brought(&[9]));
+        pages.forget_old(10_000 - 3_600_000 + RecentPages::HORIZON_MS);
+        assert_eq!(judge(&pages, 7), HandOver::InDoubt);
+        assert_eq!(judge(&pages, 9), HandOver::InDoubt);
+        assert_eq!(judge(&pages, 10), HandOver::New);
     }
 }

@@ -7,10 +7,10 @@
 //! per-row functions ([`events::ingest`], [`deliveries::record_attempt`]).
 
 use super::deliveries::{self, AttemptWrite};
-use super::events::{self, Ingested};
+use super::events::{self, Ingested, WrittenDelivery};
 use super::models::{AttemptRow, DeliveryRow, EventRow};
 use super::schema::{deliveries as delivery_table, events as event_table};
-use super::{alerts, endpoints, Db, StoreError};
+use super::{alerts, endpoints, sequence, Db, StoreError};
 use crate::core::delivery::{BacklogMove, DeliveryState};
 use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Integer, Nullable, Text};
@@ -141,21 +141,12 @@ fn ingest_together(
     let mut outcomes = Vec::with_capacity(inputs.len());
     for (input, new) in inputs.iter().zip(is_new) {
         if new {
-            let written = || {
-                input
-                    .deliveries
-                    .iter()
-                    .filter_map(|row| stored.get_key_value(&row.id))
-            };
-            let delivery_ids = written().map(|(id, _)| id.clone()).collect();
-            let held_ids = written()
-                .filter(|(_, state)| state.as_str() == DeliveryState::Held.as_str())
-                .map(|(id, _)| id.clone())
+            let deliveries = input
+                .deliveries
+                .iter()
+                .filter_map(|row| stored.get(&row.id).cloned())
                 .collect();
-            outcomes.push(Ingested::New {
-                delivery_ids,
-                held_ids,
-            });
+            outcomes.push(Ingested::New { deliveries });
         } else {
             let (event_id, deliveries) = originals.next().ok_or_else(|| {
                 StoreError::Corrupt("a duplicate event without its original".to_owned())
@@ -171,7 +162,7 @@ fn ingest_together(
 
 /// Inserts the deliveries whose endpoint still exists, in one statement
 /// (a round trip, and one plan, whatever their number: columns go as
-/// arrays), and returns their ids with the state each was stored in. The
+/// arrays), and returns them by id as they were written. The
 /// endpoints are locked first (`FOR SHARE`), so one deleted meanwhile has
 /// its deliveries skipped instead of failing the batch, and each waiting
 /// delivery is stored `pending` or `held` by its endpoint's status as
@@ -179,31 +170,33 @@ fn ingest_together(
 fn insert_deliveries(
     c: &mut PgConnection,
     rows: &[&DeliveryRow],
-) -> Result<HashMap<String, String>, StoreError> {
+) -> Result<HashMap<String, WrittenDelivery>, StoreError> {
     if rows.is_empty() {
         return Ok(HashMap::new());
     }
     let mut endpoint_ids: Vec<&str> = rows.iter().map(|row| row.endpoint_id.as_str()).collect();
+    // Before the status read's weaker lock (see `events::write`).
+    let numbers = sequence::take_locking(c, &endpoint_ids, rows.len())?;
     endpoint_ids.sort_unstable();
     endpoint_ids.dedup();
     let stored: Vec<StoredDelivery> = diesel::sql_query(
         "WITH live AS (SELECT id, status = 'active' AS active FROM endpoints \
              WHERE id = ANY($10::text[]) FOR SHARE) \
          INSERT INTO deliveries (id, tenant_id, event_id, endpoint_id, state, attempt_count, \
-             next_attempt_at, created_at, updated_at) \
+             next_attempt_at, created_at, updated_at, seq) \
          SELECT new.id, new.tenant_id, new.event_id, new.endpoint_id, \
              CASE WHEN new.state NOT IN ('pending', 'held') THEN new.state \
                  WHEN live.active THEN 'pending' ELSE 'held' END, \
              new.attempt_count, \
              CASE WHEN new.state NOT IN ('pending', 'held') THEN new.next_attempt_at \
                  WHEN live.active THEN new.created_at END, \
-             new.created_at, new.updated_at \
+             new.created_at, new.updated_at, new.seq \
          FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], \
-             $6::int4[], $7::int8[], $8::int8[], $9::int8[]) \
+             $6::int4[], $7::int8[], $8::int8[], $9::int8[], $11::int8[]) \
              AS new (id, tenant_id, event_id, endpoint_id, state, attempt_count, \
-                 next_attempt_at, created_at, updated_at) \
+                 next_attempt_at, created_at, updated_at, seq) \
          JOIN live ON live.id = new.endpoint_id \
-         RETURNING id, state",
+         RETURNING id, state, seq",
     )
     .bind::<Array<Text>, _>(rows.iter().map(|r| r.id.as_str()).collect::<Vec<_>>())
     .bind::<Array<Text>, _>(
@@ -223,17 +216,30 @@ fn insert_deliveries(
     .bind::<Array<BigInt>, _>(rows.iter().map(|r| r.created_at).collect::<Vec<_>>())
     .bind::<Array<BigInt>, _>(rows.iter().map(|r| r.updated_at).collect::<Vec<_>>())
     .bind::<Array<Text>, _>(endpoint_ids)
+    .bind::<Array<BigInt>, _>(numbers)
     .load(c)?;
-    Ok(stored.into_iter().map(|row| (row.id, row.state)).collect())
+    Ok(stored
+        .into_iter()
+        .map(|row| {
+            let written = WrittenDelivery {
+                held: row.state == DeliveryState::Held.as_str(),
+                id: row.id,
+                seq: row.seq,
+            };
+            (written.id.clone(), written)
+        })
+        .collect())
 }
 
-/// A delivery as `RETURNING id, state` gives it.
+/// A delivery as `RETURNING id, state, seq` gives it.
 #[derive(QueryableByName)]
 struct StoredDelivery {
     #[diesel(sql_type = Text)]
     id: String,
     #[diesel(sql_type = Text)]
     state: String,
+    #[diesel(sql_type = BigInt)]
+    seq: i64,
 }
 
 /// For each event not inserted (`is_new` false), in order: the id of the

@@ -4,7 +4,7 @@
 
 use super::models::{AlertRow, EndpointHealthRow};
 use super::schema::{deliveries, events};
-use super::{alerts, deliveries as delivery_rows, dispatch, endpoints, Db, StoreError};
+use super::{alerts, deliveries as delivery_rows, dispatch, endpoints, sequence, Db, StoreError};
 use crate::core::delivery::{move_to_finish, BacklogMove, DeliveryState};
 use crate::core::endpoint_machine::{select_page, HealthState, Page, PageOrder, QueuedDelivery};
 use crate::core::failure_policy::DisableReason;
@@ -23,6 +23,9 @@ pub struct SavedState {
     /// When each threshold last raised `endpoint.failing`, if since the
     /// `alerts_since` given to [`load`].
     pub failing_alerts: Vec<(u32, i64)>,
+    /// Every delivery committed before the read is numbered up to this
+    /// (see [`sequence::high_water`]).
+    pub numbered_up_to: i64,
 }
 
 /// Reads the endpoint's status, health and the backlog move a crash (or a
@@ -58,6 +61,7 @@ pub fn load(
         health,
         unfinished,
         failing_alerts,
+        numbered_up_to: sequence::high_water(db)?,
     })
 }
 
@@ -237,27 +241,27 @@ pub fn next_page(
             deliveries::event_id,
             deliveries::attempt_count,
             deliveries::next_attempt_at,
-            deliveries::created_at,
+            deliveries::seq,
             events::event_type,
             diesel::dsl::sql::<diesel::sql_types::Integer>("CAST(LENGTH(events.body) AS INTEGER)"),
         ))
         .limit(i64::try_from(wanted).unwrap_or(i64::MAX));
     // The indexes (endpoint_id, state, next_attempt_at, id) and
-    // (endpoint_id, state, created_at, id) serve these.
+    // (endpoint_id, state, seq) serve these.
     let rows: Vec<PageRow> = match order {
         PageOrder::Due => dispatch!(db, c => pending
             .order((deliveries::next_attempt_at, deliveries::id))
             .load(c))?,
-        PageOrder::Event => dispatch!(db, c => pending
-            .order((deliveries::created_at, deliveries::id))
+        PageOrder::Line => dispatch!(db, c => pending
+            .order((deliveries::seq, deliveries::id))
             .load(c))?,
     };
     let sizes: Vec<(String, i64, usize)> = rows
         .iter()
-        .map(|(id, _, _, _, due_at, created_at, _, size)| {
+        .map(|(id, _, _, _, due_at, seq, _, size)| {
             let key = match order {
                 PageOrder::Due => due_at.unwrap_or_default(),
-                PageOrder::Event => *created_at,
+                PageOrder::Line => *seq,
             };
             (id.clone(), key, usize::try_from(*size).unwrap_or_default())
         })
@@ -272,7 +276,7 @@ pub fn next_page(
     let deliveries = taken
         .into_iter()
         .filter_map(
-            |(id, tenant_id, event_id, attempt_count, due_at, created_at, event_type, _)| {
+            |(id, tenant_id, event_id, attempt_count, due_at, seq, event_type, _)| {
                 let body = bodies.get(&(tenant_id.clone(), event_id.clone()))?;
                 Some(QueuedDelivery {
                     id: id.clone(),
@@ -280,7 +284,7 @@ pub fn next_page(
                     body: Arc::clone(body),
                     attempt_count: u32::try_from(*attempt_count).unwrap_or_default(),
                     due_at: due_at.unwrap_or_default(),
-                    created_at: *created_at,
+                    seq: *seq,
                     event_type: Arc::from(event_type.as_str()),
                 })
             },

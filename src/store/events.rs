@@ -2,7 +2,7 @@
 
 use super::models::{DeliveryRow, EventRow};
 use super::schema::{deliveries, endpoints, events};
-use super::{dispatch, Db, StoreError};
+use super::{dispatch, sequence, Db, StoreError};
 use crate::core::delivery::DeliveryState;
 use diesel::prelude::*;
 use std::collections::HashMap;
@@ -10,16 +10,32 @@ use std::collections::HashMap;
 /// What ingestion did with an event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Ingested {
-    /// Written now, with these deliveries (ids, in the order given): a
-    /// delivery whose endpoint no longer exists was skipped. `held_ids` are
-    /// those stored `held`, because their endpoint was disabled when the
-    /// event was written, whatever the fan-out had assumed.
-    New {
-        delivery_ids: Vec<String>,
-        held_ids: Vec<String>,
-    },
+    /// Written now, with these deliveries (in the order given): a delivery
+    /// whose endpoint no longer exists was skipped.
+    New { deliveries: Vec<WrittenDelivery> },
     /// The id or idempotency key was seen before: the original event, untouched.
     Duplicate { event_id: String, deliveries: usize },
+}
+
+/// A delivery as ingestion wrote it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WrittenDelivery {
+    pub id: String,
+    /// Its place in its endpoint's line (see `store::sequence`).
+    pub seq: i64,
+    /// Stored `held`: its endpoint was disabled when the event was written,
+    /// whatever the fan-out had assumed.
+    pub held: bool,
+}
+
+impl WrittenDelivery {
+    fn of(row: &DeliveryRow) -> WrittenDelivery {
+        WrittenDelivery {
+            id: row.id.clone(),
+            seq: row.seq,
+            held: row.state == DeliveryState::Held.as_str(),
+        }
+    }
 }
 
 /// Writes the event and its deliveries together, unless the tenant already
@@ -70,27 +86,27 @@ fn write(
             deliveries,
         });
     }
-    let live = live_endpoints(db, fan_out.iter().map(|d| d.endpoint_id.as_str()))?;
+    let endpoint_ids: Vec<&str> = fan_out.iter().map(|d| d.endpoint_id.as_str()).collect();
+    // Before the status read: an ordered endpoint's lock comes first, so no
+    // writer holds the status read's weaker lock while waiting for it.
+    let numbers = sequence::take(db, &endpoint_ids, fan_out.len())?;
+    let live = live_endpoints(db, endpoint_ids.into_iter())?;
     let rows: Vec<DeliveryRow> = fan_out
         .iter()
-        .filter_map(|d| {
+        .zip(numbers)
+        .filter_map(|(d, seq)| {
+            let row = DeliveryRow { seq, ..d.clone() };
             live.get(&d.endpoint_id).map(|&active| match state_by {
-                StateBy::EndpointStatus => stored_as(d.clone(), active),
-                StateBy::Caller => d.clone(),
+                StateBy::EndpointStatus => stored_as(row, active),
+                StateBy::Caller => row,
             })
         })
         .collect();
     if !rows.is_empty() {
         dispatch!(db, c => diesel::insert_into(deliveries::table).values(&rows).execute(c))?;
     }
-    let held_ids = rows
-        .iter()
-        .filter(|row| row.state == DeliveryState::Held.as_str())
-        .map(|row| row.id.clone())
-        .collect();
     Ok(Ingested::New {
-        delivery_ids: rows.into_iter().map(|row| row.id).collect(),
-        held_ids,
+        deliveries: rows.iter().map(WrittenDelivery::of).collect(),
     })
 }
 

@@ -20,6 +20,7 @@ mod reconnect;
 pub mod replay;
 pub mod retention;
 pub mod schema;
+pub mod sequence;
 pub mod tenants;
 pub mod writer;
 

@@ -135,6 +135,10 @@ pub struct DeliveryRow {
     pub next_attempt_at: Option<i64>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// The delivery's place in its endpoint's line, given by the store as
+    /// the row is written (see `store::sequence`): what the row is built
+    /// with is replaced.
+    pub seq: i64,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]

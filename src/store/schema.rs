@@ -115,6 +115,7 @@ diesel::table! {
         next_attempt_at -> Nullable<BigInt>,
         created_at -> BigInt,
         updated_at -> BigInt,
+        seq -> BigInt,
     }
 }
 

@@ -12,7 +12,7 @@ use hookrelay::core::delivery::{BacklogMove, DeliveryState};
 use hookrelay::core::failure_policy::{AlertKind, DisableReason};
 use hookrelay::store::batch::{self, IngestInput};
 use hookrelay::store::deliveries::{self, AttemptRecord, AttemptWrite};
-use hookrelay::store::events::Ingested;
+use hookrelay::store::events::{Ingested, WrittenDelivery};
 use hookrelay::store::models::{
     AlertRow, ApiKeyRow, AttemptRow, DeliveryRow, EndpointRow, EventRow, TenantRow,
 };
@@ -37,11 +37,15 @@ backend_tests!(
 const TENANT: &str = "acme";
 const NOW: i64 = 1_700_000_000_000;
 
+fn ids_written(written: Vec<WrittenDelivery>) -> Vec<String> {
+    written.into_iter().map(|d| d.id).collect()
+}
+
 async fn a_batch_of_ingestions_answers_as_one_by_one(test_db: TestDb) {
     let (_store, mut db) = open_with_endpoints(&test_db, &["ep_a", "ep_b", "ep_gone"]);
     let stored = Input::new("evt_stored", Some("key_stored"), &["ep_a"]);
     let first = ingest(&mut db, &[&stored]);
-    assert!(matches!(&first[0], Ingested::New { delivery_ids, .. } if delivery_ids.len() == 1));
+    assert!(matches!(&first[0], Ingested::New { deliveries } if deliveries.len() == 1));
     // Deleted after the router computed the fan-out, before the write.
     assert!(endpoints::delete(&mut db, TENANT, "ep_gone").expect("delete endpoint"));
 
@@ -74,6 +78,11 @@ async fn a_batch_of_ingestions_answers_as_one_by_one(test_db: TestDb) {
         event_id: event_id.to_owned(),
         deliveries,
     };
+    let (outcomes, numbers) = numbers_taken_out(outcomes);
+    assert!(
+        numbers.windows(2).all(|pair| pair[0] < pair[1]),
+        "numbered in the order written: {numbers:?}"
+    );
     assert_eq!(
         outcomes,
         vec![
@@ -325,12 +334,15 @@ async fn groups_in_flight_together_keep_every_answer_and_the_order_of_calls(test
             // Either may come first: both were in flight together.
             let written = match answers {
                 (
-                    Ingested::New { delivery_ids, .. },
+                    Ingested::New {
+                        deliveries: written,
+                    },
                     Ingested::Duplicate {
                         event_id,
                         deliveries,
                     },
                 ) => {
+                    let delivery_ids = ids_written(written);
                     assert_eq!(delivery_ids, ids_of(input), "{id} on {backend}");
                     assert_eq!(
                         (&event_id, deliveries),
@@ -344,8 +356,11 @@ async fn groups_in_flight_together_keep_every_answer_and_the_order_of_calls(test
                         event_id,
                         deliveries,
                     },
-                    Ingested::New { delivery_ids, .. },
+                    Ingested::New {
+                        deliveries: written,
+                    },
                 ) => {
+                    let delivery_ids = ids_written(written);
                     assert_eq!(delivery_ids, ids_of(copy), "copy of {id} on {backend}");
                     assert_eq!((&event_id, deliveries), (id, 1), "{id} on {backend}");
                     delivery_ids
@@ -387,17 +402,20 @@ async fn a_waiting_delivery_is_stored_by_the_status_its_endpoint_has_at_the_comm
     let guessed_pending = Input::new("evt_to_off", None, &["ep_off"]);
     let outcomes = ingest(&mut db, &[&guessed_held, &guessed_pending]);
     let backend = test_db.backend();
+    let written: Vec<Vec<(String, bool)>> = outcomes
+        .into_iter()
+        .map(|outcome| match outcome {
+            Ingested::New { deliveries } => {
+                deliveries.into_iter().map(|d| (d.id, d.held)).collect()
+            }
+            Ingested::Duplicate { .. } => panic!("not a duplicate on {backend}"),
+        })
+        .collect();
     assert_eq!(
-        outcomes,
+        written,
         vec![
-            Ingested::New {
-                delivery_ids: vec![guessed_held.deliveries[0].id.clone()],
-                held_ids: Vec::new(),
-            },
-            Ingested::New {
-                delivery_ids: vec![guessed_pending.deliveries[0].id.clone()],
-                held_ids: vec![guessed_pending.deliveries[0].id.clone()],
-            },
+            vec![(guessed_held.deliveries[0].id.clone(), false)],
+            vec![(guessed_pending.deliveries[0].id.clone(), true)],
         ],
         "on {backend}"
     );
@@ -614,6 +632,7 @@ impl Input {
                 next_attempt_at: Some(NOW),
                 created_at: NOW,
                 updated_at: NOW,
+                seq: 0,
             })
             .collect();
         Input {
@@ -629,16 +648,34 @@ impl Input {
         }
     }
 
-    /// Written, with the deliveries at these positions of its fan-out.
+    /// Written, with the deliveries at these positions of its fan-out
+    /// (numbered 0: see [`numbers_taken_out`]).
     fn written(&self, positions: &[usize]) -> Ingested {
         Ingested::New {
-            delivery_ids: positions
+            deliveries: positions
                 .iter()
-                .map(|&i| self.deliveries[i].id.clone())
+                .map(|&i| WrittenDelivery {
+                    id: self.deliveries[i].id.clone(),
+                    seq: 0,
+                    held: false,
+                })
                 .collect(),
-            held_ids: Vec::new(),
         }
     }
+}
+
+/// The outcomes with every delivery numbered 0, and the numbers they had,
+/// in order.
+fn numbers_taken_out(mut outcomes: Vec<Ingested>) -> (Vec<Ingested>, Vec<i64>) {
+    let mut numbers = Vec::new();
+    for outcome in &mut outcomes {
+        if let Ingested::New { deliveries } = outcome {
+            for delivery in deliveries {
+                numbers.push(std::mem::take(&mut delivery.seq));
+            }
+        }
+    }
+    (outcomes, numbers)
 }
 
 fn ingest(db: &mut Db, inputs: &[&Input]) -> Vec<Ingested> {

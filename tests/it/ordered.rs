@@ -3,12 +3,19 @@
 //! every later one back until it succeeds or fails for good.
 
 use crate::common::{spawn_app_with, Receiver, TestApp, TestDb, DELIVERY_TIMEOUT};
+use diesel::prelude::*;
+use futures_util::future::join_all;
+use hookrelay::store::schema::deliveries;
+use hookrelay::store::Store;
 use serde_json::{json, Value};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 backend_tests!(
     a_failing_head_holds_later_events_back_until_its_retry_succeeds,
     after_a_head_fails_for_good_the_rest_follow_in_order,
+    concurrent_publishes_are_numbered_and_sent_in_commit_order,
 );
 
 /// Long enough that two attempts sent together would overlap.
@@ -131,4 +138,76 @@ async fn after_a_head_fails_for_good_the_rest_follow_in_order(db: TestDb) {
     for id in &later {
         settled(&app, &key, &tenant, id, "succeeded").await;
     }
+}
+
+/// Publishes racing each other to an ordered endpoint are numbered in the
+/// order they commit (on PostgreSQL the endpoint's row is locked before a
+/// number is drawn; SQLite has one writer) and sent in that order. While
+/// they are written, a reader polls which numbers have committed: each
+/// time, they must be the lowest of those that finally exist, with no gap
+/// a later commit fills.
+async fn concurrent_publishes_are_numbered_and_sent_in_commit_order(db: TestDb) {
+    const EVENTS: usize = 60;
+    let receiver = Receiver::start();
+    let url = db.url().to_owned();
+    let app = spawn_app_with(db, |_| {}).await;
+    let (tenant, key) = app.create_tenant("acme").await;
+    let endpoint = app
+        .create_endpoint(
+            &key,
+            &tenant,
+            json!({"url": receiver.url(), "ordered": true}),
+        )
+        .await;
+    let endpoint_id = endpoint["id"].as_str().unwrap_or_default().to_owned();
+
+    let store = Store::open(&url).expect("open the store");
+    let numbers_of = {
+        let endpoint_id = endpoint_id.clone();
+        move |store: &Store| -> Vec<i64> {
+            let mut db = store.get().expect("a connection");
+            let mut numbers: Vec<i64> = hookrelay::dispatch!(&mut db, c => deliveries::table
+                .filter(deliveries::endpoint_id.eq(&endpoint_id))
+                .select(deliveries::seq)
+                .load(c))
+            .expect("read the numbers");
+            numbers.sort_unstable();
+            numbers
+        }
+    };
+    let publishing = Arc::new(AtomicBool::new(true));
+    let poller = {
+        let (publishing, store, numbers_of) =
+            (publishing.clone(), store.clone(), numbers_of.clone());
+        std::thread::spawn(move || {
+            let mut seen = Vec::new();
+            while publishing.load(Ordering::Relaxed) {
+                seen.push(numbers_of(&store));
+            }
+            seen
+        })
+    };
+    join_all((0..EVENTS).map(|n| publish(&app, &key, &tenant, n))).await;
+    publishing.store(false, Ordering::Relaxed);
+    let seen = poller.join().expect("the poller");
+
+    let committed = numbers_of(&store);
+    assert_eq!(committed.len(), EVENTS);
+    for snapshot in &seen {
+        assert_eq!(
+            snapshot.as_slice(),
+            &committed[..snapshot.len()],
+            "a number committed before a lower one"
+        );
+    }
+    receiver.wait_for_count(EVENTS, DELIVERY_TIMEOUT).await;
+    let mut db = store.get().expect("a connection");
+    let in_line_order: Vec<String> = hookrelay::dispatch!(&mut db, c => deliveries::table
+        .filter(deliveries::endpoint_id.eq(&endpoint_id))
+        .order(deliveries::seq)
+        .select(deliveries::event_id)
+        .load(c))
+    .expect("read the line");
+    assert_eq!(event_ids(&receiver), in_line_order, "sent in line order");
+    assert_eq!(receiver.max_concurrent(), 1, "one request at a time");
 }
