@@ -239,12 +239,13 @@ async fn breaker_opens_after_n_failures_probes_once_per_cool_down_and_doubles_it
         )
         .await;
     publish_numbered(&app, &key, &tenant, "evt_breaker_late", 1).await;
-    actix_rt::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(
-        receiver.count(),
-        6,
-        "one probe at a time while half-open, whatever else is due: {half_open}"
-    );
+    receiver
+        .assert_nothing_more_arrives(
+            6,
+            Duration::from_millis(500),
+            &format!("one probe at a time while half-open, whatever else is due: {half_open}"),
+        )
+        .await;
     receiver.set_delay(None);
 
     let deliveries = wait_all_deliveries(&app, &key, &tenant, &ep, 4, "succeeded").await;
@@ -289,8 +290,9 @@ async fn breaker_opens_after_n_failures_probes_once_per_cool_down_and_doubles_it
     assert_eq!(closed["consecutive_failures"], json!(0), "{closed}");
     assert_eq!(closed["failing_since"], Value::Null, "{closed}");
     assert_eq!(closed["circuit"]["next_probe_at"], Value::Null, "{closed}");
-    actix_rt::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(receiver.count(), 9, "nothing is sent again");
+    receiver
+        .assert_nothing_more_arrives(9, Duration::from_millis(500), "nothing is sent again")
+        .await;
 }
 
 async fn waiting_deliveries_keep_their_attempt_count_while_the_breaker_is_open(db: TestDb) {
@@ -322,12 +324,13 @@ async fn waiting_deliveries_keep_their_attempt_count_while_the_breaker_is_open(d
 
     app.wait_for_health(&key, &tenant, &ep, DELIVERY_TIMEOUT, circuit_is("open"))
         .await;
-    actix_rt::time::sleep(Duration::from_millis(1500)).await;
-    assert_eq!(
-        receiver.count(),
-        2,
-        "two failures open the breaker, then nothing is sent while open"
-    );
+    receiver
+        .assert_nothing_more_arrives(
+            2,
+            Duration::from_millis(1500),
+            "two failures open the breaker, then nothing is sent while open",
+        )
+        .await;
     let deliveries = app.delivery_states(&key, &tenant, &ep).await;
     assert_eq!(deliveries.len(), 3, "{deliveries:?}");
     assert!(
@@ -417,12 +420,13 @@ async fn auto_disable_holds_new_events_and_enable_replays_them_in_order(db: Test
         "{disabled}"
     );
     parse_time(&disabled["disabled_at"], "disabled_at");
-    actix_rt::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(
-        receiver.count(),
-        3,
-        "disabled at the third consecutive failure, nothing sent after"
-    );
+    receiver
+        .assert_nothing_more_arrives(
+            3,
+            Duration::from_millis(500),
+            "disabled at the third consecutive failure, nothing sent after",
+        )
+        .await;
     let first = app.single_delivery_id(&key, &tenant, &events[0]).await;
     app.wait_for_delivery_state(&key, &tenant, &first, "held", DELIVERY_TIMEOUT)
         .await;
@@ -434,8 +438,13 @@ async fn auto_disable_holds_new_events_and_enable_replays_them_in_order(db: Test
         let delivery = app.get_delivery(&key, &tenant, &delivery).await;
         assert_eq!(delivery["state"], json!("held"), "{delivery}");
     }
-    actix_rt::time::sleep(Duration::from_secs(1)).await;
-    assert_eq!(receiver.count(), 3, "nothing is attempted while disabled");
+    receiver
+        .assert_nothing_more_arrives(
+            3,
+            Duration::from_secs(1),
+            "nothing is attempted while disabled",
+        )
+        .await;
     let health = app.endpoint_health(&key, &tenant, &ep).await;
     assert_eq!(health["status"]["state"], json!("disabled"), "{health}");
     assert_eq!(
@@ -477,7 +486,13 @@ async fn auto_disable_holds_new_events_and_enable_replays_them_in_order(db: Test
 
     receiver.wait_for_count(9, DELIVERY_TIMEOUT).await;
     wait_all_deliveries(&app, &key, &tenant, &ep, 6, "succeeded").await;
-    actix_rt::time::sleep(Duration::from_millis(500)).await;
+    receiver
+        .assert_nothing_more_arrives(
+            9,
+            Duration::from_millis(500),
+            "each held event arrives once",
+        )
+        .await;
     let ids = receiver.webhook_ids();
     assert_eq!(ids.len(), 9, "each held event arrives once: {ids:?}");
     assert_eq!(
@@ -636,6 +651,8 @@ async fn manual_disable_holds_pending_deliveries_and_replay_none_cancels_them(db
         .await;
     assert_eq!(held["attempt_count"], json!(1), "{held}");
 
+    // Time passes, so that a second disable that stamped disabled_at again
+    // would show.
     actix_rt::time::sleep(Duration::from_millis(100)).await;
     let again = app.disable_endpoint(&key, &tenant, &ep).await;
     assert_eq!(again.status, StatusCode::OK, "{}", again.body);
@@ -687,8 +704,13 @@ async fn manual_disable_holds_pending_deliveries_and_replay_none_cancels_them(db
         app.wait_for_delivery_state(&key, &tenant, &delivery, "cancelled", DELIVERY_TIMEOUT)
             .await;
     }
-    actix_rt::time::sleep(Duration::from_millis(1500)).await;
-    assert_eq!(receiver.count(), 1, "cancelled deliveries are never sent");
+    receiver
+        .assert_nothing_more_arrives(
+            1,
+            Duration::from_millis(1500),
+            "cancelled deliveries are never sent",
+        )
+        .await;
     let cancelled = app
         .list_deliveries(&key, &tenant, &format!("endpoint_id={ep}&state=cancelled"))
         .await;
@@ -725,8 +747,9 @@ async fn gone_disables_the_endpoint_at_once(db: TestDb) {
     let disabled = app.wait_for_disabled(&key, &tenant, &ep).await;
     assert_eq!(disabled["disabled_reason"], json!("gone"), "{disabled}");
     parse_time(&disabled["disabled_at"], "disabled_at");
-    actix_rt::time::sleep(Duration::from_secs(1)).await;
-    assert_eq!(receiver.count(), 1, "no retry after 410 Gone");
+    receiver
+        .assert_nothing_more_arrives(1, Duration::from_secs(1), "no retry after 410 Gone")
+        .await;
 
     // Nothing is lost: the delivery that met the 410 is held for a replay.
     let delivery = app.single_delivery_id(&key, &tenant, &events[0]).await;
@@ -805,22 +828,26 @@ async fn a_restart_while_the_breaker_is_open_keeps_it_open(db: TestDb) {
 
     // No request before the stored probe time, then exactly one probe.
     let until_probe = (next_probe_at - chrono::Utc::now()).num_milliseconds() - 500;
-    if until_probe > 0 {
-        actix_rt::time::sleep(Duration::from_millis(until_probe as u64)).await;
-    }
-    assert_eq!(
-        receiver.count(),
-        2,
-        "a restart must not send anything to an endpoint whose breaker is open"
-    );
+    receiver
+        .assert_nothing_more_arrives(
+            2,
+            Duration::from_millis(until_probe.max(0) as u64),
+            "a restart must not send anything to an endpoint whose breaker is open",
+        )
+        .await;
     let requests = receiver.wait_for_count(3, DELIVERY_TIMEOUT).await;
     let probe_at = wall_time(&requests[2]);
     assert!(
         probe_at >= next_probe_at - chrono::Duration::milliseconds(500),
         "probe at {probe_at}, stored next_probe_at {next_probe_at}"
     );
-    actix_rt::time::sleep(Duration::from_secs(1)).await;
-    assert_eq!(receiver.count(), 3, "one probe, which failed and re-opened");
+    receiver
+        .assert_nothing_more_arrives(
+            3,
+            Duration::from_secs(1),
+            "one probe, which failed and re-opened",
+        )
+        .await;
     second.stop().await;
     drop(db);
 }
@@ -866,12 +893,13 @@ async fn a_restart_while_disabled_keeps_the_endpoint_disabled(db: TestDb) {
         app.wait_for_delivery_state(&key, &tenant, &delivery, "held", DELIVERY_TIMEOUT)
             .await;
     }
-    actix_rt::time::sleep(Duration::from_secs(1)).await;
-    assert_eq!(
-        receiver.count(),
-        2,
-        "nothing is sent to a disabled endpoint after a restart"
-    );
+    receiver
+        .assert_nothing_more_arrives(
+            2,
+            Duration::from_secs(1),
+            "nothing is sent to a disabled endpoint after a restart",
+        )
+        .await;
 
     receiver.set_healthy();
     let enabled = app.enable_endpoint(&key, &tenant, &ep, &json!({})).await;
@@ -1570,7 +1598,14 @@ async fn publishing_a_hookrelay_event_type_is_refused(db: TestDb) {
         )
         .await;
     assert_eq!(n, 1);
-    actix_rt::time::sleep(Duration::from_millis(500)).await;
+    receiver.wait_for_count(1, DELIVERY_TIMEOUT).await;
+    receiver
+        .assert_nothing_more_arrives(
+            1,
+            Duration::from_millis(500),
+            "the accepted event, and no operational event after it",
+        )
+        .await;
     assert!(crate::common::operational_events(&receiver.requests()).is_empty());
 }
 

@@ -9,7 +9,8 @@
 //!   Standard Webhooks signature verifier written from the specification;
 //! - [`databases`]: throw-away SQLite and PostgreSQL databases and SQL run
 //!   on them beside the application;
-//! - [`waiting`]: waiting for a condition with a deadline;
+//! - [`waiting`]: waiting for a condition with a deadline, and showing that
+//!   something does not happen during a window;
 //! - `backend_tests!` (below): one test per backend for each scenario.
 //!
 //! Everything is re-exported here, so a test names it `crate::common::X`.
@@ -56,4 +57,4 @@ pub use receivers::{
     operational_events, random_secret, refused_url, sign, verify_signature, wall_time,
     ReceivedRequest, Receiver,
 };
-pub use waiting::{wait_until, DELIVERY_TIMEOUT};
+pub use waiting::{assert_throughout, wait_until, DELIVERY_TIMEOUT};

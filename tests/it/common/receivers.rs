@@ -14,7 +14,7 @@ use hmac::{Hmac, Mac};
 use serde_json::Value;
 use sha2::Sha256;
 
-use super::waiting::wait_until;
+use super::waiting::{assert_throughout, wait_until};
 
 // ---------------------------------------------------------------------------
 // The webhook receiver
@@ -208,6 +208,26 @@ impl Receiver {
             .iter()
             .filter_map(|r| r.header("webhook-id").map(str::to_string))
             .collect()
+    }
+
+    /// Shows that no request beyond the `count` expected arrives during
+    /// `window` (see [`assert_throughout`]): fails at once if a further one
+    /// comes, and at the end unless exactly `count` came.
+    pub async fn assert_nothing_more_arrives(&self, count: usize, window: Duration, what: &str) {
+        assert_throughout(window, what, || async {
+            let arrived = self.count();
+            if arrived <= count {
+                Ok(())
+            } else {
+                Err(format!(
+                    "receiver {} got {arrived} requests, {count} expected (webhook-ids {:?})",
+                    self.url(),
+                    self.webhook_ids()
+                ))
+            }
+        })
+        .await;
+        assert_eq!(self.count(), count, "{what}");
     }
 
     fn behaviour(&self) -> std::sync::MutexGuard<'_, Behaviour> {

@@ -1,5 +1,6 @@
 //! Waiting on the asynchronous service: for a condition, with a deadline
-//! ([`wait_until`]).
+//! ([`wait_until`]), or through a window in which something must NOT happen
+//! ([`assert_throughout`]). A test never sleeps and then counts.
 
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -7,6 +8,9 @@ use std::time::{Duration, Instant};
 /// Generous bound for anything that has to travel through the delivery
 /// pipeline (the machine is small and shared with other builds).
 pub const DELIVERY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How often [`assert_throughout`] looks.
+const WATCH_INTERVAL: Duration = Duration::from_millis(100);
 
 /// What a [`wait_until`] probe may answer: `bool`, `Option<T>` or
 /// `Result<T, E>` (the error text of the last probe ends up in the panic).
@@ -59,5 +63,37 @@ where
             }
         }
         actix_rt::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The negative counterpart of [`wait_until`]: looks with `probe` every
+/// 100 ms for the whole `window`, the last look at or after its end, and
+/// panics with `what` at the first look that fails.
+///
+/// That something does NOT happen (no further request, no new alert,
+/// nothing deleted by the next sweeps) has no event to wait for: it can only
+/// be shown over a window, whose length the scenario chooses to cover the
+/// timers that would misbehave. Such a window is the one place a test
+/// spends time on purpose, and this is its name.
+pub async fn assert_throughout<F, Fut, P>(window: Duration, what: &str, mut probe: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = P>,
+    P: Probe,
+{
+    let started = Instant::now();
+    loop {
+        let window_over = started.elapsed() >= window;
+        if let Err(last) = probe().await.into_result() {
+            panic!(
+                "{what}: broken {:?} into the {window:?} window: {last}",
+                started.elapsed()
+            );
+        }
+        if window_over {
+            return;
+        }
+        let left = window.saturating_sub(started.elapsed());
+        actix_rt::time::sleep(WATCH_INTERVAL.min(left)).await;
     }
 }
