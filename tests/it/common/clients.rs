@@ -381,3 +381,8 @@ pub fn parse_time(value: &Value, context: &str) -> chrono::DateTime<chrono::Utc>
         .unwrap_or_else(|e| panic!("{context}: {text:?} is not RFC 3339: {e}"))
         .with_timezone(&chrono::Utc)
 }
+
+/// Milliseconds from `a` to `b` (RFC 3339 API values).
+pub fn millis_between(a: &Value, b: &Value, context: &str) -> i64 {
+    (parse_time(b, context) - parse_time(a, context)).num_milliseconds()
+}

@@ -4,7 +4,8 @@
 //!   `RestartableApp`) and the settings it runs with;
 //! - [`clients`]: `TestApp`, the HTTP client of its API, `ApiResponse` and
 //!   the problem-document assertions;
-//! - [`health`]: the health, alert, disable and enable routes;
+//! - [`health`]: the health, alert, disable and enable routes, and the
+//!   tenant-and-endpoint set-up the endpoint-health scenarios share;
 //! - [`receivers`]: a scriptable webhook receiver on 127.0.0.1 and a
 //!   Standard Webhooks signature verifier written from the specification;
 //! - [`databases`]: throw-away SQLite and PostgreSQL databases and SQL run
@@ -51,8 +52,13 @@ mod waiting;
 pub use app::{
     spawn_app, spawn_app_with, try_build_app, RestartableApp, ADMIN_KEY, LOOPBACK_TARGETS,
 };
-pub use clients::{attempts_of, parse_time, to_bytes, unix_now, ApiResponse, TestApp};
+pub use clients::{
+    attempts_of, millis_between, parse_time, to_bytes, unix_now, ApiResponse, TestApp,
+};
 pub use databases::TestDb;
+pub use health::{
+    circuit_is, circuit_state, id_of, quiet, spawn_app_with_endpoint, with, TenantEndpoint,
+};
 pub use receivers::{
     operational_events, random_secret, refused_url, sign, verify_signature, wall_time,
     ReceivedRequest, Receiver,

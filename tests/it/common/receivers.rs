@@ -185,11 +185,6 @@ impl Receiver {
         .await
     }
 
-    /// Answers `410 Gone` from now on.
-    pub fn set_gone(&self) {
-        self.set_status(410);
-    }
-
     /// Answers after `delay` (use longer than the endpoint's timeout).
     pub fn set_hanging(&self, delay: Duration) {
         self.set_delay(Some(delay));
