@@ -9,8 +9,8 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use crate::common::{
-    operational_events, random_secret, spawn_app_with, verify_signature, wait_until,
-    ReceivedRequest, Receiver, TestApp, TestDb, DELIVERY_TIMEOUT,
+    assert_throughout, operational_events, random_secret, spawn_app_with, verify_signature,
+    wait_until, ReceivedRequest, Receiver, TestApp, TestDb, DELIVERY_TIMEOUT,
 };
 use serde_json::{json, Value};
 
@@ -134,6 +134,30 @@ async fn wait_alerts(app: &TestApp, key: &str, tenant: &str, query: &str, n: usi
     .await
 }
 
+/// Shows that no further alert is raised during `window` (see
+/// `assert_throughout`): the alerts matching `query` stay `expected`.
+async fn assert_no_new_alerts(
+    app: &TestApp,
+    key: &str,
+    tenant: &str,
+    query: &str,
+    expected: &[Value],
+    window: Duration,
+    what: &str,
+) {
+    assert_throughout(window, what, || async {
+        let alerts = app.list_alerts(key, tenant, query).await;
+        if alerts == expected {
+            Ok(())
+        } else {
+            Err(format!(
+                "alerts ({query}) {alerts:?}, expected {expected:?}"
+            ))
+        }
+    })
+    .await;
+}
+
 /// Publishes one `invoice.paid` and waits until the delivery to `endpoint`
 /// reaches `state`.
 async fn publish_and_wait(app: &TestApp, key: &str, tenant: &str, endpoint: &str, state: &str) {
@@ -216,12 +240,16 @@ async fn failing_alerts_fire_once_per_threshold_per_streak_and_reach_the_alert_u
     let alerts = wait_alerts(&app, &key, &tenant, "", 2).await;
     subscriber.wait_for_count(2, DELIVERY_TIMEOUT).await;
     alert_receiver.wait_for_count(2, DELIVERY_TIMEOUT).await;
-    actix_rt::time::sleep(Duration::from_secs(1)).await;
-    let alerts_after = app.list_alerts(&key, &tenant, "").await;
-    assert_eq!(
-        alerts_after, alerts,
-        "exactly two alerts in the first streak"
-    );
+    assert_no_new_alerts(
+        &app,
+        &key,
+        &tenant,
+        "",
+        &alerts,
+        Duration::from_secs(1),
+        "exactly two alerts in the first streak",
+    )
+    .await;
     assert_eq!(alerts.len(), 2, "{alerts:?}");
     for (alert, threshold) in alerts.iter().zip([2, 3]) {
         assert_eq!(alert["kind"], json!("endpoint.failing"), "{alert}");
@@ -305,18 +333,24 @@ async fn failing_alerts_fire_once_per_threshold_per_streak_and_reach_the_alert_u
 
     // Still the same streak (10 failures now): no alert is repeated.
     publish_and_wait(&app, &key, &tenant, &f, "failed").await;
-    actix_rt::time::sleep(Duration::from_secs(1)).await;
+    assert_no_new_alerts(
+        &app,
+        &key,
+        &tenant,
+        "",
+        &alerts,
+        Duration::from_secs(1),
+        "thresholds already crossed in this streak do not alert again",
+    )
+    .await;
     assert_eq!(failing.count(), 10);
-    assert_eq!(
-        app.list_alerts(&key, &tenant, "").await.len(),
-        2,
-        "thresholds already crossed in this streak do not alert again"
-    );
     assert_eq!(subscriber.count(), 2);
     assert_eq!(alert_receiver.count(), 2);
 
     // A success ends the streak: endpoint.recovered.
     let before_recovery = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    // The recovery alert is then created strictly after `before_recovery`,
+    // which is cut to the millisecond.
     actix_rt::time::sleep(Duration::from_millis(20)).await;
     failing.set_healthy();
     publish_and_wait(&app, &key, &tenant, &f, "succeeded").await;
@@ -332,9 +366,16 @@ async fn failing_alerts_fire_once_per_threshold_per_streak_and_reach_the_alert_u
     let alerts = wait_alerts(&app, &key, &tenant, "", 5).await;
     subscriber.wait_for_count(5, DELIVERY_TIMEOUT).await;
     alert_receiver.wait_for_count(5, DELIVERY_TIMEOUT).await;
-    actix_rt::time::sleep(Duration::from_secs(1)).await;
-    let alerts_after = app.list_alerts(&key, &tenant, "").await;
-    assert_eq!(alerts_after, alerts, "no further alerts");
+    assert_no_new_alerts(
+        &app,
+        &key,
+        &tenant,
+        "",
+        &alerts,
+        Duration::from_secs(1),
+        "no further alerts",
+    )
+    .await;
     let kinds: Vec<&str> = alerts
         .iter()
         .map(|a| a["kind"].as_str().unwrap_or(""))
@@ -518,8 +559,16 @@ async fn disabled_and_enabled_alerts_reach_subscribers_with_their_kind(db: TestD
     let alerts = wait_alerts(&app, &key, &tenant, "", 2).await;
     wide.wait_for_count(2, DELIVERY_TIMEOUT).await;
     alert_receiver.wait_for_count(2, DELIVERY_TIMEOUT).await;
-    actix_rt::time::sleep(Duration::from_secs(1)).await;
-    assert_eq!(app.list_alerts(&key, &tenant, "").await, alerts);
+    assert_no_new_alerts(
+        &app,
+        &key,
+        &tenant,
+        "",
+        &alerts,
+        Duration::from_secs(1),
+        "no alert after the endpoint is disabled",
+    )
+    .await;
     let kinds: Vec<&str> = alerts
         .iter()
         .map(|a| a["kind"].as_str().unwrap_or(""))
@@ -583,14 +632,17 @@ async fn disabled_and_enabled_alerts_reach_subscribers_with_their_kind(db: TestD
         kinds_of(&operational_events_envelopes(&wide)).contains(&"endpoint.enabled".to_string())
     })
     .await;
-    actix_rt::time::sleep(Duration::from_secs(1)).await;
-    assert_eq!(
-        app.list_alerts(&key, &tenant, "kind=endpoint.enabled")
-            .await
-            .len(),
-        1,
-        "one endpoint.enabled alert"
-    );
+    assert_no_new_alerts(
+        &app,
+        &key,
+        &tenant,
+        "kind=endpoint.enabled",
+        &enabled_alerts,
+        Duration::from_secs(1),
+        "one endpoint.enabled alert",
+    )
+    .await;
+    assert_eq!(enabled_alerts.len(), 1, "one endpoint.enabled alert");
     assert_eq!(enabled_alerts[0]["endpoint_id"], json!(f));
     let got = alerts_received(
         &exact,
@@ -694,12 +746,13 @@ async fn the_alert_url_gets_every_tenants_alerts_and_retries_until_accepted(db: 
         }
     })
     .await;
-    actix_rt::time::sleep(Duration::from_secs(1)).await;
-    assert_eq!(
-        alert_receiver.count(),
-        3,
-        "one failed attempt, then each alert once"
-    );
+    alert_receiver
+        .assert_nothing_more_arrives(
+            3,
+            Duration::from_secs(1),
+            "one failed attempt, then each alert once",
+        )
+        .await;
     let mut got = BTreeSet::new();
     for request in &received {
         let envelope = request.json();

@@ -79,8 +79,13 @@ async fn a_nul_in_a_receivers_answer_is_stored_replaced_and_retries_follow_the_s
         assert_eq!(attempt["error_kind"], json!("http_status"), "{attempt}");
     }
     // The schedule, nothing more: a first attempt and two retries.
-    actix_rt::time::sleep(Duration::from_millis(1500)).await;
-    assert_eq!(receiver.count(), 3, "{backend}: requests sent");
+    receiver
+        .assert_nothing_more_arrives(
+            3,
+            Duration::from_millis(1500),
+            &format!("{backend}: requests sent"),
+        )
+        .await;
 }
 
 async fn a_nul_in_a_payload_string_is_stored_and_delivered_as_sent(db: TestDb) {
@@ -610,6 +615,8 @@ async fn sigterm_ends_the_process_within_the_grace_period_while_an_endpoint_hang
         .as_bytes(),
     )
     .expect("send half a request");
+    // Lets the service read the headers: the signal finds the request under
+    // way.
     actix_rt::time::sleep(Duration::from_millis(200)).await;
 
     let signalled = Instant::now();

@@ -6,7 +6,9 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use crate::common::{wait_until, Receiver, TestApp, TestDb, ADMIN_KEY, DELIVERY_TIMEOUT};
+use crate::common::{
+    assert_throughout, wait_until, Receiver, TestApp, TestDb, ADMIN_KEY, DELIVERY_TIMEOUT,
+};
 use crate::crash::Service;
 use hookrelay::store::{endpoints, Store};
 use reqwest::StatusCode;
@@ -145,12 +147,13 @@ async fn a_disable_and_a_replay_move_a_backlog_of_many_batches_and_deliver_it_in
         "the backlog spans several batches: {} held",
         EVENTS - sent_before
     );
-    actix_rt::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(
-        receiver.count(),
-        sent_before,
-        "nothing is sent while disabled"
-    );
+    receiver
+        .assert_nothing_more_arrives(
+            sent_before,
+            Duration::from_secs(3),
+            "nothing is sent while disabled",
+        )
+        .await;
 
     receiver.set_delay(None);
     let enabled = app
@@ -166,7 +169,13 @@ async fn a_disable_and_a_replay_move_a_backlog_of_many_batches_and_deliver_it_in
     assert_eq!(enabled.body["cancelled"], json!(0), "{}", enabled.body);
     receiver.wait_for_count(EVENTS, DELIVERY_TIMEOUT).await;
     wait_for_queue(&app, &key, &tenant, &ep, (0, 0), DELIVERY_TIMEOUT).await;
-    actix_rt::time::sleep(Duration::from_millis(500)).await;
+    receiver
+        .assert_nothing_more_arrives(
+            EVENTS,
+            Duration::from_millis(500),
+            "every event delivered exactly once",
+        )
+        .await;
     let received = receiver.webhook_ids();
     assert_eq!(
         received, events,
@@ -380,17 +389,31 @@ async fn moves_cut_short_by_a_kill_are_finished_after_the_restart(db: TestDb) {
     );
     to_replay.wait_for_count(EVENTS, DELIVERY_TIMEOUT).await;
     wait_for_queue(&app, &key, &tenant, &replay, (0, 0), DELIVERY_TIMEOUT).await;
-    actix_rt::time::sleep(Duration::from_secs(1)).await;
+    // Neither the cancelled nor the held deliveries go out meanwhile.
+    assert_throughout(
+        Duration::from_secs(1),
+        "the moves finished after the restart",
+        || async {
+            if to_cancel.count() != 0 {
+                Err(format!(
+                    "a cancelled delivery is never sent, {} were",
+                    to_cancel.count()
+                ))
+            } else if to_hold.count() != held_sends {
+                Err(format!(
+                    "nothing is sent to the disabled endpoint, it had {held_sends} requests and has {}",
+                    to_hold.count()
+                ))
+            } else {
+                Ok(())
+            }
+        },
+    )
+    .await;
     assert_eq!(
         first_arrivals(&to_replay),
         events,
         "every replayed event arrives, first in event order"
-    );
-    assert_eq!(to_cancel.count(), 0, "a cancelled delivery is never sent");
-    assert_eq!(
-        to_hold.count(),
-        held_sends,
-        "nothing is sent to the disabled endpoint"
     );
     drop(second);
 }

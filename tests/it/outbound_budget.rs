@@ -150,13 +150,20 @@ async fn a_hanging_receiver_under_a_low_file_limit_starves_neither_files_nor_oth
     let healthy = Receiver::start();
     let service = LimitedService::start(db.url());
     let app = TestApp::connect(&service.address, ADMIN_KEY);
-    assert!(
-        !service
-            .log_lines_with(&format!("file limit (RLIMIT_NOFILE) {FILE_LIMIT}"))
-            .is_empty(),
-        "the file limit and the budget are logged: {:?}",
-        service.log.lock().unwrap()
-    );
+    // A thread of its own reads the child's standard error: the start-up
+    // lines may still be on their way when the address is known.
+    wait_until(DELIVERY_TIMEOUT, || async {
+        let logged = service.log_lines_with(&format!("file limit (RLIMIT_NOFILE) {FILE_LIMIT}"));
+        if logged.is_empty() {
+            Err(format!(
+                "the file limit and the budget are logged: {:?}",
+                service.log.lock().unwrap()
+            ))
+        } else {
+            Ok(())
+        }
+    })
+    .await;
 
     let (noisy, noisy_key) = app.create_tenant("noisy").await;
     let mut noisy_endpoints = Vec::new();

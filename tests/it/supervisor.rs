@@ -95,12 +95,13 @@ async fn updating_an_endpoint_restarts_its_worker_and_keeps_its_queue(db: TestDb
 
     // The reloaded queue keeps the schedule: nothing is due for an hour, so
     // the restart must not send anything again.
-    actix_rt::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(
-        receiver.count(),
-        5,
-        "the restart must not resend deliveries that are not due"
-    );
+    receiver
+        .assert_nothing_more_arrives(
+            5,
+            Duration::from_millis(500),
+            "the restart must not resend deliveries that are not due",
+        )
+        .await;
     let endpoint = app.get_json(&key, &endpoint_path).await;
     assert_eq!(stats(&endpoint)["queued"], json!(5), "{endpoint}");
     assert_eq!(stats(&endpoint)["restarts"], json!(1), "{endpoint}");
