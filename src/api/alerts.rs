@@ -18,7 +18,7 @@ pub struct ListParams {
     /// Only this endpoint's alerts.
     #[param(min_length = 1, max_length = 255, pattern = "^[A-Za-z0-9._:-]+$")]
     endpoint_id: Option<String>,
-    #[param(schema_with = super::openapi::alert_kinds)]
+    #[param(schema_with = super::schema::alert_kinds)]
     kind: Option<String>,
     /// Only alerts raised at or after this RFC 3339 time.
     #[param(format = DateTime)]

@@ -22,7 +22,7 @@ struct ListParams {
     /// Only deliveries to this endpoint.
     #[param(min_length = 1, max_length = 255, pattern = "^[A-Za-z0-9._:-]+$")]
     endpoint_id: Option<String>,
-    #[param(schema_with = super::openapi::delivery_states)]
+    #[param(schema_with = super::schema::delivery_states)]
     state: Option<String>,
     /// Only deliveries of events of this type, exactly as published.
     #[param(min_length = 1, max_length = 255)]
@@ -34,7 +34,7 @@ struct ListParams {
     #[param(format = DateTime)]
     until: Option<String>,
     /// The class of the last attempt's status (`none`: no answer).
-    #[param(schema_with = super::openapi::status_classes)]
+    #[param(schema_with = super::schema::status_classes)]
     status_class: Option<String>,
     #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,

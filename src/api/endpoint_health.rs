@@ -374,10 +374,7 @@ struct EnableRequest {
 }
 
 fn replay_choice() -> utoipa::openapi::Object {
-    utoipa::openapi::ObjectBuilder::new()
-        .schema_type(utoipa::openapi::schema::Type::String)
-        .enum_values(Some(["held", "none"]))
-        .build()
+    super::schema::one_of(["held", "none"])
 }
 
 #[derive(Serialize, ToSchema)]

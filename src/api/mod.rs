@@ -16,6 +16,7 @@ pub mod openapi;
 pub mod problem;
 pub mod publish_rules;
 pub mod replay;
+pub mod schema;
 pub mod tenants;
 
 use crate::actors::router::Router;

@@ -48,7 +48,7 @@ const DISABLED: &str = "endpoint is disabled; enable it first";
 #[into_params(parameter_in = Query)]
 struct AttemptParams {
     /// The class of the attempt's status (`none`: no answer).
-    #[param(schema_with = super::openapi::status_classes)]
+    #[param(schema_with = super::schema::status_classes)]
     status_class: Option<String>,
     /// Only attempts started at or after this RFC 3339 time.
     #[param(format = DateTime)]
