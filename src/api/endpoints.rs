@@ -1,6 +1,8 @@
 use super::auth::Authorized;
-use super::problem::{parse_json, ApiError};
-use super::{page, parse_query, rfc3339, AppState, EndpointPath, Page, PageParams, TenantPath};
+use super::paging::{list_page, Page, PageParams};
+use super::problem::{found_or_404, parse_json, ApiError};
+use super::query::parse_query;
+use super::{rfc3339, AppState, EndpointPath, TenantPath};
 use crate::actors::endpoint::EndpointSnapshot;
 use crate::actors::router::{EndpointDeleted, EndpointSaved, SnapshotOf};
 use crate::core::domain::{
@@ -825,23 +827,21 @@ pub async fn list(
     path: Authorized<TenantPath>,
 ) -> Result<HttpResponse, ApiError> {
     let TenantPath { tenant } = path.into_inner();
-    let params: PageParams = parse_query(&request)?;
-    let limit = params.limit()?;
-    let cursor = params.cursor()?;
-    let rows = state
-        .store
-        .run(move |db| endpoints::list(db, &tenant, cursor.as_deref(), limit + 1))
-        .await?;
-    Ok(HttpResponse::Ok().json(page(rows, limit, |r| &r.id, |r| view(&r, None))))
+    let paging = parse_query::<PageParams>(&request)?.paging()?;
+    list_page(
+        &state.store,
+        paging,
+        move |db, after, limit| endpoints::list(db, &tenant, after, limit),
+        |r| &r.id,
+        |r| view(&r, None),
+    )
+    .await
 }
 
 pub async fn find(state: &AppState, tenant: &str, id: &str) -> Result<EndpointRow, ApiError> {
     let (tenant, id) = (tenant.to_owned(), id.to_owned());
-    state
-        .store
-        .run(move |db| endpoints::find(db, &tenant, &id))
-        .await?
-        .ok_or(ApiError::NotFound("endpoint"))
+    let found = state.store.run(move |db| endpoints::find(db, &tenant, &id));
+    found_or_404("endpoint", found).await
 }
 
 #[utoipa::path(

@@ -306,7 +306,7 @@ mod tests {
                 "{schema}.{field}"
             );
         }
-        let max_page = u64::try_from(super::super::MAX_PAGE).ok();
+        let max_page = u64::try_from(super::super::paging::MAX_PAGE).ok();
         let mut lists = 0;
         for item in document["paths"].as_object().into_iter().flatten() {
             let parameters = item.1["get"]["parameters"].as_array();
