@@ -3,7 +3,8 @@
 //! history from the database.
 
 use super::auth::Authorized;
-use super::endpoints::{find, view, EndpointOut};
+use super::endpoints::find;
+use super::endpoints::views::{view, EndpointOut};
 use super::problem::{parse_optional_json, ApiError};
 use super::{rfc3339, AppState, EndpointPath, TenantPath};
 use crate::actors::endpoint::EndpointSnapshot;
