@@ -1,8 +1,10 @@
 //! The alerts of a tenant's endpoints, oldest first.
 
 use super::auth::Authorized;
+use super::paging::{list_page, Page, Paging};
 use super::problem::ApiError;
-use super::{page, parse_query, rfc3339, time_param, AppState, Page, PageParams, TenantPath};
+use super::query::{parse_query, time_param};
+use super::{rfc3339, AppState, TenantPath};
 use crate::core::domain::{parse_query_id, FieldError};
 use crate::core::failure_policy::AlertKind;
 use crate::store::alerts::{self, AlertFilter};
@@ -18,7 +20,7 @@ pub struct ListParams {
     /// Only this endpoint's alerts.
     #[param(min_length = 1, max_length = 255, pattern = "^[A-Za-z0-9._:-]+$")]
     endpoint_id: Option<String>,
-    #[param(schema_with = super::openapi::alert_kinds)]
+    #[param(schema_with = super::schema::alert_kinds)]
     kind: Option<String>,
     /// Only alerts raised at or after this RFC 3339 time.
     #[param(format = DateTime)]
@@ -88,12 +90,7 @@ pub async fn list(
         }
     }
     let since = time_param("since", params.since.as_deref())?;
-    let paging = PageParams {
-        limit: params.limit,
-        cursor: params.cursor,
-    };
-    let limit = paging.limit()?;
-    let cursor = paging.cursor()?;
+    let paging = Paging::new(params.limit, params.cursor)?;
     let endpoint_id = params
         .endpoint_id
         .as_deref()
@@ -104,9 +101,12 @@ pub async fn list(
         kind: params.kind,
         since,
     };
-    let rows = state
-        .store
-        .run(move |db| alerts::list(db, &tenant, &filter, cursor.as_deref(), limit + 1))
-        .await?;
-    Ok(HttpResponse::Ok().json(page(rows, limit, |r| &r.id, alert_view)))
+    list_page(
+        &state.store,
+        paging,
+        move |db, after, limit| alerts::list(db, &tenant, &filter, after, limit),
+        |r| &r.id,
+        alert_view,
+    )
+    .await
 }

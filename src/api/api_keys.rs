@@ -3,8 +3,10 @@
 //! tenant's keys, the admin key every tenant's.
 
 use super::auth::Authorized;
-use super::problem::{parse_optional_json, ApiError};
-use super::{page, parse_query, rfc3339, ApiKeyPath, AppState, Page, PageParams, TenantPath};
+use super::paging::{list_page, Page, PageParams};
+use super::problem::{found_or_404, parse_optional_json, ApiError};
+use super::query::parse_query;
+use super::{rfc3339, ApiKeyPath, AppState, TenantPath};
 use crate::core::domain::{check_line, FieldError};
 use crate::ids;
 use crate::store::api_keys::{self, MAX_KEYS_PER_TENANT};
@@ -101,14 +103,15 @@ pub async fn list(
     path: Authorized<TenantPath>,
 ) -> Result<HttpResponse, ApiError> {
     let TenantPath { tenant } = path.into_inner();
-    let params: PageParams = parse_query(&request)?;
-    let limit = params.limit()?;
-    let cursor = params.cursor()?;
-    let rows = state
-        .store
-        .run(move |db| api_keys::list(db, &tenant, cursor.as_deref(), limit + 1))
-        .await?;
-    Ok(HttpResponse::Ok().json(page(rows, limit, |r| &r.id, view)))
+    let paging = parse_query::<PageParams>(&request)?.paging()?;
+    list_page(
+        &state.store,
+        paging,
+        move |db, after, limit| api_keys::list(db, &tenant, after, limit),
+        |r| &r.id,
+        view,
+    )
+    .await
 }
 
 /// Revoking the key of the request itself, or a tenant's last key, is
@@ -125,11 +128,10 @@ pub async fn revoke(
     path: Authorized<ApiKeyPath>,
 ) -> Result<HttpResponse, ApiError> {
     let ApiKeyPath { tenant, key: id } = path.into_inner();
-    let hash = state
+    let revoked = state
         .writer
-        .call(move |db| api_keys::revoke(db, &tenant, &id))
-        .await?
-        .ok_or(ApiError::NotFound("api key"))?;
+        .call(move |db| api_keys::revoke(db, &tenant, &id));
+    let hash = found_or_404("api key", revoked).await?;
     state.keys.revoked(&hash);
     Ok(HttpResponse::NoContent().finish())
 }

@@ -1,9 +1,8 @@
 use super::auth::Authorized;
-use super::problem::ApiError;
-use super::{
-    event_type_param, page, parse_query, rfc3339, status_class_param, time_range, AppState,
-    DeliveryPath, Page, PageParams, TenantPath,
-};
+use super::paging::{list_page, Page, Paging};
+use super::problem::{found_or_404, ApiError};
+use super::query::{event_type_param, parse_query, status_class_param, time_range};
+use super::{rfc3339, AppState, DeliveryPath, TenantPath};
 use crate::core::captured_headers;
 use crate::core::delivery::DeliveryState;
 use crate::core::domain::{parse_query_id, FieldError};
@@ -22,7 +21,7 @@ struct ListParams {
     /// Only deliveries to this endpoint.
     #[param(min_length = 1, max_length = 255, pattern = "^[A-Za-z0-9._:-]+$")]
     endpoint_id: Option<String>,
-    #[param(schema_with = super::openapi::delivery_states)]
+    #[param(schema_with = super::schema::delivery_states)]
     state: Option<String>,
     /// Only deliveries of events of this type, exactly as published.
     #[param(min_length = 1, max_length = 255)]
@@ -34,7 +33,7 @@ struct ListParams {
     #[param(format = DateTime)]
     until: Option<String>,
     /// The class of the last attempt's status (`none`: no answer).
-    #[param(schema_with = super::openapi::status_classes)]
+    #[param(schema_with = super::schema::status_classes)]
     status_class: Option<String>,
     #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
@@ -156,12 +155,7 @@ pub async fn list(
             );
         }
     }
-    let page_params = PageParams {
-        limit: params.limit,
-        cursor: params.cursor,
-    };
-    let limit = page_params.limit()?;
-    let cursor = page_params.cursor()?;
+    let paging = Paging::new(params.limit, params.cursor)?;
     let endpoint_id = params
         .endpoint_id
         .as_deref()
@@ -176,11 +170,14 @@ pub async fn list(
         until,
         status_class: status_class_param(params.status_class.as_deref())?,
     };
-    let rows = state
-        .store
-        .run(move |db| deliveries::list(db, &tenant, &filter, cursor.as_deref(), limit + 1))
-        .await?;
-    Ok(HttpResponse::Ok().json(page(rows, limit, |r| &r.id, |r| delivery_view(&r))))
+    list_page(
+        &state.store,
+        paging,
+        move |db, after, limit| deliveries::list(db, &tenant, &filter, after, limit),
+        |r| &r.id,
+        |r| delivery_view(&r),
+    )
+    .await
 }
 
 #[utoipa::path(
@@ -198,17 +195,14 @@ pub async fn get(
         tenant,
         delivery: id,
     } = path.into_inner();
-    let found = state
-        .store
-        .run(move |db| {
-            let Some(delivery) = deliveries::find(db, &tenant, &id)? else {
-                return Ok(None);
-            };
-            let attempts = deliveries::attempts_of(db, &id)?;
-            Ok(Some((delivery, attempts)))
-        })
-        .await?;
-    let (delivery, attempts) = found.ok_or(ApiError::NotFound("delivery"))?;
+    let found = state.store.run(move |db| {
+        let Some(delivery) = deliveries::find(db, &tenant, &id)? else {
+            return Ok(None);
+        };
+        let attempts = deliveries::attempts_of(db, &id)?;
+        Ok(Some((delivery, attempts)))
+    });
+    let (delivery, attempts) = found_or_404("delivery", found).await?;
     Ok(HttpResponse::Ok().json(DeliveryOut {
         attempts: Some(attempts.iter().map(attempt_view).collect()),
         ..delivery_view(&delivery)

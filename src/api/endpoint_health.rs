@@ -3,7 +3,8 @@
 //! history from the database.
 
 use super::auth::Authorized;
-use super::endpoints::{find, view, EndpointOut};
+use super::endpoints::find;
+use super::endpoints::views::{view, EndpointOut};
 use super::problem::{parse_optional_json, ApiError};
 use super::{rfc3339, AppState, EndpointPath, TenantPath};
 use crate::actors::endpoint::EndpointSnapshot;
@@ -374,10 +375,7 @@ struct EnableRequest {
 }
 
 fn replay_choice() -> utoipa::openapi::Object {
-    utoipa::openapi::ObjectBuilder::new()
-        .schema_type(utoipa::openapi::schema::Type::String)
-        .enum_values(Some(["held", "none"]))
-        .build()
+    super::schema::one_of(["held", "none"])
 }
 
 #[derive(Serialize, ToSchema)]

@@ -3,8 +3,10 @@
 //! what may be published. Endpoint subscriptions are not checked against it.
 
 use super::auth::Authorized;
-use super::problem::{parse_json, ApiError};
-use super::{page, parse_query, rfc3339, AppState, EventTypePath, Page, PageParams, TenantPath};
+use super::paging::{list_page, Page, Paging};
+use super::problem::{found_or_404, parse_json, ApiError};
+use super::query::parse_query;
+use super::{rfc3339, AppState, EventTypePath, TenantPath};
 use crate::core::domain::FieldError;
 use crate::core::event_catalog::{
     check_description, parse_name, parse_schema, MAX_EVENT_TYPES_PER_TENANT,
@@ -187,19 +189,15 @@ pub async fn list(
             return Err(FieldError::new("include_archived", "must be true or false").into());
         }
     };
-    let paging = PageParams {
-        limit: params.limit,
-        cursor: params.cursor,
-    };
-    let limit = paging.limit()?;
-    let cursor = paging.cursor()?;
-    let rows = state
-        .store
-        .run(move |db| {
-            event_types::list(db, &tenant, include_archived, cursor.as_deref(), limit + 1)
-        })
-        .await?;
-    Ok(HttpResponse::Ok().json(page(rows, limit, |r| &r.name, view)))
+    let paging = Paging::new(params.limit, params.cursor)?;
+    list_page(
+        &state.store,
+        paging,
+        move |db, after, limit| event_types::list(db, &tenant, include_archived, after, limit),
+        |r| &r.name,
+        view,
+    )
+    .await
 }
 
 #[utoipa::path(
@@ -219,9 +217,8 @@ pub async fn get(
     } = path.into_inner();
     let found = state
         .store
-        .run(move |db| event_types::find(db, &tenant, &name))
-        .await?;
-    let row = found.ok_or(ApiError::NotFound("event type"))?;
+        .run(move |db| event_types::find(db, &tenant, &name));
+    let row = found_or_404("event type", found).await?;
     Ok(HttpResponse::Ok().json(view(row)))
 }
 
@@ -253,9 +250,8 @@ pub async fn update(
     };
     let updated = state
         .writer
-        .call(move |db| event_types::update(db, &tenant, &name, &changes, now_ms()))
-        .await?;
-    let row = updated.ok_or(ApiError::NotFound("event type"))?;
+        .call(move |db| event_types::update(db, &tenant, &name, &changes, now_ms()));
+    let row = found_or_404("event type", updated).await?;
     Ok(HttpResponse::Ok().json(view(row)))
 }
 
@@ -279,9 +275,8 @@ pub async fn archive(
     let owner = tenant.clone();
     let archived = state
         .writer
-        .call(move |db| event_types::archive(db, &owner, &name, now_ms()))
-        .await?;
-    let row = archived.ok_or(ApiError::NotFound("event type"))?;
+        .call(move |db| event_types::archive(db, &owner, &name, now_ms()));
+    let row = found_or_404("event type", archived).await?;
     state.publish_rules.forget(&tenant);
     Ok(HttpResponse::Ok().json(view(row)))
 }

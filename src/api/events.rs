@@ -1,10 +1,9 @@
 use super::auth::Authorized;
 use super::deliveries::{delivery_summary, DeliverySummary};
-use super::problem::{parse_json, ApiError};
-use super::{
-    event_type_param, page, parse_query, rfc3339, time_range, AppState, EventPath, Page,
-    PageParams, TenantPath,
-};
+use super::paging::{list_page, Page, Paging};
+use super::problem::{found_or_404, parse_json, ApiError};
+use super::query::{event_type_param, parse_query, time_range};
+use super::{rfc3339, AppState, EventPath, TenantPath};
 use crate::actors::router::Publish;
 use crate::core::domain::{parse_event_id, parse_event_type, FieldError};
 use crate::core::envelope::{is_operational, Envelope, OPERATIONAL_PREFIX};
@@ -178,17 +177,14 @@ pub async fn get(
     path: Authorized<EventPath>,
 ) -> Result<HttpResponse, ApiError> {
     let EventPath { tenant, event: id } = path.into_inner();
-    let found = state
-        .store
-        .run(move |db| {
-            let Some(event) = events::find(db, &tenant, &id)? else {
-                return Ok(None);
-            };
-            let fan_out = deliveries::for_event(db, &tenant, &id)?;
-            Ok(Some((event, fan_out)))
-        })
-        .await?;
-    let (event, fan_out) = found.ok_or(ApiError::NotFound("event"))?;
+    let found = state.store.run(move |db| {
+        let Some(event) = events::find(db, &tenant, &id)? else {
+            return Ok(None);
+        };
+        let fan_out = deliveries::for_event(db, &tenant, &id)?;
+        Ok(Some((event, fan_out)))
+    });
+    let (event, fan_out) = found_or_404("event", found).await?;
     let envelope: Value = serde_json::from_str(&event.body).unwrap_or(Value::Null);
     Ok(HttpResponse::Ok().json(EventOut {
         id: event.id,
@@ -251,24 +247,17 @@ pub async fn list(
         since,
         until,
     };
-    let paging = PageParams {
-        limit: params.limit,
-        cursor: params.cursor,
-    };
-    let limit = paging.limit()?;
-    let cursor = paging.cursor()?;
-    let rows = state
-        .store
-        .run(move |db| events::list(db, &tenant, &filter, cursor.as_deref(), limit + 1))
-        .await?;
-    Ok(HttpResponse::Ok().json(page(
-        rows,
-        limit,
+    let paging = Paging::new(params.limit, params.cursor)?;
+    list_page(
+        &state.store,
+        paging,
+        move |db, after, limit| events::list(db, &tenant, &filter, after, limit),
         |r| &r.id,
         |r: EventSummary| EventListed {
             id: r.id,
             event_type: r.event_type,
             created_at: rfc3339(r.created_at),
         },
-    )))
+    )
+    .await
 }

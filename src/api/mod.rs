@@ -1,5 +1,13 @@
 //! The HTTP API: one module a resource. A handler parses its input into
 //! domain values, calls the store or the router, and maps the result.
+//!
+//! What the resources share: [`auth`] (who is calling), [`guard`] (what
+//! every request meets first), [`problem`] (errors as problem+json, body
+//! parsing, 404s), [`query`] (query strings and the filters of lists),
+//! [`paging`] (the shape of every list), [`schema`] (schemas of the OpenAPI
+//! document that handlers share) and [`openapi`] (the document, collected
+//! from the handlers). This module holds the route table and the typed
+//! paths.
 
 pub mod alerts;
 pub mod api_keys;
@@ -13,14 +21,15 @@ pub mod events;
 pub mod guard;
 pub mod health;
 pub mod openapi;
+pub mod paging;
 pub mod problem;
 pub mod publish_rules;
+pub mod query;
 pub mod replay;
+pub mod schema;
 pub mod tenants;
 
 use crate::actors::router::Router;
-use crate::core::delivery::StatusClass;
-use crate::core::domain::{check_event_type, FieldError};
 use crate::core::limits::HealthLimits;
 use crate::core::secret_box::SecretBox;
 use crate::core::target_policy::TargetPolicy;
@@ -34,10 +43,9 @@ use actix_web::http::header::{HeaderValue, ALLOW, CONTENT_TYPE};
 use actix_web::http::StatusCode;
 use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers};
 use actix_web::web;
-use actix_web::{HttpRequest, HttpResponse};
-use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use actix_web::HttpResponse;
+use serde::Deserialize;
+use utoipa::IntoParams;
 
 pub struct AppState {
     pub store: Store,
@@ -260,143 +268,4 @@ tenant_scoped!(
     DeliveryPath
 );
 
-/// `limit` and `cursor` of every list.
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct PageParams {
-    /// How many items a page holds (default 100).
-    #[param(minimum = 1, maximum = 1000)]
-    pub limit: Option<i64>,
-    /// The `next` of the previous page.
-    #[param(min_length = 1, max_length = 255, pattern = "^[A-Za-z0-9._:-]+$")]
-    pub cursor: Option<String>,
-}
-
-pub const DEFAULT_PAGE: i64 = 100;
-pub const MAX_PAGE: i64 = 1000;
-
-impl PageParams {
-    pub fn limit(&self) -> Result<i64, problem::ApiError> {
-        match self.limit {
-            None => Ok(DEFAULT_PAGE),
-            Some(limit) if (1..=MAX_PAGE).contains(&limit) => Ok(limit),
-            Some(_) => Err(crate::core::domain::FieldError::new(
-                "limit",
-                format!("must be between 1 and {MAX_PAGE}"),
-            )
-            .into()),
-        }
-    }
-
-    /// The cursor, refused (naming `cursor`) when it cannot be an id.
-    pub fn cursor(&self) -> Result<Option<String>, problem::ApiError> {
-        Ok(self
-            .cursor
-            .as_deref()
-            .map(|cursor| crate::core::domain::parse_query_id("cursor", cursor))
-            .transpose()?)
-    }
-}
-
-/// A page of a list, in id order.
-#[derive(Serialize, ToSchema)]
-pub struct Page<T> {
-    data: Vec<T>,
-    /// The `cursor` of the next page; `null` on the last one.
-    next: Option<String>,
-}
-
-/// Builds a page from `limit + 1` fetched rows: the extra row only tells
-/// whether another page exists; the cursor is the last returned id.
-pub fn page<R, T>(
-    mut rows: Vec<R>,
-    limit: i64,
-    id_of: impl Fn(&R) -> &str,
-    view: impl Fn(R) -> T,
-) -> Page<T> {
-    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
-    let more = rows.len() > limit;
-    rows.truncate(limit);
-    let next = if more {
-        rows.last().map(|r| id_of(r).to_owned())
-    } else {
-        None
-    };
-    Page {
-        data: rows.into_iter().map(view).collect(),
-        next,
-    }
-}
-
 pub use crate::time::rfc3339;
-
-/// Parses the query string: an unknown parameter, a repeated one or a bad
-/// value is a 422 naming it (actix's `web::Query` answers 400 naming none).
-pub fn parse_query<T: DeserializeOwned>(request: &HttpRequest) -> Result<T, problem::ApiError> {
-    let pairs = form_urlencoded::parse(request.query_string().as_bytes());
-    serde_path_to_error::deserialize(serde_urlencoded::Deserializer::new(pairs)).map_err(|error| {
-        let field = error.path().to_string();
-        let reason = error.inner().to_string();
-        // serde names an unknown or repeated parameter only in its message.
-        let named = ["unknown field `", "duplicate field `"]
-            .iter()
-            .find_map(|prefix| reason.strip_prefix(prefix));
-        let field = match named {
-            Some(rest) => rest.split('`').next().unwrap_or_default().to_owned(),
-            None => field,
-        };
-        FieldError::new(field, reason).into()
-    })
-}
-
-/// An RFC 3339 timestamp of the query, in milliseconds.
-pub fn time_param(field: &str, value: Option<&str>) -> Result<Option<i64>, FieldError> {
-    value
-        .map(|value| {
-            chrono::DateTime::parse_from_rfc3339(value)
-                .map(|at| at.timestamp_millis())
-                .map_err(|_| FieldError::new(field, "must be an RFC 3339 timestamp"))
-        })
-        .transpose()
-}
-
-/// `since` (inclusive) and `until` (exclusive), `until` after `since`.
-pub fn time_range(
-    since: Option<&str>,
-    until: Option<&str>,
-) -> Result<(Option<i64>, Option<i64>), FieldError> {
-    let since_ms = time_param("since", since)?;
-    let until_ms = time_param("until", until)?;
-    if let (Some(since), Some(until)) = (since_ms, until_ms) {
-        if until <= since {
-            return Err(FieldError::new("until", "must be later than since"));
-        }
-    }
-    Ok((since_ms, until_ms))
-}
-
-/// `event_type`, exactly as published.
-pub fn event_type_param(value: Option<&str>) -> Result<Option<String>, FieldError> {
-    value
-        .map(|value| {
-            check_event_type(value)
-                .map(|()| value.to_owned())
-                .map_err(|reason| FieldError::new("event_type", reason))
-        })
-        .transpose()
-}
-
-/// `status_class`: `2xx`, `3xx`, `4xx`, `5xx` or `none`.
-pub fn status_class_param(value: Option<&str>) -> Result<Option<StatusClass>, FieldError> {
-    value
-        .map(|value| {
-            StatusClass::parse(value).ok_or_else(|| {
-                FieldError::new(
-                    "status_class",
-                    format!("must be one of {}", StatusClass::NAMES.join(", ")),
-                )
-            })
-        })
-        .transpose()
-}

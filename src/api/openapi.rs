@@ -9,14 +9,12 @@ use super::{
     alerts, api_keys, deliveries, endpoint_health, endpoint_secrets, endpoints, event_types,
     events, health, replay, tenants,
 };
-use crate::core::delivery::{DeliveryState, StatusClass};
-use crate::core::failure_policy::AlertKind;
 use actix_web::HttpResponse;
 use std::sync::LazyLock;
 use utoipa::openapi::path::{Operation, ParameterIn};
-use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+use utoipa::openapi::schema::{SchemaType, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
-use utoipa::openapi::{ContentBuilder, Object, Ref, RefOr, Response, ResponseBuilder, Schema};
+use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder, Schema};
 use utoipa::{Modify, OpenApi};
 
 #[derive(OpenApi)]
@@ -77,27 +75,6 @@ static DOCUMENT: LazyLock<utoipa::openapi::OpenApi> = LazyLock::new(ApiDoc::open
 )]
 pub async fn document() -> HttpResponse {
     HttpResponse::Ok().json(&*DOCUMENT)
-}
-
-/// A string that is one of `names`: the values a query parameter accepts,
-/// taken from the type that parses it.
-fn one_of(names: impl IntoIterator<Item = &'static str>) -> Object {
-    ObjectBuilder::new()
-        .schema_type(Type::String)
-        .enum_values(Some(names))
-        .build()
-}
-
-pub(super) fn delivery_states() -> Object {
-    one_of(DeliveryState::ALL.map(DeliveryState::as_str))
-}
-
-pub(super) fn status_classes() -> Object {
-    one_of(StatusClass::NAMES)
-}
-
-pub(super) fn alert_kinds() -> Object {
-    one_of(AlertKind::ALL.map(AlertKind::as_str))
 }
 
 /// utoipa names an operation after its handler, and handlers of different
@@ -329,7 +306,7 @@ mod tests {
                 "{schema}.{field}"
             );
         }
-        let max_page = u64::try_from(super::super::MAX_PAGE).ok();
+        let max_page = u64::try_from(super::super::paging::MAX_PAGE).ok();
         let mut lists = 0;
         for item in document["paths"].as_object().into_iter().flatten() {
             let parameters = item.1["get"]["parameters"].as_array();

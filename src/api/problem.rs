@@ -1,5 +1,5 @@
-//! Errors as `application/problem+json` (RFC 9457), and request-body parsing
-//! that names the offending field.
+//! Errors as `application/problem+json` (RFC 9457), request-body parsing
+//! that names the offending field, and lookups that answer 404.
 
 use crate::core::domain::FieldError;
 use crate::store::tenants::SYSTEM_TENANT;
@@ -9,6 +9,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use std::future::Future;
 use utoipa::ToSchema;
 
 #[derive(Debug, thiserror::Error)]
@@ -154,6 +155,15 @@ pub fn problem_response(
             detail,
             field,
         })
+}
+
+/// What `lookup` (a store read or a writer job) found, or a 404 naming
+/// `what` (`"endpoint"`) when it found nothing.
+pub async fn found_or_404<T>(
+    what: &'static str,
+    lookup: impl Future<Output = Result<Option<T>, StoreError>>,
+) -> Result<T, ApiError> {
+    lookup.await?.ok_or(ApiError::NotFound(what))
 }
 
 /// Parses a JSON body: bad syntax is a 400, a wrong shape a 422 naming the

@@ -11,11 +11,10 @@
 use super::auth::Authorized;
 use super::deliveries::{attempt_view, delivery_view, AttemptOut, DeliveryOut};
 use super::endpoints::find;
-use super::problem::{parse_json, parse_optional_json, ApiError, Problem};
-use super::{
-    page, parse_query, status_class_param, time_range, AppState, DeliveryPath, EndpointPath, Page,
-    PageParams,
-};
+use super::paging::{Page, Paging};
+use super::problem::{found_or_404, parse_json, parse_optional_json, ApiError, Problem};
+use super::query::{parse_query, status_class_param, time_range};
+use super::{AppState, DeliveryPath, EndpointPath};
 use crate::actors::router::{DeliverySettled, PendingOnDisk, Router};
 use crate::core::delivery::{
     after_manual_attempt, verdict_for_status, AttemptVerdict, DeliveryState, ManualAttempt,
@@ -48,7 +47,7 @@ const DISABLED: &str = "endpoint is disabled; enable it first";
 #[into_params(parameter_in = Query)]
 struct AttemptParams {
     /// The class of the attempt's status (`none`: no answer).
-    #[param(schema_with = super::openapi::status_classes)]
+    #[param(schema_with = super::schema::status_classes)]
     status_class: Option<String>,
     /// Only attempts started at or after this RFC 3339 time.
     #[param(format = DateTime)]
@@ -95,21 +94,16 @@ pub async fn attempts(
         since,
         until,
     };
-    let paging = PageParams {
-        limit: params.limit,
-        cursor: params.cursor,
-    };
-    let limit = paging.limit()?;
-    let cursor = paging.cursor()?;
+    let paging = Paging::new(params.limit, params.cursor)?;
     find(&state, &tenant, &id).await?;
-    let rows = state
-        .store
-        .run(move |db| replay::attempts_of_endpoint(db, &id, &filter, cursor.as_deref(), limit + 1))
+    let rows = paging
+        .read(&state.store, move |db, after, limit| {
+            replay::attempts_of_endpoint(db, &id, &filter, after, limit)
+        })
         .await?
         .ok_or_else(|| FieldError::new("cursor", "names no attempt of this endpoint"))?;
-    Ok(HttpResponse::Ok().json(page(
+    Ok(HttpResponse::Ok().json(paging.page(
         rows,
-        limit,
         |r| &r.id,
         |r| EndpointAttempt {
             attempt: attempt_view(&r),
@@ -140,11 +134,10 @@ pub async fn retry(
         delivery: id,
     } = path.into_inner();
     let lookup_tenant = tenant.clone();
-    let (delivery, event) = state
+    let found = state
         .store
-        .run(move |db| replay::delivery_to_attempt(db, &lookup_tenant, &id))
-        .await?
-        .ok_or(ApiError::NotFound("delivery"))?;
+        .run(move |db| replay::delivery_to_attempt(db, &lookup_tenant, &id));
+    let (delivery, event) = found_or_404("delivery", found).await?;
     let endpoint = find(&state, &tenant, &delivery.endpoint_id).await?;
     if !endpoint.is_active() {
         return Err(ApiError::Conflict(DISABLED.to_owned()));

@@ -1,6 +1,8 @@
 use super::auth::{Admin, Authorized};
-use super::problem::{parse_json, ApiError};
-use super::{page, parse_query, rfc3339, AppState, Page, PageParams, TenantPath};
+use super::paging::{list_page, Page, PageParams};
+use super::problem::{found_or_404, parse_json, ApiError};
+use super::query::parse_query;
+use super::{rfc3339, AppState, TenantPath};
 use crate::core::domain::{check_line, parse_tenant_id, FieldError};
 use crate::ids;
 use crate::store::event_types;
@@ -129,23 +131,19 @@ pub async fn list(
     request: HttpRequest,
     _admin: Admin,
 ) -> Result<HttpResponse, ApiError> {
-    let params: PageParams = parse_query(&request)?;
-    let limit = params.limit()?;
-    let cursor = params.cursor()?;
-    let rows = state
-        .store
-        .run(move |db| tenants::list(db, cursor.as_deref(), limit + 1))
-        .await?;
-    Ok(HttpResponse::Ok().json(page(
-        rows,
-        limit,
+    let paging = parse_query::<PageParams>(&request)?.paging()?;
+    list_page(
+        &state.store,
+        paging,
+        tenants::list,
         |r| &r.id,
         |r| TenantSummary {
             id: r.id,
             name: r.name,
             created_at: rfc3339(r.created_at),
         },
-    )))
+    )
+    .await
 }
 
 fn tenant_view(row: TenantRow, reject_unknown_event_types: Option<bool>) -> TenantOut {
@@ -171,11 +169,11 @@ pub async fn get(
     path: Authorized<TenantPath>,
 ) -> Result<HttpResponse, ApiError> {
     let TenantPath { tenant } = path.into_inner();
-    let found = state
-        .store
-        .run(move |db| tenant_with_settings(db, &tenant))
-        .await?;
-    let (row, reject) = found.ok_or(ApiError::NotFound("tenant"))?;
+    let (row, reject) = found_or_404(
+        "tenant",
+        state.store.run(move |db| tenant_with_settings(db, &tenant)),
+    )
+    .await?;
     Ok(HttpResponse::Ok().json(tenant_view(row, reject)))
 }
 
@@ -232,19 +230,16 @@ pub async fn update(
     let name = input.name.map(|name| checked_name(&name)).transpose()?;
     let reject = input.reject_unknown_event_types;
     let owner = tenant.clone();
-    let updated = state
-        .writer
-        .call(move |db| {
-            if let Some(name) = &name {
-                tenants::rename(db, &owner, name)?;
-            }
-            if let Some(setting) = reject {
-                event_types::set_reject_unknown(db, &owner, setting)?;
-            }
-            tenant_with_settings(db, &owner)
-        })
-        .await?;
-    let (row, reject) = updated.ok_or(ApiError::NotFound("tenant"))?;
+    let updated = state.writer.call(move |db| {
+        if let Some(name) = &name {
+            tenants::rename(db, &owner, name)?;
+        }
+        if let Some(setting) = reject {
+            event_types::set_reject_unknown(db, &owner, setting)?;
+        }
+        tenant_with_settings(db, &owner)
+    });
+    let (row, reject) = found_or_404("tenant", updated).await?;
     state.publish_rules.forget(&tenant);
     Ok(HttpResponse::Ok().json(tenant_view(row, reject)))
 }
