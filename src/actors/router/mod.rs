@@ -99,20 +99,24 @@ impl Router {
 
     /// The endpoint's actor, started now if it was not running.
     fn actor(&mut self, id: &str) -> Option<Addr<EndpointActor>> {
+        self.started_route(id)?.actor.clone()
+    }
+
+    /// The endpoint's route, its actor started now if it was not running.
+    fn started_route(&mut self, id: &str) -> Option<&Route> {
         let route = self.routes.get_mut(id)?;
-        if let Some(actor) = &route.actor {
-            return Some(actor.clone());
+        if route.actor.is_none() {
+            let deps = self.deps.clone()?;
+            let config = Arc::clone(&route.config);
+            // None once the threads were released at shutdown.
+            let arbiter = &self.arbiters[self.next_arbiter.checked_rem(self.arbiters.len())?];
+            self.next_arbiter += 1;
+            let actor = Supervisor::start_in_arbiter(&arbiter.handle(), move |_| {
+                EndpointActor::new(config, deps)
+            });
+            route.actor = Some(actor);
         }
-        let deps = self.deps.clone()?;
-        let config = Arc::clone(&route.config);
-        // None once the threads were released at shutdown.
-        let arbiter = &self.arbiters[self.next_arbiter.checked_rem(self.arbiters.len())?];
-        self.next_arbiter += 1;
-        let actor = Supervisor::start_in_arbiter(&arbiter.handle(), move |_| {
-            EndpointActor::new(config, deps)
-        });
-        route.actor = Some(actor.clone());
-        Some(actor)
+        Some(route)
     }
 
     /// Sets whether fan-out queues (active) or holds deliveries for the

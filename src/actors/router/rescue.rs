@@ -3,7 +3,7 @@
 //! [`crate::core::rescue`]).
 
 use super::messages::PendingOnDisk;
-use super::Router;
+use super::{Route, Router};
 use crate::actors::endpoint::{Reconfigure, WorkOnDisk};
 use crate::core::rescue::{self, OnDisk, Rescue};
 use crate::store::endpoint_state;
@@ -79,9 +79,14 @@ impl Router {
                     rescued.read_disk += 1;
                 }
                 Rescue::Reload => {
-                    let config = self.routes.get(id).map(|route| Arc::clone(&route.config));
-                    if let (Some(actor), Some(config)) = (self.actor(id), config) {
-                        actor.do_send(Reconfigure(config));
+                    // The route is read again: a `SetActive` before this
+                    // changed its configuration.
+                    if let Some(Route {
+                        config,
+                        actor: Some(actor),
+                    }) = self.started_route(id)
+                    {
+                        actor.do_send(Reconfigure(Arc::clone(config)));
                         rescued.reloaded += 1;
                     }
                 }
