@@ -1,0 +1,217 @@
+//! Wiring: storage, writer, actors and the HTTP server.
+//!
+//! By concern: `settings` (each setting checked, and turned into what a
+//! part takes), `admin_key` (the admin key at start, and its rotation) and
+//! `shutdown` (serving until a signal, then stopping within the grace
+//! period).
+
+mod admin_key;
+mod settings;
+mod shutdown;
+
+use crate::actors::retention::RetentionSweep;
+use crate::actors::router::Router;
+use crate::api::{self, auth::Keys, publish_rules::PublishRules, AppState};
+use crate::config::Settings;
+use crate::core::endpoint::EndpointConfig;
+use crate::core::limits::HealthLimits;
+use crate::core::secret_box::SecretBox;
+use crate::core::target_policy::TargetPolicy;
+use crate::core::tenant_caps::TenantCaps;
+use crate::sender;
+use crate::store::writer::{Writer, WriterLanes};
+use crate::store::{endpoints, Store, StoreError};
+use crate::time::now_ms;
+use actix::{Actor, Addr};
+use actix_web::dev::Server;
+use actix_web::middleware::from_fn;
+use actix_web::{web, App, HttpServer};
+use admin_key::{admin_key_at_start, check_admin_key};
+use settings::{
+    actor_settings, alert_target, attempt_budget, health_limits, retention_settings, secret_box,
+};
+use std::net::TcpListener;
+use std::time::Duration;
+
+pub use admin_key::rotate_admin_key;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot listen on {0}: {1}")]
+    Listen(String, std::io::Error),
+    #[error("cannot build the HTTP client: {0}")]
+    Client(#[from] reqwest::Error),
+    #[error("invalid setting: {0}")]
+    Settings(String),
+}
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    router: Addr<Router>,
+    /// Kept so the sweep lives as long as the application.
+    _retention: Addr<RetentionSweep>,
+    /// Closed at shutdown, after the drain; dropped with the application
+    /// otherwise. Either way they end with it.
+    writer_lanes: WriterLanes,
+    generated_admin_key: Option<String>,
+    shutdown_grace: Duration,
+}
+
+impl Application {
+    /// Opens (and migrates) the database, starts the writer and the actors,
+    /// and binds the listener. Must run inside an actix system.
+    pub async fn build(settings: Settings) -> Result<Application, StartupError> {
+        if settings.max_payload_bytes == 0 {
+            return Err(StartupError::Settings(
+                "HOOKRELAY_MAX_PAYLOAD_BYTES (--max-payload-bytes) must be at least 1".to_owned(),
+            ));
+        }
+        check_admin_key(&settings)?;
+        let health_defaults = health_limits(&settings)?;
+        let (retention, sweep_pace) = retention_settings(&settings)?;
+        let secrets = secret_box(&settings)?;
+        let alert_target = alert_target(&settings)?;
+        let url = settings.database_url.clone();
+        let store = tokio::task::spawn_blocking(move || Store::open(&url))
+            .await
+            .map_err(|e| StoreError::Blocking(e.to_string()))??;
+        let generated_admin_key = admin_key_at_start(&store, &settings).await?;
+        let operator_secrets = secrets.clone();
+        store
+            .run(move |db| {
+                let target = alert_target
+                    .as_ref()
+                    .map(|(url, secret)| (url.as_str(), secret));
+                endpoints::sync_operator_endpoint(db, target, &operator_secrets, now_ms())
+            })
+            .await?;
+        let (writer, writer_lanes) =
+            Writer::start(&store, usize::from(settings.writer_connections))?;
+        let configs = endpoint_configs(&store, &writer, &health_defaults, &secrets).await?;
+        let budget = attempt_budget(&settings)?;
+        let tenant_caps = TenantCaps::new(
+            settings.tenant_max_timeout_seconds,
+            settings.tenant_max_in_flight_total,
+        )
+        .map_err(|error| StartupError::Settings(error.to_string()))?;
+        let actor_settings = actor_settings(&settings, budget)?;
+        let retention = RetentionSweep::new(retention, sweep_pace, writer.clone()).start();
+        let transport = sender::Transport::new(settings.allow_targets.clone(), budget)?;
+        let router = Router::new(
+            writer.clone(),
+            store.clone(),
+            transport.clone(),
+            configs,
+            actor_settings,
+            Duration::from_secs(settings.rescue_interval_seconds),
+        )
+        .start();
+
+        let listener = TcpListener::bind(&settings.listen)
+            .map_err(|e| StartupError::Listen(settings.listen.clone(), e))?;
+        let port = listener
+            .local_addr()
+            .map_err(|e| StartupError::Listen(settings.listen.clone(), e))?
+            .port();
+        let state = web::Data::new(AppState {
+            keys: Keys::new(store.clone(), writer.clone(), settings.admin_key.as_deref()),
+            publish_rules: PublishRules::new(store.clone(), settings.reject_unknown_event_types),
+            secrets,
+            store,
+            router: router.clone(),
+            writer,
+            health_defaults,
+            tenant_caps,
+            targets: TargetPolicy {
+                allow: settings.allow_targets.clone(),
+                https_only: settings.https_only,
+            },
+            transport,
+        });
+        let shutdown_grace = Duration::from_secs(settings.shutdown_grace_seconds);
+        let max_payload_bytes = settings.max_payload_bytes;
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                // Every handler reads its body as `web::Bytes`, which this
+                // bounds: a larger body is a 413 before any handler runs.
+                .app_data(web::PayloadConfig::new(max_payload_bytes))
+                .wrap(api::problem_errors())
+                .wrap(from_fn(api::guard::slow_failed_authentication))
+                .wrap(from_fn(api::guard::refuse_encoded_bodies))
+                .configure(api::routes)
+        })
+        .listen(listener)
+        .map_err(|e| StartupError::Listen(settings.listen.clone(), e))?
+        .disable_signals()
+        .shutdown_timeout(shutdown_grace.as_secs())
+        .run();
+        Ok(Application {
+            port,
+            server,
+            router,
+            _retention: retention,
+            writer_lanes,
+            generated_admin_key,
+            shutdown_grace,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The admin key generated at first start, when none was configured.
+    pub fn admin_key(&self) -> Option<&str> {
+        self.generated_admin_key.as_deref()
+    }
+}
+
+/// Endpoints read per query at start-up.
+const STARTUP_PAGE: usize = 1000;
+
+/// Every endpoint's configuration, read a page at a time so that start-up
+/// with many endpoints never holds all their rows (and, on PostgreSQL, the
+/// whole result set) beside all their configurations. With a secret key
+/// set, secrets still stored plain (written before it was) are sealed on
+/// the way, so that none stays readable on disk after the first start.
+async fn endpoint_configs(
+    store: &Store,
+    writer: &Writer,
+    defaults: &HealthLimits,
+    secrets: &SecretBox,
+) -> Result<Vec<EndpointConfig>, StoreError> {
+    let mut configs = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let from = after.take();
+        let rows = store
+            .run(move |db| endpoints::page_after(db, from.as_deref(), STARTUP_PAGE))
+            .await?;
+        for row in &rows {
+            configs.push(row.config(defaults, secrets)?);
+        }
+        let plain: Vec<_> = rows
+            .iter()
+            .filter(|row| row.needs_sealing(secrets))
+            .cloned()
+            .collect();
+        if !plain.is_empty() {
+            log::info!(
+                "encrypting the secrets and credential headers of {} endpoints stored in the clear",
+                plain.len()
+            );
+            let secrets = secrets.clone();
+            writer
+                .call(move |db| endpoints::seal_secrets(db, &plain, &secrets))
+                .await?;
+        }
+        match rows.last() {
+            Some(last) if rows.len() == STARTUP_PAGE => after = Some(last.id.clone()),
+            _ => return Ok(configs),
+        }
+    }
+}
