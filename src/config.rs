@@ -1,6 +1,6 @@
 //! Settings: every flag can also come from the environment.
 
-use crate::core::tenant_caps::{DEFAULT_MAX_IN_FLIGHT_TOTAL, DEFAULT_MAX_TIMEOUT_SECONDS};
+use crate::core::tenancy::tenant_caps::{DEFAULT_MAX_IN_FLIGHT_TOTAL, DEFAULT_MAX_TIMEOUT_SECONDS};
 use crate::store::writer::MAX_LANES;
 use clap::Args;
 use ipnet::IpNet;
@@ -84,7 +84,7 @@ pub struct Settings {
     /// endpoint moves its backlog (pending to held, held to pending or
     /// cancelled): each batch is a transaction of its own, so other writes
     /// (publishes, attempt results) go in between, and batches shrink while
-    /// they take longer than 50 ms (see `core::move_pace`).
+    /// they take longer than 50 ms (see `core::delivery::move_pace`).
     #[arg(long, env = "HOOKRELAY_MOVE_BATCH", default_value_t = DEFAULT_MOVE_BATCH)]
     pub move_batch: usize,
 

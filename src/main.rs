@@ -1,6 +1,6 @@
 use clap::{Args, Parser, Subcommand};
 use hookrelay::config::Settings;
-use hookrelay::core::redact;
+use hookrelay::core::secrets::redact;
 use hookrelay::startup::{rotate_admin_key, Application};
 use std::io::Write;
 use std::process::ExitCode;

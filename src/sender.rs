@@ -1,12 +1,12 @@
 //! The HTTP side of an attempt: sign, send, and describe what happened.
 
-use crate::core::attempt_budget::AttemptBudget;
-use crate::core::captured_headers::CapturedHeaders;
+use crate::core::delivery::attempt_budget::AttemptBudget;
+use crate::core::delivery::captured_headers::CapturedHeaders;
+use crate::core::delivery::retry::parse_retry_after;
 use crate::core::endpoint::{EndpointConfig, HttpMethod};
-use crate::core::retry::parse_retry_after;
-use crate::core::signature_scheme::SignedMessage;
-use crate::core::target_policy::{vet, vet_literal, Blocked};
-use crate::core::text::{storable, storable_lossy};
+use crate::core::input::target_policy::{vet, vet_literal, Blocked};
+use crate::core::input::text::{storable, storable_lossy};
+use crate::core::secrets::signature_scheme::SignedMessage;
 use crate::store::models::AttemptRow;
 use ipnet::IpNet;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
@@ -186,7 +186,7 @@ struct BlockedName {
 }
 
 /// How an attempt ended, in the words stored with the attempt. Every
-/// string in it is storable ([`crate::core::text::storable`]): whatever the
+/// string in it is storable ([`crate::core::input::text::storable`]): whatever the
 /// receiver or the network said, the attempt row can be written.
 #[derive(Debug, Clone)]
 pub struct AttemptReport {

@@ -2,9 +2,9 @@
 //! operational event for the tenant's subscribed endpoints, and one for the
 //! operator's alert URL.
 
-use crate::core::envelope::Envelope;
-use crate::core::failure_policy::AlertKind;
-use crate::core::redact;
+use crate::core::delivery::envelope::Envelope;
+use crate::core::health::failure_policy::AlertKind;
+use crate::core::secrets::redact;
 use crate::store::models::AlertRow;
 use crate::store::models::EventRow;
 use crate::time::rfc3339;

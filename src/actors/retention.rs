@@ -1,10 +1,10 @@
-//! The retention sweep's shell: it asks `core::retention::Sweeper` what is
+//! The retention sweep's shell: it asks `core::delivery::retention::Sweeper` what is
 //! due, runs each batch as one writer job (in order with ingestion and
 //! attempt results, so a batch never holds the database for long) and
 //! waits as told. Failures are logged and retried after a bounded backoff;
 //! they never stop the service.
 
-use crate::core::retention::{Batch, RetentionSettings, Step, SweepPace, Sweeper};
+use crate::core::delivery::retention::{Batch, RetentionSettings, Step, SweepPace, Sweeper};
 use crate::store::retention;
 use crate::store::writer::Writer;
 use crate::time::now_ms;

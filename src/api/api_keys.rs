@@ -7,7 +7,7 @@ use super::paging::{list_page, Page, PageParams};
 use super::problem::{found_or_404, parse_optional_json, ApiError};
 use super::query::parse_query;
 use super::{rfc3339, ApiKeyPath, AppState, TenantPath};
-use crate::core::domain::{check_line, FieldError};
+use crate::core::input::domain::{check_line, FieldError};
 use crate::ids;
 use crate::store::api_keys::{self, MAX_KEYS_PER_TENANT};
 use crate::store::models::ApiKeyRow;

@@ -5,10 +5,10 @@
 
 use super::problem::ApiError;
 use super::AppState;
-use crate::core::auth_failures::{AuthFailures, Policy};
-use crate::core::domain::is_id;
-use crate::core::key_use::KeyUses;
-use crate::core::negative_cache::NegativeCache;
+use crate::core::input::domain::is_id;
+use crate::core::tenancy::auth_failures::{AuthFailures, Policy};
+use crate::core::tenancy::key_use::KeyUses;
+use crate::core::tenancy::negative_cache::NegativeCache;
 use crate::ids::key_hash;
 use crate::store::api_keys;
 use crate::store::tenants::{self, KeyOwner, SYSTEM_TENANT};
@@ -262,7 +262,7 @@ impl<P> Authorized<P> {
     }
 
     /// The request carries the admin key (the operator), not a tenant's:
-    /// it is not held to the caps of [`crate::core::tenant_caps`].
+    /// it is not held to the caps of [`crate::core::tenancy::tenant_caps`].
     pub fn by_admin(&self) -> bool {
         self.by_admin
     }

@@ -7,8 +7,8 @@ use super::paging::{list_page, Page, Paging};
 use super::problem::{found_or_404, parse_json, ApiError};
 use super::query::parse_query;
 use super::{rfc3339, AppState, EventTypePath, TenantPath};
-use crate::core::domain::FieldError;
-use crate::core::event_catalog::{
+use crate::core::input::domain::FieldError;
+use crate::core::input::event_catalog::{
     check_description, parse_name, parse_schema, MAX_EVENT_TYPES_PER_TENANT,
 };
 use crate::store::event_types::{self, Created, EventTypeChanges, EventTypeRow};

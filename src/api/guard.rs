@@ -1,6 +1,6 @@
 //! What every request meets before its handler's extractors run: a body
 //! sent with a content coding is refused unread, and the 401 of a refused
-//! key waits as [`crate::core::auth_failures`] says for its address.
+//! key waits as [`crate::core::tenancy::auth_failures`] says for its address.
 
 use super::problem::problem_response;
 use super::AppState;

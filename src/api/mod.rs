@@ -30,10 +30,10 @@ pub mod schema;
 pub mod tenants;
 
 use crate::actors::router::Router;
-use crate::core::limits::HealthLimits;
-use crate::core::secret_box::SecretBox;
-use crate::core::target_policy::TargetPolicy;
-use crate::core::tenant_caps::TenantCaps;
+use crate::core::health::limits::HealthLimits;
+use crate::core::input::target_policy::TargetPolicy;
+use crate::core::secrets::secret_box::SecretBox;
+use crate::core::tenancy::tenant_caps::TenantCaps;
 use crate::sender::Transport;
 use crate::store::writer::Writer;
 use crate::store::Store;

@@ -254,8 +254,8 @@ fn operations(item: &mut utoipa::openapi::PathItem) -> impl Iterator<Item = &mut
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::domain::MAX_EVENT_TYPE;
-    use crate::core::event_catalog::MAX_DESCRIPTION;
+    use crate::core::input::domain::MAX_EVENT_TYPE;
+    use crate::core::input::event_catalog::MAX_DESCRIPTION;
     use serde_json::Value;
 
     fn document() -> Value {

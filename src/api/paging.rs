@@ -19,7 +19,7 @@
 //! ```
 
 use super::problem::ApiError;
-use crate::core::domain::{parse_query_id, FieldError};
+use crate::core::input::domain::{parse_query_id, FieldError};
 use crate::store::{Db, Store, StoreError};
 use actix_web::HttpResponse;
 use serde::{Deserialize, Serialize};

@@ -1,7 +1,7 @@
 //! Errors as `application/problem+json` (RFC 9457), request-body parsing
 //! that names the offending field, and lookups that answer 404.
 
-use crate::core::domain::FieldError;
+use crate::core::input::domain::FieldError;
 use crate::store::tenants::SYSTEM_TENANT;
 use crate::store::StoreError;
 use actix_web::http::header::RETRY_AFTER;

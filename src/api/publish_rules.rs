@@ -3,7 +3,7 @@
 //! first event after a start or a change of its setting or catalog.
 
 use super::problem::ApiError;
-use crate::core::event_catalog::PublishRule;
+use crate::core::input::event_catalog::PublishRule;
 use crate::store::{event_types, Store, StoreError};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};

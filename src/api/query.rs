@@ -3,8 +3,8 @@
 //! class).
 
 use super::problem::ApiError;
-use crate::core::delivery::StatusClass;
-use crate::core::domain::{check_event_type, FieldError};
+use crate::core::delivery::lifecycle::StatusClass;
+use crate::core::input::domain::{check_event_type, FieldError};
 use actix_web::HttpRequest;
 use serde::de::DeserializeOwned;
 

@@ -16,12 +16,12 @@ use super::problem::{found_or_404, parse_json, parse_optional_json, ApiError, Pr
 use super::query::{parse_query, status_class_param, time_range};
 use super::{AppState, DeliveryPath, EndpointPath};
 use crate::actors::router::{DeliverySettled, PendingOnDisk, Router};
-use crate::core::delivery::{
+use crate::core::delivery::envelope::{Envelope, TEST_EVENT_TYPE};
+use crate::core::delivery::lifecycle::{
     after_manual_attempt, verdict_for_status, AttemptVerdict, DeliveryState, ManualAttempt,
 };
-use crate::core::domain::FieldError;
 use crate::core::endpoint::EndpointConfig;
-use crate::core::envelope::{Envelope, TEST_EVENT_TYPE};
+use crate::core::input::domain::FieldError;
 use crate::ids;
 use crate::sender;
 use crate::store::events::{self, Ingested};

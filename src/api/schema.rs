@@ -3,8 +3,8 @@
 //! the document lists what the code takes. The handlers use them in their
 //! `#[param]` and `#[schema]` attributes; `api::openapi` only collects.
 
-use crate::core::delivery::{DeliveryState, StatusClass};
-use crate::core::failure_policy::AlertKind;
+use crate::core::delivery::lifecycle::{DeliveryState, StatusClass};
+use crate::core::health::failure_policy::AlertKind;
 use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::openapi::Object;
 

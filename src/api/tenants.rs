@@ -3,7 +3,7 @@ use super::paging::{list_page, Page, PageParams};
 use super::problem::{found_or_404, parse_json, ApiError};
 use super::query::parse_query;
 use super::{rfc3339, AppState, TenantPath};
-use crate::core::domain::{check_line, parse_tenant_id, FieldError};
+use crate::core::input::domain::{check_line, parse_tenant_id, FieldError};
 use crate::ids;
 use crate::store::event_types;
 use crate::store::models::{ApiKeyRow, TenantRow};

@@ -1,8 +1,8 @@
 //! An endpoint's delivery configuration, as the router and its actor use it.
 
-use super::limits::HealthLimits;
-use super::matching::{subscribes_to, EventTypePattern};
-use super::signature_scheme::Signing;
+use crate::core::health::limits::HealthLimits;
+use crate::core::input::matching::{subscribes_to, EventTypePattern};
+use crate::core::secrets::signature_scheme::Signing;
 use std::time::Duration;
 
 pub const DEFAULT_TIMEOUT_SECONDS: u32 = 30;

@@ -4,13 +4,13 @@
 use super::StartupError;
 use crate::actors::endpoint::ActorSettings;
 use crate::config::Settings;
-use crate::core::attempt_budget::AttemptBudget;
-use crate::core::domain::parse_endpoint_url;
+use crate::core::delivery::attempt_budget::AttemptBudget;
+use crate::core::delivery::retention::{RetentionSettings, SweepPace};
 use crate::core::endpoint_machine::WindowLimits;
-use crate::core::limits::HealthLimits;
-use crate::core::retention::{RetentionSettings, SweepPace};
-use crate::core::secret_box::{SecretBox, SecretKey};
-use crate::core::signing::Secret;
+use crate::core::health::limits::HealthLimits;
+use crate::core::input::domain::parse_endpoint_url;
+use crate::core::secrets::secret_box::{SecretBox, SecretKey};
+use crate::core::secrets::signing::Secret;
 use std::time::Duration;
 
 /// The global health limits, refused at start-up when contradictory or

@@ -3,7 +3,7 @@
 use super::models::AlertRow;
 use super::schema::alerts;
 use super::{dispatch, Db, StoreError};
-use crate::core::failure_policy::AlertKind;
+use crate::core::health::failure_policy::AlertKind;
 use diesel::prelude::*;
 
 #[derive(Debug, Default, Clone)]

@@ -11,7 +11,7 @@ use super::events::{self, Ingested, WrittenDelivery};
 use super::models::{AttemptRow, DeliveryRow, EventRow};
 use super::schema::{deliveries as delivery_table, events as event_table};
 use super::{alerts, endpoints, sequence, Db, StoreError};
-use crate::core::delivery::{BacklogMove, DeliveryState};
+use crate::core::delivery::lifecycle::{BacklogMove, DeliveryState};
 use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Integer, Nullable, Text};
 use diesel::PgConnection;

@@ -3,8 +3,8 @@
 use super::models::{AlertRow, AttemptRow, DeliveryRow, EndpointHealthRow};
 use super::schema::{attempts, deliveries, events};
 use super::{dispatch, Db, StoreError};
-use crate::core::delivery::{BacklogMove, DeliveryState, StatusClass};
-use crate::core::failure_policy::DisableReason;
+use crate::core::delivery::lifecycle::{BacklogMove, DeliveryState, StatusClass};
+use crate::core::health::failure_policy::DisableReason;
 use diesel::expression::SqlLiteral;
 use diesel::prelude::*;
 use diesel::sql_types::Bool;

@@ -5,10 +5,10 @@
 use super::models::{AlertRow, EndpointHealthRow};
 use super::schema::{deliveries, events};
 use super::{alerts, deliveries as delivery_rows, dispatch, endpoints, sequence, Db, StoreError};
-use crate::core::delivery::{move_to_finish, BacklogMove, DeliveryState};
+use crate::core::delivery::lifecycle::{move_to_finish, BacklogMove, DeliveryState};
+use crate::core::delivery::rescue::OnDisk;
 use crate::core::endpoint_machine::{select_page, HealthState, Page, PageOrder, QueuedDelivery};
-use crate::core::failure_policy::DisableReason;
-use crate::core::rescue::OnDisk;
+use crate::core::health::failure_policy::DisableReason;
 use diesel::prelude::*;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, Weak};

@@ -3,7 +3,7 @@
 
 use super::schema::{event_types, tenants};
 use super::{dispatch, Db, StoreError};
-use crate::core::event_catalog::{PublishRule, MAX_EVENT_TYPES_PER_TENANT};
+use crate::core::input::event_catalog::{PublishRule, MAX_EVENT_TYPES_PER_TENANT};
 use diesel::prelude::*;
 use std::collections::HashSet;
 

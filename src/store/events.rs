@@ -3,7 +3,7 @@
 use super::models::{DeliveryRow, EventRow};
 use super::schema::{deliveries, endpoints, events};
 use super::{dispatch, sequence, Db, StoreError};
-use crate::core::delivery::DeliveryState;
+use crate::core::delivery::lifecycle::DeliveryState;
 use diesel::prelude::*;
 use std::collections::HashMap;
 

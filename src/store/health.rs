@@ -3,7 +3,7 @@
 use super::models::AttemptRow;
 use super::schema::attempts;
 use super::{dispatch, Db, StoreError};
-use crate::core::health::WindowStats;
+use crate::core::health::views::WindowStats;
 use diesel::prelude::*;
 
 /// Latency percentiles of a window are computed over at most this many of

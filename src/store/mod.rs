@@ -24,7 +24,7 @@ pub mod sequence;
 pub mod tenants;
 pub mod writer;
 
-use crate::core::redact;
+use crate::core::secrets::redact;
 use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
 use diesel::r2d2::{ConnectionManager, CustomizeConnection, PooledConnection};
 use diesel::{PgConnection, SqliteConnection};

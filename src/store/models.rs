@@ -65,7 +65,7 @@ pub struct EndpointRow {
     pub metadata: String,
     /// The secret a rotation replaced: it signs too until
     /// `previous_secret_expires_at`. Both secret columns hold the stored
-    /// form ([`crate::core::secret_box`]): plain, or sealed.
+    /// form ([`crate::core::secrets::secret_box`]): plain, or sealed.
     pub previous_secret: Option<String>,
     pub previous_secret_expires_at: Option<i64>,
     /// Attempts a second at most; `None`: no limit.

@@ -6,7 +6,7 @@ use super::deliveries as delivery_rows;
 use super::models::{AttemptRow, DeliveryRow};
 use super::schema::{attempts, deliveries};
 use super::{dispatch, endpoints, Db, StoreError};
-use crate::core::delivery::{DeliveryState, StatusClass};
+use crate::core::delivery::lifecycle::{DeliveryState, StatusClass};
 use diesel::prelude::*;
 
 /// A manual attempt and the state it moves its delivery to.
@@ -15,7 +15,7 @@ pub struct ManualWrite {
     pub attempt: AttemptRow,
     /// The state the delivery was in when the attempt started.
     pub former: DeliveryState,
-    /// From [`crate::core::delivery::after_manual_attempt`].
+    /// From [`crate::core::delivery::lifecycle::after_manual_attempt`].
     pub after: DeliveryState,
 }
 

@@ -1,10 +1,10 @@
 //! The deletes of the retention sweep, one batch per writer job (see
-//! `core::retention` for what is due and when).
+//! `core::delivery::retention` for what is due and when).
 
 use super::schema::{attempts, deliveries, events};
 use super::{deliveries as delivery_rows, dispatch, Db, StoreError};
-use crate::core::delivery::DeliveryState;
-use crate::core::retention::{Batch, BatchOutcome, EventKey};
+use crate::core::delivery::lifecycle::DeliveryState;
+use crate::core::delivery::retention::{Batch, BatchOutcome, EventKey};
 use diesel::prelude::*;
 use std::collections::{BTreeMap, HashSet};
 

@@ -4,7 +4,7 @@
 //! transaction, and an ordered endpoint's numbers follow the order in which
 //! its deliveries commit. Ordered endpoints send and page by them, and every
 //! endpoint tells a late hand-over from a new delivery by them (see
-//! `core::recent_pages`), so no wall clock decides either.
+//! `core::delivery::recent_pages`), so no wall clock decides either.
 //!
 //! - SQLite takes one writer at a time: numbers drawn from the counter row
 //!   of `delivery_sequence` in the writing transaction follow commit order.

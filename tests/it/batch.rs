@@ -8,8 +8,8 @@
 use crate::common::{wait_until, TestDb, DELIVERY_TIMEOUT};
 use diesel::prelude::*;
 use futures_util::future::join_all;
-use hookrelay::core::delivery::{BacklogMove, DeliveryState};
-use hookrelay::core::failure_policy::{AlertKind, DisableReason};
+use hookrelay::core::delivery::lifecycle::{BacklogMove, DeliveryState};
+use hookrelay::core::health::failure_policy::{AlertKind, DisableReason};
 use hookrelay::store::batch::{self, IngestInput};
 use hookrelay::store::deliveries::{self, AttemptRecord, AttemptWrite};
 use hookrelay::store::events::{Ingested, WrittenDelivery};

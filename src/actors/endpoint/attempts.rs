@@ -6,7 +6,7 @@ use super::{EndpointActor, EndpointNotice};
 use crate::core::endpoint_machine::{
     attempt_write_retry, AttemptDecision, AttemptOutcome, QueuedDelivery,
 };
-use crate::core::redact;
+use crate::core::secrets::redact;
 use crate::sender::{self, AttemptReport, Slot};
 use crate::store::deliveries::{AttemptRecord, AttemptWrite};
 use crate::store::models::EndpointHealthRow;

@@ -2,7 +2,7 @@
 //! changes: timers, pages read from disk, holds and backlog moves.
 
 use super::{EndpointActor, EndpointNotice};
-use crate::core::delivery::BacklogMove;
+use crate::core::delivery::lifecycle::BacklogMove;
 use crate::core::endpoint_machine::{Effect, EndpointMachine, PageOrder};
 use crate::store::deliveries;
 use crate::store::endpoint_state;

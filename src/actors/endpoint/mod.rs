@@ -25,12 +25,12 @@ mod effects;
 mod messages;
 mod status;
 
-use crate::core::attempt_budget::AttemptBudget;
+use crate::core::delivery::attempt_budget::AttemptBudget;
+use crate::core::delivery::move_pace::MovePace;
 use crate::core::endpoint::EndpointConfig;
 use crate::core::endpoint_machine::{
     reload_backoff, Alert, EndpointMachine, MachineConfig, WindowLimits, WriteFailure,
 };
-use crate::core::move_pace::MovePace;
 use crate::sender;
 use crate::store::endpoint_state::{self, BodyCache};
 use crate::store::models::AlertRow;

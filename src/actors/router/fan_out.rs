@@ -5,7 +5,7 @@
 use super::messages::{PendingOnDisk, Publish};
 use super::Router;
 use crate::actors::endpoint::{EndpointActor, Enqueue};
-use crate::core::delivery::DeliveryState;
+use crate::core::delivery::lifecycle::DeliveryState;
 use crate::core::endpoint_machine::QueuedDelivery;
 use crate::store::events::{self, Ingested, WrittenDelivery};
 use crate::store::models::{DeliveryRow, EventRow};

@@ -1,11 +1,11 @@
 //! Work on disk that no actor knows of: deliveries made pending behind the
 //! actors' backs (a recovery), and what the rescue sweep finds (see
-//! [`crate::core::rescue`]).
+//! [`crate::core::delivery::rescue`]).
 
 use super::messages::PendingOnDisk;
 use super::{Route, Router};
 use crate::actors::endpoint::{Reconfigure, WorkOnDisk};
-use crate::core::rescue::{self, OnDisk, Rescue};
+use crate::core::delivery::rescue::{self, OnDisk, Rescue};
 use crate::store::endpoint_state;
 use crate::time::now_ms;
 use actix::prelude::*;
@@ -30,7 +30,7 @@ impl Router {
         });
     }
 
-    /// One batch of the rescue sweep (see [`crate::core::rescue`]): the
+    /// One batch of the rescue sweep (see [`crate::core::delivery::rescue`]): the
     /// endpoints after `after`, each probed for due pending deliveries and
     /// held ones. A full batch goes on with the next at once; the last one
     /// schedules the next round after the interval, so rounds never overlap

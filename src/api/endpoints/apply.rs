@@ -6,19 +6,19 @@ use super::fields::{
     EndpointFields, MAX_CUSTOM_HEADERS, MAX_DESCRIPTION, MAX_EVENT_TYPES, MAX_HEADER_VALUE,
 };
 use crate::api::problem::ApiError;
-use crate::core::domain::{
+use crate::core::delivery::rate_limit::MAX_RATE_LIMIT;
+use crate::core::delivery::retry::check_schedule;
+use crate::core::endpoint::{EndpointConfig, HttpMethod, MAX_MAX_IN_FLIGHT, MAX_TIMEOUT_SECONDS};
+use crate::core::health::limits::{
+    HealthLimits, MAX_ALERT_THRESHOLDS, MAX_FAILURE_COUNT, MAX_LIMIT_SECONDS,
+};
+use crate::core::input::domain::{
     check_header_name, check_line, check_metadata, check_text, is_secret_header,
     parse_endpoint_url, unredacted_headers, FieldError,
 };
-use crate::core::endpoint::{EndpointConfig, HttpMethod, MAX_MAX_IN_FLIGHT, MAX_TIMEOUT_SECONDS};
-use crate::core::limits::{
-    HealthLimits, MAX_ALERT_THRESHOLDS, MAX_FAILURE_COUNT, MAX_LIMIT_SECONDS,
-};
-use crate::core::matching::EventTypePattern;
-use crate::core::rate_limit::MAX_RATE_LIMIT;
-use crate::core::retry::check_schedule;
-use crate::core::secret_box::{check_storable, SecretBox};
-use crate::core::signature_scheme::SchemeName;
+use crate::core::input::matching::EventTypePattern;
+use crate::core::secrets::secret_box::{check_storable, SecretBox};
+use crate::core::secrets::signature_scheme::SchemeName;
 use crate::store::models::EndpointRow;
 use actix_web::http::header::HeaderValue;
 

@@ -3,17 +3,17 @@
 //! built from the limits that the checks of [`super::apply`] enforce, so
 //! the document shows what the code does.
 
-use crate::core::domain::{
-    MAX_EVENT_TYPE, MAX_HEADER_NAME, MAX_METADATA_ENTRIES, MAX_METADATA_KEY, MAX_METADATA_VALUE,
-    MAX_URL,
-};
+use crate::core::delivery::rate_limit::MAX_RATE_LIMIT;
+use crate::core::delivery::retry::{MAX_DELAY, MAX_SCHEDULE_LEN, MIN_DELAY_SECONDS};
 use crate::core::endpoint::{
     DEFAULT_MAX_IN_FLIGHT, DEFAULT_TIMEOUT_SECONDS, MAX_MAX_IN_FLIGHT, MAX_TIMEOUT_SECONDS,
 };
-use crate::core::limits::{MAX_ALERT_THRESHOLDS, MAX_FAILURE_COUNT, MAX_LIMIT_SECONDS};
-use crate::core::rate_limit::MAX_RATE_LIMIT;
-use crate::core::retry::{MAX_DELAY, MAX_SCHEDULE_LEN, MIN_DELAY_SECONDS};
-use crate::core::signature_scheme::SchemeName;
+use crate::core::health::limits::{MAX_ALERT_THRESHOLDS, MAX_FAILURE_COUNT, MAX_LIMIT_SECONDS};
+use crate::core::input::domain::{
+    MAX_EVENT_TYPE, MAX_HEADER_NAME, MAX_METADATA_ENTRIES, MAX_METADATA_KEY, MAX_METADATA_VALUE,
+    MAX_URL,
+};
+use crate::core::secrets::signature_scheme::SchemeName;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use utoipa::openapi::schema::{Array, ArrayBuilder, ObjectBuilder, SchemaFormat, SchemaType, Type};

@@ -3,8 +3,8 @@
 
 use crate::actors::endpoint::EndpointSnapshot;
 use crate::api::rfc3339;
-use crate::core::domain::redacted_headers;
-use crate::core::limits::HealthOverrides;
+use crate::core::health::limits::HealthOverrides;
+use crate::core::input::domain::redacted_headers;
 use crate::store::models::EndpointRow;
 use serde::Serialize;
 use std::collections::BTreeMap;

@@ -3,10 +3,10 @@
 //! interval) and the automatic disable.
 
 use super::{Alert, AttemptOutcome, EndpointMachine, HealthState, Lifecycle};
-use crate::core::breaker::CircuitState;
-use crate::core::delivery::AttemptVerdict;
-use crate::core::failure_policy::{AlertKind, DisableReason};
-use crate::core::limits::HealthLimits;
+use crate::core::delivery::lifecycle::AttemptVerdict;
+use crate::core::health::breaker::CircuitState;
+use crate::core::health::failure_policy::{AlertKind, DisableReason};
+use crate::core::health::limits::HealthLimits;
 
 impl EndpointMachine {
     /// Feeds an attempt's verdict to the breaker and the streak; returns the

@@ -12,7 +12,7 @@
 //! good.
 
 use super::{Effect, EndpointMachine, PageOrder};
-use crate::core::delivery::BacklogMove;
+use crate::core::delivery::lifecycle::BacklogMove;
 
 impl EndpointMachine {
     /// Whether the window's first delivery (order key `key`) is the oldest

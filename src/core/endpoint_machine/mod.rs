@@ -34,11 +34,11 @@ pub use types::{
 };
 pub use window::select_page;
 
-use crate::core::breaker::Breaker;
-use crate::core::delivery::BacklogMove;
-use crate::core::failure_policy::Streak;
-use crate::core::rate_limit::RateLimit;
-use crate::core::recent_pages::RecentPages;
+use crate::core::delivery::lifecycle::BacklogMove;
+use crate::core::delivery::rate_limit::RateLimit;
+use crate::core::delivery::recent_pages::RecentPages;
+use crate::core::health::breaker::Breaker;
+use crate::core::health::failure_policy::Streak;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 

@@ -5,9 +5,9 @@
 use super::{
     types::Effect, Enabling, EndpointMachine, Lifecycle, ManualDisable, NotReady, UNKNOWN_FLOOR,
 };
-use crate::core::breaker::Breaker;
-use crate::core::delivery::BacklogMove;
-use crate::core::failure_policy::{AlertKind, DisableReason, Streak};
+use crate::core::delivery::lifecycle::BacklogMove;
+use crate::core::health::breaker::Breaker;
+use crate::core::health::failure_policy::{AlertKind, DisableReason, Streak};
 
 impl EndpointMachine {
     /// A [`Effect::Hold`] write was answered.

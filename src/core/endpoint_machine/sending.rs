@@ -7,10 +7,10 @@ use super::{
     millis, min_opt, AttemptDecision, AttemptOutcome, Effect, EndpointMachine, Lifecycle,
     PageOrder, Unsettled,
 };
-use crate::core::breaker::Permit;
-use crate::core::delivery::{
+use crate::core::delivery::lifecycle::{
     after_attempt, verdict_for_status, AttemptVerdict, BacklogMove, DeliveryState,
 };
+use crate::core::health::breaker::Permit;
 use std::time::Duration;
 
 impl EndpointMachine {

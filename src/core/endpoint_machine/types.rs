@@ -1,11 +1,11 @@
 //! The machine's vocabulary: its configuration, what it is given, and
 //! the effects it returns for the actor to carry out.
 
-use crate::core::breaker::Breaker;
-use crate::core::delivery::{BacklogMove, DeliveryState};
-use crate::core::envelope::is_operational;
-use crate::core::failure_policy::{AlertKind, DisableReason, Streak};
-use crate::core::limits::HealthLimits;
+use crate::core::delivery::envelope::is_operational;
+use crate::core::delivery::lifecycle::{BacklogMove, DeliveryState};
+use crate::core::health::breaker::Breaker;
+use crate::core::health::failure_policy::{AlertKind, DisableReason, Streak};
+use crate::core::health::limits::HealthLimits;
 use std::sync::Arc;
 use std::time::Duration;
 

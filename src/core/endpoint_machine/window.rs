@@ -12,7 +12,7 @@ use super::{
     millis, min_opt, Effect, EndpointMachine, Lifecycle, Page, PageOrder, QueuedDelivery,
     PAGE_RETRY_DELAY, UNKNOWN_FLOOR,
 };
-use crate::core::recent_pages::HandOver;
+use crate::core::delivery::recent_pages::HandOver;
 use std::collections::HashSet;
 
 impl EndpointMachine {

@@ -1,8 +1,8 @@
 //! The streak and breaker an endpoint's actor saves, so that a restart
 //! resumes them.
 
-use crate::core::breaker::{Breaker, CircuitState};
-use crate::core::failure_policy::Streak;
+use crate::core::health::breaker::{Breaker, CircuitState};
+use crate::core::health::failure_policy::Streak;
 use crate::store::models::EndpointHealthRow;
 use crate::store::schema::endpoint_health;
 use crate::store::{dispatch, Db, StoreError};

@@ -8,10 +8,10 @@ use super::models::EndpointRow;
 use super::schema::endpoints;
 use super::tenants::SYSTEM_TENANT;
 use super::{dispatch, Db, StoreError};
-use crate::core::envelope::OPERATIONAL_PREFIX;
-use crate::core::failure_policy::DisableReason;
-use crate::core::secret_box::SecretBox;
-use crate::core::signing::Secret;
+use crate::core::delivery::envelope::OPERATIONAL_PREFIX;
+use crate::core::health::failure_policy::DisableReason;
+use crate::core::secrets::secret_box::SecretBox;
+use crate::core::secrets::signing::Secret;
 use diesel::prelude::*;
 use std::collections::HashSet;
 

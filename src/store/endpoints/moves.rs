@@ -1,7 +1,7 @@
 //! The backlog move under way on an endpoint (a replay, a cancel or a
 //! hold), and how far its batches have got, so that a restart resumes it.
 
-use crate::core::delivery::BacklogMove;
+use crate::core::delivery::lifecycle::BacklogMove;
 use crate::store::deliveries::CreationCursor;
 use crate::store::schema::{backlog_move_cursors, endpoints};
 use crate::store::{dispatch, Db, StoreError};

@@ -2,18 +2,18 @@
 //! and the configuration the router and the endpoint actor work from.
 
 use super::{ACTIVE, OPERATOR_ENDPOINT};
-use crate::core::domain::is_secret_header;
+use crate::core::delivery::retry::DEFAULT_SCHEDULE;
 use crate::core::endpoint::{
     EndpointConfig, HttpMethod, DEFAULT_MAX_IN_FLIGHT, DEFAULT_TIMEOUT_SECONDS,
 };
-use crate::core::limits::{HealthLimits, HealthOverrides};
-use crate::core::matching::EventTypePattern;
-use crate::core::retry::DEFAULT_SCHEDULE;
-use crate::core::secret_box::SecretBox;
-use crate::core::signature_scheme::{
+use crate::core::health::limits::{HealthLimits, HealthOverrides};
+use crate::core::input::domain::is_secret_header;
+use crate::core::input::matching::EventTypePattern;
+use crate::core::secrets::secret_box::SecretBox;
+use crate::core::secrets::signature_scheme::{
     PreviousSigner, SchemeName, SignatureSettings, Signer, Signing, DEFAULT_SIGNATURE_HEADER,
 };
-use crate::core::signing::Secret;
+use crate::core::secrets::signing::Secret;
 use crate::store::models::EndpointRow;
 use crate::store::StoreError;
 use std::collections::BTreeMap;

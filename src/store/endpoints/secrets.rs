@@ -1,7 +1,7 @@
 //! Sealing an endpoint's secrets and credential headers at rest, and
 //! opening them again, when a secret key is set.
 
-use crate::core::secret_box::{OpenError, SecretBox, NONCE_LEN};
+use crate::core::secrets::secret_box::{OpenError, SecretBox, NONCE_LEN};
 use crate::store::models::EndpointRow;
 use crate::store::schema::endpoints;
 use crate::store::{dispatch, Db, StoreError};
@@ -114,7 +114,7 @@ impl EndpointRow {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::secret_box::SecretKey;
+    use crate::core::secrets::secret_box::SecretKey;
 
     fn keyed() -> SecretBox {
         let key = SecretKey::parse("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=").expect("key");

@@ -38,8 +38,8 @@ pub(super) fn admission(jobs: &[Job]) -> Admission {
 #[cfg(test)]
 mod tests {
     use super::{admission, Admission};
-    use crate::core::delivery::DeliveryState;
-    use crate::core::failure_policy::DisableReason;
+    use crate::core::delivery::lifecycle::DeliveryState;
+    use crate::core::health::failure_policy::DisableReason;
     use crate::store::deliveries::{AttemptRecord, AttemptWrite};
     use crate::store::models::{AlertRow, AttemptRow, EndpointHealthRow, EventRow};
     use crate::store::writer::jobs::Job;

@@ -7,12 +7,12 @@ mod sending;
 mod window;
 
 pub(super) use super::*;
-pub(super) use crate::core::breaker::{Breaker, CircuitState};
-pub(super) use crate::core::delivery::{BacklogMove, DeliveryState};
-pub(super) use crate::core::failure_policy::{AlertKind, DisableReason, Streak};
-pub(super) use crate::core::limits::test_limits;
-pub(super) use crate::core::limits::HealthLimits;
-pub(super) use crate::core::recent_pages::RecentPages;
+pub(super) use crate::core::delivery::lifecycle::{BacklogMove, DeliveryState};
+pub(super) use crate::core::delivery::recent_pages::RecentPages;
+pub(super) use crate::core::health::breaker::{Breaker, CircuitState};
+pub(super) use crate::core::health::failure_policy::{AlertKind, DisableReason, Streak};
+pub(super) use crate::core::health::limits::test_limits;
+pub(super) use crate::core::health::limits::HealthLimits;
 pub(super) use std::collections::HashSet;
 pub(super) use std::sync::Arc;
 pub(super) use std::time::Duration;

@@ -18,7 +18,7 @@ impl EventTypePattern {
             Some(body) => (body, true),
             None => (pattern, false),
         };
-        super::domain::check_event_type(body)
+        crate::core::input::domain::check_event_type(body)
             .map_err(|_| "must be an event type, optionally ending in \".*\", or \"*\"")?;
         Ok(if is_prefix {
             EventTypePattern::Prefix(format!("{body}."))
@@ -48,7 +48,7 @@ impl EventTypePattern {
 /// hookrelay's own operational events (`hookrelay.…`) reach only endpoints
 /// that name them: a catch-all endpoint must not start receiving alerts.
 pub fn subscribes_to(patterns: &[EventTypePattern], event_type: &str) -> bool {
-    if super::envelope::is_operational(event_type) {
+    if crate::core::delivery::envelope::is_operational(event_type) {
         return patterns
             .iter()
             .any(|p| *p != EventTypePattern::Everything && p.matches(event_type));

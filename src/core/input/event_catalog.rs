@@ -1,8 +1,8 @@
 //! The event-type catalog: which names a tenant may declare, what a
 //! declaration holds, and whether a published type gets through.
 
-use super::domain::{check_event_type, check_text, FieldError};
-use super::envelope::{is_operational, OPERATIONAL_PREFIX};
+use crate::core::delivery::envelope::{is_operational, OPERATIONAL_PREFIX};
+use crate::core::input::domain::{check_event_type, check_text, FieldError};
 use serde_json::Value;
 use std::collections::HashSet;
 

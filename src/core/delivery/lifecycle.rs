@@ -1,6 +1,6 @@
 //! The delivery state machine: the one place where a delivery's state is decided.
 
-use super::retry;
+use crate::core::delivery::retry;
 use std::time::Duration;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

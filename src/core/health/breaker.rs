@@ -3,7 +3,7 @@
 //! Times are milliseconds since the epoch, passed in by the caller, so every
 //! transition is a plain function of its inputs.
 
-use super::limits::HealthLimits;
+use crate::core::health::limits::HealthLimits;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CircuitState {
@@ -142,7 +142,7 @@ fn millis(duration: std::time::Duration) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::limits::test_limits;
+    use crate::core::health::limits::test_limits;
 
     fn opened(limits: &HealthLimits) -> Breaker {
         let mut breaker = Breaker::closed(limits);

@@ -1,5 +1,5 @@
 //! Standard Webhooks 1.0 secrets and signatures, and the HMAC every
-//! signature scheme ([`super::signature_scheme`]) is built on.
+//! signature scheme ([`crate::core::secrets::signature_scheme`]) is built on.
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;

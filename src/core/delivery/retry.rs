@@ -1,6 +1,6 @@
 //! Retry schedules: how long a delivery waits after a failed attempt.
 
-use super::domain::FieldError;
+use crate::core::input::domain::FieldError;
 use chrono::{DateTime, Utc};
 use std::time::Duration;
 

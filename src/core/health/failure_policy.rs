@@ -1,7 +1,7 @@
 //! The consecutive-failure counter of one endpoint: which alerts a failure
 //! raises and when it disables the endpoint.
 
-use super::limits::HealthLimits;
+use crate::core::health::limits::HealthLimits;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DisableReason {
@@ -64,7 +64,11 @@ impl AlertKind {
 
     /// The type of the operational event that carries this alert.
     pub fn event_type(self) -> String {
-        format!("{}{}", super::envelope::OPERATIONAL_PREFIX, self.as_str())
+        format!(
+            "{}{}",
+            crate::core::delivery::envelope::OPERATIONAL_PREFIX,
+            self.as_str()
+        )
     }
 }
 
@@ -126,7 +130,7 @@ impl Streak {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::limits::test_limits;
+    use crate::core::health::limits::test_limits;
     use std::time::Duration;
 
     #[test]

@@ -7,7 +7,7 @@
 //! sweep. A failed batch is tried again after a backoff that doubles up to a
 //! bound. Pending and held deliveries are in no plan, whatever their age.
 
-use super::delivery::DeliveryState;
+use crate::core::delivery::lifecycle::DeliveryState;
 use std::collections::VecDeque;
 use std::time::Duration;
 

@@ -8,8 +8,8 @@
 //! endpoints). A tenant key may keep or lower a value the operator set past
 //! a cap, never raise one past it.
 
-use super::domain::FieldError;
-use super::endpoint::{DEFAULT_MAX_IN_FLIGHT, MAX_ENDPOINTS_PER_TENANT, MAX_TIMEOUT_SECONDS};
+use crate::core::endpoint::{DEFAULT_MAX_IN_FLIGHT, MAX_ENDPOINTS_PER_TENANT, MAX_TIMEOUT_SECONDS};
+use crate::core::input::domain::FieldError;
 
 /// Svix waits 15 s, GitHub 10 s, Stripe up to 30 s (our default): twice the
 /// longest of them.
@@ -164,7 +164,7 @@ mod tests {
         );
         assert!(caps.check_in_flight(None, 17, others).is_err());
         assert_eq!(
-            caps.check_timeout(None, super::super::endpoint::DEFAULT_TIMEOUT_SECONDS),
+            caps.check_timeout(None, crate::core::endpoint::DEFAULT_TIMEOUT_SECONDS),
             Ok(())
         );
         assert!(caps.check_timeout(None, MAX_TIMEOUT_SECONDS).is_err());

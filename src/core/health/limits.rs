@@ -1,6 +1,6 @@
 //! The health limits of an endpoint: global settings, overridden per endpoint.
 
-use super::domain::FieldError;
+use crate::core::input::domain::FieldError;
 use std::time::Duration;
 
 /// Upper bound of every seconds-valued health limit (30 days).

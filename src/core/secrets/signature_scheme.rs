@@ -7,7 +7,7 @@
 //! it with the secret string exactly as configured (its ASCII bytes, a
 //! `whsec_` prefix included), as GitHub, Stripe and most in-house systems do.
 
-use super::signing::{hmac_sha256, Secret};
+use crate::core::secrets::signing::{hmac_sha256, Secret};
 
 /// The header a `hex` endpoint signs in when it names none.
 pub const DEFAULT_SIGNATURE_HEADER: &str = "X-Webhook-Signature";

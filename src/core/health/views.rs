@@ -1,7 +1,7 @@
 //! Figures of the health views: success rates, latency percentiles and the
 //! "worst first" order of a tenant's endpoints.
 
-use super::breaker::CircuitState;
+use crate::core::health::breaker::CircuitState;
 use serde::Serialize;
 use std::cmp::Ordering;
 use utoipa::ToSchema;
