@@ -3,7 +3,7 @@
 
 use super::Application;
 use crate::actors::router::{DrainAll, ReleaseThreads, Router};
-use crate::store::writer::wait_off_loop;
+use crate::store::writer::join_threads;
 use actix::Addr;
 use std::time::Duration;
 
@@ -85,18 +85,7 @@ async fn stop_endpoint_threads(router: &Addr<Router>) {
     for arbiter in &arbiters {
         arbiter.stop();
     }
-    let joined = wait_off_loop(move || {
-        arbiters
-            .into_iter()
-            .filter_map(|arbiter| arbiter.join().err())
-            .count()
-    })
-    .await;
-    match joined {
-        Ok(0) => {}
-        Ok(panicked) => log::error!("{panicked} endpoint threads had panicked"),
-        Err(error) => log::error!("waiting for the endpoint threads failed: {error}"),
-    }
+    join_threads("endpoint threads", arbiters, actix::Arbiter::join).await;
 }
 
 async fn shutdown_signal() -> std::io::Result<()> {

@@ -2,7 +2,7 @@
 
 use super::models::AlertRow;
 use super::schema::alerts;
-use super::{dispatch, Db, StoreError};
+use super::{dispatch, tenant_page, Db, StoreError};
 use crate::core::health::failure_policy::AlertKind;
 use diesel::prelude::*;
 
@@ -70,14 +70,8 @@ pub fn list(
     after: Option<&str>,
     limit: i64,
 ) -> Result<Vec<AlertRow>, StoreError> {
-    let after = after.unwrap_or_default();
     Ok(dispatch!(db, c => {
-        let mut query = alerts::table
-            .filter(alerts::tenant_id.eq(tenant_id))
-            .filter(alerts::id.gt(after))
-            .order(alerts::id)
-            .limit(limit)
-            .into_boxed();
+        let mut query = tenant_page!(alerts.id, tenant_id, after, limit);
         if let Some(endpoint_id) = &filter.endpoint_id {
             query = query.filter(alerts::endpoint_id.eq(endpoint_id));
         }

@@ -3,7 +3,7 @@
 
 use super::models::ApiKeyRow;
 use super::schema::api_keys;
-use super::{dispatch, Db, StoreError};
+use super::{dispatch, tenant_page, Db, StoreError};
 use crate::ids;
 use diesel::prelude::*;
 
@@ -49,14 +49,11 @@ pub fn list(
     after: Option<&str>,
     limit: i64,
 ) -> Result<Vec<ApiKeyRow>, StoreError> {
-    let after = after.unwrap_or_default();
-    Ok(dispatch!(db, c => api_keys::table
-        .filter(api_keys::tenant_id.eq(tenant_id))
-        .filter(api_keys::id.gt(after))
-        .order(api_keys::id)
-        .limit(limit)
+    Ok(
+        dispatch!(db, c => tenant_page!(api_keys.id, tenant_id, after, limit)
         .select(ApiKeyRow::as_select())
-        .load(c))?)
+        .load(c))?,
+    )
 }
 
 /// Records a use of the key at `at`, unless a later one is recorded (by

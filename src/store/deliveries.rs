@@ -2,7 +2,7 @@
 
 use super::models::{AlertRow, AttemptRow, DeliveryRow, EndpointHealthRow};
 use super::schema::{attempts, deliveries, events};
-use super::{dispatch, Db, StoreError};
+use super::{dispatch, tenant_page, Db, StoreError};
 use crate::core::delivery::lifecycle::{BacklogMove, DeliveryState, StatusClass};
 use crate::core::health::failure_policy::DisableReason;
 use diesel::expression::SqlLiteral;
@@ -106,15 +106,8 @@ pub fn list(
     after: Option<&str>,
     limit: i64,
 ) -> Result<Vec<DeliveryRow>, StoreError> {
-    // Boxed queries are tied to one backend, so each is built inside dispatch!.
-    let after = after.unwrap_or_default();
     Ok(dispatch!(db, c => {
-        let mut query = deliveries::table
-            .filter(deliveries::tenant_id.eq(tenant_id))
-            .filter(deliveries::id.gt(after))
-            .order(deliveries::id)
-            .limit(limit)
-            .into_boxed();
+        let mut query = tenant_page!(deliveries.id, tenant_id, after, limit);
         if let Some(endpoint_id) = &filter.endpoint_id {
             query = query.filter(deliveries::endpoint_id.eq(endpoint_id));
         }

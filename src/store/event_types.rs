@@ -2,7 +2,7 @@
 //! events of types outside it.
 
 use super::schema::{event_types, tenants};
-use super::{dispatch, Db, StoreError};
+use super::{dispatch, tenant_page, Db, StoreError};
 use crate::core::input::event_catalog::{PublishRule, MAX_EVENT_TYPES_PER_TENANT};
 use diesel::prelude::*;
 use std::collections::HashSet;
@@ -82,14 +82,8 @@ pub fn list(
     after: Option<&str>,
     limit: i64,
 ) -> Result<Vec<EventTypeRow>, StoreError> {
-    let after = after.unwrap_or_default();
     Ok(dispatch!(db, c => {
-        let mut query = event_types::table
-            .filter(event_types::tenant_id.eq(tenant_id))
-            .filter(event_types::name.gt(after))
-            .order(event_types::name)
-            .limit(limit)
-            .into_boxed();
+        let mut query = tenant_page!(event_types.name, tenant_id, after, limit);
         if !include_archived {
             query = query.filter(event_types::archived_at.is_null());
         }

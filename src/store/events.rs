@@ -2,7 +2,7 @@
 
 use super::models::{DeliveryRow, EventRow};
 use super::schema::{deliveries, endpoints, events};
-use super::{dispatch, sequence, Db, StoreError};
+use super::{dispatch, sequence, tenant_page, Db, StoreError};
 use crate::core::delivery::lifecycle::DeliveryState;
 use diesel::prelude::*;
 use std::collections::HashMap;
@@ -230,14 +230,8 @@ pub fn list(
     after: Option<&str>,
     limit: i64,
 ) -> Result<Vec<EventSummary>, StoreError> {
-    let after = after.unwrap_or_default();
     Ok(dispatch!(db, c => {
-        let mut query = events::table
-            .filter(events::tenant_id.eq(tenant_id))
-            .filter(events::id.gt(after))
-            .order(events::id)
-            .limit(limit)
-            .into_boxed();
+        let mut query = tenant_page!(events.id, tenant_id, after, limit);
         if let Some(event_type) = &filter.event_type {
             query = query.filter(events::event_type.eq(event_type));
         }

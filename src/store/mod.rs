@@ -108,6 +108,24 @@ macro_rules! dispatch {
 }
 pub use dispatch;
 
+/// The keyset page every tenant list reads, as a boxed query to narrow
+/// further: the tenant's rows of `$table` whose `$key` sorts after `$after`
+/// (an `Option<&str>`; none is the first page), in `$key` order, at most
+/// `$limit`. A macro because diesel types a boxed query by its table and
+/// backend, so it must be written inside [`dispatch!`].
+#[macro_export]
+macro_rules! tenant_page {
+    ($table:ident . $key:ident, $tenant_id:expr, $after:expr, $limit:expr) => {
+        $table::table
+            .filter($table::tenant_id.eq($tenant_id))
+            .filter($table::$key.gt($after.unwrap_or_default()))
+            .order($table::$key)
+            .limit($limit)
+            .into_boxed()
+    };
+}
+pub use tenant_page;
+
 impl Db {
     /// Runs `work` in one transaction. On SQLite it takes the write lock up
     /// front (`BEGIN IMMEDIATE`) so a read-then-write never fails half-way

@@ -7,7 +7,7 @@
 use super::models::EndpointRow;
 use super::schema::endpoints;
 use super::tenants::SYSTEM_TENANT;
-use super::{dispatch, Db, StoreError};
+use super::{dispatch, tenant_page, Db, StoreError};
 use crate::core::delivery::envelope::OPERATIONAL_PREFIX;
 use crate::core::health::failure_policy::DisableReason;
 use crate::core::secrets::secret_box::SecretBox;
@@ -115,14 +115,11 @@ pub fn list(
     after: Option<&str>,
     limit: i64,
 ) -> Result<Vec<EndpointRow>, StoreError> {
-    let after = after.unwrap_or_default();
-    Ok(dispatch!(db, c => endpoints::table
-        .filter(endpoints::tenant_id.eq(tenant_id))
-        .filter(endpoints::id.gt(after))
-        .order(endpoints::id)
-        .limit(limit)
+    Ok(
+        dispatch!(db, c => tenant_page!(endpoints.id, tenant_id, after, limit)
         .select(EndpointRow::as_select())
-        .load(c))?)
+        .load(c))?,
+    )
 }
 
 pub fn all_of_tenant(db: &mut Db, tenant_id: &str) -> Result<Vec<EndpointRow>, StoreError> {

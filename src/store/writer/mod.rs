@@ -62,18 +62,28 @@ impl WriterLanes {
     pub async fn close(mut self) {
         self.closing.store(true, Ordering::Release);
         let threads = std::mem::take(&mut self.threads);
-        let joined = wait_off_loop(move || {
-            threads
-                .into_iter()
-                .filter_map(|thread| thread.join().err())
-                .count()
-        })
-        .await;
-        match joined {
-            Ok(0) => {}
-            Ok(panicked) => log::error!("{panicked} writer lanes had panicked"),
-            Err(error) => log::error!("waiting for the writer lanes failed: {error}"),
-        }
+        join_threads("writer lanes", threads, std::thread::JoinHandle::join).await;
+    }
+}
+
+/// Waits for `threads` to end (through `join`, off the event loop) and logs
+/// how many had panicked.
+pub(crate) async fn join_threads<T: Send + 'static>(
+    what: &'static str,
+    threads: Vec<T>,
+    join: fn(T) -> std::thread::Result<()>,
+) {
+    let joined = wait_off_loop(move || {
+        threads
+            .into_iter()
+            .filter_map(|thread| join(thread).err())
+            .count()
+    })
+    .await;
+    match joined {
+        Ok(0) => {}
+        Ok(panicked) => log::error!("{panicked} {what} had panicked"),
+        Err(error) => log::error!("waiting for the {what} failed: {error}"),
     }
 }
 
@@ -82,7 +92,7 @@ impl WriterLanes {
 /// caller that stops waiting at its deadline leaves it behind, where the
 /// runtime's drop, and so the process's exit, would wait for a blocking
 /// task to end.
-pub(crate) async fn wait_off_loop<T: Send + 'static>(
+async fn wait_off_loop<T: Send + 'static>(
     wait: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, String> {
     let (done, outcome) = oneshot::channel();
