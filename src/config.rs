@@ -21,6 +21,12 @@ pub struct Settings {
     #[arg(long, env = "HOOKRELAY_ADMIN_KEY", hide_env_values = true)]
     pub admin_key: Option<String>,
 
+    /// This instance's name in logs and in its claim on a SQLite file: 1 to
+    /// 64 letters, digits, `.`, `_`, `:` or `-`. Default: the host name and
+    /// a random suffix.
+    #[arg(long, env = "HOOKRELAY_INSTANCE_ID")]
+    pub instance_id: Option<String>,
+
     /// On SIGTERM/SIGINT, how long in-flight attempts may run before exit.
     #[arg(long, env = "HOOKRELAY_SHUTDOWN_GRACE_SECONDS", default_value_t = 10)]
     pub shutdown_grace_seconds: u64,
@@ -191,6 +197,7 @@ impl Settings {
             listen: "127.0.0.1:0".to_owned(),
             database_url: database_url.into(),
             admin_key: None,
+            instance_id: None,
             shutdown_grace_seconds: 10,
             breaker_failures: 5,
             breaker_cooldown_seconds: 30,

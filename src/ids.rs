@@ -39,6 +39,31 @@ pub fn key_hash(key: &str) -> String {
         .collect()
 }
 
+/// A name for this process when none is configured: the host's name and a
+/// random suffix, so two instances on one host differ.
+pub fn instance_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|name| {
+            name.trim()
+                .chars()
+                .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+                .take(48)
+                .collect::<String>()
+        })
+        .unwrap_or_default();
+    let suffix: String = URL_SAFE_NO_PAD
+        .encode(random_bytes::<6>())
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .take(6)
+        .collect();
+    if host.is_empty() {
+        format!("hookrelay-{suffix}")
+    } else {
+        format!("{host}-{suffix}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,6 +2,7 @@ use clap::{Args, Parser, Subcommand};
 use hookrelay::config::Settings;
 use hookrelay::core::secrets::redact;
 use hookrelay::startup::{rotate_admin_key, Application};
+use hookrelay::store::{sqlite_claim, Store};
 use std::io::Write;
 use std::process::ExitCode;
 
@@ -50,12 +51,7 @@ fn main() -> ExitCode {
             let system = actix_web::rt::System::new();
             (system.block_on(serve(*settings)), url)
         }
-        Command::Migrate(Database { database_url }) => (
-            hookrelay::store::Store::open(&database_url)
-                .map(|_| println!("migrations applied"))
-                .map_err(|e| e.to_string()),
-            database_url,
-        ),
+        Command::Migrate(Database { database_url }) => (migrate(&database_url), database_url),
         Command::AdminKey {
             action: AdminKeyAction::Rotate(Database { database_url }),
         } => (rotate(&database_url), database_url),
@@ -86,6 +82,16 @@ async fn serve(settings: Settings) -> Result<(), String> {
     println!("hookrelay listening on http://{host}:{}", app.port());
     std::io::stdout().flush().map_err(|e| e.to_string())?;
     app.run_until_stopped().await.map_err(|e| e.to_string())
+}
+
+/// Migrates the database, unless an instance is serving its SQLite file
+/// (whose migrations it ran at start).
+fn migrate(database_url: &str) -> Result<(), String> {
+    let holder = format!("hookrelay migrate, pid {}", std::process::id());
+    let _claim = sqlite_claim::claim(database_url, &holder).map_err(|e| e.to_string())?;
+    Store::open(database_url).map_err(|e| e.to_string())?;
+    println!("migrations applied");
+    Ok(())
 }
 
 fn rotate(database_url: &str) -> Result<(), String> {

@@ -19,6 +19,7 @@ use crate::core::input::target_policy::TargetPolicy;
 use crate::core::secrets::secret_box::SecretBox;
 use crate::core::tenancy::tenant_caps::TenantCaps;
 use crate::sender;
+use crate::store::sqlite_claim::{self, SqliteClaim};
 use crate::store::writer::{Writer, WriterLanes};
 use crate::store::{endpoints, Store, StoreError};
 use crate::time::now_ms;
@@ -28,7 +29,8 @@ use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
 use admin_key::{admin_key_at_start, check_admin_key};
 use settings::{
-    actor_settings, alert_target, attempt_budget, health_limits, retention_settings, secret_box,
+    actor_settings, alert_target, attempt_budget, health_limits, instance_id, retention_settings,
+    secret_box,
 };
 use std::net::TcpListener;
 use std::time::Duration;
@@ -58,6 +60,9 @@ pub struct Application {
     writer_lanes: WriterLanes,
     generated_admin_key: Option<String>,
     shutdown_grace: Duration,
+    /// Held until the application ends: no other instance serves its
+    /// SQLite file meanwhile.
+    sqlite_claim: Option<SqliteClaim>,
 }
 
 impl Application {
@@ -74,10 +79,20 @@ impl Application {
         let (retention, sweep_pace) = retention_settings(&settings)?;
         let secrets = secret_box(&settings)?;
         let alert_target = alert_target(&settings)?;
+        let instance_id = instance_id(&settings)?;
+        log::info!("hookrelay instance {instance_id}");
         let url = settings.database_url.clone();
-        let store = tokio::task::spawn_blocking(move || Store::open(&url))
-            .await
-            .map_err(|e| StoreError::Blocking(e.to_string()))??;
+        let holder = format!(
+            "instance {instance_id}, pid {}, serving since {}",
+            std::process::id(),
+            chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        );
+        let (sqlite_claim, store) = tokio::task::spawn_blocking(move || {
+            let claim = sqlite_claim::claim(&url, &holder)?;
+            Store::open(&url).map(|store| (claim, store))
+        })
+        .await
+        .map_err(|e| StoreError::Blocking(e.to_string()))??;
         let generated_admin_key = admin_key_at_start(&store, &settings).await?;
         let operator_secrets = secrets.clone();
         store
@@ -157,6 +172,7 @@ impl Application {
             writer_lanes,
             generated_admin_key,
             shutdown_grace,
+            sqlite_claim,
         })
     }
 

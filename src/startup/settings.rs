@@ -8,9 +8,10 @@ use crate::core::delivery::attempt_budget::AttemptBudget;
 use crate::core::delivery::retention::{RetentionSettings, SweepPace};
 use crate::core::endpoint_machine::WindowLimits;
 use crate::core::health::limits::HealthLimits;
-use crate::core::input::domain::parse_endpoint_url;
+use crate::core::input::domain::{is_id, parse_endpoint_url};
 use crate::core::secrets::secret_box::{SecretBox, SecretKey};
 use crate::core::secrets::signing::Secret;
+use crate::ids;
 use std::time::Duration;
 
 /// The global health limits, refused at start-up when contradictory or
@@ -131,6 +132,18 @@ pub(super) fn secret_box(settings: &Settings) -> Result<SecretBox, StartupError>
             StartupError::Settings(format!("HOOKRELAY_SECRET_KEY (--secret-key) {reason}"))
         })?;
     Ok(SecretBox::new(key))
+}
+
+/// This instance's name: the configured one, checked, or a drawn one.
+pub(super) fn instance_id(settings: &Settings) -> Result<String, StartupError> {
+    match &settings.instance_id {
+        Some(id) if is_id(id) && id.len() <= 64 => Ok(id.clone()),
+        Some(_) => Err(StartupError::Settings(
+            "HOOKRELAY_INSTANCE_ID (--instance-id) must be 1 to 64 letters, digits, '.', '_', ':' or '-'"
+                .to_owned(),
+        )),
+        None => Ok(ids::instance_id()),
+    }
 }
 
 /// The operator's alert URL and the secret that signs what it receives.

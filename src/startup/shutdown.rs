@@ -22,6 +22,8 @@ impl Application {
     /// attempt hanging): whatever did not finish is still pending in the
     /// database and is sent after the next start.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        // Released only once everything that uses the database has ended.
+        let _sqlite_claim = self.sqlite_claim;
         let handle = self.server.handle();
         let server = actix_web::rt::spawn(self.server);
         let writer_lanes = self.writer_lanes;

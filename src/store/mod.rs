@@ -21,6 +21,7 @@ pub mod replay;
 pub mod retention;
 pub mod schema;
 pub mod sequence;
+pub mod sqlite_claim;
 pub mod tenants;
 pub mod writer;
 
@@ -59,6 +60,11 @@ pub enum StoreError {
     /// or it stopped before answering (its endpoint deleted, or a restart).
     #[error("{0}")]
     Busy(String),
+    /// Another process serves this SQLite file (see [`sqlite_claim`]).
+    #[error("the SQLite database {database} is in use by another hookrelay instance ({holder}); SQLite serves one instance at a time: stop that one first")]
+    SqliteInUse { database: String, holder: String },
+    #[error("cannot claim the SQLite database through {file}: {reason}")]
+    Claim { file: String, reason: String },
 }
 
 /// SQLite's text for SQLITE_FULL; diesel reports that code only as text.
@@ -196,7 +202,7 @@ impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for SqlitePragma
 impl Store {
     /// Opens the database named by `url`, applying pending migrations.
     pub fn open(url: &str) -> Result<Store, StoreError> {
-        let pool = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let pool = if is_postgres_url(url) {
             // Before libpq's first TLS connection initialises OpenSSL
             // without it: OpenSSL then registers no exit handler
             // (OPENSSL_INIT_NO_ATEXIT). That handler frees OpenSSL's state
@@ -267,6 +273,10 @@ impl Store {
 }
 
 /// `sqlite://file.db`, `sqlite:///abs/file.db`, `sqlite:file.db` or a bare path.
+fn is_postgres_url(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
 fn sqlite_path(url: &str) -> Option<String> {
     let path = url
         .strip_prefix("sqlite://")

@@ -35,6 +35,7 @@ mod retention;
 mod retries;
 mod shutdown;
 mod signatures;
+mod single_instance;
 mod ssrf;
 mod supervisor;
 mod write_failures;

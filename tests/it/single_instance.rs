@@ -1,0 +1,88 @@
+//! SQLite serves one instance: a second `hookrelay serve` or a `hookrelay
+//! migrate` on a file that a running instance serves refuses, naming the
+//! file and the instance, instead of sending every delivery a second time;
+//! a killed instance leaves the file free for the next.
+
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::common::TestDb;
+use crate::crash::Service;
+
+/// How long a refused start may take before the test calls it a hang.
+const REFUSAL_BOUND: Duration = Duration::from_secs(30);
+
+#[tokio::test]
+async fn a_second_instance_on_a_served_sqlite_file_is_refused_until_the_first_dies() {
+    let db = TestDb::sqlite();
+    let file = db.url().trim_start_matches("sqlite://").to_owned();
+    let mut first = Service::start_with(
+        db.url(),
+        "first instance",
+        &[("HOOKRELAY_INSTANCE_ID", "first-instance")],
+    )
+    .await;
+
+    let mut second = Service::command(db.url());
+    second.env("HOOKRELAY_INSTANCE_ID", "second-instance");
+    let refused = run_bounded(second).await;
+    assert_refused_naming(&refused, &file, "serve");
+
+    let mut migrate = Command::new(env!("CARGO_BIN_EXE_hookrelay"));
+    migrate.arg("migrate").env("DATABASE_URL", db.url());
+    let refused = run_bounded(migrate).await;
+    assert_refused_naming(&refused, &file, "migrate");
+
+    // A crash frees the file: the kernel drops the dead process's lock.
+    first.kill();
+    let restarted = Service::start_with(
+        db.url(),
+        "second instance",
+        &[("HOOKRELAY_INSTANCE_ID", "second-instance")],
+    )
+    .await;
+    drop(restarted);
+}
+
+fn assert_refused_naming(refused: &Output, file: &str, command: &str) {
+    let log = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success(),
+        "{command} on a served file fails: {log}"
+    );
+    assert!(log.contains(file), "{command} names the file: {log}");
+    assert!(
+        log.contains("first-instance"),
+        "{command} names the instance serving it: {log}"
+    );
+    assert!(
+        log.contains("one instance at a time"),
+        "{command} says why: {log}"
+    );
+}
+
+/// Runs `command` to its end, failing the test if it is still running
+/// after [`REFUSAL_BOUND`] (a second instance that serves would never end).
+async fn run_bounded(mut command: Command) -> Output {
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn the hookrelay binary");
+    let started = Instant::now();
+    loop {
+        match child.try_wait().expect("poll the child") {
+            Some(_) => return child.wait_with_output().expect("collect its output"),
+            None if started.elapsed() > REFUSAL_BOUND => {
+                let _ = child.kill();
+                let output = child.wait_with_output().expect("collect its output");
+                panic!(
+                    "still running after {REFUSAL_BOUND:?}: {}",
+                    String::from_utf8_lossy(&output.stderr)
+                );
+            }
+            None => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+}
