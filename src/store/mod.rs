@@ -234,8 +234,7 @@ impl Store {
         };
         let store = Store { pool };
         let mut db = store.get()?;
-        dispatch!(&mut db, c => c.run_pending_migrations(MIGRATIONS).map(|_| ()))
-            .map_err(|e| StoreError::Migration(e.to_string()))?;
+        migrate(&mut db)?;
         Ok(store)
     }
 
@@ -273,6 +272,36 @@ impl Store {
 }
 
 /// `sqlite://file.db`, `sqlite:///abs/file.db`, `sqlite:file.db` or a bare path.
+/// The advisory lock instances take on PostgreSQL to migrate one at a time
+/// (an arbitrary number, the same in every instance).
+const MIGRATION_LOCK: i64 = 0x686f_6f6b_7265_6c61;
+
+/// Applies pending migrations. On PostgreSQL, instances starting together
+/// would each apply them (and fail on each other's tables), so each waits
+/// for the others under a session advisory lock, then finds them applied.
+/// SQLite's file is claimed by one instance ([`sqlite_claim`]).
+fn migrate(db: &mut Db) -> Result<(), StoreError> {
+    let migration_failed =
+        |e: Box<dyn std::error::Error + Send + Sync>| StoreError::Migration(e.to_string());
+    match db {
+        Db::Sqlite(c) => c
+            .run_pending_migrations(MIGRATIONS)
+            .map(drop)
+            .map_err(migration_failed),
+        Db::Postgres(c) => {
+            c.batch_execute(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK})"))?;
+            let migrated = c
+                .run_pending_migrations(MIGRATIONS)
+                .map(drop)
+                .map_err(migration_failed);
+            // The connection goes back to the pool: it must not keep the lock.
+            let unlocked = c.batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})"));
+            migrated?;
+            Ok(unlocked?)
+        }
+    }
+}
+
 fn is_postgres_url(url: &str) -> bool {
     url.starts_with("postgres://") || url.starts_with("postgresql://")
 }

@@ -1,13 +1,16 @@
-//! SQLite serves one instance: a second `hookrelay serve` or a `hookrelay
-//! migrate` on a file that a running instance serves refuses, naming the
-//! file and the instance, instead of sending every delivery a second time;
-//! a killed instance leaves the file free for the next.
+//! Instances side by side. SQLite serves one: a second `hookrelay serve`
+//! or a `hookrelay migrate` on a file that a running instance serves
+//! refuses, naming the file and the instance, instead of sending every
+//! delivery a second time; a killed instance leaves the file free for the
+//! next. Instances starting together on one PostgreSQL database migrate it
+//! once between them.
 
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::common::TestDb;
 use crate::crash::Service;
+use hookrelay::store::Store;
 
 /// How long a refused start may take before the test calls it a hang.
 const REFUSAL_BOUND: Duration = Duration::from_secs(30);
@@ -42,6 +45,23 @@ async fn a_second_instance_on_a_served_sqlite_file_is_refused_until_the_first_di
     )
     .await;
     drop(restarted);
+}
+
+#[tokio::test]
+async fn instances_starting_together_on_a_fresh_postgresql_database_all_migrate_it() {
+    let Some(db) = TestDb::postgres() else {
+        return;
+    };
+    let starts: Vec<_> = (0..4)
+        .map(|_| {
+            let url = db.url().to_owned();
+            std::thread::spawn(move || Store::open(&url).map(drop).map_err(|e| e.to_string()))
+        })
+        .collect();
+    for start in starts {
+        let opened = start.join().expect("the start does not panic");
+        assert_eq!(opened, Ok(()), "every instance starts");
+    }
 }
 
 fn assert_refused_naming(refused: &Output, file: &str, command: &str) {
