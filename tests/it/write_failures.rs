@@ -55,8 +55,8 @@ async fn a_database_refusing_attempt_writes_does_not_make_deliveries_repeat(db: 
     refuse_attempt_writes(database);
     let mut events = Vec::new();
     for n in 0..EVENTS {
-        let (event, _) = app
-            .publish_accepted(&key, &tenant, &json!({"type": "a.b", "payload": {"n": n}}))
+        let event = app
+            .publish_event(&key, &tenant, "a.b", json!({"n": n}))
             .await;
         events.push(event);
     }

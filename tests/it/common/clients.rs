@@ -9,7 +9,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
 use super::databases::TestDb;
-use super::waiting::wait_until;
+use super::waiting::{wait_until, DELIVERY_TIMEOUT};
 
 /// A running hookrelay (in-process, or the binary in the crash test) and a
 /// client for its HTTP API.
@@ -68,16 +68,27 @@ impl ApiResponse {
             "{context}: problem body must repeat the status: {}",
             self.body
         );
-        assert!(
-            self.body["title"].is_string(),
-            "{context}: problem body needs a title: {}",
-            self.body
-        );
-        assert!(
-            self.body["type"].is_string(),
-            "{context}: problem body needs a type: {}",
-            self.body
-        );
+        for member in ["title", "type"] {
+            assert!(
+                self.body[member].is_string(),
+                "{context}: problem body needs a {member}: {}",
+                self.body
+            );
+        }
+    }
+
+    /// Asserts a 200 answer whose body holds each `(pointer, value)`: the
+    /// value at that JSON pointer (`/endpoint/status`), `null` when absent.
+    pub fn assert_ok_with(&self, expected: &[(&str, Value)]) {
+        assert_eq!(self.status, StatusCode::OK, "{}", self.body);
+        for (pointer, value) in expected {
+            assert_eq!(
+                self.body.pointer(pointer).unwrap_or(&Value::Null),
+                value,
+                "{pointer} in {}",
+                self.body
+            );
+        }
     }
 
     /// Asserts a 422 problem naming `field`.
@@ -190,6 +201,18 @@ impl TestApp {
         response.body
     }
 
+    /// PATCH expecting 200; returns the JSON body.
+    pub async fn patch_json(&self, key: &str, path: &str, body: &Value) -> Value {
+        let response = self.patch(key, path, body).await;
+        assert_eq!(
+            response.status,
+            StatusCode::OK,
+            "PATCH {path} {body}: unexpected status, body {}",
+            response.body
+        );
+        response.body
+    }
+
     /// Creates tenant `id` as admin; returns `(id, api_key)`.
     pub async fn create_tenant(&self, id: &str) -> (String, String) {
         let response = self
@@ -229,6 +252,14 @@ impl TestApp {
             response.body
         );
         response.body
+    }
+
+    /// Creates tenant `acme` and an endpoint of it with `body`: where most
+    /// scenarios start. Returns the tenant, its key and the endpoint.
+    pub async fn create_tenant_with_endpoint(&self, body: Value) -> (String, String, Value) {
+        let (tenant, key) = self.create_tenant("acme").await;
+        let endpoint = self.create_endpoint(&key, &tenant, body).await;
+        (tenant, key, endpoint)
     }
 
     /// Publishes an event; returns the raw answer (202 / 200 / problem).
@@ -274,6 +305,19 @@ impl TestApp {
         (id, deliveries)
     }
 
+    /// Publishes an event of `event_type` with `payload` (202 expected);
+    /// returns its id.
+    pub async fn publish_event(
+        &self,
+        key: &str,
+        tenant: &str,
+        event_type: &str,
+        payload: Value,
+    ) -> String {
+        let body = json!({"type": event_type, "payload": payload});
+        self.publish_accepted(key, tenant, &body).await.0
+    }
+
     /// `GET /v1/tenants/{t}/events/{id}` (200 expected).
     pub async fn get_event(&self, key: &str, tenant: &str, id: &str) -> Value {
         self.get_json(key, &format!("/v1/tenants/{tenant}/events/{id}"))
@@ -308,10 +352,7 @@ impl TestApp {
                 &format!("/v1/tenants/{tenant}/{resource}?limit=1000{sep}{query}"),
             )
             .await;
-        list["data"]
-            .as_array()
-            .unwrap_or_else(|| panic!("{resource} list has no data array: {list}"))
-            .clone()
+        data_of(&list, resource)
     }
 
     /// The only delivery of an event.
@@ -325,6 +366,20 @@ impl TestApp {
             .as_str()
             .unwrap_or_else(|| panic!("delivery without id: {event}"))
             .to_string()
+    }
+
+    /// Waits until the only delivery of `event` reaches `state`; returns it
+    /// (with attempts).
+    pub async fn wait_for_single_delivery(
+        &self,
+        key: &str,
+        tenant: &str,
+        event: &str,
+        state: &str,
+    ) -> Value {
+        let delivery = self.single_delivery_id(key, tenant, event).await;
+        self.wait_for_delivery_state(key, tenant, &delivery, state, DELIVERY_TIMEOUT)
+            .await
     }
 
     /// Polls a delivery until it reaches `state`; returns it (with attempts).
@@ -348,6 +403,14 @@ impl TestApp {
         })
         .await
     }
+}
+
+/// The `data` array of a list answer (`what` names the list).
+pub fn data_of(list: &Value, what: &str) -> Vec<Value> {
+    list["data"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{what} list has no data array: {list}"))
+        .clone()
 }
 
 pub fn to_bytes(value: &Value) -> Vec<u8> {

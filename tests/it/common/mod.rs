@@ -10,6 +10,8 @@
 //!   Standard Webhooks signature verifier written from the specification;
 //! - [`databases`]: throw-away SQLite and PostgreSQL databases and SQL run
 //!   on them beside the application;
+//! - [`service`]: the real binary as a child process (`Service`), and a
+//!   publish racing its end (`try_publish`);
 //! - [`waiting`]: waiting for a condition with a deadline, and showing that
 //!   something does not happen during a window;
 //! - `backend_tests!` (below): one test per backend for each scenario.
@@ -47,20 +49,23 @@ mod clients;
 mod databases;
 mod health;
 mod receivers;
+mod service;
 mod waiting;
 
 pub use app::{
     spawn_app, spawn_app_with, try_build_app, RestartableApp, ADMIN_KEY, LOOPBACK_TARGETS,
 };
 pub use clients::{
-    attempts_of, millis_between, parse_time, to_bytes, unix_now, ApiResponse, TestApp,
+    attempts_of, data_of, millis_between, parse_time, to_bytes, unix_now, ApiResponse, TestApp,
 };
 pub use databases::TestDb;
 pub use health::{
-    circuit_is, circuit_state, id_of, quiet, spawn_app_with_endpoint, with, TenantEndpoint,
+    circuit_is, circuit_state, id_of, last_failure_is, quiet, spawn_app_with_endpoint,
+    spawn_app_with_failing_endpoint, with, TenantEndpoint,
 };
 pub use receivers::{
-    operational_events, random_secret, refused_url, sign, verify_signature, wall_time,
-    ReceivedRequest, Receiver,
+    operational_events, random_secret, refused_url, sign, verify_signature, wait_for_webhook_ids,
+    wall_time, ReceivedRequest, Receiver,
 };
-pub use waiting::{assert_throughout, wait_until, DELIVERY_TIMEOUT};
+pub use service::{try_publish, Service};
+pub use waiting::{assert_throughout, wait_until, wait_until_steady, DELIVERY_TIMEOUT};
