@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::common::{
-    id_of, spawn_app, wait_for_webhook_ids, wait_until, ApiResponse, Receiver, TestApp, TestDb,
-    DELIVERY_TIMEOUT,
+    id_of, spawn_app, spawn_app_with_acme_endpoint, wait_for_webhook_ids, wait_until, ApiResponse,
+    Receiver, TestApp, TestDb, DELIVERY_TIMEOUT,
 };
 use reqwest::{Method, StatusCode};
 use serde_json::json;
@@ -118,14 +118,6 @@ impl Load {
     }
 }
 
-/// A tenant with one endpoint on `receiver`; returns `(tenant, key)`.
-async fn tenant_with_endpoint(app: &TestApp, receiver: &Receiver) -> (String, String) {
-    let (tenant, key, _) = app
-        .create_tenant_with_endpoint(json!({"url": receiver.url()}))
-        .await;
-    (tenant, key)
-}
-
 async fn healthz(app: &TestApp) -> ApiResponse {
     app.send(Method::GET, "/healthz", None, &[], None).await
 }
@@ -167,9 +159,8 @@ async fn assert_nothing_lost(answers: &Answers, receiver: &Receiver) {
 /// where the outage scenarios start. Returns the application, the receiver,
 /// the key, the tenant and the load.
 async fn app_under_load(db: TestDb, accepted: usize) -> (TestApp, Receiver, String, String, Load) {
-    let app = spawn_app(db).await;
     let receiver = Receiver::start();
-    let (tenant, key) = tenant_with_endpoint(&app, &receiver).await;
+    let (app, tenant, key) = spawn_app_with_acme_endpoint(db, receiver.url()).await;
     let load = Load::start(&app, &key, &tenant);
     load.wait_for_accepted_since(Instant::now(), accepted, DELIVERY_TIMEOUT)
         .await;

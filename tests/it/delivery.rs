@@ -4,8 +4,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::common::{
-    attempts_of, random_secret, spawn_app, unix_now, verify_signature, wait_until, Receiver,
-    TestApp, TestDb, DELIVERY_TIMEOUT,
+    attempts_of, random_secret, spawn_app, spawn_app_with_acme_endpoint, unix_now,
+    verify_signature, wait_until, Receiver, TestApp, TestDb, DELIVERY_TIMEOUT,
 };
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -331,10 +331,7 @@ async fn endpoint_headers_reach_the_receiver_and_webhook_id_is_stable_across_ret
 
 async fn publishing_the_same_event_twice_delivers_it_once(db: TestDb) {
     let receiver = Receiver::start();
-    let app = spawn_app(db).await;
-    let (tenant, key, _) = app
-        .create_tenant_with_endpoint(json!({"url": receiver.url()}))
-        .await;
+    let (app, tenant, key) = spawn_app_with_acme_endpoint(db, receiver.url()).await;
 
     // Client-chosen event id.
     let body = json!({"id": "evt_order_42", "type": "order.created", "payload": {"order": 42}});

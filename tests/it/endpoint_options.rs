@@ -174,13 +174,7 @@ async fn the_rate_limit_spaces_attempts_without_spending_retries(db: TestDb) {
         .create_tenant_with_endpoint(json!({"url": receiver.url(), "rate_limit": PER_SECOND}))
         .await;
     assert_eq!(endpoint["rate_limit"], PER_SECOND, "{endpoint}");
-    let mut events = Vec::new();
-    for n in 0..EVENTS {
-        let id = app
-            .publish_event(&key, &tenant, "a.b", json!({"n": n}))
-            .await;
-        events.push(id);
-    }
+    let events = app.publish_events(&key, &tenant, "a.b", EVENTS).await;
     let requests = receiver
         .wait_for_count(EVENTS, DELIVERY_TIMEOUT + Duration::from_secs(5))
         .await;

@@ -1,6 +1,6 @@
 //! What a receiver chooses to answer is stored only within bounds.
 
-use crate::common::{attempts_of, spawn_app, Receiver, TestDb};
+use crate::common::{attempts_of, spawn_app_with_acme_endpoint, Receiver, TestDb};
 use serde_json::json;
 
 backend_tests!(many_large_response_headers_are_stored_bounded_and_marked_truncated);
@@ -18,10 +18,7 @@ async fn many_large_response_headers_are_stored_bounded_and_marked_truncated(db:
             .map(|n| (format!("x-filler-{n:02}"), "f".repeat(4000)))
             .collect(),
     );
-    let app = spawn_app(db).await;
-    let (tenant, key, _) = app
-        .create_tenant_with_endpoint(json!({"url": receiver.url()}))
-        .await;
+    let (app, tenant, key) = spawn_app_with_acme_endpoint(db, receiver.url()).await;
     let event_id = app
         .publish_event(&key, &tenant, "order.paid", json!({}))
         .await;

@@ -122,18 +122,24 @@ async fn app_sweeping_every_second(db: TestDb) -> TestApp {
     spawn_app_with(db, |settings| settings.retention_interval_seconds = 1).await
 }
 
+/// An application sweeping every second, with [`TENANT`] and one endpoint
+/// of it on a receiver; returns the application, the receiver, the
+/// tenant's key and the endpoint's id.
+async fn app_with_an_endpoint(db: TestDb) -> (TestApp, Receiver, String, String) {
+    let app = app_sweeping_every_second(db).await;
+    let receiver = Receiver::start();
+    let (_, key) = app.create_tenant(TENANT).await;
+    let body = json!({"url": receiver.url()});
+    let endpoint = id_of(&app.create_endpoint(&key, TENANT, body).await);
+    (app, receiver, key, endpoint)
+}
+
 // ---------------------------------------------------------------------------
 // Scenarios
 // ---------------------------------------------------------------------------
 
 async fn old_finished_deliveries_go_with_their_attempts_and_everything_else_stays(db: TestDb) {
-    let app = app_sweeping_every_second(db).await;
-    let receiver = Receiver::start();
-    let (_, key) = app.create_tenant(TENANT).await;
-    let live = id_of(
-        &app.create_endpoint(&key, TENANT, json!({"url": receiver.url()}))
-            .await,
-    );
+    let (app, receiver, key, live) = app_with_an_endpoint(db).await;
     // Its deliveries stay pending, due far in the future: never attempted.
     let waiting = id_of(
         &app.create_endpoint(
@@ -324,13 +330,7 @@ async fn old_finished_deliveries_go_with_their_attempts_and_everything_else_stay
 }
 
 async fn delivery_goes_on_while_a_sweep_deletes_thousands_of_rows(db: TestDb) {
-    let app = app_sweeping_every_second(db).await;
-    let receiver = Receiver::start();
-    let (_, key) = app.create_tenant(TENANT).await;
-    let endpoint = id_of(
-        &app.create_endpoint(&key, TENANT, json!({"url": receiver.url()}))
-            .await,
-    );
+    let (app, receiver, key, endpoint) = app_with_an_endpoint(db).await;
 
     // 2,500 old succeeded deliveries of 50 old events: three batches.
     let old = now_ms() - 40 * DAY_MS;

@@ -5,8 +5,8 @@
 //! traffic here: every other address is refused before connecting.
 
 use crate::common::{
-    attempts_of, data_of, id_of, spawn_app, spawn_app_with, wait_until, Receiver, RestartableApp,
-    TestApp, TestDb, ADMIN_KEY, DELIVERY_TIMEOUT,
+    attempts_of, data_of, id_of, spawn_app_with, spawn_app_with_acme_endpoint, wait_until,
+    Receiver, RestartableApp, TestApp, TestDb, ADMIN_KEY, DELIVERY_TIMEOUT,
 };
 use serde_json::{json, Value};
 use std::process::{Command, Stdio};
@@ -164,10 +164,7 @@ async fn https_only_refuses_plain_http_endpoints(db: TestDb) {
 async fn with_loopback_allowed_delivery_to_127_0_0_1_works(db: TestDb) {
     let receiver = Receiver::start();
     // The test settings allow 127.0.0.0/8 and ::1/128.
-    let app = spawn_app(db).await;
-    let (tenant, key, _) = app
-        .create_tenant_with_endpoint(json!({"url": receiver.url()}))
-        .await;
+    let (app, tenant, key) = spawn_app_with_acme_endpoint(db, receiver.url()).await;
     let event = app
         .publish_event(&key, &tenant, "invoice.paid", json!({}))
         .await;

@@ -1,14 +1,15 @@
 //! The client side of the API: [`TestApp`] (a running hookrelay and the
-//! calls a test makes on it), the decoded [`ApiResponse`] with its
-//! problem-document assertions, and the readers of API values.
+//! calls a test makes on it) and the decoded [`ApiResponse`] with its
+//! assertions.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
 use super::databases::TestDb;
+use super::values::{data_of, to_bytes};
 use super::waiting::{wait_until, DELIVERY_TIMEOUT};
 
 /// A running hookrelay (in-process, or the binary in the crash test) and a
@@ -318,6 +319,25 @@ impl TestApp {
         self.publish_accepted(key, tenant, &body).await.0
     }
 
+    /// Publishes `count` events of `event_type` with payloads `{"n": 0}`,
+    /// `{"n": 1}`, …; returns their ids in publish order.
+    pub async fn publish_events(
+        &self,
+        key: &str,
+        tenant: &str,
+        event_type: &str,
+        count: usize,
+    ) -> Vec<String> {
+        let mut ids = Vec::new();
+        for n in 0..count {
+            ids.push(
+                self.publish_event(key, tenant, event_type, json!({"n": n}))
+                    .await,
+            );
+        }
+        ids
+    }
+
     /// `GET /v1/tenants/{t}/events/{id}` (200 expected).
     pub async fn get_event(&self, key: &str, tenant: &str, id: &str) -> Value {
         self.get_json(key, &format!("/v1/tenants/{tenant}/events/{id}"))
@@ -403,49 +423,4 @@ impl TestApp {
         })
         .await
     }
-}
-
-/// The `data` array of a list answer (`what` names the list).
-pub fn data_of(list: &Value, what: &str) -> Vec<Value> {
-    list["data"]
-        .as_array()
-        .unwrap_or_else(|| panic!("{what} list has no data array: {list}"))
-        .clone()
-}
-
-pub fn to_bytes(value: &Value) -> Vec<u8> {
-    serde_json::to_vec(value).expect("serialize JSON")
-}
-
-/// The attempts of a delivery, sorted by attempt number.
-pub fn attempts_of(delivery: &Value) -> Vec<Value> {
-    let mut attempts = delivery["attempts"]
-        .as_array()
-        .unwrap_or_else(|| panic!("delivery has no attempts array: {delivery}"))
-        .clone();
-    attempts.sort_by_key(|a| a["attempt"].as_i64().unwrap_or(i64::MAX));
-    attempts
-}
-
-/// Seconds since the Unix epoch, as in `webhook-timestamp`.
-pub fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_secs() as i64
-}
-
-/// Parses an RFC 3339 API timestamp (panics with `context` otherwise).
-pub fn parse_time(value: &Value, context: &str) -> chrono::DateTime<chrono::Utc> {
-    let text = value
-        .as_str()
-        .unwrap_or_else(|| panic!("{context}: expected an RFC 3339 string, got {value}"));
-    chrono::DateTime::parse_from_rfc3339(text)
-        .unwrap_or_else(|e| panic!("{context}: {text:?} is not RFC 3339: {e}"))
-        .with_timezone(&chrono::Utc)
-}
-
-/// Milliseconds from `a` to `b` (RFC 3339 API values).
-pub fn millis_between(a: &Value, b: &Value, context: &str) -> i64 {
-    (parse_time(b, context) - parse_time(a, context)).num_milliseconds()
 }

@@ -8,9 +8,10 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use super::app::spawn_app;
-use super::clients::{data_of, ApiResponse, TestApp};
+use super::clients::{ApiResponse, TestApp};
 use super::databases::TestDb;
 use super::receivers::Receiver;
+use super::values::data_of;
 use super::waiting::{wait_until, DELIVERY_TIMEOUT};
 
 impl TestApp {

@@ -4,6 +4,7 @@
 //!   `RestartableApp`) and the settings it runs with;
 //! - [`clients`]: `TestApp`, the HTTP client of its API, `ApiResponse` and
 //!   the problem-document assertions;
+//! - [`values`]: reading API values (list pages, attempts, timestamps);
 //! - [`health`]: the health, alert, disable and enable routes, and the
 //!   tenant-and-endpoint set-up the endpoint-health scenarios share;
 //! - [`receivers`]: a scriptable webhook receiver on 127.0.0.1 and a
@@ -50,14 +51,14 @@ mod databases;
 mod health;
 mod receivers;
 mod service;
+mod values;
 mod waiting;
 
 pub use app::{
-    spawn_app, spawn_app_with, try_build_app, RestartableApp, ADMIN_KEY, LOOPBACK_TARGETS,
+    spawn_app, spawn_app_with, spawn_app_with_acme_endpoint, try_build_app, RestartableApp,
+    ADMIN_KEY, LOOPBACK_TARGETS,
 };
-pub use clients::{
-    attempts_of, data_of, millis_between, parse_time, to_bytes, unix_now, ApiResponse, TestApp,
-};
+pub use clients::{ApiResponse, TestApp};
 pub use databases::TestDb;
 pub use health::{
     circuit_is, circuit_state, id_of, last_failure_is, quiet, spawn_app_with_endpoint,
@@ -68,4 +69,5 @@ pub use receivers::{
     wall_time, ReceivedRequest, Receiver,
 };
 pub use service::{try_publish, Service};
+pub use values::{attempts_of, data_of, millis_between, parse_time, to_bytes, unix_now};
 pub use waiting::{assert_throughout, wait_until, wait_until_steady, DELIVERY_TIMEOUT};

@@ -13,7 +13,7 @@ use reqwest::StatusCode;
 use serde_json::Value;
 
 use super::app::{ADMIN_KEY, LOOPBACK_TARGETS};
-use super::clients::to_bytes;
+use super::values::to_bytes;
 use super::waiting::wait_until;
 
 /// How long the binary may take to say it listens.

@@ -7,7 +7,9 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use super::tenant_with_endpoint;
-use crate::common::{attempts_of, spawn_app, Receiver, TestDb, ADMIN_KEY, DELIVERY_TIMEOUT};
+use crate::common::{
+    attempts_of, spawn_app, to_bytes, Receiver, TestDb, ADMIN_KEY, DELIVERY_TIMEOUT,
+};
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -86,6 +88,10 @@ async fn a_nul_in_a_payload_string_is_stored_and_delivered_as_sent(db: TestDb) {
     assert_eq!(stored["payload"], payload, "{backend}: stored");
 }
 
+/// A route (method and path) and the bodies it must refuse, each with the
+/// field its 422 names.
+type RefusedAt<'a> = (Method, &'a str, Vec<(Value, &'a str)>);
+
 async fn a_nul_in_any_refused_input_is_a_422_naming_the_field(db: TestDb) {
     let app = spawn_app(db).await;
     let receiver = Receiver::start();
@@ -99,124 +105,98 @@ async fn a_nul_in_any_refused_input_is_a_422_naming_the_field(db: TestDb) {
     let enable = format!("{one_endpoint}/enable");
     let recover = format!("{one_endpoint}/recover");
     let test = format!("{one_endpoint}/test");
-    let refused: Vec<(Method, &str, Value, &str)> = vec![
+    // Each route with the inputs it must refuse, naming the field.
+    let refused: Vec<RefusedAt> = vec![
         (
             Method::POST,
             tenants,
-            json!({"id": "a\u{0}b", "name": "x"}),
-            "id",
-        ),
-        (Method::POST, tenants, json!({"name": "Acme\u{0}"}), "name"),
-        (Method::POST, tenants, json!({"name": "Acme\nInc"}), "name"),
-        (
-            Method::POST,
-            &endpoints,
-            json!({"url": format!("{url}\u{0}")}),
-            "url",
+            vec![
+                (json!({"id": "a\u{0}b", "name": "x"}), "id"),
+                (json!({"name": "Acme\u{0}"}), "name"),
+                (json!({"name": "Acme\nInc"}), "name"),
+            ],
         ),
         (
             Method::POST,
             &endpoints,
-            json!({"url": format!("{url}/a\u{0}b")}),
-            "url",
-        ),
-        (
-            Method::POST,
-            &endpoints,
-            json!({"url": "http://127.0.0.1\u{0}:9/"}),
-            "url",
-        ),
-        (
-            Method::POST,
-            &endpoints,
-            json!({"url": url, "description": "a\u{0}b"}),
-            "description",
-        ),
-        (
-            Method::POST,
-            &endpoints,
-            json!({"url": url, "event_types": ["invoice.paid", "a\u{0}b"]}),
-            "event_types[1]",
-        ),
-        (
-            Method::POST,
-            &endpoints,
-            json!({"url": url, "headers": {"X-A\u{0}": "v"}}),
-            "headers.X-A\u{0}",
-        ),
-        (
-            Method::POST,
-            &endpoints,
-            json!({"url": url, "headers": {"X-Key": "a\u{0}b"}}),
-            "headers.X-Key",
-        ),
-        (
-            Method::POST,
-            &endpoints,
-            json!({"url": url, "headers": {"X-Key": "a\tb"}}),
-            "headers.X-Key",
-        ),
-        (
-            Method::POST,
-            &endpoints,
-            json!({"url": url, "secret": "whsec_\u{0}"}),
-            "secret",
+            vec![
+                (json!({"url": format!("{url}\u{0}")}), "url"),
+                (json!({"url": format!("{url}/a\u{0}b")}), "url"),
+                (json!({"url": "http://127.0.0.1\u{0}:9/"}), "url"),
+                (json!({"url": url, "description": "a\u{0}b"}), "description"),
+                (
+                    json!({"url": url, "event_types": ["invoice.paid", "a\u{0}b"]}),
+                    "event_types[1]",
+                ),
+                (
+                    json!({"url": url, "headers": {"X-A\u{0}": "v"}}),
+                    "headers.X-A\u{0}",
+                ),
+                (
+                    json!({"url": url, "headers": {"X-Key": "a\u{0}b"}}),
+                    "headers.X-Key",
+                ),
+                (
+                    json!({"url": url, "headers": {"X-Key": "a\tb"}}),
+                    "headers.X-Key",
+                ),
+                (json!({"url": url, "secret": "whsec_\u{0}"}), "secret"),
+            ],
         ),
         (
             Method::PATCH,
             &one_endpoint,
-            json!({"url": format!("{url}\u{0}")}),
-            "url",
-        ),
-        (
-            Method::PATCH,
-            &one_endpoint,
-            json!({"description": "\u{0}"}),
-            "description",
+            vec![
+                (json!({"url": format!("{url}\u{0}")}), "url"),
+                (json!({"description": "\u{0}"}), "description"),
+            ],
         ),
         (
             Method::POST,
             &enable,
-            json!({"replay": "held\u{0}"}),
-            "replay",
+            vec![(json!({"replay": "held\u{0}"}), "replay")],
         ),
         (
             Method::POST,
             &events,
-            json!({"type": "a\u{0}b", "payload": {}}),
-            "type",
-        ),
-        (
-            Method::POST,
-            &events,
-            json!({"id": "evt\u{0}", "type": "a.b", "payload": {}}),
-            "id",
-        ),
-        (
-            Method::POST,
-            &recover,
-            json!({"since": "2024-01-01T00:00:00Z\u{0}"}),
-            "since",
+            vec![
+                (json!({"type": "a\u{0}b", "payload": {}}), "type"),
+                (
+                    json!({"id": "evt\u{0}", "type": "a.b", "payload": {}}),
+                    "id",
+                ),
+            ],
         ),
         (
             Method::POST,
             &recover,
-            json!({"since": "2024-01-01T00:00:00Z", "until": "\u{0}"}),
-            "until",
+            vec![
+                (json!({"since": "2024-01-01T00:00:00Z\u{0}"}), "since"),
+                (
+                    json!({"since": "2024-01-01T00:00:00Z", "until": "\u{0}"}),
+                    "until",
+                ),
+            ],
         ),
-        (Method::POST, &test, json!({"payload": "\u{0}"}), "payload"),
+        (
+            Method::POST,
+            &test,
+            vec![(json!({"payload": "\u{0}"}), "payload")],
+        ),
     ];
-    for (method, path, body, field) in refused {
-        let response = app
-            .send(
-                method.clone(),
-                path,
-                Some(&key_for(path, &key)),
-                &[],
-                Some(serde_json::to_vec(&body).expect("JSON")),
-            )
-            .await;
-        response.assert_invalid_field(field, &format!("{method} {path} {body}"));
+    for (method, path, cases) in refused {
+        for (body, field) in cases {
+            let response = app
+                .send(
+                    method.clone(),
+                    path,
+                    Some(&key_for(path, &key)),
+                    &[],
+                    Some(to_bytes(&body)),
+                )
+                .await;
+            response.assert_invalid_field(field, &format!("{method} {path} {body}"));
+        }
     }
 
     // An Idempotency-Key must be visible ASCII (a tab is not).

@@ -3,7 +3,9 @@
 //! written before the key sealed at the first start with it, and a bad key
 //! refused at start-up.
 
-use super::{acme_endpoint, publish, publish_and_receive, rotated_secret, text};
+use super::{
+    acme_endpoint, acme_endpoint_with_secret, publish, publish_and_receive, rotated_secret, text,
+};
 use crate::common::{
     random_secret, try_build_app, verify_signature, wait_until, Receiver, RestartableApp, TestDb,
     DELIVERY_TIMEOUT,
@@ -132,10 +134,8 @@ async fn secrets_are_encrypted_at_rest_with_a_secret_key(db: TestDb) {
 
 async fn plain_secrets_are_encrypted_at_the_first_start_with_a_key(db: TestDb) {
     let receiver = Receiver::start();
-    let secret = random_secret();
     let first = RestartableApp::start(db.url(), |_| {}).await;
-    let (tenant, key, ep) =
-        acme_endpoint(&first.app, json!({"url": receiver.url(), "secret": secret})).await;
+    let (tenant, key, ep, secret) = acme_endpoint_with_secret(&first.app, &receiver).await;
     assert_eq!(
         stored_secrets(&db, &ep).secret,
         secret,

@@ -6,7 +6,7 @@ mod api_keys;
 mod encryption;
 mod rotation;
 
-use crate::common::{ReceivedRequest, Receiver, TestApp, DELIVERY_TIMEOUT};
+use crate::common::{random_secret, ReceivedRequest, Receiver, TestApp, DELIVERY_TIMEOUT};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
@@ -28,6 +28,19 @@ async fn endpoint_id(app: &TestApp, key: &str, tenant: &str, body: Value) -> Str
 async fn acme_endpoint(app: &TestApp, body: Value) -> (String, String, String) {
     let (tenant, key, endpoint) = app.create_tenant_with_endpoint(body).await;
     (tenant, key, text(&endpoint, "id"))
+}
+
+/// Creates tenant `acme` and an endpoint of it on `receiver` signing with
+/// a fresh secret; returns the tenant, its key, the endpoint's id and the
+/// secret.
+async fn acme_endpoint_with_secret(
+    app: &TestApp,
+    receiver: &Receiver,
+) -> (String, String, String, String) {
+    let secret = random_secret();
+    let body = json!({"url": receiver.url(), "secret": secret});
+    let (tenant, key, ep) = acme_endpoint(app, body).await;
+    (tenant, key, ep, secret)
 }
 
 /// `POST …/rotate-secret` with `body` (200 expected); returns the answer.

@@ -3,7 +3,8 @@
 //! (verifiers written from each scheme's definition).
 
 use super::{
-    acme_endpoint, endpoint_id, publish, publish_and_receive, rotate, rotated_secret, text,
+    acme_endpoint_with_secret, endpoint_id, publish, publish_and_receive, rotate, rotated_secret,
+    text,
 };
 use crate::common::{
     random_secret, spawn_app, unix_now, verify_signature, wait_until, ReceivedRequest, Receiver,
@@ -223,10 +224,8 @@ async fn a_rotation_signs_with_both_secrets_until_its_grace_period_ends(db: Test
 
 async fn a_rotation_survives_a_restart(db: TestDb) {
     let receiver = Receiver::start();
-    let old = random_secret();
     let first = RestartableApp::start(db.url(), |_| {}).await;
-    let (tenant, key, ep) =
-        acme_endpoint(&first.app, json!({"url": receiver.url(), "secret": old})).await;
+    let (tenant, key, ep, old) = acme_endpoint_with_secret(&first.app, &receiver).await;
     let new = rotated_secret(&first.app, &key, &tenant, &ep, 600).await;
     first.stop().await;
 
@@ -240,9 +239,7 @@ async fn a_rotation_survives_a_restart(db: TestDb) {
 async fn a_secret_set_by_patch_ends_the_grace_period(db: TestDb) {
     let app = spawn_app(db).await;
     let receiver = Receiver::start();
-    let old = random_secret();
-    let (tenant, key, ep) =
-        acme_endpoint(&app, json!({"url": receiver.url(), "secret": old})).await;
+    let (tenant, key, ep, old) = acme_endpoint_with_secret(&app, &receiver).await;
     let rotated = rotated_secret(&app, &key, &tenant, &ep, 600).await;
     let first = publish_and_receive(&app, &key, &tenant, &receiver, 1).await;
     verify_signature(&rotated, &first).unwrap_or_else(|e| panic!("rotated: {e}"));
@@ -263,9 +260,7 @@ async fn a_secret_set_by_patch_ends_the_grace_period(db: TestDb) {
 async fn bad_rotations_answer_422_naming_the_field_and_change_nothing(db: TestDb) {
     let app = spawn_app(db).await;
     let receiver = Receiver::start();
-    let secret = random_secret();
-    let (tenant, key, ep) =
-        acme_endpoint(&app, json!({"url": receiver.url(), "secret": secret})).await;
+    let (tenant, key, ep, secret) = acme_endpoint_with_secret(&app, &receiver).await;
     let path = format!("/v1/tenants/{tenant}/endpoints/{ep}/rotate-secret");
     for (body, field) in [
         (json!({"grace_seconds": 604_801}), "grace_seconds"),

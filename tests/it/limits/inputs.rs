@@ -3,8 +3,8 @@
 //! reserved endpoint fields, tenants and events, and bodies over the
 //! payload limit (413).
 
-use super::{assert_refused_on_create_and_update, row_counts};
-use crate::common::{spawn_app, spawn_app_with, to_bytes, ApiResponse, TestDb};
+use super::{app_with_idle_endpoint, assert_refused_on_create_and_update, row_counts};
+use crate::common::{spawn_app_with, to_bytes, ApiResponse, TestDb};
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -16,10 +16,7 @@ backend_tests!(
 );
 
 async fn retry_delays_and_counts_out_of_range_are_refused_not_clamped(db: TestDb) {
-    let app = spawn_app(db).await;
-    let (tenant, key, endpoint) = app
-        .create_tenant_with_endpoint(json!({"url": "http://127.0.0.1:9/hook"}))
-        .await;
+    let (app, tenant, key, endpoint) = app_with_idle_endpoint(db).await;
     let id = endpoint["id"].as_str().expect("endpoint id");
     let too_big = u64::from(u32::MAX);
     let past_i32 = 1_u64 << 31;
@@ -77,10 +74,7 @@ async fn retry_delays_and_counts_out_of_range_are_refused_not_clamped(db: TestDb
 }
 
 async fn oversized_and_reserved_endpoint_inputs_are_refused(db: TestDb) {
-    let app = spawn_app(db).await;
-    let (tenant, key, endpoint) = app
-        .create_tenant_with_endpoint(json!({"url": "http://127.0.0.1:9/hook"}))
-        .await;
+    let (app, tenant, key, endpoint) = app_with_idle_endpoint(db).await;
     let id = endpoint["id"].as_str().expect("endpoint id");
     let base = "http://127.0.0.1:9/";
     let long_url = format!("{base}{}", "a".repeat(2049 - base.len()));
@@ -140,10 +134,7 @@ async fn oversized_and_reserved_endpoint_inputs_are_refused(db: TestDb) {
 }
 
 async fn other_inputs_are_bounded_and_the_reserved_type_prefix_ignores_case(db: TestDb) {
-    let app = spawn_app(db).await;
-    let (tenant, key, _) = app
-        .create_tenant_with_endpoint(json!({"url": "http://127.0.0.1:9/hook"}))
-        .await;
+    let (app, tenant, key, _) = app_with_idle_endpoint(db).await;
     let before = row_counts(&app);
     let admin = app.admin_key.clone();
     let tenants: [(Value, &str); 2] = [

@@ -8,8 +8,19 @@ mod inputs;
 mod operator_tenant;
 mod tenant_caps;
 
-use crate::common::{TestApp, TestDb};
+use crate::common::{spawn_app, TestApp, TestDb};
 use serde_json::{json, Value};
+
+/// hookrelay on `db` with tenant `acme` and one endpoint of it that is
+/// never sent anything (no event is published); returns the application,
+/// the tenant, its key and the endpoint.
+async fn app_with_idle_endpoint(db: TestDb) -> (TestApp, String, String, Value) {
+    let app = spawn_app(db).await;
+    let (tenant, key, endpoint) = app
+        .create_tenant_with_endpoint(json!({"url": "http://127.0.0.1:9/hook"}))
+        .await;
+    (app, tenant, key, endpoint)
+}
 
 /// The database of an application started in-process.
 fn database_of(app: &TestApp) -> &TestDb {

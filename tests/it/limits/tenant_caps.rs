@@ -2,8 +2,8 @@
 //! in-flight total its own key cannot pass (the admin key can), even with
 //! racing creates.
 
-use super::{assert_refused_on_create_and_update, count_rows, database_of};
-use crate::common::{id_of, spawn_app, spawn_app_with, TestApp, TestDb};
+use super::{app_with_idle_endpoint, assert_refused_on_create_and_update, count_rows, database_of};
+use crate::common::{id_of, spawn_app_with, TestApp, TestDb};
 use serde_json::json;
 
 backend_tests!(
@@ -13,10 +13,7 @@ backend_tests!(
 );
 
 async fn a_tenant_has_at_most_a_thousand_endpoints(db: TestDb) {
-    let app = spawn_app(db).await;
-    let (tenant, key, template) = app
-        .create_tenant_with_endpoint(json!({"url": "http://127.0.0.1:9/hook"}))
-        .await;
+    let (app, tenant, key, template) = app_with_idle_endpoint(db).await;
     let template = template["id"].as_str().expect("endpoint id");
     // 998 copies in the database make 999; the API adds the thousandth.
     let db = database_of(&app);
