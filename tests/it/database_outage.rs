@@ -9,7 +9,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::common::{
-    spawn_app, wait_until, ApiResponse, Receiver, TestApp, TestDb, DELIVERY_TIMEOUT,
+    id_of, spawn_app, spawn_app_with_acme_endpoint, wait_for_webhook_ids, wait_until, ApiResponse,
+    Receiver, TestApp, TestDb, DELIVERY_TIMEOUT,
 };
 use reqwest::{Method, StatusCode};
 use serde_json::json;
@@ -117,14 +118,6 @@ impl Load {
     }
 }
 
-/// A tenant with one endpoint on `receiver`; returns `(tenant, key)`.
-async fn tenant_with_endpoint(app: &TestApp, receiver: &Receiver) -> (String, String) {
-    let (tenant, key) = app.create_tenant("acme").await;
-    app.create_endpoint(&key, &tenant, json!({"url": receiver.url()}))
-        .await;
-    (tenant, key)
-}
-
 async fn healthz(app: &TestApp) -> ApiResponse {
     app.send(Method::GET, "/healthz", None, &[], None).await
 }
@@ -157,24 +150,21 @@ async fn assert_nothing_lost(answers: &Answers, receiver: &Receiver) {
     let accepted: Vec<&str> = answers.accepted.iter().map(|(id, _)| id.as_str()).collect();
     // Attempts whose result could not be recorded are retried after at
     // least a second: allow for a few rounds of that.
-    wait_until(DELIVERY_TIMEOUT + RECOVERY, || async {
-        let received = receiver.webhook_ids();
-        let missing: Vec<&&str> = accepted
-            .iter()
-            .filter(|id| !received.iter().any(|got| got == **id))
-            .collect();
-        if missing.is_empty() {
-            Ok(())
-        } else {
-            Err(format!(
-                "{} of {} accepted events not delivered, e.g. {:?}",
-                missing.len(),
-                accepted.len(),
-                missing.first()
-            ))
-        }
-    })
-    .await;
+    let what = "every accepted event delivered";
+    wait_for_webhook_ids(&[receiver], &accepted, DELIVERY_TIMEOUT + RECOVERY, what).await;
+}
+
+/// hookrelay on `db` with tenant `acme`, an endpoint of it on a receiver,
+/// and publishers running, once `accepted` of their events were accepted:
+/// where the outage scenarios start. Returns the application, the receiver,
+/// the key, the tenant and the load.
+async fn app_under_load(db: TestDb, accepted: usize) -> (TestApp, Receiver, String, String, Load) {
+    let receiver = Receiver::start();
+    let (app, tenant, key) = spawn_app_with_acme_endpoint(db, receiver.url()).await;
+    let load = Load::start(&app, &key, &tenant);
+    load.wait_for_accepted_since(Instant::now(), accepted, DELIVERY_TIMEOUT)
+        .await;
+    (app, receiver, key, tenant, load)
 }
 
 #[actix_rt::test]
@@ -182,13 +172,7 @@ async fn terminated_connections_are_replaced_under_publishing_load() {
     let Some(db) = TestDb::postgres() else {
         return;
     };
-    let app = spawn_app(db).await;
-    let receiver = Receiver::start();
-    let (tenant, key) = tenant_with_endpoint(&app, &receiver).await;
-    let load = Load::start(&app, &key, &tenant);
-    let started = Instant::now();
-    load.wait_for_accepted_since(started, 20, DELIVERY_TIMEOUT)
-        .await;
+    let (app, receiver, _, _, load) = app_under_load(db, 20).await;
 
     let db = app.db.as_ref().expect("the app holds its database");
     for round in 1..=2 {
@@ -214,12 +198,7 @@ async fn a_database_refusing_connections_gets_503s_until_it_is_back() {
     let Some(db) = TestDb::postgres() else {
         return;
     };
-    let app = spawn_app(db).await;
-    let receiver = Receiver::start();
-    let (tenant, key) = tenant_with_endpoint(&app, &receiver).await;
-    let load = Load::start(&app, &key, &tenant);
-    load.wait_for_accepted_since(Instant::now(), 10, DELIVERY_TIMEOUT)
-        .await;
+    let (app, receiver, key, tenant, load) = app_under_load(db, 10).await;
 
     let db = app.db.as_ref().expect("the app holds its database");
     db.allow_connections(false);
@@ -263,10 +242,10 @@ async fn publishes_racing_the_deletion_of_their_endpoint_are_accepted(db: TestDb
     let receiver = Receiver::start();
     let (tenant, key) = app.create_tenant("acme").await;
     for round in 0..3 {
-        let endpoint = app
-            .create_endpoint(&key, &tenant, json!({"url": receiver.url()}))
-            .await;
-        let endpoint = endpoint["id"].as_str().unwrap_or_default().to_string();
+        let endpoint = id_of(
+            &app.create_endpoint(&key, &tenant, json!({"url": receiver.url()}))
+                .await,
+        );
         let publishes = (0..30).map(|n| {
             let body = json!({"type": "race.tick", "payload": {"round": round, "n": n}});
             let (app, key, tenant) = (&app, &key, &tenant);

@@ -4,8 +4,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::common::{
-    attempts_of, random_secret, spawn_app, unix_now, verify_signature, wait_until, Receiver,
-    TestDb, DELIVERY_TIMEOUT,
+    attempts_of, random_secret, spawn_app, spawn_app_with_acme_endpoint, unix_now,
+    verify_signature, wait_until, Receiver, TestApp, TestDb, DELIVERY_TIMEOUT,
 };
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -42,13 +42,8 @@ async fn publishing_an_event_delivers_a_signed_envelope(db: TestDb) {
     assert_eq!(health.status, StatusCode::OK, "healthz: {}", health.body);
     assert_eq!(health.body, json!({"status": "ok"}));
 
-    let (tenant, key) = app.create_tenant("acme").await;
-    let endpoint = app
-        .create_endpoint(
-            &key,
-            &tenant,
-            json!({"url": receiver.url(), "description": "quickstart"}),
-        )
+    let (tenant, key, endpoint) = app
+        .create_tenant_with_endpoint(json!({"url": receiver.url(), "description": "quickstart"}))
         .await;
     let endpoint_id = endpoint["id"].as_str().unwrap().to_string();
     assert_eq!(endpoint["tenant_id"], json!("acme"), "{endpoint}");
@@ -95,20 +90,18 @@ async fn publishing_an_event_delivers_a_signed_envelope(db: TestDb) {
     let request = &requests[0];
     assert_eq!(request.method, "POST");
     assert_eq!(request.path, "/hook");
-    assert!(
-        request
-            .header("content-type")
-            .is_some_and(|ct| ct.starts_with("application/json")),
-        "content-type: {:?}",
-        request.header("content-type")
-    );
-    assert!(
-        request
-            .header("user-agent")
-            .is_some_and(|ua| ua.starts_with("hookrelay/")),
-        "user-agent: {:?}",
-        request.header("user-agent")
-    );
+    for (header, starts_with) in [
+        ("content-type", "application/json"),
+        ("user-agent", "hookrelay/"),
+    ] {
+        assert!(
+            request
+                .header(header)
+                .is_some_and(|value| value.starts_with(starts_with)),
+            "{header}: {:?}",
+            request.header(header)
+        );
+    }
     assert_eq!(request.header("webhook-id"), Some(event_id.as_str()));
     let timestamp: i64 = request
         .header("webhook-timestamp")
@@ -185,14 +178,8 @@ async fn events_fan_out_only_to_endpoints_whose_filters_match(db: TestDb) {
     let users = Receiver::start();
     let everything = Receiver::start();
     let app = spawn_app(db).await;
-    let (tenant, key) = app.create_tenant("acme").await;
-
-    let invoice_ep = app
-        .create_endpoint(
-            &key,
-            &tenant,
-            json!({"url": invoices.url(), "event_types": ["invoice.*"]}),
-        )
+    let (tenant, key, invoice_ep) = app
+        .create_tenant_with_endpoint(json!({"url": invoices.url(), "event_types": ["invoice.*"]}))
         .await;
     let user_ep = app
         .create_endpoint(
@@ -242,19 +229,7 @@ async fn events_fan_out_only_to_endpoints_whose_filters_match(db: TestDb) {
         assert_eq!(&actual, targets, "endpoints of event {event}");
     }
 
-    wait_until(DELIVERY_TIMEOUT, || async {
-        let all = app.list_deliveries(&key, &tenant, "").await;
-        let succeeded = all.iter().filter(|d| d["state"] == "succeeded").count();
-        if all.len() == 6 && succeeded == 6 {
-            Ok(())
-        } else {
-            Err(format!(
-                "6 succeeded deliveries, have {} of which {succeeded} succeeded",
-                all.len()
-            ))
-        }
-    })
-    .await;
+    wait_for_all_succeeded(&app, &key, &tenant, 6).await;
 
     let types_seen = |receiver: &Receiver| -> Vec<String> {
         let mut types: Vec<String> = receiver
@@ -311,12 +286,8 @@ async fn endpoint_headers_reach_the_receiver_and_webhook_id_is_stable_across_ret
     );
     assert_eq!(echoed.get("x-tenant-tag").map(String::as_str), Some("blue"));
 
-    let (event_id, _) = app
-        .publish_accepted(
-            &key,
-            &tenant,
-            &json!({"type": "order.shipped", "payload": {"order": 7}}),
-        )
+    let event_id = app
+        .publish_event(&key, &tenant, "order.shipped", json!({"order": 7}))
         .await;
 
     let requests = receiver.wait_for_count(2, DELIVERY_TIMEOUT).await;
@@ -352,19 +323,15 @@ async fn endpoint_headers_reach_the_receiver_and_webhook_id_is_stable_across_ret
         second.at - first.at
     );
 
-    let delivery_id = app.single_delivery_id(&key, &tenant, &event_id).await;
     let delivery = app
-        .wait_for_delivery_state(&key, &tenant, &delivery_id, "succeeded", DELIVERY_TIMEOUT)
+        .wait_for_single_delivery(&key, &tenant, &event_id, "succeeded")
         .await;
     assert_eq!(delivery["attempt_count"], json!(2), "{delivery}");
 }
 
 async fn publishing_the_same_event_twice_delivers_it_once(db: TestDb) {
     let receiver = Receiver::start();
-    let app = spawn_app(db).await;
-    let (tenant, key) = app.create_tenant("acme").await;
-    app.create_endpoint(&key, &tenant, json!({"url": receiver.url()}))
-        .await;
+    let (app, tenant, key) = spawn_app_with_acme_endpoint(db, receiver.url()).await;
 
     // Client-chosen event id.
     let body = json!({"id": "evt_order_42", "type": "order.created", "payload": {"order": 42}});
@@ -405,19 +372,7 @@ async fn publishing_the_same_event_twice_delivers_it_once(db: TestDb) {
     assert_eq!(again.body["id"], json!(keyed_id), "{}", again.body);
     assert_eq!(again.body["deliveries"], json!(1), "{}", again.body);
 
-    wait_until(DELIVERY_TIMEOUT, || async {
-        let all = app.list_deliveries(&key, &tenant, "").await;
-        let succeeded = all.iter().filter(|d| d["state"] == "succeeded").count();
-        if all.len() == 2 && succeeded == 2 {
-            Ok(())
-        } else {
-            Err(format!(
-                "exactly 2 succeeded deliveries, have {} ({succeeded} succeeded)",
-                all.len()
-            ))
-        }
-    })
-    .await;
+    wait_for_all_succeeded(&app, &key, &tenant, 2).await;
     let mut ids: Vec<String> = receiver
         .requests()
         .iter()
@@ -427,4 +382,21 @@ async fn publishing_the_same_event_twice_delivers_it_once(db: TestDb) {
     let mut expected = vec!["evt_order_42".to_string(), keyed_id];
     expected.sort();
     assert_eq!(ids, expected, "each event is sent exactly once");
+}
+
+/// Waits until the tenant has exactly `count` deliveries, all succeeded.
+async fn wait_for_all_succeeded(app: &TestApp, key: &str, tenant: &str, count: usize) {
+    wait_until(DELIVERY_TIMEOUT, || async {
+        let all = app.list_deliveries(key, tenant, "").await;
+        let succeeded = all.iter().filter(|d| d["state"] == "succeeded").count();
+        if all.len() == count && succeeded == count {
+            Ok(())
+        } else {
+            Err(format!(
+                "exactly {count} succeeded deliveries, have {} ({succeeded} succeeded)",
+                all.len()
+            ))
+        }
+    })
+    .await;
 }

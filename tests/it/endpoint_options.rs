@@ -18,11 +18,8 @@ backend_tests!(
 async fn the_http_method_and_metadata_apply_and_can_be_changed(db: TestDb) {
     let receiver = Receiver::start();
     let app = spawn_app(db).await;
-    let (tenant, key) = app.create_tenant("acme").await;
-    let endpoint = app
-        .create_endpoint(
-            &key,
-            &tenant,
+    let (tenant, key, endpoint) = app
+        .create_tenant_with_endpoint(
             json!({"url": receiver.url(), "http_method": "put", "metadata": {"team": "billing"}}),
         )
         .await;
@@ -40,14 +37,12 @@ async fn the_http_method_and_metadata_apply_and_can_be_changed(db: TestDb) {
     assert_eq!(requests[0].method, "PUT");
 
     let path = format!("/v1/tenants/{tenant}/endpoints/{id}");
-    let changed = app
-        .patch(
-            &key,
-            &path,
-            &json!({"http_method": "PATCH", "metadata": {}}),
-        )
-        .await;
-    assert_eq!(changed.status.as_u16(), 200, "{}", changed.body);
+    app.patch_json(
+        &key,
+        &path,
+        &json!({"http_method": "PATCH", "metadata": {}}),
+    )
+    .await;
     let view = app.get_json(&key, &path).await;
     assert_eq!(view["http_method"], "PATCH", "{view}");
     assert_eq!(view["metadata"], json!({}), "{view}");
@@ -110,16 +105,11 @@ fn delivery_states(event: &Value) -> Vec<String> {
 async fn credential_headers_are_sent_but_never_shown(db: TestDb) {
     let receiver = Receiver::start();
     let app = spawn_app(db).await;
-    let (tenant, key) = app.create_tenant("acme").await;
-    let endpoint = app
-        .create_endpoint(
-            &key,
-            &tenant,
-            json!({
-                "url": receiver.url(),
-                "headers": {"Authorization": "Bearer s3cret", "X-Team": "billing"},
-            }),
-        )
+    let (tenant, key, endpoint) = app
+        .create_tenant_with_endpoint(json!({
+            "url": receiver.url(),
+            "headers": {"Authorization": "Bearer s3cret", "X-Team": "billing"},
+        }))
         .await;
     let id = endpoint["id"].as_str().expect("endpoint id");
     let path = format!("/v1/tenants/{tenant}/endpoints/{id}");
@@ -136,10 +126,9 @@ async fn credential_headers_are_sent_but_never_shown(db: TestDb) {
     // The view sent back with one change keeps the stored credential.
     let mut headers = view["headers"].clone();
     headers["X-Team"] = json!("payments");
-    let changed = app.patch(&key, &path, &json!({"headers": headers})).await;
-    assert_eq!(changed.status.as_u16(), 200, "{}", changed.body);
-    app.publish_accepted(&key, &tenant, &json!({"type": "a.b", "payload": {}}))
+    app.patch_json(&key, &path, &json!({"headers": headers}))
         .await;
+    app.publish_event(&key, &tenant, "a.b", json!({})).await;
     let requests = receiver.wait_for_count(1, DELIVERY_TIMEOUT).await;
     assert_eq!(requests[0].header("authorization"), Some("Bearer s3cret"));
     assert_eq!(requests[0].header("x-team"), Some("payments"));
@@ -147,11 +136,8 @@ async fn credential_headers_are_sent_but_never_shown(db: TestDb) {
 
 async fn bad_options_answer_422_naming_the_field_and_change_nothing(db: TestDb) {
     let app = spawn_app(db).await;
-    let (tenant, key) = app.create_tenant("acme").await;
-    let endpoint = app
-        .create_endpoint(
-            &key,
-            &tenant,
+    let (tenant, key, endpoint) = app
+        .create_tenant_with_endpoint(
             json!({"url": "http://127.0.0.1:9/hook", "headers": {"Authorization": "Bearer x"}}),
         )
         .await;
@@ -184,22 +170,11 @@ async fn the_rate_limit_spaces_attempts_without_spending_retries(db: TestDb) {
     const PER_SECOND: u64 = 2;
     let receiver = Receiver::start();
     let app = spawn_app(db).await;
-    let (tenant, key) = app.create_tenant("acme").await;
-    let endpoint = app
-        .create_endpoint(
-            &key,
-            &tenant,
-            json!({"url": receiver.url(), "rate_limit": PER_SECOND}),
-        )
+    let (tenant, key, endpoint) = app
+        .create_tenant_with_endpoint(json!({"url": receiver.url(), "rate_limit": PER_SECOND}))
         .await;
     assert_eq!(endpoint["rate_limit"], PER_SECOND, "{endpoint}");
-    let mut events = Vec::new();
-    for n in 0..EVENTS {
-        let (id, _) = app
-            .publish_accepted(&key, &tenant, &json!({"type": "a.b", "payload": {"n": n}}))
-            .await;
-        events.push(id);
-    }
+    let events = app.publish_events(&key, &tenant, "a.b", EVENTS).await;
     let requests = receiver
         .wait_for_count(EVENTS, DELIVERY_TIMEOUT + Duration::from_secs(5))
         .await;
@@ -224,7 +199,7 @@ async fn the_rate_limit_spaces_attempts_without_spending_retries(db: TestDb) {
         "/v1/tenants/{tenant}/endpoints/{}",
         endpoint["id"].as_str().unwrap_or("")
     );
-    let lifted = app.patch(&key, &path, &json!({"rate_limit": null})).await;
-    assert_eq!(lifted.status.as_u16(), 200, "{}", lifted.body);
+    app.patch_json(&key, &path, &json!({"rate_limit": null}))
+        .await;
     assert_eq!(app.get_json(&key, &path).await["rate_limit"], Value::Null);
 }

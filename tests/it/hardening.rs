@@ -3,8 +3,7 @@
 //! the only one, no secret is printed, weak admin keys are refused and
 //! failed guesses are slowed. On the real binary, SQLite.
 
-use crate::common::{refused_url, spawn_app, wait_until, TestApp, TestDb, ADMIN_KEY};
-use crate::crash::Service;
+use crate::common::{refused_url, spawn_app, wait_until, Service, TestApp, TestDb, ADMIN_KEY};
 use flate2::write::GzEncoder;
 use flate2::Compression;
 use reqwest::header::{AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE};
@@ -295,12 +294,8 @@ async fn an_alert_log_line_names_the_endpoint_by_scheme_host_and_port_only() {
     app.create_endpoint(&key, &tenant, json!({"url": url}))
         .await;
     for _ in 0..3 {
-        app.publish_accepted(
-            &key,
-            &tenant,
-            &json!({"type": "invoice.paid", "payload": {}}),
-        )
-        .await;
+        app.publish_event(&key, &tenant, "invoice.paid", json!({}))
+            .await;
     }
     let line = wait_until(Duration::from_secs(60), || {
         let lines = service.log_lines();

@@ -6,8 +6,8 @@
 use std::time::Duration;
 
 use crate::common::{
-    circuit_is, millis_between, parse_time, spawn_app_with_endpoint, wall_time, ReceivedRequest,
-    Receiver, RestartableApp, TenantEndpoint, TestApp, TestDb, DELIVERY_TIMEOUT,
+    circuit_is, millis_between, parse_time, spawn_app_with_failing_endpoint, wall_time,
+    ReceivedRequest, Receiver, RestartableApp, TenantEndpoint, TestApp, TestDb, DELIVERY_TIMEOUT,
 };
 use serde_json::{json, Value};
 
@@ -44,9 +44,8 @@ async fn reopened_after(
 }
 
 async fn breaker_opens_after_n_failures_probes_once_per_cool_down_and_doubles_it(db: TestDb) {
-    let (receiver, app, ep) = spawn_app_with_endpoint(
+    let (receiver, app, ep) = spawn_app_with_failing_endpoint(
         db,
-        500,
         json!({
             // Three deliveries can be in flight at once, so a half-open
             // breaker that let more than one probe through would show.
@@ -55,8 +54,6 @@ async fn breaker_opens_after_n_failures_probes_once_per_cool_down_and_doubles_it
             "breaker_failures": 3,
             "breaker_cooldown_seconds": 1,
             "breaker_max_cooldown_seconds": 2,
-            "alert_thresholds": [1000],
-            "disable_after_failures": 1000,
             "disable_after_seconds": 0,
         }),
     )
@@ -158,9 +155,8 @@ async fn breaker_opens_after_n_failures_probes_once_per_cool_down_and_doubles_it
 }
 
 async fn waiting_deliveries_keep_their_attempt_count_while_the_breaker_is_open(db: TestDb) {
-    let (receiver, app, ep) = spawn_app_with_endpoint(
+    let (receiver, app, ep) = spawn_app_with_failing_endpoint(
         db,
-        500,
         json!({
             "max_in_flight": 1,
             // Four attempts per delivery, each retry due at once: a
@@ -170,8 +166,6 @@ async fn waiting_deliveries_keep_their_attempt_count_while_the_breaker_is_open(d
             "breaker_failures": 2,
             "breaker_cooldown_seconds": 3,
             "breaker_max_cooldown_seconds": 3,
-            "alert_thresholds": [1000],
-            "disable_after_failures": 1000,
         }),
     )
     .await;

@@ -6,8 +6,8 @@
 use std::time::Duration;
 
 use crate::common::{
-    millis_between, parse_time, spawn_app_with_endpoint, Receiver, RestartableApp, TenantEndpoint,
-    TestDb, DELIVERY_TIMEOUT,
+    millis_between, parse_time, spawn_app_with_endpoint, spawn_app_with_failing_endpoint, Receiver,
+    RestartableApp, TenantEndpoint, TestDb, DELIVERY_TIMEOUT,
 };
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -85,21 +85,12 @@ async fn auto_disable_holds_new_events_and_enable_replays_them_in_order(db: Test
 
     receiver.set_healthy();
     let enabled = ep.enable(&app, json!({"replay": "held"})).await;
-    assert_eq!(enabled.status, StatusCode::OK, "{}", enabled.body);
-    assert_eq!(enabled.body["replayed"], json!(6), "{}", enabled.body);
-    assert_eq!(enabled.body["cancelled"], json!(0), "{}", enabled.body);
-    assert_eq!(
-        enabled.body["endpoint"]["status"],
-        json!("active"),
-        "{}",
-        enabled.body
-    );
-    assert_eq!(
-        enabled.body["endpoint"]["disabled_reason"],
-        Value::Null,
-        "{}",
-        enabled.body
-    );
+    enabled.assert_ok_with(&[
+        ("/replayed", json!(6)),
+        ("/cancelled", json!(0)),
+        ("/endpoint/status", json!("active")),
+        ("/endpoint/disabled_reason", Value::Null),
+    ]);
 
     receiver.wait_for_count(9, DELIVERY_TIMEOUT).await;
     ep.wait_all_deliveries(&app, 6, "succeeded").await;
@@ -156,14 +147,11 @@ async fn auto_disable_holds_new_events_and_enable_replays_them_in_order(db: Test
 }
 
 async fn auto_disable_waits_until_the_endpoint_has_been_failing_long_enough(db: TestDb) {
-    let (receiver, app, ep) = spawn_app_with_endpoint(
+    let (receiver, app, ep) = spawn_app_with_failing_endpoint(
         db,
-        500,
         json!({
             "max_in_flight": 1,
             "retry_schedule": vec![1; 20],
-            "breaker_failures": 1000,
-            "alert_thresholds": [1000],
             "disable_after_failures": 2,
             "disable_after_seconds": 3,
         }),

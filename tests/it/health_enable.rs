@@ -6,7 +6,8 @@
 use std::time::Duration;
 
 use crate::common::{
-    parse_time, quiet, spawn_app_with_endpoint, wait_until, TestDb, DELIVERY_TIMEOUT,
+    parse_time, spawn_app_with_endpoint, spawn_app_with_failing_endpoint, wait_until, TestDb,
+    DELIVERY_TIMEOUT,
 };
 use reqwest::StatusCode;
 use serde_json::json;
@@ -19,7 +20,7 @@ backend_tests!(
 
 async fn manual_disable_holds_pending_deliveries_and_replay_none_cancels_them(db: TestDb) {
     let (receiver, app, ep) =
-        spawn_app_with_endpoint(db, 500, quiet(json!({"retry_schedule": [3600]}))).await;
+        spawn_app_with_failing_endpoint(db, json!({"retry_schedule": [3600]})).await;
     let mut events = ep.publish_numbered(&app, "evt_manual", 1).await;
     wait_until(DELIVERY_TIMEOUT, || async {
         ep.delivery_of(&app, &events[0]).await["attempt_count"] == json!(1)
@@ -27,19 +28,10 @@ async fn manual_disable_holds_pending_deliveries_and_replay_none_cancels_them(db
     .await;
 
     let disabled = ep.disable(&app).await;
-    assert_eq!(disabled.status, StatusCode::OK, "{}", disabled.body);
-    assert_eq!(
-        disabled.body["status"],
-        json!("disabled"),
-        "{}",
-        disabled.body
-    );
-    assert_eq!(
-        disabled.body["disabled_reason"],
-        json!("manual"),
-        "{}",
-        disabled.body
-    );
+    disabled.assert_ok_with(&[
+        ("/status", json!("disabled")),
+        ("/disabled_reason", json!("manual")),
+    ]);
     let disabled_at = disabled.body["disabled_at"].clone();
     parse_time(&disabled_at, "disabled_at");
     // The pending delivery waiting for its retry is held now.
@@ -50,14 +42,10 @@ async fn manual_disable_holds_pending_deliveries_and_replay_none_cancels_them(db
     // would show.
     actix_rt::time::sleep(Duration::from_millis(100)).await;
     let again = ep.disable(&app).await;
-    assert_eq!(again.status, StatusCode::OK, "{}", again.body);
-    assert_eq!(again.body["status"], json!("disabled"), "{}", again.body);
-    assert_eq!(
-        again.body["disabled_reason"],
-        json!("manual"),
-        "{}",
-        again.body
-    );
+    again.assert_ok_with(&[
+        ("/status", json!("disabled")),
+        ("/disabled_reason", json!("manual")),
+    ]);
     assert_eq!(
         again.body["disabled_at"], disabled_at,
         "disabling again changes nothing"
@@ -78,15 +66,11 @@ async fn manual_disable_holds_pending_deliveries_and_replay_none_cancels_them(db
 
     receiver.set_healthy();
     let enabled = ep.enable(&app, json!({"replay": "none"})).await;
-    assert_eq!(enabled.status, StatusCode::OK, "{}", enabled.body);
-    assert_eq!(enabled.body["replayed"], json!(0), "{}", enabled.body);
-    assert_eq!(enabled.body["cancelled"], json!(3), "{}", enabled.body);
-    assert_eq!(
-        enabled.body["endpoint"]["status"],
-        json!("active"),
-        "{}",
-        enabled.body
-    );
+    enabled.assert_ok_with(&[
+        ("/replayed", json!(0)),
+        ("/cancelled", json!(3)),
+        ("/endpoint/status", json!("active")),
+    ]);
     // The answer counts them; the move itself follows in the background.
     ep.wait_for_deliveries_of(&app, &events, "cancelled").await;
     receiver
@@ -129,8 +113,7 @@ async fn an_enable_right_after_a_patch_replays_and_keeps_delivering(db: TestDb) 
         assert_eq!(patched.status, StatusCode::OK, "{}", patched.body);
         if round == 0 {
             let enabled = ep.enable(&app, json!({"replay": "held"})).await;
-            assert_eq!(enabled.status, StatusCode::OK, "{}", enabled.body);
-            assert_eq!(enabled.body["replayed"], json!(3), "{}", enabled.body);
+            enabled.assert_ok_with(&[("/replayed", json!(3))]);
         }
     }
     events.extend(ep.publish_numbered(&app, "evt_after", 3).await);
@@ -176,8 +159,7 @@ async fn enabling_an_active_endpoint_does_not_repeat_its_alerts(db: TestDb) {
     .await;
 
     let enabled = ep.enable(&app, json!({})).await;
-    assert_eq!(enabled.status, StatusCode::OK, "{}", enabled.body);
-    assert_eq!(enabled.body["replayed"], json!(0), "{}", enabled.body);
+    enabled.assert_ok_with(&[("/replayed", json!(0))]);
     ep.publish_numbered(&app, "evt_streak_more", 1).await;
     // Both deliveries spend their whole schedule: 18 failures in one streak.
     ep.wait_for_health(&app, DELIVERY_TIMEOUT, |health| {

@@ -5,8 +5,8 @@
 use std::time::{Duration, Instant};
 
 use crate::common::{
-    id_of, quiet, refused_url, spawn_app, spawn_app_with_endpoint, wait_until, Receiver,
-    TenantEndpoint, TestDb, DELIVERY_TIMEOUT,
+    id_of, last_failure_is, refused_url, spawn_app, spawn_app_with_failing_endpoint, wait_until,
+    Receiver, TenantEndpoint, TestDb, DELIVERY_TIMEOUT,
 };
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -86,22 +86,10 @@ async fn dead_and_hanging_endpoints_do_not_delay_a_healthy_one(db: TestDb) {
 
     // The neighbours really were sick.
     dead_ep
-        .wait_for_health(&app, DELIVERY_TIMEOUT, |health| {
-            if health["last_failure"]["error_kind"] == json!("connect") {
-                Ok(())
-            } else {
-                Err("dead endpoint to fail with connect".into())
-            }
-        })
+        .wait_for_health(&app, DELIVERY_TIMEOUT, last_failure_is("connect"))
         .await;
     hanging_ep
-        .wait_for_health(&app, DELIVERY_TIMEOUT, |health| {
-            if health["last_failure"]["error_kind"] == json!("timeout") {
-                Ok(())
-            } else {
-                Err("hanging endpoint to time out".into())
-            }
-        })
+        .wait_for_health(&app, DELIVERY_TIMEOUT, last_failure_is("timeout"))
         .await;
     assert!(hanging.count() >= 1);
     assert_eq!(
@@ -112,7 +100,7 @@ async fn dead_and_hanging_endpoints_do_not_delay_a_healthy_one(db: TestDb) {
 }
 
 async fn health_routes_are_tenant_isolated(db: TestDb) {
-    let (receiver, app, acme) = spawn_app_with_endpoint(db, 500, quiet(json!({}))).await;
+    let (receiver, app, acme) = spawn_app_with_failing_endpoint(db, json!({})).await;
     let (acme_key, a) = (&acme.key, &acme.id);
     let (_, globex_key) = app.create_tenant("globex").await;
     let globex_ep = app
@@ -123,12 +111,8 @@ async fn health_routes_are_tenant_isolated(db: TestDb) {
         )
         .await;
     let b = id_of(&globex_ep);
-    app.publish_accepted(
-        &globex_key,
-        "globex",
-        &json!({"type": "x.y", "payload": {}}),
-    )
-    .await;
+    app.publish_event(&globex_key, "globex", "x.y", json!({}))
+        .await;
     wait_until(DELIVERY_TIMEOUT, || async {
         app.list_alerts(&globex_key, "globex", "").await.len() == 1
     })

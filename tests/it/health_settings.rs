@@ -9,7 +9,6 @@ use crate::common::{
     id_of, operational_events, spawn_app, spawn_app_with, spawn_app_with_endpoint, try_build_app,
     with, Receiver, TestDb, DELIVERY_TIMEOUT,
 };
-use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 backend_tests!(
@@ -131,26 +130,27 @@ async fn invalid_health_settings_are_refused_at_start_up_and_on_the_api(db: Test
     }
 
     let endpoint_path = format!("{path}/{ep}");
-    app.patch(&key, &endpoint_path, &json!({"alert_thresholds": [4, 1]}))
-        .await
-        .assert_invalid_field("alert_thresholds", "PATCH unsorted thresholds");
-    app.patch(
-        &key,
-        &endpoint_path,
-        &json!({"breaker_max_cooldown_seconds": 20}),
-    )
-    .await
-    .assert_invalid_field(
-        "breaker_max_cooldown_seconds",
-        "PATCH a maximum below the global cool-down (30 s)",
-    );
-    app.patch(
-        &key,
-        &endpoint_path,
-        &json!({"breaker_failures": 0, "description": "changed"}),
-    )
-    .await
-    .assert_invalid_field("breaker_failures", "PATCH breaker_failures 0");
+    for (body, field, what) in [
+        (
+            json!({"alert_thresholds": [4, 1]}),
+            "alert_thresholds",
+            "PATCH unsorted thresholds",
+        ),
+        (
+            json!({"breaker_max_cooldown_seconds": 20}),
+            "breaker_max_cooldown_seconds",
+            "PATCH a maximum below the global cool-down (30 s)",
+        ),
+        (
+            json!({"breaker_failures": 0, "description": "changed"}),
+            "breaker_failures",
+            "PATCH breaker_failures 0",
+        ),
+    ] {
+        app.patch(&key, &endpoint_path, &body)
+            .await
+            .assert_invalid_field(field, what);
+    }
     let unchanged = app.get_endpoint(&key, &tenant, &ep).await;
     assert_eq!(unchanged["alert_thresholds"], json!([1, 4]), "{unchanged}");
     assert_eq!(unchanged["breaker_failures"], json!(7), "{unchanged}");
@@ -162,37 +162,21 @@ async fn invalid_health_settings_are_refused_at_start_up_and_on_the_api(db: Test
     assert_ne!(unchanged["description"], json!("changed"), "{unchanged}");
 
     let patched = app
-        .patch(
+        .patch_json(
             &key,
             &endpoint_path,
             &json!({"breaker_cooldown_seconds": 5, "breaker_max_cooldown_seconds": 20, "disable_after_seconds": 0}),
         )
         .await;
-    assert_eq!(patched.status, StatusCode::OK, "{}", patched.body);
+    assert_eq!(patched["breaker_cooldown_seconds"], json!(5), "{}", patched);
     assert_eq!(
-        patched.body["breaker_cooldown_seconds"],
-        json!(5),
-        "{}",
-        patched.body
-    );
-    assert_eq!(
-        patched.body["overrides"]["breaker_max_cooldown_seconds"],
+        patched["overrides"]["breaker_max_cooldown_seconds"],
         json!(20),
         "{}",
-        patched.body
+        patched
     );
-    assert_eq!(
-        patched.body["disable_after_seconds"],
-        json!(0),
-        "{}",
-        patched.body
-    );
-    assert_eq!(
-        patched.body["breaker_failures"],
-        json!(7),
-        "{}",
-        patched.body
-    );
+    assert_eq!(patched["disable_after_seconds"], json!(0), "{}", patched);
+    assert_eq!(patched["breaker_failures"], json!(7), "{}", patched);
 
     // With the per-endpoint maximum of 20 s, a 25 s cool-down is too long.
     app.patch(
@@ -230,19 +214,10 @@ async fn an_override_set_to_null_goes_back_to_the_global_setting(db: TestDb) {
         patched.body
     );
     let patched = ep.patch(&app, json!({"breaker_failures": null})).await;
-    assert_eq!(patched.status, StatusCode::OK, "{}", patched.body);
-    assert_eq!(
-        patched.body["breaker_failures"],
-        Value::Null,
-        "{}",
-        patched.body
-    );
-    assert_eq!(
-        patched.body["overrides"]["alert_thresholds"],
-        json!([1, 2]),
-        "{}",
-        patched.body
-    );
+    patched.assert_ok_with(&[
+        ("/breaker_failures", Value::Null),
+        ("/overrides/alert_thresholds", json!([1, 2])),
+    ]);
     let view = ep.view(&app).await;
     assert_eq!(view["overrides"]["breaker_failures"], Value::Null, "{view}");
     let health = ep.health(&app).await;
@@ -266,13 +241,9 @@ async fn an_override_set_to_null_goes_back_to_the_global_setting(db: TestDb) {
 async fn publishing_a_hookrelay_event_type_is_refused(db: TestDb) {
     let receiver = Receiver::start();
     let app = spawn_app_with(db, |_| {}).await;
-    let (tenant, key) = app.create_tenant("acme").await;
-    app.create_endpoint(
-        &key,
-        &tenant,
-        json!({"url": receiver.url(), "event_types": ["*"]}),
-    )
-    .await;
+    let (tenant, key, _) = app
+        .create_tenant_with_endpoint(json!({"url": receiver.url(), "event_types": ["*"]}))
+        .await;
     app.create_endpoint(
         &key,
         &tenant,

@@ -1,6 +1,6 @@
 //! What a receiver chooses to answer is stored only within bounds.
 
-use crate::common::{attempts_of, spawn_app, Receiver, TestDb, DELIVERY_TIMEOUT};
+use crate::common::{attempts_of, spawn_app_with_acme_endpoint, Receiver, TestDb};
 use serde_json::json;
 
 backend_tests!(many_large_response_headers_are_stored_bounded_and_marked_truncated);
@@ -18,16 +18,12 @@ async fn many_large_response_headers_are_stored_bounded_and_marked_truncated(db:
             .map(|n| (format!("x-filler-{n:02}"), "f".repeat(4000)))
             .collect(),
     );
-    let app = spawn_app(db).await;
-    let (tenant, key) = app.create_tenant("acme").await;
-    app.create_endpoint(&key, &tenant, json!({"url": receiver.url()}))
+    let (app, tenant, key) = spawn_app_with_acme_endpoint(db, receiver.url()).await;
+    let event_id = app
+        .publish_event(&key, &tenant, "order.paid", json!({}))
         .await;
-    let (event_id, _) = app
-        .publish_accepted(&key, &tenant, &json!({"type": "order.paid", "payload": {}}))
-        .await;
-    let delivery_id = app.single_delivery_id(&key, &tenant, &event_id).await;
     let delivery = app
-        .wait_for_delivery_state(&key, &tenant, &delivery_id, "succeeded", DELIVERY_TIMEOUT)
+        .wait_for_single_delivery(&key, &tenant, &event_id, "succeeded")
         .await;
 
     let attempts = attempts_of(&delivery);

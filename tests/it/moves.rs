@@ -3,13 +3,11 @@
 //! own, so other tenants' publishes go through meanwhile; a move cut short
 //! by a kill is finished after the restart.
 
-use std::collections::HashSet;
 use std::time::Duration;
 
 use crate::common::{
-    assert_throughout, wait_until, Receiver, TestApp, TestDb, ADMIN_KEY, DELIVERY_TIMEOUT,
+    assert_throughout, wait_until, Receiver, Service, TestApp, TestDb, ADMIN_KEY, DELIVERY_TIMEOUT,
 };
-use crate::crash::Service;
 use hookrelay::store::{endpoints, Store};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -88,16 +86,6 @@ async fn wait_for_queue(
     .await;
 }
 
-/// The webhook ids the receiver got, each at its first arrival only.
-fn first_arrivals(receiver: &Receiver) -> Vec<String> {
-    let mut seen = HashSet::new();
-    receiver
-        .webhook_ids()
-        .into_iter()
-        .filter(|id| seen.insert(id.clone()))
-        .collect()
-}
-
 async fn a_disable_and_a_replay_move_a_backlog_of_many_batches_and_deliver_it_in_order(db: TestDb) {
     const EVENTS: usize = 60;
     let receiver = Receiver::start();
@@ -109,11 +97,8 @@ async fn a_disable_and_a_replay_move_a_backlog_of_many_batches_and_deliver_it_in
         settings.queue_window = 5;
     })
     .await;
-    let (tenant, key) = app.create_tenant("acme").await;
-    let endpoint = app
-        .create_endpoint(
-            &key,
-            &tenant,
+    let (tenant, key, endpoint) = app
+        .create_tenant_with_endpoint(
             json!({"url": receiver.url(), "max_in_flight": 1, "timeout_seconds": 10}),
         )
         .await;
@@ -121,13 +106,7 @@ async fn a_disable_and_a_replay_move_a_backlog_of_many_batches_and_deliver_it_in
     let events = publish_in_order(&app, &key, &tenant, "evt_move", EVENTS).await;
 
     let disabled = app.disable_endpoint(&key, &tenant, &ep).await;
-    assert_eq!(disabled.status, StatusCode::OK, "{}", disabled.body);
-    assert_eq!(
-        disabled.body["status"],
-        json!("disabled"),
-        "{}",
-        disabled.body
-    );
+    disabled.assert_ok_with(&[("/status", json!("disabled"))]);
     // The attempt in flight when it was disabled ends (it succeeds); every
     // other delivery ends up held, none pending, and nothing more is sent.
     let sent_before = wait_until(DELIVERY_TIMEOUT, || async {
@@ -159,14 +138,10 @@ async fn a_disable_and_a_replay_move_a_backlog_of_many_batches_and_deliver_it_in
     let enabled = app
         .enable_endpoint(&key, &tenant, &ep, &json!({"replay": "held"}))
         .await;
-    assert_eq!(enabled.status, StatusCode::OK, "{}", enabled.body);
-    assert_eq!(
-        enabled.body["replayed"],
-        json!(EVENTS - sent_before),
-        "{}",
-        enabled.body
-    );
-    assert_eq!(enabled.body["cancelled"], json!(0), "{}", enabled.body);
+    enabled.assert_ok_with(&[
+        ("/replayed", json!(EVENTS - sent_before)),
+        ("/cancelled", json!(0)),
+    ]);
     receiver.wait_for_count(EVENTS, DELIVERY_TIMEOUT).await;
     wait_for_queue(&app, &key, &tenant, &ep, (0, 0), DELIVERY_TIMEOUT).await;
     receiver
@@ -217,8 +192,7 @@ async fn another_tenants_publish_is_delivered_while_a_large_move_is_under_way(db
     let enabled = app
         .enable_endpoint(&busy_key, &busy, &backlog, &json!({"replay": "held"}))
         .await;
-    assert_eq!(enabled.status, StatusCode::OK, "{}", enabled.body);
-    assert_eq!(enabled.body["replayed"], json!(BACKLOG), "{}", enabled.body);
+    enabled.assert_ok_with(&[("/replayed", json!(BACKLOG))]);
     // The status changed at once; the rows follow.
     let published = app
         .publish(
@@ -248,7 +222,7 @@ async fn another_tenants_publish_is_delivered_while_a_large_move_is_under_way(db
         "the move is done: {stats}"
     );
     assert_eq!(
-        first_arrivals(&busy_receiver).len(),
+        busy_receiver.first_webhook_ids().len(),
         BACKLOG,
         "none is lost"
     );
@@ -325,23 +299,11 @@ async fn moves_cut_short_by_a_kill_are_finished_after_the_restart(db: TestDb) {
     let cancelled = app
         .enable_endpoint(&key, &tenant, &cancel, &json!({"replay": "none"}))
         .await;
-    assert_eq!(cancelled.status, StatusCode::OK, "{}", cancelled.body);
-    assert_eq!(
-        cancelled.body["cancelled"],
-        json!(EVENTS),
-        "{}",
-        cancelled.body
-    );
+    cancelled.assert_ok_with(&[("/cancelled", json!(EVENTS))]);
     let replayed = app
         .enable_endpoint(&key, &tenant, &replay, &json!({"replay": "held"}))
         .await;
-    assert_eq!(replayed.status, StatusCode::OK, "{}", replayed.body);
-    assert_eq!(
-        replayed.body["replayed"],
-        json!(EVENTS),
-        "{}",
-        replayed.body
-    );
+    replayed.assert_ok_with(&[("/replayed", json!(EVENTS))]);
     first.kill();
 
     let store = Store::open(db.url()).expect("open the store");
@@ -411,7 +373,7 @@ async fn moves_cut_short_by_a_kill_are_finished_after_the_restart(db: TestDb) {
     )
     .await;
     assert_eq!(
-        first_arrivals(&to_replay),
+        to_replay.first_webhook_ids(),
         events,
         "every replayed event arrives, first in event order"
     );

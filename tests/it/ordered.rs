@@ -46,11 +46,8 @@ async fn a_failing_head_holds_later_events_back_until_its_retry_succeeds(db: Tes
     receiver.set_delay(Some(ANSWER_DELAY));
     receiver.script(&[500, 500]);
     let app = app_with_a_small_window(db).await;
-    let (tenant, key) = app.create_tenant("acme").await;
-    let endpoint = app
-        .create_endpoint(
-            &key,
-            &tenant,
+    let (tenant, key, endpoint) = app
+        .create_tenant_with_endpoint(
             json!({"url": receiver.url(), "ordered": true, "retry_schedule": [1, 1]}),
         )
         .await;
@@ -68,10 +65,8 @@ async fn a_failing_head_holds_later_events_back_until_its_retry_succeeds(db: Tes
         "/v1/tenants/{tenant}/endpoints/{}",
         endpoint["id"].as_str().unwrap_or_default()
     );
-    let changed = app
-        .patch(&key, &path, &json!({"description": "reloaded"}))
+    app.patch_json(&key, &path, &json!({"description": "reloaded"}))
         .await;
-    assert_eq!(changed.status.as_u16(), 200, "{}", changed.body);
     receiver
         .wait_for_count(3 + LATER, DELIVERY_TIMEOUT + Duration::from_secs(5))
         .await;
@@ -99,13 +94,8 @@ async fn after_a_head_fails_for_good_the_rest_follow_in_order(db: TestDb) {
     let receiver = Receiver::start();
     receiver.set_delay(Some(ANSWER_DELAY));
     let app = app_with_a_small_window(db).await;
-    let (tenant, key) = app.create_tenant("acme").await;
-    let endpoint = app
-        .create_endpoint(
-            &key,
-            &tenant,
-            json!({"url": receiver.url(), "retry_schedule": [1]}),
-        )
+    let (tenant, key, endpoint) = app
+        .create_tenant_with_endpoint(json!({"url": receiver.url(), "retry_schedule": [1]}))
         .await;
     assert_eq!(endpoint["ordered"], false, "off unless asked: {endpoint}");
     // Switched on once the endpoint's actor runs: it reloads in order.
@@ -115,8 +105,7 @@ async fn after_a_head_fails_for_good_the_rest_follow_in_order(db: TestDb) {
         "/v1/tenants/{tenant}/endpoints/{}",
         endpoint["id"].as_str().unwrap_or_default()
     );
-    let changed = app.patch(&key, &path, &json!({"ordered": true})).await;
-    assert_eq!(changed.status.as_u16(), 200, "{}", changed.body);
+    app.patch_json(&key, &path, &json!({"ordered": true})).await;
     assert_eq!(app.get_json(&key, &path).await["ordered"], true);
 
     receiver.script(&[500, 500]);
@@ -151,13 +140,8 @@ async fn concurrent_publishes_are_numbered_and_sent_in_commit_order(db: TestDb) 
     let receiver = Receiver::start();
     let url = db.url().to_owned();
     let app = spawn_app_with(db, |_| {}).await;
-    let (tenant, key) = app.create_tenant("acme").await;
-    let endpoint = app
-        .create_endpoint(
-            &key,
-            &tenant,
-            json!({"url": receiver.url(), "ordered": true}),
-        )
+    let (tenant, key, endpoint) = app
+        .create_tenant_with_endpoint(json!({"url": receiver.url(), "ordered": true}))
         .await;
     let endpoint_id = endpoint["id"].as_str().unwrap_or_default().to_owned();
 

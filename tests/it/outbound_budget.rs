@@ -184,12 +184,8 @@ async fn a_hanging_receiver_under_a_low_file_limit_starves_neither_files_nor_oth
         .await;
 
     for n in 0..PUBLISHES {
-        app.publish_accepted(
-            &noisy_key,
-            &noisy,
-            &json!({"type": "flood.tick", "payload": {"n": n}}),
-        )
-        .await;
+        app.publish_event(&noisy_key, &noisy, "flood.tick", json!({"n": n}))
+            .await;
     }
     // The noisy tenant's share of attempts is open and waits on the
     // receiver; the rest of its deliveries wait for slots.
@@ -203,12 +199,8 @@ async fn a_hanging_receiver_under_a_low_file_limit_starves_neither_files_nor_oth
     })
     .await;
 
-    let (event_id, _) = app
-        .publish_accepted(
-            &quiet_key,
-            &quiet,
-            &json!({"type": "order.paid", "payload": {"order": 1}}),
-        )
+    let event_id = app
+        .publish_event(&quiet_key, &quiet, "order.paid", json!({"order": 1}))
         .await;
     let delivered = healthy.wait_for_count(1, DELIVERY_TIMEOUT).await;
     assert_eq!(

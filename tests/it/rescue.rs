@@ -34,12 +34,11 @@ async fn endpoint_with_a_running_actor(
     app: &TestApp,
     receiver: &Receiver,
 ) -> (String, String, String) {
-    let (tenant, key) = app.create_tenant("acme").await;
-    let endpoint = app
-        .create_endpoint(&key, &tenant, json!({"url": receiver.url()}))
+    let (tenant, key, endpoint) = app
+        .create_tenant_with_endpoint(json!({"url": receiver.url()}))
         .await;
     let endpoint = endpoint["id"].as_str().expect("endpoint id").to_owned();
-    app.publish_accepted(&key, &tenant, &json!({"type": "a.b", "payload": {"n": 0}}))
+    app.publish_event(&key, &tenant, "a.b", json!({"n": 0}))
         .await;
     receiver.wait_for_count(1, RESCUED_WITHIN).await;
     (tenant, key, endpoint)
@@ -100,8 +99,8 @@ async fn a_publish_to_an_endpoint_disabled_behind_the_routers_back_is_held_then_
     // The router still believes the endpoint active, as while a disable's
     // write commits ahead of a publish's.
     set_status_behind_the_back(database(&app), &endpoint, "disabled");
-    let (event, _) = app
-        .publish_accepted(&key, &tenant, &json!({"type": "a.b", "payload": {"n": 1}}))
+    let event = app
+        .publish_event(&key, &tenant, "a.b", json!({"n": 1}))
         .await;
     let delivery = delivery_of(&app, &key, &tenant, &event).await;
     assert_eq!(delivery["state"], json!("held"), "{delivery}");
@@ -123,8 +122,8 @@ async fn a_publish_after_an_enable_the_router_missed_is_sent(db: TestDb) {
     // An enable whose reply was lost: committed, but neither the router nor
     // the actor heard of it.
     set_status_behind_the_back(database(&app), &endpoint, "active");
-    let (event, _) = app
-        .publish_accepted(&key, &tenant, &json!({"type": "a.b", "payload": {"n": 1}}))
+    let event = app
+        .publish_event(&key, &tenant, "a.b", json!({"n": 1}))
         .await;
     let delivery = delivery_of(&app, &key, &tenant, &event).await;
     assert_ne!(delivery["state"], json!("held"), "{delivery}");

@@ -5,7 +5,7 @@
 //! real day-based settings are what is tested.
 
 use crate::common::{
-    assert_throughout, refused_url, spawn_app_with, unix_now, wait_until, Receiver, TestApp,
+    assert_throughout, id_of, refused_url, spawn_app_with, unix_now, wait_until, Receiver, TestApp,
     TestDb, DELIVERY_TIMEOUT,
 };
 use serde_json::json;
@@ -82,23 +82,23 @@ fn insert(db: &TestDb, events: &[String], deliveries: &[String], attempts: &[Str
     db.execute_sql(&sql);
 }
 
-fn deliveries_named(db: &TestDb, ids: &[&str]) -> i64 {
-    let list = ids
-        .iter()
+/// `ids` as an SQL list of string literals: `'a', 'b'`.
+fn sql_list(ids: &[&str]) -> String {
+    ids.iter()
         .map(|id| format!("'{id}'"))
         .collect::<Vec<_>>()
-        .join(", ");
+        .join(", ")
+}
+
+fn deliveries_named(db: &TestDb, ids: &[&str]) -> i64 {
+    let list = sql_list(ids);
     db.count_sql(&format!(
         "SELECT COUNT(*) AS n FROM deliveries WHERE id IN ({list})"
     ))
 }
 
 fn attempts_of(db: &TestDb, ids: &[&str]) -> i64 {
-    let list = ids
-        .iter()
-        .map(|id| format!("'{id}'"))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let list = sql_list(ids);
     db.count_sql(&format!(
         "SELECT COUNT(*) AS n FROM attempts WHERE delivery_id IN ({list})"
     ))
@@ -122,45 +122,47 @@ async fn app_sweeping_every_second(db: TestDb) -> TestApp {
     spawn_app_with(db, |settings| settings.retention_interval_seconds = 1).await
 }
 
+/// An application sweeping every second, with [`TENANT`] and one endpoint
+/// of it on a receiver; returns the application, the receiver, the
+/// tenant's key and the endpoint's id.
+async fn app_with_an_endpoint(db: TestDb) -> (TestApp, Receiver, String, String) {
+    let app = app_sweeping_every_second(db).await;
+    let receiver = Receiver::start();
+    let (_, key) = app.create_tenant(TENANT).await;
+    let body = json!({"url": receiver.url()});
+    let endpoint = id_of(&app.create_endpoint(&key, TENANT, body).await);
+    (app, receiver, key, endpoint)
+}
+
 // ---------------------------------------------------------------------------
 // Scenarios
 // ---------------------------------------------------------------------------
 
 async fn old_finished_deliveries_go_with_their_attempts_and_everything_else_stays(db: TestDb) {
-    let app = app_sweeping_every_second(db).await;
-    let receiver = Receiver::start();
-    let (_, key) = app.create_tenant(TENANT).await;
-    let live = app
-        .create_endpoint(&key, TENANT, json!({"url": receiver.url()}))
-        .await;
-    let live = live["id"].as_str().expect("endpoint id").to_owned();
+    let (app, receiver, key, live) = app_with_an_endpoint(db).await;
     // Its deliveries stay pending, due far in the future: never attempted.
-    let waiting = app
-        .create_endpoint(
+    let waiting = id_of(
+        &app.create_endpoint(
             &key,
             TENANT,
             json!({"url": refused_url(), "event_types": ["never.published"]}),
         )
-        .await;
-    let waiting = waiting["id"].as_str().expect("endpoint id").to_owned();
-    let disabled = app
-        .create_endpoint(
+        .await,
+    );
+    let disabled = id_of(
+        &app.create_endpoint(
             &key,
             TENANT,
             json!({"url": receiver.url(), "event_types": ["never.published"]}),
         )
-        .await;
-    let disabled = disabled["id"].as_str().expect("endpoint id").to_owned();
+        .await,
+    );
     let answer = app.disable_endpoint(&key, TENANT, &disabled).await;
     assert!(answer.status.is_success(), "disable: {}", answer.body);
 
     // A young event delivered through the API.
-    let (young_event, _) = app
-        .publish_accepted(
-            &key,
-            TENANT,
-            &json!({"type": "invoice.paid", "payload": {}}),
-        )
+    let young_event = app
+        .publish_event(&key, TENANT, "invoice.paid", json!({}))
         .await;
     receiver.wait_for_count(1, DELIVERY_TIMEOUT).await;
     let young_delivery = app.single_delivery_id(&key, TENANT, &young_event).await;
@@ -328,13 +330,7 @@ async fn old_finished_deliveries_go_with_their_attempts_and_everything_else_stay
 }
 
 async fn delivery_goes_on_while_a_sweep_deletes_thousands_of_rows(db: TestDb) {
-    let app = app_sweeping_every_second(db).await;
-    let receiver = Receiver::start();
-    let (_, key) = app.create_tenant(TENANT).await;
-    let endpoint = app
-        .create_endpoint(&key, TENANT, json!({"url": receiver.url()}))
-        .await;
-    let endpoint = endpoint["id"].as_str().expect("endpoint id").to_owned();
+    let (app, receiver, key, endpoint) = app_with_an_endpoint(db).await;
 
     // 2,500 old succeeded deliveries of 50 old events: three batches.
     let old = now_ms() - 40 * DAY_MS;
@@ -367,12 +363,8 @@ async fn delivery_goes_on_while_a_sweep_deletes_thousands_of_rows(db: TestDb) {
     let mut published = 0;
     let deadline = std::time::Instant::now() + DELIVERY_TIMEOUT;
     loop {
-        app.publish_accepted(
-            &key,
-            TENANT,
-            &json!({"type": "invoice.paid", "payload": {"n": published}}),
-        )
-        .await;
+        app.publish_event(&key, TENANT, "invoice.paid", json!({"n": published}))
+            .await;
         published += 1;
         if bulk_left() == 0 {
             break;

@@ -4,13 +4,12 @@
 //! once after the restarts.
 
 use std::cell::RefCell;
-use std::collections::HashSet;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use crate::common::{to_bytes, wait_until, Receiver, TestApp, TestDb, ADMIN_KEY};
-use crate::crash::Service;
-use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
+use crate::common::{
+    try_publish, wait_for_webhook_ids, wait_until, Receiver, Service, TestApp, TestDb, ADMIN_KEY,
+};
 use serde_json::json;
 
 backend_tests!(sigterm_under_load_exits_0_every_time_and_loses_nothing);
@@ -70,17 +69,8 @@ async fn sigterm_under_load_exits_0_every_time_and_loses_nothing(db: TestDb) {
                     for n in 0..MAX_EVENTS_PER_PUBLISHER {
                         let id = format!("evt_stop_{round}_{worker}_{n}");
                         let body = json!({"id": id, "type": "stop.test", "payload": {"n": n}});
-                        let sent = client
-                            .post(&url)
-                            .header(AUTHORIZATION, format!("Bearer {key}"))
-                            .header(CONTENT_TYPE, "application/json")
-                            .body(to_bytes(&body))
-                            .send()
-                            .await;
-                        match sent {
-                            Ok(response) if response.status().is_success() => {
-                                accepted.borrow_mut().push(id)
-                            }
+                        match try_publish(&client, &url, &key, &body).await {
+                            Ok(status) if status.is_success() => accepted.borrow_mut().push(id),
                             // Refused while stopping: not accepted.
                             Ok(_) => {}
                             // The service is gone.
@@ -104,22 +94,13 @@ async fn sigterm_under_load_exits_0_every_time_and_loses_nothing(db: TestDb) {
         })
         .await;
 
-        let signalled = Instant::now();
-        let sent = std::process::Command::new("kill")
-            .args(["-TERM", &service.child.id().to_string()])
-            .status()
-            .expect("run kill");
-        assert!(sent.success(), "kill -TERM");
-        let exit = wait_until(Duration::from_secs(GRACE_SECONDS + 15), || {
-            let exited = service.child.try_wait().ok().flatten();
-            async move { exited }
-        })
-        .await;
+        let (exit, took) = service
+            .terminate(Duration::from_secs(GRACE_SECONDS + 15))
+            .await;
         assert_eq!(
             exit.code(),
             Some(0),
-            "{backend} round {round}: exit after SIGTERM under load ({exit:?}, {:?} after the signal)",
-            signalled.elapsed()
+            "{backend} round {round}: exit after SIGTERM under load ({exit:?}, {took:?} after the signal)"
         );
         for publisher in publishers {
             actix_rt::time::timeout(Duration::from_secs(30), publisher)
@@ -138,30 +119,9 @@ async fn sigterm_under_load_exits_0_every_time_and_loses_nothing(db: TestDb) {
 
     // One more start: every accepted event reaches every endpoint.
     let last = Service::start_with(db.url(), "after the stops", &settings).await;
-    wait_until(Duration::from_secs(60), || {
-        let missing: Vec<String> = receivers
-            .iter()
-            .enumerate()
-            .flat_map(|(endpoint, receiver)| {
-                let received: HashSet<String> = receiver.webhook_ids().into_iter().collect();
-                accepted
-                    .iter()
-                    .filter(move |id| !received.contains(*id))
-                    .map(move |id| format!("{id} to endpoint {endpoint}"))
-            })
-            .collect();
-        async move {
-            if missing.is_empty() {
-                Ok(())
-            } else {
-                Err(format!(
-                    "{backend}: every accepted event delivered to every endpoint; {} missing, e.g. {:?}",
-                    missing.len(),
-                    &missing[..missing.len().min(5)]
-                ))
-            }
-        }
-    })
-    .await;
+    let accepted: Vec<&str> = accepted.iter().map(String::as_str).collect();
+    let what = format!("{backend}: every accepted event delivered to every endpoint");
+    let receivers: Vec<&Receiver> = receivers.iter().collect();
+    wait_for_webhook_ids(&receivers, &accepted, Duration::from_secs(60), &what).await;
     drop(last);
 }

@@ -5,8 +5,8 @@
 //! traffic here: every other address is refused before connecting.
 
 use crate::common::{
-    attempts_of, spawn_app, spawn_app_with, wait_until, Receiver, RestartableApp, TestApp, TestDb,
-    ADMIN_KEY, DELIVERY_TIMEOUT,
+    attempts_of, data_of, id_of, spawn_app_with, spawn_app_with_acme_endpoint, wait_until,
+    Receiver, RestartableApp, TestApp, TestDb, ADMIN_KEY, DELIVERY_TIMEOUT,
 };
 use serde_json::{json, Value};
 use std::process::{Command, Stdio};
@@ -89,10 +89,7 @@ async fn endpoint_count(app: &TestApp, key: &str, tenant: &str) -> usize {
     let page = app
         .get_json(key, &format!("/v1/tenants/{tenant}/endpoints?limit=100"))
         .await;
-    page["data"]
-        .as_array()
-        .unwrap_or_else(|| panic!("endpoint page has no data: {page}"))
-        .len()
+    data_of(&page, "endpoint page").len()
 }
 
 async fn endpoints_aimed_at_non_public_ip_literals_are_refused_and_not_stored(db: TestDb) {
@@ -118,21 +115,36 @@ async fn endpoints_aimed_at_non_public_ip_literals_are_refused_and_not_stored(db
 
     // A name is only resolved when it is sent to (no event is published,
     // so nothing is).
-    let endpoint = app
-        .create_endpoint(&key, &tenant, json!({"url": "https://example.com/hook"}))
-        .await;
-    let id = endpoint["id"].as_str().expect("endpoint id");
-    let response = app
-        .patch(
-            &key,
-            &format!("{path}/{id}"),
-            &json!({"url": "http://169.254.169.254/"}),
-        )
-        .await;
-    response.assert_invalid_field("url", "PATCH to a link-local address");
-    let stored = app.get_json(&key, &format!("{path}/{id}")).await;
+    let endpoint_path = refused_url_change(
+        &app,
+        &key,
+        &tenant,
+        "http://169.254.169.254/",
+        "PATCH to a link-local address",
+    )
+    .await;
+    let stored = app.get_json(&key, &endpoint_path).await;
     assert_eq!(stored["url"], json!("https://example.com/hook"), "{stored}");
     assert_eq!(endpoint_count(&app, &key, &tenant).await, 1);
+}
+
+/// Creates an endpoint on `https://example.com/hook` and asserts that a
+/// PATCH to `url` is refused naming `url`; returns the endpoint's path.
+async fn refused_url_change(
+    app: &TestApp,
+    key: &str,
+    tenant: &str,
+    url: &str,
+    context: &str,
+) -> String {
+    let endpoint = app
+        .create_endpoint(key, tenant, json!({"url": "https://example.com/hook"}))
+        .await;
+    let path = format!("/v1/tenants/{tenant}/endpoints/{}", id_of(&endpoint));
+    app.patch(key, &path, &json!({"url": url}))
+        .await
+        .assert_invalid_field("url", context);
+    path
 }
 
 async fn https_only_refuses_plain_http_endpoints(db: TestDb) {
@@ -143,34 +155,18 @@ async fn https_only_refuses_plain_http_endpoints(db: TestDb) {
         .post(&key, &path, &json!({"url": "http://example.com/hook"}))
         .await;
     response.assert_invalid_field("url", "http with HOOKRELAY_HTTPS_ONLY");
-    let endpoint = app
-        .create_endpoint(&key, &tenant, json!({"url": "https://example.com/hook"}))
-        .await;
-    let id = endpoint["id"].as_str().expect("endpoint id");
-    let response = app
-        .patch(
-            &key,
-            &format!("{path}/{id}"),
-            &json!({"url": "http://example.com/hook"}),
-        )
-        .await;
-    response.assert_invalid_field("url", "PATCH to http with HOOKRELAY_HTTPS_ONLY");
+    let http = "http://example.com/hook";
+    let context = "PATCH to http with HOOKRELAY_HTTPS_ONLY";
+    refused_url_change(&app, &key, &tenant, http, context).await;
     assert_eq!(endpoint_count(&app, &key, &tenant).await, 1);
 }
 
 async fn with_loopback_allowed_delivery_to_127_0_0_1_works(db: TestDb) {
     let receiver = Receiver::start();
     // The test settings allow 127.0.0.0/8 and ::1/128.
-    let app = spawn_app(db).await;
-    let (tenant, key) = app.create_tenant("acme").await;
-    app.create_endpoint(&key, &tenant, json!({"url": receiver.url()}))
-        .await;
-    let (event, _) = app
-        .publish_accepted(
-            &key,
-            &tenant,
-            &json!({"type": "invoice.paid", "payload": {}}),
-        )
+    let (app, tenant, key) = spawn_app_with_acme_endpoint(db, receiver.url()).await;
+    let event = app
+        .publish_event(&key, &tenant, "invoice.paid", json!({}))
         .await;
     receiver.wait_for_count(1, DELIVERY_TIMEOUT).await;
     let delivery_id = app.single_delivery_id(&key, &tenant, &event).await;

@@ -25,12 +25,8 @@ async fn updating_an_endpoint_restarts_its_worker_and_keeps_its_queue(db: TestDb
     let endpoint_path = format!("/v1/tenants/{tenant}/endpoints/{endpoint_id}");
 
     for n in 0..5 {
-        app.publish_accepted(
-            &key,
-            &tenant,
-            &json!({"type": "invoice.paid", "payload": {"n": n}}),
-        )
-        .await;
+        app.publish_event(&key, &tenant, "invoice.paid", json!({"n": n}))
+            .await;
     }
 
     let filter = format!("endpoint_id={endpoint_id}");
@@ -52,43 +48,35 @@ async fn updating_an_endpoint_restarts_its_worker_and_keeps_its_queue(db: TestDb
     .await;
     assert_eq!(receiver.count(), 5, "one attempt per delivery so far");
 
-    let stats = |endpoint: &Value| endpoint["stats"].clone();
-    let before = wait_until(DELIVERY_TIMEOUT, || async {
-        let endpoint = app.get_json(&key, &endpoint_path).await;
-        let s = stats(&endpoint);
-        if s["queued"] == json!(5) && s["in_flight"] == json!(0) {
-            Ok(s)
-        } else {
-            Err(format!(
-                "5 queued and none in flight before the update: {endpoint}"
-            ))
-        }
-    })
-    .await;
+    // The endpoint's view once its stats satisfy `ready` (`what` says how).
+    let wait_for_stats = |ready: fn(&Value) -> bool, what: &'static str| {
+        let (app, key, path) = (&app, &key, &endpoint_path);
+        wait_until(DELIVERY_TIMEOUT, move || async move {
+            let endpoint = app.get_json(key, path).await;
+            if ready(&endpoint["stats"]) {
+                Ok(endpoint)
+            } else {
+                Err(format!("{what}: {endpoint}"))
+            }
+        })
+    };
+    let before = wait_for_stats(
+        |s| s["queued"] == json!(5) && s["in_flight"] == json!(0),
+        "5 queued and none in flight before the update",
+    )
+    .await["stats"]
+        .clone();
     assert_eq!(before["restarts"], json!(0), "no restart yet: {before}");
 
     let patched = app
-        .patch(&key, &endpoint_path, &json!({"description": "after"}))
+        .patch_json(&key, &endpoint_path, &json!({"description": "after"}))
         .await;
-    assert_eq!(patched.status, reqwest::StatusCode::OK, "{}", patched.body);
-    assert_eq!(
-        patched.body["description"],
-        json!("after"),
-        "{}",
-        patched.body
-    );
+    assert_eq!(patched["description"], json!("after"), "{}", patched);
 
-    let after = wait_until(DELIVERY_TIMEOUT, || async {
-        let endpoint = app.get_json(&key, &endpoint_path).await;
-        let s = stats(&endpoint);
-        if s["restarts"] == json!(1) && s["queued"] == json!(5) {
-            Ok(endpoint)
-        } else {
-            Err(format!(
-                "restarts 1 with the 5 deliveries still queued: {endpoint}"
-            ))
-        }
-    })
+    let after = wait_for_stats(
+        |s| s["restarts"] == json!(1) && s["queued"] == json!(5),
+        "restarts 1 with the 5 deliveries still queued",
+    )
     .await;
     assert_eq!(after["description"], json!("after"), "{after}");
     assert_eq!(after["retry_schedule"], json!([3600]), "{after}");
@@ -103,6 +91,6 @@ async fn updating_an_endpoint_restarts_its_worker_and_keeps_its_queue(db: TestDb
         )
         .await;
     let endpoint = app.get_json(&key, &endpoint_path).await;
-    assert_eq!(stats(&endpoint)["queued"], json!(5), "{endpoint}");
-    assert_eq!(stats(&endpoint)["restarts"], json!(1), "{endpoint}");
+    assert_eq!(endpoint["stats"]["queued"], json!(5), "{endpoint}");
+    assert_eq!(endpoint["stats"]["restarts"], json!(1), "{endpoint}");
 }

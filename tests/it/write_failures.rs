@@ -53,13 +53,7 @@ async fn a_database_refusing_attempt_writes_does_not_make_deliveries_repeat(db: 
     .await;
 
     refuse_attempt_writes(database);
-    let mut events = Vec::new();
-    for n in 0..EVENTS {
-        let (event, _) = app
-            .publish_accepted(&key, &tenant, &json!({"type": "a.b", "payload": {"n": n}}))
-            .await;
-        events.push(event);
-    }
+    let events = app.publish_events(&key, &tenant, "a.b", EVENTS).await;
     receiver
         .wait_for_count(EVENTS, Duration::from_secs(20))
         .await;

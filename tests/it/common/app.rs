@@ -5,6 +5,8 @@
 
 use std::time::Duration;
 
+use serde_json::json;
+
 use super::clients::TestApp;
 use super::databases::TestDb;
 use super::waiting::wait_until;
@@ -50,6 +52,15 @@ pub async fn spawn_app_with(
     let mut app = TestApp::connect(&format!("http://127.0.0.1:{port}"), ADMIN_KEY);
     app.db = Some(db);
     app
+}
+
+/// hookrelay on `db` with tenant `acme` and one endpoint of it on `url`:
+/// where the plainest delivery scenarios start. Returns the application,
+/// the tenant and its key.
+pub async fn spawn_app_with_acme_endpoint(db: TestDb, url: String) -> (TestApp, String, String) {
+    let app = spawn_app(db).await;
+    let (tenant, key, _) = app.create_tenant_with_endpoint(json!({"url": url})).await;
+    (app, tenant, key)
 }
 
 /// Builds an application with `configure` applied and returns the build

@@ -1,15 +1,16 @@
 //! The client side of the API: [`TestApp`] (a running hookrelay and the
-//! calls a test makes on it), the decoded [`ApiResponse`] with its
-//! problem-document assertions, and the readers of API values.
+//! calls a test makes on it) and the decoded [`ApiResponse`] with its
+//! assertions.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
 use super::databases::TestDb;
-use super::waiting::wait_until;
+use super::values::{data_of, to_bytes};
+use super::waiting::{wait_until, DELIVERY_TIMEOUT};
 
 /// A running hookrelay (in-process, or the binary in the crash test) and a
 /// client for its HTTP API.
@@ -68,16 +69,27 @@ impl ApiResponse {
             "{context}: problem body must repeat the status: {}",
             self.body
         );
-        assert!(
-            self.body["title"].is_string(),
-            "{context}: problem body needs a title: {}",
-            self.body
-        );
-        assert!(
-            self.body["type"].is_string(),
-            "{context}: problem body needs a type: {}",
-            self.body
-        );
+        for member in ["title", "type"] {
+            assert!(
+                self.body[member].is_string(),
+                "{context}: problem body needs a {member}: {}",
+                self.body
+            );
+        }
+    }
+
+    /// Asserts a 200 answer whose body holds each `(pointer, value)`: the
+    /// value at that JSON pointer (`/endpoint/status`), `null` when absent.
+    pub fn assert_ok_with(&self, expected: &[(&str, Value)]) {
+        assert_eq!(self.status, StatusCode::OK, "{}", self.body);
+        for (pointer, value) in expected {
+            assert_eq!(
+                self.body.pointer(pointer).unwrap_or(&Value::Null),
+                value,
+                "{pointer} in {}",
+                self.body
+            );
+        }
     }
 
     /// Asserts a 422 problem naming `field`.
@@ -190,6 +202,18 @@ impl TestApp {
         response.body
     }
 
+    /// PATCH expecting 200; returns the JSON body.
+    pub async fn patch_json(&self, key: &str, path: &str, body: &Value) -> Value {
+        let response = self.patch(key, path, body).await;
+        assert_eq!(
+            response.status,
+            StatusCode::OK,
+            "PATCH {path} {body}: unexpected status, body {}",
+            response.body
+        );
+        response.body
+    }
+
     /// Creates tenant `id` as admin; returns `(id, api_key)`.
     pub async fn create_tenant(&self, id: &str) -> (String, String) {
         let response = self
@@ -229,6 +253,14 @@ impl TestApp {
             response.body
         );
         response.body
+    }
+
+    /// Creates tenant `acme` and an endpoint of it with `body`: where most
+    /// scenarios start. Returns the tenant, its key and the endpoint.
+    pub async fn create_tenant_with_endpoint(&self, body: Value) -> (String, String, Value) {
+        let (tenant, key) = self.create_tenant("acme").await;
+        let endpoint = self.create_endpoint(&key, &tenant, body).await;
+        (tenant, key, endpoint)
     }
 
     /// Publishes an event; returns the raw answer (202 / 200 / problem).
@@ -274,6 +306,38 @@ impl TestApp {
         (id, deliveries)
     }
 
+    /// Publishes an event of `event_type` with `payload` (202 expected);
+    /// returns its id.
+    pub async fn publish_event(
+        &self,
+        key: &str,
+        tenant: &str,
+        event_type: &str,
+        payload: Value,
+    ) -> String {
+        let body = json!({"type": event_type, "payload": payload});
+        self.publish_accepted(key, tenant, &body).await.0
+    }
+
+    /// Publishes `count` events of `event_type` with payloads `{"n": 0}`,
+    /// `{"n": 1}`, …; returns their ids in publish order.
+    pub async fn publish_events(
+        &self,
+        key: &str,
+        tenant: &str,
+        event_type: &str,
+        count: usize,
+    ) -> Vec<String> {
+        let mut ids = Vec::new();
+        for n in 0..count {
+            ids.push(
+                self.publish_event(key, tenant, event_type, json!({"n": n}))
+                    .await,
+            );
+        }
+        ids
+    }
+
     /// `GET /v1/tenants/{t}/events/{id}` (200 expected).
     pub async fn get_event(&self, key: &str, tenant: &str, id: &str) -> Value {
         self.get_json(key, &format!("/v1/tenants/{tenant}/events/{id}"))
@@ -308,10 +372,7 @@ impl TestApp {
                 &format!("/v1/tenants/{tenant}/{resource}?limit=1000{sep}{query}"),
             )
             .await;
-        list["data"]
-            .as_array()
-            .unwrap_or_else(|| panic!("{resource} list has no data array: {list}"))
-            .clone()
+        data_of(&list, resource)
     }
 
     /// The only delivery of an event.
@@ -325,6 +386,20 @@ impl TestApp {
             .as_str()
             .unwrap_or_else(|| panic!("delivery without id: {event}"))
             .to_string()
+    }
+
+    /// Waits until the only delivery of `event` reaches `state`; returns it
+    /// (with attempts).
+    pub async fn wait_for_single_delivery(
+        &self,
+        key: &str,
+        tenant: &str,
+        event: &str,
+        state: &str,
+    ) -> Value {
+        let delivery = self.single_delivery_id(key, tenant, event).await;
+        self.wait_for_delivery_state(key, tenant, &delivery, state, DELIVERY_TIMEOUT)
+            .await
     }
 
     /// Polls a delivery until it reaches `state`; returns it (with attempts).
@@ -348,41 +423,4 @@ impl TestApp {
         })
         .await
     }
-}
-
-pub fn to_bytes(value: &Value) -> Vec<u8> {
-    serde_json::to_vec(value).expect("serialize JSON")
-}
-
-/// The attempts of a delivery, sorted by attempt number.
-pub fn attempts_of(delivery: &Value) -> Vec<Value> {
-    let mut attempts = delivery["attempts"]
-        .as_array()
-        .unwrap_or_else(|| panic!("delivery has no attempts array: {delivery}"))
-        .clone();
-    attempts.sort_by_key(|a| a["attempt"].as_i64().unwrap_or(i64::MAX));
-    attempts
-}
-
-/// Seconds since the Unix epoch, as in `webhook-timestamp`.
-pub fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_secs() as i64
-}
-
-/// Parses an RFC 3339 API timestamp (panics with `context` otherwise).
-pub fn parse_time(value: &Value, context: &str) -> chrono::DateTime<chrono::Utc> {
-    let text = value
-        .as_str()
-        .unwrap_or_else(|| panic!("{context}: expected an RFC 3339 string, got {value}"));
-    chrono::DateTime::parse_from_rfc3339(text)
-        .unwrap_or_else(|e| panic!("{context}: {text:?} is not RFC 3339: {e}"))
-        .with_timezone(&chrono::Utc)
-}
-
-/// Milliseconds from `a` to `b` (RFC 3339 API values).
-pub fn millis_between(a: &Value, b: &Value, context: &str) -> i64 {
-    (parse_time(b, context) - parse_time(a, context)).num_milliseconds()
 }

@@ -11,6 +11,7 @@ use super::app::spawn_app;
 use super::clients::{ApiResponse, TestApp};
 use super::databases::TestDb;
 use super::receivers::Receiver;
+use super::values::data_of;
 use super::waiting::{wait_until, DELIVERY_TIMEOUT};
 
 impl TestApp {
@@ -34,10 +35,7 @@ impl TestApp {
         let body = self
             .get_json(key, &format!("/v1/tenants/{tenant}/health"))
             .await;
-        body["data"]
-            .as_array()
-            .unwrap_or_else(|| panic!("tenant health has no data array: {body}"))
-            .clone()
+        data_of(&body, "tenant health")
     }
 
     /// `POST …/endpoints/{id}/disable` with `{}`.
@@ -172,11 +170,24 @@ pub fn circuit_state(row: &Value) -> String {
 
 /// A health-view check: the circuit is in `state`.
 pub fn circuit_is(state: &'static str) -> impl Fn(&Value) -> Result<(), String> {
+    health_shows("/circuit/state", state)
+}
+
+/// A health-view check: the last failure was of `error_kind`.
+pub fn last_failure_is(error_kind: &'static str) -> impl Fn(&Value) -> Result<(), String> {
+    health_shows("/last_failure/error_kind", error_kind)
+}
+
+/// A health-view check: the string at JSON `pointer` is `expected`.
+fn health_shows(
+    pointer: &'static str,
+    expected: &'static str,
+) -> impl Fn(&Value) -> Result<(), String> {
     move |health: &Value| {
-        if health["circuit"]["state"] == json!(state) {
+        if health.pointer(pointer) == Some(&json!(expected)) {
             Ok(())
         } else {
-            Err(format!("circuit to be {state}"))
+            Err(format!("{pointer} to be {expected}"))
         }
     }
 }
@@ -208,6 +219,15 @@ pub async fn spawn_app_with_endpoint(
     let endpoint =
         TenantEndpoint::create(&app, with(json!({"url": receiver.url()}), settings)).await;
     (receiver, app, endpoint)
+}
+
+/// Where a failure scenario starts: [`spawn_app_with_endpoint`] with a
+/// receiver answering 500 and an endpoint [`quiet`] but for `settings`.
+pub async fn spawn_app_with_failing_endpoint(
+    db: TestDb,
+    settings: Value,
+) -> (Receiver, TestApp, TenantEndpoint) {
+    spawn_app_with_endpoint(db, 500, quiet(settings)).await
 }
 
 impl TenantEndpoint {

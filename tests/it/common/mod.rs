@@ -4,12 +4,15 @@
 //!   `RestartableApp`) and the settings it runs with;
 //! - [`clients`]: `TestApp`, the HTTP client of its API, `ApiResponse` and
 //!   the problem-document assertions;
+//! - [`values`]: reading API values (list pages, attempts, timestamps);
 //! - [`health`]: the health, alert, disable and enable routes, and the
 //!   tenant-and-endpoint set-up the endpoint-health scenarios share;
 //! - [`receivers`]: a scriptable webhook receiver on 127.0.0.1 and a
 //!   Standard Webhooks signature verifier written from the specification;
 //! - [`databases`]: throw-away SQLite and PostgreSQL databases and SQL run
 //!   on them beside the application;
+//! - [`service`]: the real binary as a child process (`Service`), and a
+//!   publish racing its end (`try_publish`);
 //! - [`waiting`]: waiting for a condition with a deadline, and showing that
 //!   something does not happen during a window;
 //! - `backend_tests!` (below): one test per backend for each scenario.
@@ -47,20 +50,24 @@ mod clients;
 mod databases;
 mod health;
 mod receivers;
+mod service;
+mod values;
 mod waiting;
 
 pub use app::{
-    spawn_app, spawn_app_with, try_build_app, RestartableApp, ADMIN_KEY, LOOPBACK_TARGETS,
+    spawn_app, spawn_app_with, spawn_app_with_acme_endpoint, try_build_app, RestartableApp,
+    ADMIN_KEY, LOOPBACK_TARGETS,
 };
-pub use clients::{
-    attempts_of, millis_between, parse_time, to_bytes, unix_now, ApiResponse, TestApp,
-};
+pub use clients::{ApiResponse, TestApp};
 pub use databases::TestDb;
 pub use health::{
-    circuit_is, circuit_state, id_of, quiet, spawn_app_with_endpoint, with, TenantEndpoint,
+    circuit_is, circuit_state, id_of, last_failure_is, quiet, spawn_app_with_endpoint,
+    spawn_app_with_failing_endpoint, with, TenantEndpoint,
 };
 pub use receivers::{
-    operational_events, random_secret, refused_url, sign, verify_signature, wall_time,
-    ReceivedRequest, Receiver,
+    operational_events, random_secret, refused_url, sign, verify_signature, wait_for_webhook_ids,
+    wall_time, ReceivedRequest, Receiver,
 };
-pub use waiting::{assert_throughout, wait_until, DELIVERY_TIMEOUT};
+pub use service::{try_publish, Service};
+pub use values::{attempts_of, data_of, millis_between, parse_time, to_bytes, unix_now};
+pub use waiting::{assert_throughout, wait_until, wait_until_steady, DELIVERY_TIMEOUT};

@@ -3,7 +3,7 @@
 //! the Standard Webhooks signatures, written from the specification, that a
 //! consumer would check.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -205,6 +205,16 @@ impl Receiver {
             .collect()
     }
 
+    /// Each `webhook-id` once, in the order of its first arrival (a retry
+    /// or a redelivery after a restart is not counted again).
+    pub fn first_webhook_ids(&self) -> Vec<String> {
+        let mut seen = HashSet::new();
+        self.webhook_ids()
+            .into_iter()
+            .filter(|id| seen.insert(id.clone()))
+            .collect()
+    }
+
     /// Shows that no request beyond the `count` expected arrives during
     /// `window` (see [`assert_throughout`]): fails at once if a further one
     /// comes, and at the end unless exactly `count` came.
@@ -295,6 +305,40 @@ async fn answer(request: &HttpRequest, body: web::Bytes, state: &ReceiverState) 
         Some(raw) => response.body(raw),
         None => response.body(format!("receiver says {}", status.as_u16())),
     }
+}
+
+/// Waits until each of `receivers` has got every one of `ids` (as its
+/// `webhook-id`); after `timeout` panics with `what`, how many are missing
+/// and a few of them.
+pub async fn wait_for_webhook_ids(
+    receivers: &[&Receiver],
+    ids: &[&str],
+    timeout: Duration,
+    what: &str,
+) {
+    wait_until(timeout, || async {
+        let missing: Vec<String> = receivers
+            .iter()
+            .enumerate()
+            .flat_map(|(n, receiver)| {
+                let received: HashSet<String> = receiver.webhook_ids().into_iter().collect();
+                ids.iter()
+                    .filter(move |id| !received.contains(**id))
+                    .map(move |id| format!("{id} at receiver {n}"))
+            })
+            .collect();
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(format!(
+                "{what}: {} of {} missing, e.g. {:?}",
+                missing.len(),
+                ids.len() * receivers.len(),
+                &missing[..missing.len().min(5)]
+            ))
+        }
+    })
+    .await;
 }
 
 /// A loopback URL nobody listens on (a port bound, then released): every

@@ -1,5 +1,6 @@
 //! Waiting on the asynchronous service: for a condition, with a deadline
-//! ([`wait_until`]), or through a window in which something must NOT happen
+//! ([`wait_until`]), for a value to stop changing ([`wait_until_steady`]),
+//! or through a window in which something must NOT happen
 //! ([`assert_throughout`]). A test never sleeps and then counts.
 
 use std::future::Future;
@@ -64,6 +65,39 @@ where
         }
         actix_rt::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Calls `probe` every 50 ms until it has answered the same value for
+/// `steady_for`, and returns that value; panics when that has not happened
+/// within `timeout`.
+///
+/// For what no event marks the end of (a storm dying down): the deadline
+/// bounds when it must have ended, `timeout - steady_for` at the latest.
+pub async fn wait_until_steady<F, Fut, T>(
+    timeout: Duration,
+    steady_for: Duration,
+    mut probe: F,
+) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = T>,
+    T: PartialEq + std::fmt::Debug,
+{
+    let deadline = Instant::now() + timeout;
+    let mut last = probe().await;
+    let mut unchanged_since = Instant::now();
+    while unchanged_since.elapsed() < steady_for {
+        if Instant::now() >= deadline {
+            panic!("timed out after {timeout:?} waiting for {last:?} to hold for {steady_for:?}");
+        }
+        actix_rt::time::sleep(Duration::from_millis(50)).await;
+        let now = probe().await;
+        if now != last {
+            last = now;
+            unchanged_since = Instant::now();
+        }
+    }
+    last
 }
 
 /// The negative counterpart of [`wait_until`]: looks with `probe` every
