@@ -8,8 +8,7 @@
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::TestDb;
-use crate::crash::Service;
+use crate::common::{Service, TestDb};
 use hookrelay::store::Store;
 
 /// How long a refused start may take before the test calls it a hang.
