@@ -3,7 +3,7 @@
 use crate::core::input::domain::{check_line, FieldError};
 
 /// The most characters a `name` holds.
-pub(crate) const MAX_NAME: usize = 256;
+pub const MAX_NAME: usize = 256;
 
 /// A `name`, trimmed: 1 to [`MAX_NAME`] characters on one line.
 pub fn checked_name(name: &str) -> Result<String, FieldError> {

@@ -5,9 +5,10 @@
 //! every request meets first), [`problem`] (errors as problem+json, body
 //! parsing, 404s), [`query`] (query strings and the filters of lists),
 //! [`paging`] (the shape of every list), [`schema`] (schemas of the OpenAPI
-//! document that handlers share) and [`openapi`] (the document, collected
-//! from the handlers). This module holds the route table and the typed
-//! paths.
+//! document that handlers share), [`display_name`] (the names of tenants
+//! and keys) and [`openapi`] (the document, collected from the handlers);
+//! [`locks`] serves the caches of [`auth`] and [`publish_rules`]. This
+//! module holds the route table and the typed paths.
 
 pub mod alerts;
 pub mod api_keys;

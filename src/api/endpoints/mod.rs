@@ -1,6 +1,7 @@
 //! An endpoint: created, listed, read, changed and deleted. A request's
 //! fields are declared in `fields` and checked and written into the row by
-//! `apply`; [`views`] is what the API shows of an endpoint. [`find`] and
+//! `apply`; [`views`] is what the API shows of an endpoint. [`find`] (and
+//! `EndpointPath::find`, for the endpoint a route's path names) and
 //! [`unreadable_secret`] serve the other handlers of an endpoint too.
 
 mod apply;
