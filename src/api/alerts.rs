@@ -3,10 +3,9 @@
 use super::auth::Authorized;
 use super::paging::{list_page, Page, Paging};
 use super::problem::ApiError;
-use super::query::{parse_query, time_param};
+use super::query::{choice_param, id_param, parse_query, time_param};
 use super::{rfc3339, AppState, TenantPath};
 use crate::core::health::failure_policy::AlertKind;
-use crate::core::input::domain::{parse_query_id, FieldError};
 use crate::store::alerts::{self, AlertFilter};
 use crate::store::models::AlertRow;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -81,23 +80,12 @@ pub async fn list(
 ) -> Result<HttpResponse, ApiError> {
     let TenantPath { tenant } = path.into_inner();
     let params: ListParams = parse_query(&request)?;
-    if let Some(kind) = &params.kind {
-        if AlertKind::parse(kind).is_none() {
-            let kinds: Vec<&str> = AlertKind::ALL.iter().map(|k| k.as_str()).collect();
-            return Err(
-                FieldError::new("kind", format!("must be one of {}", kinds.join(", "))).into(),
-            );
-        }
-    }
+    // The store filters on the name; it is only checked here.
+    choice_param::<AlertKind>("kind", params.kind.as_deref())?;
     let since = time_param("since", params.since.as_deref())?;
     let paging = Paging::new(params.limit, params.cursor)?;
-    let endpoint_id = params
-        .endpoint_id
-        .as_deref()
-        .map(|id| parse_query_id("endpoint_id", id))
-        .transpose()?;
     let filter = AlertFilter {
-        endpoint_id,
+        endpoint_id: id_param("endpoint_id", params.endpoint_id.as_deref())?,
         kind: params.kind,
         since,
     };

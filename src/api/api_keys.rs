@@ -3,11 +3,11 @@
 //! tenant's keys, the admin key every tenant's.
 
 use super::auth::Authorized;
+use super::display_name::checked_name;
 use super::paging::{list_page, Page, PageParams};
 use super::problem::{found_or_404, parse_optional_json, ApiError};
 use super::query::parse_query;
 use super::{rfc3339, ApiKeyPath, AppState, TenantPath};
-use crate::core::input::domain::{check_line, FieldError};
 use crate::ids;
 use crate::store::api_keys::{self, MAX_KEYS_PER_TENANT};
 use crate::store::models::ApiKeyRow;
@@ -16,8 +16,6 @@ use crate::time::now_ms;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
-
-pub(crate) const MAX_NAME: usize = 256;
 
 /// An empty body is allowed too.
 #[derive(Default, Deserialize, ToSchema)]
@@ -134,18 +132,6 @@ pub async fn revoke(
     let hash = found_or_404("api key", revoked).await?;
     state.keys.revoked(&hash);
     Ok(HttpResponse::NoContent().finish())
-}
-
-fn checked_name(name: &str) -> Result<String, FieldError> {
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > MAX_NAME {
-        return Err(FieldError::new(
-            "name",
-            format!("must be 1 to {MAX_NAME} characters"),
-        ));
-    }
-    check_line("name", name)?;
-    Ok(name.to_owned())
 }
 
 fn view(row: ApiKeyRow) -> ApiKeyOut {

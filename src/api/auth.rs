@@ -3,6 +3,7 @@
 //! a tenant, [`Admin`] for the admin's routes; a handler that takes neither
 //! serves anyone.
 
+use super::locks::{lock, read, write};
 use super::problem::ApiError;
 use super::AppState;
 use crate::core::input::domain::is_id;
@@ -21,7 +22,9 @@ use actix_web::{web, FromRequest, HttpRequest};
 use futures_util::future::LocalBoxFuture;
 use serde::de::DeserializeOwned;
 use std::collections::{HashMap, HashSet};
+use std::future::Future;
 use std::net::IpAddr;
+use std::ops::Deref;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, RwLock};
 use std::time::Duration;
@@ -268,14 +271,21 @@ impl<P> Authorized<P> {
     }
 }
 
+/// The path's ids, read in place (as through `web::Path`).
+impl<P> Deref for Authorized<P> {
+    type Target = P;
+
+    fn deref(&self) -> &P {
+        &self.path
+    }
+}
+
 impl<P: DeserializeOwned + TenantScoped + 'static> FromRequest for Authorized<P> {
     type Error = actix_web::Error;
     type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
 
     fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let request = request.clone();
-        Box::pin(async move {
-            let state = web::Data::<AppState>::extract(&request).await?;
+        with_state(request, |request, state| async move {
             // Every route's template names the fields of its path type, so
             // this fails only as `web::Path` would: 404.
             let path: P = request
@@ -297,13 +307,28 @@ impl FromRequest for Admin {
     type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
 
     fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let request = request.clone();
-        Box::pin(async move {
-            let state = web::Data::<AppState>::extract(&request).await?;
+        with_state(request, |request, state| async move {
             state.keys.require_admin(&request).await?;
             Ok(Admin)
         })
     }
+}
+
+/// The future of an extractor that checks the request's key: `check`, given
+/// the request and the app's state.
+fn with_state<T, F, Checked>(
+    request: &HttpRequest,
+    check: F,
+) -> LocalBoxFuture<'static, Result<T, actix_web::Error>>
+where
+    F: FnOnce(HttpRequest, web::Data<AppState>) -> Checked + 'static,
+    Checked: Future<Output = Result<T, ApiError>> + 'static,
+{
+    let request = request.clone();
+    Box::pin(async move {
+        let state = web::Data::<AppState>::extract(&request).await?;
+        Ok(check(request, state).await?)
+    })
 }
 
 /// 404 for the first path parameter that cannot be an id, named after the
@@ -321,21 +346,4 @@ fn check_path_ids(request: &HttpRequest) -> Result<(), ApiError> {
             _ => "resource",
         })),
     }
-}
-
-// A panic while holding these locks leaves a cache that is still correct.
-fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
-    lock.read()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
-    lock.write()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }

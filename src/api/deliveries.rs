@@ -1,11 +1,10 @@
 use super::auth::Authorized;
 use super::paging::{list_page, Page, Paging};
 use super::problem::{found_or_404, ApiError};
-use super::query::{event_type_param, parse_query, status_class_param, time_range};
+use super::query::{choice_param, event_type_param, id_param, parse_query, time_range};
 use super::{rfc3339, AppState, DeliveryPath, TenantPath};
 use crate::core::delivery::captured_headers;
 use crate::core::delivery::lifecycle::DeliveryState;
-use crate::core::input::domain::{parse_query_id, FieldError};
 use crate::store::deliveries::{self, DeliveryFilter};
 use crate::store::models::{AttemptRow, DeliveryRow};
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -147,20 +146,10 @@ pub async fn list(
 ) -> Result<HttpResponse, ApiError> {
     let TenantPath { tenant } = path.into_inner();
     let params: ListParams = parse_query(&request)?;
-    if let Some(wanted) = &params.state {
-        if DeliveryState::parse(wanted).is_none() {
-            let states: Vec<&str> = DeliveryState::ALL.iter().map(|s| s.as_str()).collect();
-            return Err(
-                FieldError::new("state", format!("must be one of {}", states.join(", "))).into(),
-            );
-        }
-    }
+    // The store filters on the name; it is only checked here.
+    choice_param::<DeliveryState>("state", params.state.as_deref())?;
     let paging = Paging::new(params.limit, params.cursor)?;
-    let endpoint_id = params
-        .endpoint_id
-        .as_deref()
-        .map(|id| parse_query_id("endpoint_id", id))
-        .transpose()?;
+    let endpoint_id = id_param("endpoint_id", params.endpoint_id.as_deref())?;
     let (since, until) = time_range(params.since.as_deref(), params.until.as_deref())?;
     let filter = DeliveryFilter {
         endpoint_id,
@@ -168,7 +157,7 @@ pub async fn list(
         event_type: event_type_param(params.event_type.as_deref())?,
         since,
         until,
-        status_class: status_class_param(params.status_class.as_deref())?,
+        status_class: choice_param("status_class", params.status_class.as_deref())?,
     };
     list_page(
         &state.store,
@@ -191,20 +180,17 @@ pub async fn get(
     state: web::Data<AppState>,
     path: Authorized<DeliveryPath>,
 ) -> Result<HttpResponse, ApiError> {
-    let DeliveryPath {
-        tenant,
-        delivery: id,
-    } = path.into_inner();
+    let DeliveryPath { tenant, delivery } = path.into_inner();
     let found = state.store.run(move |db| {
-        let Some(delivery) = deliveries::find(db, &tenant, &id)? else {
+        let Some(row) = deliveries::find(db, &tenant, &delivery)? else {
             return Ok(None);
         };
-        let attempts = deliveries::attempts_of(db, &id)?;
-        Ok(Some((delivery, attempts)))
+        let attempts = deliveries::attempts_of(db, &delivery)?;
+        Ok(Some((row, attempts)))
     });
-    let (delivery, attempts) = found_or_404("delivery", found).await?;
+    let (row, attempts) = found_or_404("delivery", found).await?;
     Ok(HttpResponse::Ok().json(DeliveryOut {
         attempts: Some(attempts.iter().map(attempt_view).collect()),
-        ..delivery_view(&delivery)
+        ..delivery_view(&row)
     }))
 }

@@ -3,7 +3,6 @@
 //! history from the database.
 
 use super::auth::Authorized;
-use super::endpoints::find;
 use super::endpoints::views::{view, EndpointOut};
 use super::problem::{parse_optional_json, ApiError};
 use super::{rfc3339, AppState, EndpointPath, TenantPath};
@@ -31,12 +30,8 @@ const RECENT_ATTEMPTS: i64 = 10;
 
 /// The actor's answer, or `503` when it cannot be reached.
 async fn snapshot(state: &AppState, id: &str) -> Result<EndpointSnapshot, ApiError> {
-    state
-        .router
-        .send(SnapshotOf(id.to_owned()))
-        .await
-        .map_err(|_| ApiError::Unavailable)?
-        .ok_or(ApiError::Unavailable)
+    let live = state.router.send(SnapshotOf(id.to_owned())).await?;
+    live.ok_or(ApiError::Unavailable)
 }
 
 /// An endpoint's health.
@@ -159,13 +154,10 @@ pub async fn endpoint(
     state: web::Data<AppState>,
     path: Authorized<EndpointPath>,
 ) -> Result<HttpResponse, ApiError> {
-    let EndpointPath {
-        tenant,
-        endpoint: id,
-    } = path.into_inner();
-    let row = find(&state, &tenant, &id).await?;
-    let live = snapshot(&state, &id).await?;
+    let row = path.find(&state).await?;
+    let live = snapshot(&state, &path.endpoint).await?;
     let now = now_ms();
+    let id = path.into_inner().endpoint;
     let history = state
         .store
         .run(move |db| {
@@ -264,11 +256,7 @@ pub async fn tenant(
     path: Authorized<TenantPath>,
 ) -> Result<HttpResponse, ApiError> {
     let TenantPath { tenant } = path.into_inner();
-    let live = state
-        .router
-        .send(SnapshotsOfTenant(tenant.clone()))
-        .await
-        .map_err(|_| ApiError::Unavailable)?;
+    let live = state.router.send(SnapshotsOfTenant(tenant.clone())).await?;
     let since = now_ms() - HOUR_MS;
     let (rows, queues, windows) = state
         .store
@@ -342,13 +330,9 @@ pub async fn disable(
     state: web::Data<AppState>,
     path: Authorized<EndpointPath>,
 ) -> Result<HttpResponse, ApiError> {
-    let EndpointPath {
-        tenant,
-        endpoint: id,
-    } = path.into_inner();
-    find(&state, &tenant, &id).await?;
-    ask(state.router.send(DisableEndpoint(id.clone()))).await?;
-    let row = find(&state, &tenant, &id).await?;
+    path.find(&state).await?;
+    ask(state.router.send(DisableEndpoint(path.endpoint.clone()))).await?;
+    let row = path.find(&state).await?;
     Ok(HttpResponse::Ok().json(view(&row, None)))
 }
 
@@ -358,10 +342,7 @@ pub async fn disable(
 async fn ask<T>(
     sent: impl Future<Output = Result<Option<Result<T, StoreError>>, MailboxError>>,
 ) -> Result<T, ApiError> {
-    let answer = sent
-        .await
-        .map_err(|_| ApiError::Unavailable)?
-        .ok_or(ApiError::Unavailable)?;
+    let answer = sent.await?.ok_or(ApiError::Unavailable)?;
     Ok(answer?)
 }
 
@@ -401,19 +382,18 @@ pub async fn enable(
     body: web::Bytes,
     path: Authorized<EndpointPath>,
 ) -> Result<HttpResponse, ApiError> {
-    let EndpointPath {
-        tenant,
-        endpoint: id,
-    } = path.into_inner();
     let input: EnableRequest = parse_optional_json(&body)?;
     let replay = match input.replay.as_deref() {
         None | Some("held") => Replay::Held,
         Some("none") => Replay::None,
         Some(_) => return Err(FieldError::new("replay", "must be \"held\" or \"none\"").into()),
     };
-    find(&state, &tenant, &id).await?;
-    let outcome = ask(state.router.send(EnableEndpoint(id.clone(), replay))).await?;
-    let row = find(&state, &tenant, &id).await?;
+    path.find(&state).await?;
+    let outcome = ask(state
+        .router
+        .send(EnableEndpoint(path.endpoint.clone(), replay)))
+    .await?;
+    let row = path.find(&state).await?;
     Ok(HttpResponse::Ok().json(Enabled {
         endpoint: view(&row, None),
         replayed: outcome.replayed,

@@ -3,7 +3,7 @@
 //! secret signs too.
 
 use super::auth::Authorized;
-use super::endpoints::{find, unreadable_secret};
+use super::endpoints::unreadable_secret;
 use super::problem::{parse_optional_json, ApiError};
 use super::{rfc3339, AppState, EndpointPath};
 use crate::actors::router::EndpointSaved;
@@ -61,11 +61,8 @@ pub async fn get(
     state: web::Data<AppState>,
     path: Authorized<EndpointPath>,
 ) -> Result<HttpResponse, ApiError> {
-    let EndpointPath {
-        tenant,
-        endpoint: id,
-    } = path.into_inner();
-    let row = find(&state, &tenant, &id)
+    let row = path
+        .find(&state)
         .await?
         .opened(&state.secrets)
         .map_err(|unreadable| unreadable_secret(&unreadable))?;
@@ -88,10 +85,6 @@ pub async fn rotate(
     body: web::Bytes,
     path: Authorized<EndpointPath>,
 ) -> Result<HttpResponse, ApiError> {
-    let EndpointPath {
-        tenant,
-        endpoint: id,
-    } = path.into_inner();
     let input: Rotation = parse_optional_json(&body)?;
     let grace_seconds = input.grace_seconds.unwrap_or(DEFAULT_GRACE_SECONDS);
     if grace_seconds > MAX_GRACE_SECONDS {
@@ -101,7 +94,7 @@ pub async fn rotate(
         )
         .into());
     }
-    let stored = find(&state, &tenant, &id).await?;
+    let stored = path.find(&state).await?;
     let mut row = match stored.clone().opened(&state.secrets) {
         Ok(row) => row,
         // Without a grace period nothing of the unreadable secret is kept.

@@ -4,7 +4,7 @@
 
 use super::auth::Authorized;
 use super::paging::{list_page, Page, Paging};
-use super::problem::{found_or_404, parse_json, ApiError};
+use super::problem::{found_or_404, parse_json, present, ApiError};
 use super::query::parse_query;
 use super::{rfc3339, AppState, EventTypePath, TenantPath};
 use crate::core::input::domain::FieldError;
@@ -66,13 +66,6 @@ struct EventTypeOut {
     archived_at: Option<String>,
     created_at: String,
     updated_at: String,
-}
-
-/// Tells a field given as `null` (`Some(None)`) from an absent one (`None`).
-fn present<'de, D: serde::Deserializer<'de>>(
-    deserializer: D,
-) -> Result<Option<Option<Value>>, D::Error> {
-    Option::<Value>::deserialize(deserializer).map(Some)
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -211,13 +204,10 @@ pub async fn get(
     state: web::Data<AppState>,
     path: Authorized<EventTypePath>,
 ) -> Result<HttpResponse, ApiError> {
-    let EventTypePath {
-        tenant,
-        event_type: name,
-    } = path.into_inner();
+    let EventTypePath { tenant, event_type } = path.into_inner();
     let found = state
         .store
-        .run(move |db| event_types::find(db, &tenant, &name));
+        .run(move |db| event_types::find(db, &tenant, &event_type));
     let row = found_or_404("event type", found).await?;
     Ok(HttpResponse::Ok().json(view(row)))
 }
@@ -236,10 +226,7 @@ pub async fn update(
     body: web::Bytes,
     path: Authorized<EventTypePath>,
 ) -> Result<HttpResponse, ApiError> {
-    let EventTypePath {
-        tenant,
-        event_type: name,
-    } = path.into_inner();
+    let EventTypePath { tenant, event_type } = path.into_inner();
     let input: EventTypePatch = parse_json(&body)?;
     let changes = EventTypeChanges {
         description: description(input.description)?,
@@ -250,7 +237,7 @@ pub async fn update(
     };
     let updated = state
         .writer
-        .call(move |db| event_types::update(db, &tenant, &name, &changes, now_ms()));
+        .call(move |db| event_types::update(db, &tenant, &event_type, &changes, now_ms()));
     let row = found_or_404("event type", updated).await?;
     Ok(HttpResponse::Ok().json(view(row)))
 }
@@ -268,14 +255,11 @@ pub async fn archive(
     state: web::Data<AppState>,
     path: Authorized<EventTypePath>,
 ) -> Result<HttpResponse, ApiError> {
-    let EventTypePath {
-        tenant,
-        event_type: name,
-    } = path.into_inner();
+    let EventTypePath { tenant, event_type } = path.into_inner();
     let owner = tenant.clone();
     let archived = state
         .writer
-        .call(move |db| event_types::archive(db, &owner, &name, now_ms()));
+        .call(move |db| event_types::archive(db, &owner, &event_type, now_ms()));
     let row = found_or_404("event type", archived).await?;
     state.publish_rules.forget(&tenant);
     Ok(HttpResponse::Ok().json(view(row)))

@@ -145,11 +145,7 @@ pub async fn publish(
         created_at: now.timestamp_millis(),
     };
     let event_id = event.id.clone();
-    let ingested = state
-        .router
-        .send(Publish(event))
-        .await
-        .map_err(|_| ApiError::Unavailable)??;
+    let ingested = state.router.send(Publish(event)).await??;
     Ok(match ingested {
         Ingested::New { deliveries } => HttpResponse::Accepted().json(Published {
             id: event_id,

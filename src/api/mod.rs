@@ -5,14 +5,16 @@
 //! every request meets first), [`problem`] (errors as problem+json, body
 //! parsing, 404s), [`query`] (query strings and the filters of lists),
 //! [`paging`] (the shape of every list), [`schema`] (schemas of the OpenAPI
-//! document that handlers share) and [`openapi`] (the document, collected
-//! from the handlers). This module holds the route table and the typed
-//! paths.
+//! document that handlers share), [`display_name`] (the names of tenants
+//! and keys) and [`openapi`] (the document, collected from the handlers);
+//! [`locks`] serves the caches of [`auth`] and [`publish_rules`]. This
+//! module holds the route table and the typed paths.
 
 pub mod alerts;
 pub mod api_keys;
 pub mod auth;
 pub mod deliveries;
+pub mod display_name;
 pub mod endpoint_health;
 pub mod endpoint_secrets;
 pub mod endpoints;
@@ -20,6 +22,7 @@ pub mod event_types;
 pub mod events;
 pub mod guard;
 pub mod health;
+pub mod locks;
 pub mod openapi;
 pub mod paging;
 pub mod problem;

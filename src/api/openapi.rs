@@ -254,6 +254,8 @@ fn operations(item: &mut utoipa::openapi::PathItem) -> impl Iterator<Item = &mut
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::display_name;
+    use crate::api::endpoint_secrets::MAX_GRACE_SECONDS;
     use crate::core::input::domain::MAX_EVENT_TYPE;
     use crate::core::input::event_catalog::MAX_DESCRIPTION;
     use serde_json::Value;
@@ -276,33 +278,23 @@ mod tests {
     #[test]
     fn literal_bounds_are_the_limits_the_code_enforces() {
         let document = document();
-        assert_eq!(
-            bound(&document, "NewTenant", "name", "maxLength"),
-            as_bound(tenants::MAX_NAME)
-        );
-        assert_eq!(
-            bound(&document, "TenantPatch", "name", "maxLength"),
-            as_bound(tenants::MAX_NAME)
-        );
-        assert_eq!(
-            bound(&document, "NewKey", "name", "maxLength"),
-            as_bound(api_keys::MAX_NAME)
-        );
-        assert_eq!(
-            bound(&document, "Rotation", "grace_seconds", "maximum"),
-            Some(endpoint_secrets::MAX_GRACE_SECONDS)
-        );
-        for schema in ["NewEventType", "EventTypePatch"] {
+        let name = as_bound(display_name::MAX_NAME);
+        let description = as_bound(MAX_DESCRIPTION);
+        let event_type = as_bound(MAX_EVENT_TYPE);
+        let grace = Some(MAX_GRACE_SECONDS);
+        for (schema, field, keyword, limit) in [
+            ("NewTenant", "name", "maxLength", name),
+            ("TenantPatch", "name", "maxLength", name),
+            ("NewKey", "name", "maxLength", name),
+            ("Rotation", "grace_seconds", "maximum", grace),
+            ("NewEventType", "description", "maxLength", description),
+            ("EventTypePatch", "description", "maxLength", description),
+            ("NewEventType", "name", "maxLength", event_type),
+            ("NewEvent", "type", "maxLength", event_type),
+        ] {
             assert_eq!(
-                bound(&document, schema, "description", "maxLength"),
-                as_bound(MAX_DESCRIPTION),
-                "{schema}"
-            );
-        }
-        for (schema, field) in [("NewEventType", "name"), ("NewEvent", "type")] {
-            assert_eq!(
-                bound(&document, schema, field, "maxLength"),
-                as_bound(MAX_EVENT_TYPE),
+                bound(&document, schema, field, keyword),
+                limit,
                 "{schema}.{field}"
             );
         }

@@ -19,7 +19,8 @@
 //! ```
 
 use super::problem::ApiError;
-use crate::core::input::domain::{parse_query_id, FieldError};
+use super::query::id_param;
+use crate::core::input::domain::FieldError;
 use crate::store::{Db, Store, StoreError};
 use actix_web::HttpResponse;
 use serde::{Deserialize, Serialize};
@@ -69,10 +70,7 @@ impl Paging {
                 )
             }
         };
-        let cursor = cursor
-            .as_deref()
-            .map(|cursor| parse_query_id("cursor", cursor))
-            .transpose()?;
+        let cursor = id_param("cursor", cursor.as_deref())?;
         Ok(Paging { limit, cursor })
     }
 

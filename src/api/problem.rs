@@ -4,11 +4,12 @@
 use crate::core::input::domain::FieldError;
 use crate::store::tenants::SYSTEM_TENANT;
 use crate::store::StoreError;
+use actix::MailboxError;
 use actix_web::http::header::RETRY_AFTER;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use serde::de::DeserializeOwned;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::future::Future;
 use utoipa::ToSchema;
 
@@ -50,6 +51,14 @@ pub const RETRY_AFTER_SECONDS: u32 = 2;
 impl From<FieldError> for ApiError {
     fn from(error: FieldError) -> Self {
         ApiError::Invalid(error)
+    }
+}
+
+/// An actor's mailbox (the router's) is closed only while the service
+/// shuts down.
+impl From<MailboxError> for ApiError {
+    fn from(_: MailboxError) -> Self {
+        ApiError::Unavailable
     }
 }
 
@@ -186,6 +195,17 @@ pub fn parse_optional_json<T: DeserializeOwned + Default>(body: &[u8]) -> Result
     } else {
         parse_json(body)
     }
+}
+
+/// For `#[serde(default, deserialize_with = "present")]` on a field of a
+/// `PATCH`: tells a field given as `null` (`Some(None)`) from an absent one
+/// (`None`, the default).
+pub fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
 }
 
 /// serde reports a missing field at its parent; name the field itself.

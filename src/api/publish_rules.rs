@@ -2,6 +2,7 @@
 //! per tenant so that publishing reads the database only for a tenant's
 //! first event after a start or a change of its setting or catalog.
 
+use super::locks::{read, write};
 use super::problem::ApiError;
 use crate::core::input::event_catalog::PublishRule;
 use crate::store::{event_types, Store, StoreError};
@@ -59,15 +60,4 @@ impl PublishRules {
         self.changes.fetch_add(1, Ordering::SeqCst);
         write(&self.rules).remove(tenant_id);
     }
-}
-
-// A panic while holding the lock leaves a map that is still correct.
-fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
-    lock.read()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
-    lock.write()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }

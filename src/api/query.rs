@@ -1,10 +1,11 @@
 //! Query strings: parsed so that a bad parameter is a 422 naming it, and
-//! the filters several lists share (a time range, an event type, a status
-//! class).
+//! the filters several lists share (a time range, an event type, an id, one
+//! of a fixed set of names).
 
 use super::problem::ApiError;
-use crate::core::delivery::lifecycle::StatusClass;
-use crate::core::input::domain::{check_event_type, FieldError};
+use crate::core::delivery::lifecycle::{DeliveryState, StatusClass};
+use crate::core::health::failure_policy::AlertKind;
+use crate::core::input::domain::{check_event_type, parse_query_id, FieldError};
 use actix_web::HttpRequest;
 use serde::de::DeserializeOwned;
 
@@ -64,15 +65,54 @@ pub fn event_type_param(value: Option<&str>) -> Result<Option<String>, FieldErro
         .transpose()
 }
 
-/// `status_class`: `2xx`, `3xx`, `4xx`, `5xx` or `none`.
-pub fn status_class_param(value: Option<&str>) -> Result<Option<StatusClass>, FieldError> {
+/// An id of the query (`endpoint_id`, `cursor`).
+pub fn id_param(field: &str, value: Option<&str>) -> Result<Option<String>, FieldError> {
+    value.map(|value| parse_query_id(field, value)).transpose()
+}
+
+/// A value a filter takes out of a fixed set, by name: what the query
+/// parses and what the OpenAPI document lists (`api::schema`).
+pub trait Choice: Sized {
+    /// Every name, in the order the document and a refusal list them.
+    fn names() -> Vec<&'static str>;
+    fn parse(name: &str) -> Option<Self>;
+}
+
+impl Choice for DeliveryState {
+    fn names() -> Vec<&'static str> {
+        DeliveryState::ALL.map(DeliveryState::as_str).to_vec()
+    }
+    fn parse(name: &str) -> Option<Self> {
+        DeliveryState::parse(name)
+    }
+}
+
+impl Choice for AlertKind {
+    fn names() -> Vec<&'static str> {
+        AlertKind::ALL.map(AlertKind::as_str).to_vec()
+    }
+    fn parse(name: &str) -> Option<Self> {
+        AlertKind::parse(name)
+    }
+}
+
+impl Choice for StatusClass {
+    fn names() -> Vec<&'static str> {
+        StatusClass::NAMES.to_vec()
+    }
+    fn parse(name: &str) -> Option<Self> {
+        StatusClass::parse(name)
+    }
+}
+
+/// A filter that takes one of the names of `C` (a delivery `state`, an
+/// alert `kind`, a `status_class`); any other value is refused, listing
+/// them.
+pub fn choice_param<C: Choice>(field: &str, value: Option<&str>) -> Result<Option<C>, FieldError> {
     value
         .map(|value| {
-            StatusClass::parse(value).ok_or_else(|| {
-                FieldError::new(
-                    "status_class",
-                    format!("must be one of {}", StatusClass::NAMES.join(", ")),
-                )
+            C::parse(value).ok_or_else(|| {
+                FieldError::new(field, format!("must be one of {}", C::names().join(", ")))
             })
         })
         .transpose()

@@ -13,7 +13,7 @@ use super::deliveries::{attempt_view, delivery_view, AttemptOut, DeliveryOut};
 use super::endpoints::find;
 use super::paging::{Page, Paging};
 use super::problem::{found_or_404, parse_json, parse_optional_json, ApiError, Problem};
-use super::query::{parse_query, status_class_param, time_range};
+use super::query::{choice_param, parse_query, time_range};
 use super::{AppState, DeliveryPath, EndpointPath};
 use crate::actors::router::{DeliverySettled, PendingOnDisk, Router};
 use crate::core::delivery::envelope::{Envelope, TEST_EVENT_TYPE};
@@ -39,7 +39,17 @@ use serde_json::{json, Value};
 use std::time::Duration;
 use utoipa::{IntoParams, ToSchema};
 
-const DISABLED: &str = "endpoint is disabled; enable it first";
+/// A retry or a recovery waits until the endpoint is enabled: 409 while it
+/// is disabled.
+fn refuse_disabled(endpoint: &EndpointRow) -> Result<(), ApiError> {
+    if endpoint.is_active() {
+        Ok(())
+    } else {
+        Err(ApiError::Conflict(
+            "endpoint is disabled; enable it first".to_owned(),
+        ))
+    }
+}
 
 /// The query of an endpoint's attempts; an unknown parameter is a 422.
 #[derive(Deserialize, IntoParams)]
@@ -83,19 +93,16 @@ pub async fn attempts(
     request: HttpRequest,
     path: Authorized<EndpointPath>,
 ) -> Result<HttpResponse, ApiError> {
-    let EndpointPath {
-        tenant,
-        endpoint: id,
-    } = path.into_inner();
     let params: AttemptParams = parse_query(&request)?;
     let (since, until) = time_range(params.since.as_deref(), params.until.as_deref())?;
     let filter = AttemptFilter {
-        status_class: status_class_param(params.status_class.as_deref())?,
+        status_class: choice_param("status_class", params.status_class.as_deref())?,
         since,
         until,
     };
     let paging = Paging::new(params.limit, params.cursor)?;
-    find(&state, &tenant, &id).await?;
+    path.find(&state).await?;
+    let id = path.into_inner().endpoint;
     let rows = paging
         .read(&state.store, move |db, after, limit| {
             replay::attempts_of_endpoint(db, &id, &filter, after, limit)
@@ -129,19 +136,14 @@ pub async fn retry(
     state: web::Data<AppState>,
     path: Authorized<DeliveryPath>,
 ) -> Result<HttpResponse, ApiError> {
-    let DeliveryPath {
-        tenant,
-        delivery: id,
-    } = path.into_inner();
+    let DeliveryPath { tenant, delivery } = path.into_inner();
     let lookup_tenant = tenant.clone();
     let found = state
         .store
-        .run(move |db| replay::delivery_to_attempt(db, &lookup_tenant, &id));
+        .run(move |db| replay::delivery_to_attempt(db, &lookup_tenant, &delivery));
     let (delivery, event) = found_or_404("delivery", found).await?;
     let endpoint = find(&state, &tenant, &delivery.endpoint_id).await?;
-    if !endpoint.is_active() {
-        return Err(ApiError::Conflict(DISABLED.to_owned()));
-    }
+    refuse_disabled(&endpoint)?;
     let former = DeliveryState::parse(&delivery.state).ok_or_else(|| {
         StoreError::Corrupt(format!(
             "delivery {} has the unknown state {:?}",
@@ -195,17 +197,11 @@ pub async fn recover(
     body: web::Bytes,
     path: Authorized<EndpointPath>,
 ) -> Result<HttpResponse, ApiError> {
-    let EndpointPath {
-        tenant,
-        endpoint: id,
-    } = path.into_inner();
     let input: RecoverRequest = parse_json(&body)?;
     let (since, until) = time_range(Some(&input.since), input.until.as_deref())?;
     let since = since.ok_or_else(|| FieldError::new("since", "is required"))?;
-    let endpoint = find(&state, &tenant, &id).await?;
-    if !endpoint.is_active() {
-        return Err(ApiError::Conflict(DISABLED.to_owned()));
-    }
+    let endpoint = path.find(&state).await?;
+    refuse_disabled(&endpoint)?;
     let window = TimeWindow { since, until };
     // In a task of its own, so that a caller who stops waiting does not
     // cut the recovery short between two batches.
@@ -286,16 +282,12 @@ pub async fn test(
     body: web::Bytes,
     path: Authorized<EndpointPath>,
 ) -> Result<HttpResponse, ApiError> {
-    let EndpointPath {
-        tenant,
-        endpoint: id,
-    } = path.into_inner();
     let input: TestRequest = parse_optional_json(&body)?;
     let payload = input.payload.unwrap_or_else(|| json!({"message": "test"}));
     if !payload.is_object() {
         return Err(FieldError::new("payload", "must be a JSON object").into());
     }
-    let endpoint = find(&state, &tenant, &id).await?;
+    let endpoint = path.find(&state).await?;
     let config = endpoint.config(&state.health_defaults, &state.secrets)?;
     let (event, delivery) = test_event(&endpoint, &payload);
     let written = {

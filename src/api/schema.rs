@@ -3,6 +3,7 @@
 //! the document lists what the code takes. The handlers use them in their
 //! `#[param]` and `#[schema]` attributes; `api::openapi` only collects.
 
+use super::query::Choice;
 use crate::core::delivery::lifecycle::{DeliveryState, StatusClass};
 use crate::core::health::failure_policy::AlertKind;
 use utoipa::openapi::schema::{ObjectBuilder, Type};
@@ -16,17 +17,22 @@ pub fn one_of(names: impl IntoIterator<Item = &'static str>) -> Object {
         .build()
 }
 
-/// A delivery's `state`, as [`DeliveryState::parse`] takes it.
+/// A filter's value, as [`Choice::parse`] takes it.
+fn choice<C: Choice>() -> Object {
+    one_of(C::names())
+}
+
+/// A delivery's `state`.
 pub fn delivery_states() -> Object {
-    one_of(DeliveryState::ALL.map(DeliveryState::as_str))
+    choice::<DeliveryState>()
 }
 
-/// `status_class`, as [`StatusClass::parse`] takes it.
+/// `status_class`.
 pub fn status_classes() -> Object {
-    one_of(StatusClass::NAMES)
+    choice::<StatusClass>()
 }
 
-/// An alert's `kind`, as [`AlertKind::parse`] takes it.
+/// An alert's `kind`.
 pub fn alert_kinds() -> Object {
-    one_of(AlertKind::ALL.map(AlertKind::as_str))
+    choice::<AlertKind>()
 }

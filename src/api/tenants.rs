@@ -1,9 +1,10 @@
 use super::auth::{Admin, Authorized};
+use super::display_name::checked_name;
 use super::paging::{list_page, Page, PageParams};
-use super::problem::{found_or_404, parse_json, ApiError};
+use super::problem::{found_or_404, parse_json, present, ApiError};
 use super::query::parse_query;
 use super::{rfc3339, AppState, TenantPath};
-use crate::core::input::domain::{check_line, parse_tenant_id, FieldError};
+use crate::core::input::domain::parse_tenant_id;
 use crate::ids;
 use crate::store::event_types;
 use crate::store::models::{ApiKeyRow, TenantRow};
@@ -49,21 +50,6 @@ struct TenantOut {
     created_at: String,
     /// `null` follows `HOOKRELAY_REJECT_UNKNOWN_EVENT_TYPES`.
     reject_unknown_event_types: Option<bool>,
-}
-
-pub(crate) const MAX_NAME: usize = 256;
-
-/// A tenant's name, trimmed: 1 to [`MAX_NAME`] characters on one line.
-fn checked_name(name: &str) -> Result<String, FieldError> {
-    let name = name.trim().to_owned();
-    if name.is_empty() || name.chars().count() > MAX_NAME {
-        return Err(FieldError::new(
-            "name",
-            format!("must be 1 to {MAX_NAME} characters"),
-        ));
-    }
-    check_line("name", &name)?;
-    Ok(name)
 }
 
 /// Creates a tenant (admin).
@@ -201,13 +187,6 @@ struct TenantPatch {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<bool>)]
     reject_unknown_event_types: Option<Option<bool>>,
-}
-
-/// Tells a field given as `null` (`Some(None)`) from an absent one (`None`).
-fn present<'de, D: serde::Deserializer<'de>>(
-    deserializer: D,
-) -> Result<Option<Option<bool>>, D::Error> {
-    Option::<bool>::deserialize(deserializer).map(Some)
 }
 
 /// Renames the tenant or sets whether it refuses event types outside its

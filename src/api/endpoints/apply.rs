@@ -22,6 +22,19 @@ use crate::core::secrets::signature_scheme::SchemeName;
 use crate::store::models::EndpointRow;
 use actix_web::http::header::HeaderValue;
 
+/// Writes the health-limit override `field` of the request into the row's
+/// column of the same name once `check` takes it (a refusal names the
+/// field); `null` returns to the global value, and an absent one stays.
+macro_rules! set_override {
+    ($fields:ident, $row:ident, $field:ident, $check:expr) => {
+        if let Some(value) = $fields.$field {
+            $row.$field = value
+                .map(|value| $check(stringify!($field), value))
+                .transpose()?;
+        }
+    };
+}
+
 impl EndpointFields {
     /// Validates every given field and writes it into `row`.
     pub(super) fn apply_to(self, row: &mut EndpointRow) -> Result<(), FieldError> {
@@ -187,21 +200,9 @@ impl EndpointFields {
     /// Writes the health-limit overrides; [`checked_config`] then checks
     /// them together with the global settings.
     fn apply_limits_to(&self, row: &mut EndpointRow) -> Result<(), FieldError> {
-        if let Some(failures) = self.breaker_failures {
-            row.breaker_failures = failures
-                .map(|f| failure_count("breaker_failures", f))
-                .transpose()?;
-        }
-        if let Some(seconds) = self.breaker_cooldown_seconds {
-            row.breaker_cooldown_seconds = seconds
-                .map(|s| seconds_limit("breaker_cooldown_seconds", s))
-                .transpose()?;
-        }
-        if let Some(seconds) = self.breaker_max_cooldown_seconds {
-            row.breaker_max_cooldown_seconds = seconds
-                .map(|s| seconds_limit("breaker_max_cooldown_seconds", s))
-                .transpose()?;
-        }
+        set_override!(self, row, breaker_failures, failure_count);
+        set_override!(self, row, breaker_cooldown_seconds, seconds_limit);
+        set_override!(self, row, breaker_max_cooldown_seconds, seconds_limit);
         if let Some(thresholds) = &self.alert_thresholds {
             if thresholds
                 .as_ref()
@@ -217,16 +218,8 @@ impl EndpointFields {
             }
             row.alert_thresholds = thresholds.as_ref().map(to_json);
         }
-        if let Some(failures) = self.disable_after_failures {
-            row.disable_after_failures = failures
-                .map(|f| failure_count("disable_after_failures", f))
-                .transpose()?;
-        }
-        if let Some(seconds) = self.disable_after_seconds {
-            row.disable_after_seconds = seconds
-                .map(|s| seconds_limit("disable_after_seconds", s))
-                .transpose()?;
-        }
+        set_override!(self, row, disable_after_failures, failure_count);
+        set_override!(self, row, disable_after_seconds, seconds_limit);
         Ok(())
     }
 }

@@ -3,6 +3,7 @@
 //! built from the limits that the checks of [`super::apply`] enforce, so
 //! the document shows what the code does.
 
+use crate::api::problem::present;
 use crate::core::delivery::rate_limit::MAX_RATE_LIMIT;
 use crate::core::delivery::retry::{MAX_DELAY, MAX_SCHEDULE_LEN, MIN_DELAY_SECONDS};
 use crate::core::endpoint::{
@@ -148,6 +149,29 @@ fn integer(minimum: u64, maximum: u64) -> ObjectBuilder {
         .maximum(Some(maximum))
 }
 
+fn nullable_integer(minimum: u64, maximum: u64) -> ObjectBuilder {
+    integer(minimum, maximum).schema_type(or_null(Type::Integer))
+}
+
+/// An array of at most `max_items` `items`, or `null`.
+fn nullable_list(items: ObjectBuilder, max_items: usize) -> Array {
+    ArrayBuilder::new()
+        .schema_type(or_null(Type::Array))
+        .items(items)
+        .max_items(Some(max_items))
+        .build()
+}
+
+/// An object of at most `max_entries` `names` to `values`, or `null`.
+fn nullable_map(names: ObjectBuilder, values: ObjectBuilder, max_entries: usize) -> Object {
+    ObjectBuilder::new()
+        .schema_type(or_null(Type::Object))
+        .additional_properties(Some(values))
+        .property_names(Some(names))
+        .max_properties(Some(max_entries))
+        .build()
+}
+
 fn url_schema() -> Object {
     text(MAX_URL)
         .schema_type(or_null(Type::String))
@@ -170,69 +194,55 @@ fn signature_header_schema() -> Object {
 }
 
 fn event_types_schema() -> Array {
-    ArrayBuilder::new()
-        .schema_type(or_null(Type::Array))
-        .items(text(MAX_EVENT_TYPE).min_length(Some(1)))
-        .max_items(Some(MAX_EVENT_TYPES))
-        .build()
+    nullable_list(text(MAX_EVENT_TYPE).min_length(Some(1)), MAX_EVENT_TYPES)
 }
 
 fn headers_schema() -> Object {
-    ObjectBuilder::new()
-        .schema_type(or_null(Type::Object))
-        .additional_properties(Some(text(MAX_HEADER_VALUE).pattern(Some(HEADER_VALUE))))
-        .property_names(Some(text(MAX_HEADER_NAME).min_length(Some(1))))
-        .max_properties(Some(MAX_CUSTOM_HEADERS))
-        .build()
+    nullable_map(
+        text(MAX_HEADER_NAME).min_length(Some(1)),
+        text(MAX_HEADER_VALUE).pattern(Some(HEADER_VALUE)),
+        MAX_CUSTOM_HEADERS,
+    )
 }
 
 fn secret_headers_schema() -> Array {
-    ArrayBuilder::new()
-        .schema_type(or_null(Type::Array))
-        .items(text(MAX_HEADER_NAME).min_length(Some(1)))
-        .max_items(Some(MAX_CUSTOM_HEADERS))
-        .build()
+    nullable_list(
+        text(MAX_HEADER_NAME).min_length(Some(1)),
+        MAX_CUSTOM_HEADERS,
+    )
 }
 
 fn metadata_schema() -> Object {
-    ObjectBuilder::new()
-        .schema_type(or_null(Type::Object))
-        .additional_properties(Some(text(MAX_METADATA_VALUE).pattern(Some(ONE_LINE))))
-        .property_names(Some(
-            text(MAX_METADATA_KEY)
-                .min_length(Some(1))
-                .pattern(Some("^[A-Za-z0-9._:-]+$")),
-        ))
-        .max_properties(Some(MAX_METADATA_ENTRIES))
-        .build()
+    nullable_map(
+        text(MAX_METADATA_KEY)
+            .min_length(Some(1))
+            .pattern(Some("^[A-Za-z0-9._:-]+$")),
+        text(MAX_METADATA_VALUE).pattern(Some(ONE_LINE)),
+        MAX_METADATA_ENTRIES,
+    )
 }
 
 fn timeout_schema() -> Object {
-    integer(1, MAX_TIMEOUT_SECONDS.into())
-        .schema_type(or_null(Type::Integer))
+    nullable_integer(1, MAX_TIMEOUT_SECONDS.into())
         .default(Some(DEFAULT_TIMEOUT_SECONDS.into()))
         .build()
 }
 
 fn max_in_flight_schema() -> Object {
-    integer(1, MAX_MAX_IN_FLIGHT.into())
-        .schema_type(or_null(Type::Integer))
+    nullable_integer(1, MAX_MAX_IN_FLIGHT.into())
         .default(Some(DEFAULT_MAX_IN_FLIGHT.into()))
         .build()
 }
 
 fn retry_schedule_schema() -> Array {
-    ArrayBuilder::new()
-        .schema_type(or_null(Type::Array))
-        .items(integer(MIN_DELAY_SECONDS.into(), MAX_DELAY.as_secs()))
-        .max_items(Some(MAX_SCHEDULE_LEN))
-        .build()
+    nullable_list(
+        integer(MIN_DELAY_SECONDS.into(), MAX_DELAY.as_secs()),
+        MAX_SCHEDULE_LEN,
+    )
 }
 
 fn rate_limit_schema() -> Object {
-    integer(1, MAX_RATE_LIMIT.into())
-        .schema_type(or_null(Type::Integer))
-        .build()
+    nullable_integer(1, MAX_RATE_LIMIT.into()).build()
 }
 
 fn scheme_name_schema() -> Object {
@@ -249,31 +259,13 @@ fn scheme_name_schema() -> Object {
 }
 
 fn failure_count_schema() -> Object {
-    integer(0, MAX_FAILURE_COUNT.into())
-        .schema_type(or_null(Type::Integer))
-        .build()
+    nullable_integer(0, MAX_FAILURE_COUNT.into()).build()
 }
 
 fn limit_seconds_schema() -> Object {
-    integer(0, MAX_LIMIT_SECONDS)
-        .schema_type(or_null(Type::Integer))
-        .build()
+    nullable_integer(0, MAX_LIMIT_SECONDS).build()
 }
 
 fn alert_thresholds_schema() -> Array {
-    ArrayBuilder::new()
-        .schema_type(or_null(Type::Array))
-        .items(integer(0, MAX_FAILURE_COUNT.into()))
-        .max_items(Some(MAX_ALERT_THRESHOLDS))
-        .build()
-}
-
-/// A field that is present, possibly `null` (absent fields take the
-/// `default`, `None`).
-fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Option::<T>::deserialize(deserializer).map(Some)
+    nullable_list(integer(0, MAX_FAILURE_COUNT.into()), MAX_ALERT_THRESHOLDS)
 }

@@ -1,6 +1,7 @@
 //! An endpoint: created, listed, read, changed and deleted. A request's
 //! fields are declared in `fields` and checked and written into the row by
-//! `apply`; [`views`] is what the API shows of an endpoint. [`find`] and
+//! `apply`; [`views`] is what the API shows of an endpoint. [`find`] (and
+//! `EndpointPath::find`, for the endpoint a route's path names) and
 //! [`unreadable_secret`] serve the other handlers of an endpoint too.
 
 mod apply;
@@ -129,6 +130,13 @@ pub async fn find(state: &AppState, tenant: &str, id: &str) -> Result<EndpointRo
     found_or_404("endpoint", found).await
 }
 
+impl EndpointPath {
+    /// The endpoint the path names, as [`find`] finds it.
+    pub async fn find(&self, state: &AppState) -> Result<EndpointRow, ApiError> {
+        find(state, &self.tenant, &self.endpoint).await
+    }
+}
+
 /// An endpoint whose stored secret this instance cannot read (encrypted
 /// under a key it was not started with).
 pub fn unreadable_secret(error: &OpenError) -> ApiError {
@@ -146,16 +154,8 @@ pub async fn get(
     state: web::Data<AppState>,
     path: Authorized<EndpointPath>,
 ) -> Result<HttpResponse, ApiError> {
-    let EndpointPath {
-        tenant,
-        endpoint: id,
-    } = path.into_inner();
-    let row = find(&state, &tenant, &id).await?;
-    let live = state
-        .router
-        .send(SnapshotOf(id))
-        .await
-        .map_err(|_| ApiError::Unavailable)?;
+    let row = path.find(&state).await?;
+    let live = state.router.send(SnapshotOf(path.endpoint.clone())).await?;
     Ok(HttpResponse::Ok().json(view(&row, live.as_ref())))
 }
 
@@ -176,12 +176,8 @@ pub async fn update(
     path: Authorized<EndpointPath>,
 ) -> Result<HttpResponse, ApiError> {
     let caps = (!path.by_admin()).then_some(state.tenant_caps);
-    let EndpointPath {
-        tenant,
-        endpoint: id,
-    } = path.into_inner();
     let fields: EndpointFields = parse_json(&body)?;
-    let stored = find(&state, &tenant, &id).await?;
+    let stored = path.find(&state).await?;
     let before_in_flight = stored.max_in_flight.unsigned_abs();
     let before_timeout = stored.timeout_seconds.unsigned_abs();
     let mut row = match stored.clone().opened(&state.secrets) {
@@ -236,11 +232,8 @@ pub async fn delete(
     state: web::Data<AppState>,
     path: Authorized<EndpointPath>,
 ) -> Result<HttpResponse, ApiError> {
-    let EndpointPath {
-        tenant,
-        endpoint: id,
-    } = path.into_inner();
-    let removed = id.clone();
+    let EndpointPath { tenant, endpoint } = path.into_inner();
+    let removed = endpoint.clone();
     // Through the writer, so that no ingestion in the same commit can
     // still insert a delivery for it.
     if !state
@@ -250,6 +243,6 @@ pub async fn delete(
     {
         return Err(ApiError::NotFound("endpoint"));
     }
-    state.router.do_send(EndpointDeleted(id));
+    state.router.do_send(EndpointDeleted(endpoint));
     Ok(HttpResponse::NoContent().finish())
 }
