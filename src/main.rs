@@ -32,7 +32,7 @@ enum Command {
 #[derive(Subcommand)]
 enum AdminKeyAction {
     /// Revoke every stored admin key, store a new one and print it once. A
-    /// running service stops taking the old key within a minute.
+    /// running service stops taking the old key within a second.
     Rotate(Database),
 }
 

@@ -6,6 +6,7 @@ use super::schema::api_keys;
 use super::{dispatch, tenant_page, Db, StoreError};
 use crate::ids;
 use diesel::prelude::*;
+use std::collections::HashSet;
 
 /// A tenant's keys are all checked at every miss of the key cache and
 /// listed in one page.
@@ -24,6 +25,21 @@ impl ApiKeyRow {
             last_used_at: None,
         }
     }
+}
+
+/// Which of `hashes` are still stored: a key revoked anywhere (through
+/// any instance, or by `admin-key rotate`) is deleted, so it is not.
+pub fn still_stored(db: &mut Db, hashes: &[String]) -> Result<HashSet<String>, StoreError> {
+    let mut stored = HashSet::with_capacity(hashes.len());
+    // Bounded statements, whatever the number of keys remembered.
+    for chunk in hashes.chunks(500) {
+        let found: Vec<String> = dispatch!(db, c => api_keys::table
+            .filter(api_keys::key_hash.eq_any(chunk))
+            .select(api_keys::key_hash)
+            .load(c))?;
+        stored.extend(found);
+    }
+    Ok(stored)
 }
 
 /// Adds a tenant's key; `false` when the tenant has the most it may have.

@@ -3,13 +3,16 @@
 //! refuses, naming the file and the instance, instead of sending every
 //! delivery a second time; a killed instance leaves the file free for the
 //! next. Instances starting together on one PostgreSQL database migrate it
-//! once between them.
+//! once between them, and a key revoked through one is refused by the
+//! others within a second.
 
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::{Service, TestDb};
+use crate::common::{wait_until, RestartableApp, Service, TestDb};
 use hookrelay::store::Store;
+use reqwest::StatusCode;
+use serde_json::json;
 
 /// How long a refused start may take before the test calls it a hang.
 const REFUSAL_BOUND: Duration = Duration::from_secs(30);
@@ -61,6 +64,59 @@ async fn instances_starting_together_on_a_fresh_postgresql_database_all_migrate_
         let opened = start.join().expect("the start does not panic");
         assert_eq!(opened, Ok(()), "every instance starts");
     }
+}
+
+/// How long after a revocation through one instance the others may still
+/// take the key: the check interval (500 ms) and a query.
+const REVOCATION_BOUND: Duration = Duration::from_secs(1);
+/// What a busy test machine may add to the requests and the check.
+const LOADED_MACHINE_SLACK: Duration = Duration::from_secs(2);
+
+#[actix_rt::test]
+async fn a_key_revoked_through_one_instance_is_refused_by_the_other_within_a_second() {
+    let Some(db) = TestDb::postgres() else {
+        return;
+    };
+    let first = RestartableApp::start(db.url(), |_| {}).await;
+    let second = RestartableApp::start(db.url(), |_| {}).await;
+    let (tenant, key) = first.app.create_tenant("acme").await;
+    let created = first
+        .app
+        .post(
+            &key,
+            &format!("/v1/tenants/{tenant}/api-keys"),
+            &json!({"name": "ci"}),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let (ci_key, ci_id) = (
+        created.body["key"].as_str().unwrap_or_default().to_owned(),
+        created.body["id"].as_str().unwrap_or_default().to_owned(),
+    );
+    let endpoints = format!("/v1/tenants/{tenant}/endpoints");
+    // The second instance takes the key, and so remembers it.
+    let taken = second.app.get(&ci_key, &endpoints).await;
+    assert_eq!(taken.status, StatusCode::OK, "{}", taken.body);
+
+    let revoked = first
+        .app
+        .delete(&key, &format!("/v1/tenants/{tenant}/api-keys/{ci_id}"))
+        .await;
+    assert_eq!(revoked.status, StatusCode::NO_CONTENT, "{}", revoked.body);
+    let revoked_at = Instant::now();
+    // Without the check, the key would be taken until its memory expires
+    // (a minute).
+    wait_until(Duration::from_secs(10), || async {
+        second.app.get(&ci_key, &endpoints).await.status == StatusCode::UNAUTHORIZED
+    })
+    .await;
+    let took = revoked_at.elapsed();
+    assert!(
+        took <= REVOCATION_BOUND + LOADED_MACHINE_SLACK,
+        "refused {took:?} after the revocation"
+    );
+    second.stop().await;
+    first.stop().await;
 }
 
 fn assert_refused_naming(refused: &Output, file: &str, command: &str) {

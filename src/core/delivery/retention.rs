@@ -8,6 +8,7 @@
 //! bound. Pending and held deliveries are in no plan, whatever their age.
 
 use crate::core::delivery::lifecycle::DeliveryState;
+use crate::core::delivery::retry::doubling_backoff;
 use std::collections::VecDeque;
 use std::time::Duration;
 
@@ -179,12 +180,11 @@ impl Sweeper {
     /// doubles with each failure in a row, up to the pace's bound.
     pub fn batch_failed(&mut self) -> Step {
         self.failures = self.failures.saturating_add(1);
-        let doublings = self.failures.saturating_sub(1).min(20);
-        let backoff = self
-            .pace
-            .first_backoff
-            .saturating_mul(1 << doublings)
-            .min(self.pace.max_backoff);
+        let backoff = doubling_backoff(
+            self.pace.first_backoff,
+            self.failures,
+            self.pace.max_backoff,
+        );
         self.next(backoff)
     }
 

@@ -1,4 +1,5 @@
-//! Retry schedules: how long a delivery waits after a failed attempt.
+//! Retry schedules: how long a delivery waits after a failed attempt, and
+//! the doubling backoff of the service's own retries.
 
 use crate::core::input::domain::FieldError;
 use chrono::{DateTime, Utc};
@@ -21,6 +22,14 @@ const JITTER_FRACTION: f64 = 0.2;
 /// `attempts_made` counts attempts including the one that just failed;
 /// `jitter_unit` is drawn uniformly from [-1, 1] by the caller; a server's
 /// `Retry-After` may lengthen the delay, never shorten it.
+/// The wait after the `failures`-th failure in a row of something the
+/// service retries itself: `first` after the first, doubling with each
+/// next, never over `cap`.
+pub fn doubling_backoff(first: Duration, failures: u32, cap: Duration) -> Duration {
+    let doublings = failures.saturating_sub(1).min(20);
+    first.saturating_mul(1 << doublings).min(cap)
+}
+
 pub fn next_delay(
     schedule: &[u32],
     attempts_made: u32,
@@ -72,6 +81,20 @@ pub fn check_schedule(schedule: &[u32]) -> Result<(), FieldError> {
 mod tests {
     use super::*;
     use chrono::TimeZone;
+
+    #[test]
+    fn the_service_s_own_backoff_doubles_from_the_first_wait_up_to_its_cap() {
+        let (first, cap) = (Duration::from_millis(500), Duration::from_secs(30));
+        let waits: Vec<Duration> = (1..=9)
+            .map(|failures| doubling_backoff(first, failures, cap))
+            .collect();
+        let millis: Vec<u128> = waits.iter().map(Duration::as_millis).collect();
+        assert_eq!(
+            millis,
+            [500, 1_000, 2_000, 4_000, 8_000, 16_000, 30_000, 30_000, 30_000]
+        );
+        assert_eq!(doubling_backoff(first, u32::MAX, cap), cap);
+    }
 
     #[test]
     fn follows_the_schedule_then_gives_up() {

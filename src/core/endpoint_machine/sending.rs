@@ -10,6 +10,7 @@ use super::{
 use crate::core::delivery::lifecycle::{
     after_attempt, verdict_for_status, AttemptVerdict, BacklogMove, DeliveryState,
 };
+use crate::core::delivery::retry::doubling_backoff;
 use crate::core::health::breaker::Permit;
 use std::time::Duration;
 
@@ -228,12 +229,11 @@ pub enum WriteFailure {
 /// stops growing at 5 s: the writer turns work away at once and cheaply
 /// then, and the endpoint should resume within seconds of its return.
 pub fn reload_backoff(failures: u32, cause: WriteFailure) -> Duration {
-    let doublings = failures.saturating_sub(1).min(16);
     let cap = match cause {
         WriteFailure::DatabaseAway => MAX_RELOAD_BACKOFF_WHILE_AWAY,
         WriteFailure::Refused => MAX_RELOAD_BACKOFF,
     };
-    Duration::from_secs(1u64 << doublings).min(cap)
+    doubling_backoff(Duration::from_secs(1), failures, cap)
 }
 
 pub(super) const MAX_RELOAD_BACKOFF: Duration = Duration::from_secs(300);
