@@ -5,7 +5,7 @@ use super::StartupError;
 use crate::config::{Settings, MIN_ADMIN_KEY_CHARS};
 use crate::ids;
 use crate::store::models::ApiKeyRow;
-use crate::store::{tenants, Store, StoreError};
+use crate::store::{tenants, Store, StoreError, ADMIN_KEY_LOCK};
 use crate::time::now_ms;
 
 /// A configured admin key must be long enough not to be guessed.
@@ -53,20 +53,23 @@ pub fn rotate_admin_key(database_url: &str) -> Result<(String, usize), StoreErro
 }
 
 /// Creates an admin key when the database has none; returns it so it can be
-/// shown once. Only its hash is stored.
+/// shown once. Only its hash is stored. Instances starting together on one
+/// database take this step one at a time, so only the first generates one.
 fn ensure_admin_key(db: &mut crate::store::Db) -> Result<Option<String>, StoreError> {
-    if tenants::has_admin_key(db)? {
-        return Ok(None);
-    }
-    let key = ids::api_key("hra");
-    let row = ApiKeyRow::new(
-        &key,
-        None,
-        Some("generated at first start".to_owned()),
-        now_ms(),
-    );
-    tenants::add_admin_key(db, &row)?;
-    Ok(Some(key))
+    db.exclusively(ADMIN_KEY_LOCK, |db| {
+        if tenants::has_admin_key(db)? {
+            return Ok(None);
+        }
+        let key = ids::api_key("hra");
+        let row = ApiKeyRow::new(
+            &key,
+            None,
+            Some("generated at first start".to_owned()),
+            now_ms(),
+        );
+        tenants::add_admin_key(db, &row)?;
+        Ok(Some(key))
+    })
 }
 
 #[cfg(test)]

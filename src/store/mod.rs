@@ -132,6 +132,10 @@ macro_rules! tenant_page {
 }
 pub use tenant_page;
 
+/// The step at start that generates the admin key when none is stored,
+/// taken by one instance at a time (see [`Db::exclusively`]).
+pub const ADMIN_KEY_LOCK: i64 = 0x686f_6f6b_6164_6d6e;
+
 impl Db {
     /// Runs `work` in one transaction. On SQLite it takes the write lock up
     /// front (`BEGIN IMMEDIATE`) so a read-then-write never fails half-way
@@ -157,6 +161,26 @@ impl Db {
                 Err(error)
             }
         }
+    }
+
+    /// Runs `work` in one transaction that no other `exclusively` with the
+    /// same `lock` overlaps, whichever instance runs it: on PostgreSQL under
+    /// a transaction-level advisory lock, on SQLite under its write lock.
+    /// For a check-then-write that instances sharing a database would race.
+    pub fn exclusively<T, E>(
+        &mut self,
+        lock: i64,
+        work: impl FnOnce(&mut Db) -> Result<T, E>,
+    ) -> Result<T, E>
+    where
+        E: From<diesel::result::Error>,
+    {
+        self.transaction(|db| {
+            if let Db::Postgres(c) = db {
+                c.batch_execute(&format!("SELECT pg_advisory_xact_lock({lock})"))?;
+            }
+            work(db)
+        })
     }
 
     pub fn ping(&mut self) -> Result<(), StoreError> {
