@@ -46,6 +46,9 @@ pub fn still_stored(db: &mut Db, hashes: &[String]) -> Result<HashSet<String>, S
 /// Run through the writer, so that no other create comes between the
 /// count and the insert.
 pub fn create(db: &mut Db, row: &ApiKeyRow) -> Result<bool, StoreError> {
+    if let Some(tenant_id) = &row.tenant_id {
+        db.lock_tenant_totals(tenant_id)?;
+    }
     let count: i64 = dispatch!(db, c => api_keys::table
         .filter(api_keys::tenant_id.eq(&row.tenant_id))
         .count()

@@ -35,8 +35,10 @@ pub enum Created {
 
 /// Creates `row`, or brings it back from the archive. Run it on the writer,
 /// which runs one job at a time, so that no other create comes between the
-/// count and the insert.
+/// count and the insert; the tenant's totals lock does the same across
+/// instances.
 pub fn create(db: &mut Db, row: &EventTypeRow) -> Result<Created, StoreError> {
+    db.lock_tenant_totals(&row.tenant_id)?;
     if let Some(existing) = find(db, &row.tenant_id, &row.name)? {
         if existing.archived_at.is_none() {
             return Ok(Created::AlreadyActive);

@@ -136,6 +136,10 @@ pub use tenant_page;
 /// taken by one instance at a time (see [`Db::exclusively`]).
 pub const ADMIN_KEY_LOCK: i64 = 0x686f_6f6b_6164_6d6e;
 
+/// The namespace of the tenants' totals locks (see
+/// [`Db::lock_tenant_totals`]); the second key is the tenant id's hash.
+const TENANT_TOTALS_LOCKS: i32 = 0x686f_6f6b;
+
 impl Db {
     /// Runs `work` in one transaction. On SQLite it takes the write lock up
     /// front (`BEGIN IMMEDIATE`) so a read-then-write never fails half-way
@@ -181,6 +185,23 @@ impl Db {
             }
             work(db)
         })
+    }
+
+    /// Within the current transaction, waits for and holds the tenant's
+    /// totals lock, which a check of a tenant's totals (how many endpoints,
+    /// keys or event types it has, the sum of its endpoints' `max_in_flight`)
+    /// takes before the write it allows: instances sharing a PostgreSQL
+    /// database then take such steps for one tenant one at a time. SQLite
+    /// has one writer, which is alone already.
+    pub fn lock_tenant_totals(&mut self, tenant_id: &str) -> Result<(), StoreError> {
+        use diesel::RunQueryDsl;
+        if let Db::Postgres(c) = self {
+            diesel::sql_query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
+                .bind::<diesel::sql_types::Integer, _>(TENANT_TOTALS_LOCKS)
+                .bind::<diesel::sql_types::Text, _>(tenant_id)
+                .execute(&mut **c)?;
+        }
+        Ok(())
     }
 
     pub fn ping(&mut self) -> Result<(), StoreError> {

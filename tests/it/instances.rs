@@ -3,8 +3,9 @@
 //! refuses, naming the file and the instance, instead of sending every
 //! delivery a second time; a killed instance leaves the file free for the
 //! next. Instances starting together on one PostgreSQL database migrate it
-//! once between them, generate one admin key between them, and a key
-//! revoked through one is refused by the others within a second.
+//! once between them, generate one admin key between them, hold a tenant
+//! to its caps whichever instance each request reaches, and a key revoked
+//! through one is refused by the others within a second.
 
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -88,6 +89,43 @@ async fn instances_starting_together_without_an_admin_key_generate_one_between_t
             instance.stop().await;
         }
     }
+}
+
+/// A tenant key's in-flight cap: two endpoints at 16 fit, a third does not.
+const IN_FLIGHT_CAP: u64 = 40;
+
+#[actix_rt::test]
+async fn creates_racing_through_two_instances_never_take_a_tenant_past_its_cap() {
+    let Some(db) = TestDb::postgres() else {
+        return;
+    };
+    let with_cap = |settings: &mut hookrelay::config::Settings| {
+        settings.tenant_max_in_flight_total = IN_FLIGHT_CAP
+    };
+    let first = RestartableApp::start(db.url(), with_cap).await;
+    let second = RestartableApp::start(db.url(), with_cap).await;
+    // The race is narrow: a tenant a round makes a regression show.
+    for round in 0..3 {
+        let (tenant, key) = first.app.create_tenant(&format!("acme-{round}")).await;
+        let path = format!("/v1/tenants/{tenant}/endpoints");
+        let body = json!({"url": "http://127.0.0.1:9/hook", "max_in_flight": 16});
+        let answers = futures_util::future::join_all((0..6).map(|n| {
+            let instance = if n % 2 == 0 { &first } else { &second };
+            instance.app.post(&key, &path, &body)
+        }))
+        .await;
+        let created = answers
+            .iter()
+            .filter(|a| a.status == StatusCode::CREATED)
+            .count();
+        assert_eq!(created, 2, "round {round}: {answers:?}");
+        let in_flight = db.count_sql(&format!(
+            "SELECT COALESCE(SUM(max_in_flight), 0) AS n FROM endpoints WHERE tenant_id = '{tenant}'"
+        ));
+        assert_eq!(in_flight, 32, "round {round}");
+    }
+    second.stop().await;
+    first.stop().await;
 }
 
 /// How long after a revocation through one instance the others may still

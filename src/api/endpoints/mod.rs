@@ -64,11 +64,13 @@ pub async fn create(
     }
     let config = checked_config(&row, &state.health_defaults, max_only, &state.secrets)?;
     let stored = row.sealed(&state.secrets);
-    // Through the writer, which runs one job at a time: no other create
+    // Through the writer, which runs one job at a time, and under the
+    // tenant's totals lock, which other instances take too: no other create
     // or update can come between the count (or sum) and the insert.
     state
         .writer
         .call(move |db| {
+            db.lock_tenant_totals(&stored.tenant_id)?;
             if endpoints::count_in_tenant(db, &stored.tenant_id)? >= MAX_ENDPOINTS_PER_TENANT {
                 return Ok(Err(ApiError::LimitReached {
                     collection: "endpoints",
@@ -201,12 +203,14 @@ pub async fn update(
     }
     let config = checked_config(&row, &state.health_defaults, max_only, &state.secrets)?;
     let stored = row.sealed(&state.secrets);
-    // Through the writer, as a create: no other change to the tenant's
-    // endpoints comes between the sum and the update.
+    // Through the writer and under the tenant's totals lock, as a create:
+    // no other change to the tenant's endpoints comes between the sum and
+    // the update.
     state
         .writer
         .call(move |db| {
             if let Some(caps) = &caps {
+                db.lock_tenant_totals(&stored.tenant_id)?;
                 let others = endpoints::in_flight_total(db, &stored.tenant_id, &stored.id)?;
                 let after = stored.max_in_flight.unsigned_abs();
                 if let Err(refused) = caps.check_in_flight(Some(before_in_flight), after, others) {
