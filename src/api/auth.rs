@@ -6,7 +6,6 @@
 use super::locks::{lock, read, write};
 use super::problem::ApiError;
 use super::AppState;
-use crate::core::delivery::retry::doubling_backoff;
 use crate::core::input::domain::is_id;
 use crate::core::tenancy::auth_failures::{AuthFailures, Policy};
 use crate::core::tenancy::key_use::KeyUses;
@@ -34,12 +33,9 @@ use tokio::sync::Semaphore;
 /// How long a key found in the database is trusted without asking again.
 /// A key revoked through this instance stops working at once, and one
 /// revoked elsewhere (another instance, `admin-key rotate`) within
-/// [`REVOCATION_CHECK_INTERVAL`]: this is the backstop.
+/// [`super::cache_checks::CHECK_INTERVAL`]: this is the backstop.
 const KNOWN_KEY_TTL_MS: i64 = 60_000;
-/// How often the remembered keys are checked against the database.
-pub const REVOCATION_CHECK_INTERVAL: Duration = Duration::from_millis(500);
-/// The longest wait between checks while the database fails them.
-const REVOCATION_CHECK_MAX_BACKOFF: Duration = Duration::from_secs(30);
+
 /// Digests of unknown keys remembered, and for how long: a client that
 /// repeats a bad key is answered 401 from memory.
 const UNKNOWN_KEYS: usize = 4096;
@@ -117,7 +113,7 @@ impl Keys {
     /// Forgets the remembered keys the database no longer holds; answers how
     /// many. A key remembered after the check began is not among `checked`,
     /// and is left alone.
-    async fn forget_revoked(&self) -> Result<usize, StoreError> {
+    pub(super) async fn forget_revoked(&self) -> Result<usize, StoreError> {
         let checked: Vec<String> = read(&self.known).keys().cloned().collect();
         if checked.is_empty() {
             return Ok(0);
@@ -261,42 +257,6 @@ impl Keys {
                 } else {
                     Err(ApiError::NotFound("tenant"))
                 }
-            }
-        }
-    }
-}
-
-/// Checks the keys this instance remembers against the database every
-/// [`REVOCATION_CHECK_INTERVAL`], for as long as the application runs, so
-/// that a key revoked elsewhere stops working here within that time. A
-/// failed check waits longer before the next, doubling up to 30 s.
-pub async fn watch_revocations(state: web::Data<AppState>) {
-    let mut failures = 0;
-    loop {
-        let wait = match failures {
-            0 => REVOCATION_CHECK_INTERVAL,
-            _ => doubling_backoff(
-                REVOCATION_CHECK_INTERVAL,
-                failures,
-                REVOCATION_CHECK_MAX_BACKOFF,
-            ),
-        };
-        actix_rt::time::sleep(wait).await;
-        match state.keys.forget_revoked().await {
-            Ok(forgotten) => {
-                if failures > 0 {
-                    log::info!("API keys are checked for revocations again");
-                }
-                failures = 0;
-                if forgotten > 0 {
-                    log::info!("{forgotten} API key(s) revoked elsewhere are refused from now on");
-                }
-            }
-            Err(error) => {
-                if failures == 0 {
-                    log::warn!("checking API keys for revocations failed ({error}); trying again with a backoff");
-                }
-                failures = failures.saturating_add(1);
             }
         }
     }

@@ -13,6 +13,7 @@
 pub mod alerts;
 pub mod api_keys;
 pub mod auth;
+pub mod cache_checks;
 pub mod deliveries;
 pub mod display_name;
 pub mod endpoint_health;

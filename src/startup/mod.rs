@@ -146,7 +146,7 @@ impl Application {
             },
             transport,
         });
-        actix_rt::spawn(api::auth::watch_revocations(state.clone()));
+        actix_rt::spawn(api::cache_checks::keep_current(state.clone()));
         let shutdown_grace = Duration::from_secs(settings.shutdown_grace_seconds);
         let max_payload_bytes = settings.max_payload_bytes;
         let server = HttpServer::new(move || {

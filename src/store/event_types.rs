@@ -5,7 +5,7 @@ use super::schema::{event_types, tenants};
 use super::{dispatch, tenant_page, Db, StoreError};
 use crate::core::input::event_catalog::{PublishRule, MAX_EVENT_TYPES_PER_TENANT};
 use diesel::prelude::*;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 /// One declared type; `archived_at` is set once it was deleted.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -51,6 +51,7 @@ pub fn create(db: &mut Db, row: &EventTypeRow) -> Result<Created, StoreError> {
                 event_types::updated_at.eq(row.updated_at),
             ))
             .execute(c))?;
+        raise_publish_rule_version(db, &row.tenant_id)?;
         let restored = EventTypeRow {
             created_at: existing.created_at,
             ..row.clone()
@@ -65,6 +66,7 @@ pub fn create(db: &mut Db, row: &EventTypeRow) -> Result<Created, StoreError> {
         return Ok(Created::LimitReached);
     }
     dispatch!(db, c => diesel::insert_into(event_types::table).values(row).execute(c))?;
+    raise_publish_rule_version(db, &row.tenant_id)?;
     Ok(Created::New(row.clone()))
 }
 
@@ -147,6 +149,7 @@ pub fn archive(
                 event_types::updated_at.eq(now),
             ))
             .execute(c))?;
+        raise_publish_rule_version(db, tenant_id)?;
         row.archived_at = Some(now);
         row.updated_at = now;
     }
@@ -170,31 +173,62 @@ pub fn set_reject_unknown(
     dispatch!(db, c => diesel::update(tenants::table.find(tenant_id))
         .set(tenants::reject_unknown_event_types.eq(setting))
         .execute(c))?;
+    raise_publish_rule_version(db, tenant_id)
+}
+
+/// Marks, in the transaction of a change to what the tenant may publish,
+/// that every rule remembered for it is out of date.
+fn raise_publish_rule_version(db: &mut Db, tenant_id: &str) -> Result<(), StoreError> {
+    dispatch!(db, c => diesel::update(tenants::table.find(tenant_id))
+        .set(tenants::publish_rule_version.eq(tenants::publish_rule_version + 1))
+        .execute(c))?;
     Ok(())
 }
 
+/// The current version of each of `tenant_ids`' publish rules (a tenant
+/// that does not exist is left out).
+pub fn publish_rule_versions(
+    db: &mut Db,
+    tenant_ids: &[String],
+) -> Result<HashMap<String, i64>, StoreError> {
+    let mut versions = HashMap::with_capacity(tenant_ids.len());
+    // Bounded statements, whatever the number of tenants remembered.
+    for chunk in tenant_ids.chunks(500) {
+        let found: Vec<(String, i64)> = dispatch!(db, c => tenants::table
+            .filter(tenants::id.eq_any(chunk))
+            .select((tenants::id, tenants::publish_rule_version))
+            .load(c))?;
+        versions.extend(found);
+    }
+    Ok(versions)
+}
+
 /// What publishing to the tenant must check: nothing, or the names of its
-/// active types (read only when it refuses unknown ones).
+/// active types (read only when it refuses unknown ones); with the rule's
+/// version, read first, so that a change committed meanwhile leaves the
+/// version behind the rule and the rule is read again.
 pub fn publish_rule(
     db: &mut Db,
     tenant_id: &str,
     global_default: bool,
-) -> Result<PublishRule, StoreError> {
-    let setting = match reject_unknown_setting(db, tenant_id) {
-        Ok(setting) => setting,
-        // A tenant that does not exist publishes nothing anyway.
-        Err(StoreError::Query(diesel::result::Error::NotFound)) => None,
-        Err(error) => return Err(error),
-    };
+) -> Result<(PublishRule, i64), StoreError> {
+    let found: Option<(i64, Option<bool>)> = dispatch!(db, c => tenants::table
+        .find(tenant_id)
+        .select((tenants::publish_rule_version, tenants::reject_unknown_event_types))
+        .first(c)
+        .optional())?;
+    // A tenant that does not exist publishes nothing anyway.
+    let (version, setting) = found.unwrap_or((0, None));
     if !PublishRule::needs_catalog(setting, global_default) {
-        return Ok(PublishRule::AnyType);
+        return Ok((PublishRule::AnyType, version));
     }
     let names: Vec<String> = dispatch!(db, c => event_types::table
         .filter(event_types::tenant_id.eq(tenant_id))
         .filter(event_types::archived_at.is_null())
         .select(event_types::name)
         .load(c))?;
-    Ok(PublishRule::DeclaredOnly(
-        names.into_iter().collect::<HashSet<_>>(),
+    Ok((
+        PublishRule::DeclaredOnly(names.into_iter().collect::<HashSet<_>>()),
+        version,
     ))
 }

@@ -6,6 +6,7 @@ diesel::table! {
         name -> Text,
         created_at -> BigInt,
         reject_unknown_event_types -> Nullable<Bool>,
+        publish_rule_version -> BigInt,
     }
 }
 

@@ -5,7 +5,8 @@
 //! next. Instances starting together on one PostgreSQL database migrate it
 //! once between them, generate one admin key between them, hold a tenant
 //! to its caps whichever instance each request reaches, and a key revoked
-//! through one is refused by the others within a second.
+//! or a catalog changed through one takes effect on the others within a
+//! second.
 
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -128,9 +129,10 @@ async fn creates_racing_through_two_instances_never_take_a_tenant_past_its_cap()
     first.stop().await;
 }
 
-/// How long after a revocation through one instance the others may still
-/// take the key: the check interval (500 ms) and a query.
-const REVOCATION_BOUND: Duration = Duration::from_secs(1);
+/// How long after a change through one instance (a key revoked, a type
+/// declared) the others may still act on what they remember: the check
+/// interval (500 ms) and a query.
+const CHANGE_BOUND: Duration = Duration::from_secs(1);
 /// What a busy test machine may add to the requests and the check.
 const LOADED_MACHINE_SLACK: Duration = Duration::from_secs(2);
 
@@ -174,8 +176,60 @@ async fn a_key_revoked_through_one_instance_is_refused_by_the_other_within_a_sec
     .await;
     let took = revoked_at.elapsed();
     assert!(
-        took <= REVOCATION_BOUND + LOADED_MACHINE_SLACK,
+        took <= CHANGE_BOUND + LOADED_MACHINE_SLACK,
         "refused {took:?} after the revocation"
+    );
+    second.stop().await;
+    first.stop().await;
+}
+
+#[actix_rt::test]
+async fn a_catalog_change_through_one_instance_reaches_the_others_publishing_within_a_second() {
+    let Some(db) = TestDb::postgres() else {
+        return;
+    };
+    let first = RestartableApp::start(db.url(), |_| {}).await;
+    let second = RestartableApp::start(db.url(), |_| {}).await;
+    let (tenant, key) = first.app.create_tenant("acme").await;
+    let strict = first
+        .app
+        .patch(
+            &first.app.admin_key,
+            &format!("/v1/tenants/{tenant}"),
+            &json!({"reject_unknown_event_types": true}),
+        )
+        .await;
+    assert_eq!(strict.status, StatusCode::OK, "{}", strict.body);
+    let event = json!({"type": "invoice.paid", "payload": {"invoice": "in_1"}});
+    // The second instance reads (and remembers) the tenant's rule: an
+    // undeclared type is refused.
+    let refused = second.app.publish(&key, &tenant, &event).await;
+    assert_eq!(
+        refused.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        refused.body
+    );
+
+    let declared = first
+        .app
+        .post(
+            &key,
+            &format!("/v1/tenants/{tenant}/event-types"),
+            &json!({"name": "invoice.paid"}),
+        )
+        .await;
+    assert_eq!(declared.status, StatusCode::CREATED, "{}", declared.body);
+    let declared_at = Instant::now();
+    // Without the check the second instance would refuse it until restarted.
+    wait_until(Duration::from_secs(10), || async {
+        second.app.publish(&key, &tenant, &event).await.status == StatusCode::ACCEPTED
+    })
+    .await;
+    let took = declared_at.elapsed();
+    assert!(
+        took <= CHANGE_BOUND + LOADED_MACHINE_SLACK,
+        "accepted {took:?} after the declaration"
     );
     second.stop().await;
     first.stop().await;
