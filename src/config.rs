@@ -116,6 +116,12 @@ pub struct Settings {
     #[arg(long, env = "HOOKRELAY_ALLOW_TARGETS", value_delimiter = ',')]
     pub allow_targets: Vec<IpNet>,
 
+    /// Send `hookrelay-instance: <HOOKRELAY_INSTANCE_ID>` with every attempt,
+    /// to tell which instance sent a request (off by default: it shows the
+    /// receiver a name of your infrastructure).
+    #[arg(long, env = "HOOKRELAY_SEND_INSTANCE_HEADER")]
+    pub send_instance_header: bool,
+
     /// Refuse endpoint URLs that are not `https://` (on create and update).
     #[arg(long, env = "HOOKRELAY_HTTPS_ONLY")]
     pub https_only: bool,
@@ -214,6 +220,7 @@ impl Settings {
             rescue_interval_seconds: 30,
             allow_targets: Vec::new(),
             https_only: false,
+            send_instance_header: false,
             secret_key: None,
             max_concurrent_attempts: None,
             max_concurrent_attempts_per_tenant: None,

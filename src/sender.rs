@@ -37,10 +37,24 @@ pub struct Transport {
     allow: Arc<[IpNet]>,
     /// Every attempt, an endpoint actor's or an operator's, takes a slot.
     slots: AttemptSlots,
+    /// This instance's name, recorded with every attempt it makes.
+    instance: Arc<str>,
+    /// Whether a request names the instance (`hookrelay-instance`).
+    send_instance_header: bool,
 }
 
+/// The header that names the instance making an attempt, when enabled.
+pub const INSTANCE_HEADER: &str = "hookrelay-instance";
+
 impl Transport {
-    pub fn new(allow: Vec<IpNet>, budget: AttemptBudget) -> reqwest::Result<Transport> {
+    /// `instance` names this instance in the attempts it records, and in
+    /// their requests when `send_instance_header` is set.
+    pub fn new(
+        allow: Vec<IpNet>,
+        budget: AttemptBudget,
+        instance: &str,
+        send_instance_header: bool,
+    ) -> reqwest::Result<Transport> {
         let allow: Arc<[IpNet]> = allow.into();
         let vetted = client_builder()
             .dns_resolver(Arc::new(VettingResolver {
@@ -55,6 +69,8 @@ impl Transport {
             trusted: client_builder().build()?,
             allow,
             slots: AttemptSlots::new(budget),
+            instance: instance.into(),
+            send_instance_header,
         })
     }
 
@@ -197,6 +213,8 @@ pub struct AttemptReport {
     pub response_body: Option<String>,
     pub error: Option<(ErrorKind, String)>,
     pub retry_after: Option<Duration>,
+    /// The instance that made the attempt.
+    pub instance: Arc<str>,
 }
 
 impl AttemptReport {
@@ -221,6 +239,7 @@ impl AttemptReport {
                 .map(|(kind, _)| kind.as_str().to_owned()),
             error_message: self.error.as_ref().map(|(_, message)| message.clone()),
             endpoint_id: Some(endpoint_id.to_owned()),
+            instance: Some(self.instance.to_string()),
         }
     }
 }
@@ -274,6 +293,7 @@ pub async fn attempt(
         response_body: None,
         error: None,
         retry_after: None,
+        instance: Arc::clone(&transport.instance),
     };
     let signature = endpoint
         .signing
@@ -297,6 +317,9 @@ pub async fn attempt(
                 .timeout(endpoint.timeout)
                 .header(CONTENT_TYPE, "application/json")
                 .header(USER_AGENT, SIGNATURE_USER_AGENT);
+            if transport.send_instance_header {
+                request = request.header(INSTANCE_HEADER, &*transport.instance);
+            }
             for (name, value) in signature.iter().chain(&endpoint.headers) {
                 request = request.header(name.as_str(), value.as_str());
             }

@@ -114,7 +114,12 @@ impl Application {
         .map_err(|error| StartupError::Settings(error.to_string()))?;
         let actor_settings = actor_settings(&settings, budget)?;
         let retention = RetentionSweep::new(retention, sweep_pace, writer.clone()).start();
-        let transport = sender::Transport::new(settings.allow_targets.clone(), budget)?;
+        let transport = sender::Transport::new(
+            settings.allow_targets.clone(),
+            budget,
+            &instance_id,
+            settings.send_instance_header,
+        )?;
         let router = Router::new(
             writer.clone(),
             store.clone(),

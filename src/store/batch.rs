@@ -374,10 +374,10 @@ fn record_together(
         "WITH recorded AS ( \
              INSERT INTO attempts (id, delivery_id, attempt, started_at, duration_ms, \
                  status_code, response_headers, response_body, error_kind, error_message, \
-                 endpoint_id) \
+                 endpoint_id, instance) \
              SELECT * FROM unnest($7::text[], $8::text[], $9::int4[], $10::int8[], \
                  $11::int8[], $12::int4[], $13::text[], $14::text[], $15::text[], \
-                 $16::text[], $17::text[])) \
+                 $16::text[], $17::text[], $18::text[])) \
          UPDATE deliveries SET state = new.state, attempt_count = new.attempt_count, \
              next_attempt_at = new.next_attempt_at, updated_at = $5 \
          FROM unnest($1::text[], $2::text[], $3::int4[], $4::int8[]) \
@@ -423,6 +423,11 @@ fn record_together(
     .bind::<Array<Nullable<Text>>, _>(
         rows.iter()
             .map(|r| r.endpoint_id.as_deref())
+            .collect::<Vec<_>>(),
+    )
+    .bind::<Array<Nullable<Text>>, _>(
+        rows.iter()
+            .map(|r| r.instance.as_deref())
             .collect::<Vec<_>>(),
     )
     .execute(c)?;

@@ -155,4 +155,7 @@ pub struct AttemptRow {
     pub error_kind: Option<String>,
     pub error_message: Option<String>,
     pub endpoint_id: Option<String>,
+    /// The instance that made the attempt (`HOOKRELAY_INSTANCE_ID`); `None`
+    /// for attempts recorded before this was kept.
+    pub instance: Option<String>,
 }

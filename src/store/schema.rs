@@ -133,6 +133,7 @@ diesel::table! {
         error_kind -> Nullable<Text>,
         error_message -> Nullable<Text>,
         endpoint_id -> Nullable<Text>,
+        instance -> Nullable<Text>,
     }
 }
 

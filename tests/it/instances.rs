@@ -6,15 +6,67 @@
 //! once between them, generate one admin key between them, hold a tenant
 //! to its caps whichever instance each request reaches, and a key revoked
 //! or a catalog changed through one takes effect on the others within a
-//! second.
+//! second. Every attempt records the instance that made it, and names it in
+//! a header only when asked to.
 
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::{wait_until, RestartableApp, Service, TestDb};
+use crate::common::{
+    spawn_app_with, wait_until, ReceivedRequest, Receiver, RestartableApp, Service, TestApp,
+    TestDb, DELIVERY_TIMEOUT,
+};
 use hookrelay::store::Store;
 use reqwest::StatusCode;
 use serde_json::json;
+
+backend_tests!(every_attempt_records_its_instance_and_names_it_only_when_asked);
+
+async fn every_attempt_records_its_instance_and_names_it_only_when_asked(db: TestDb) {
+    let (app, received) = deliver_one_event(db, |settings| {
+        settings.instance_id = Some("it-instance-7".to_owned());
+    })
+    .await;
+    assert_eq!(
+        received.header("hookrelay-instance"),
+        None,
+        "off by default"
+    );
+    let db = app
+        .db
+        .as_ref()
+        .expect("an in-process app keeps its database");
+    let recorded =
+        || db.count_sql("SELECT count(*) AS n FROM attempts WHERE instance = 'it-instance-7'");
+    wait_until(DELIVERY_TIMEOUT, || async { recorded() == 1 }).await;
+}
+
+#[actix_rt::test]
+async fn with_the_instance_header_on_a_request_names_its_instance() {
+    let (_app, received) = deliver_one_event(TestDb::sqlite(), |settings| {
+        settings.instance_id = Some("it-instance-8".to_owned());
+        settings.send_instance_header = true;
+    })
+    .await;
+    assert_eq!(received.header("hookrelay-instance"), Some("it-instance-8"));
+}
+
+/// Starts an instance on `db` configured by `configure`, and publishes one
+/// event to a receiver: the instance and the request the receiver got.
+async fn deliver_one_event(
+    db: TestDb,
+    configure: impl FnOnce(&mut hookrelay::config::Settings),
+) -> (TestApp, ReceivedRequest) {
+    let app = spawn_app_with(db, configure).await;
+    let receiver = Receiver::start();
+    let (tenant, key, _) = app
+        .create_tenant_with_endpoint(json!({"url": receiver.url()}))
+        .await;
+    let event = json!({"type": "invoice.paid", "payload": {"invoice": "in_1"}});
+    app.publish_accepted(&key, &tenant, &event).await;
+    let received = receiver.wait_for_count(1, DELIVERY_TIMEOUT).await;
+    (app, received[0].clone())
+}
 
 /// How long a refused start may take before the test calls it a hang.
 const REFUSAL_BOUND: Duration = Duration::from_secs(30);

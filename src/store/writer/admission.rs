@@ -71,6 +71,7 @@ mod tests {
                     error_kind: None,
                     error_message: None,
                     endpoint_id: Some("ep_1".to_owned()),
+                    instance: None,
                 },
                 state: DeliveryState::Pending,
                 next_attempt_at: Some(1_000),

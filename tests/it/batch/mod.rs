@@ -142,6 +142,7 @@ fn attempt(
                 error_kind: None,
                 error_message: None,
                 endpoint_id: None,
+                instance: Some("batch-test".to_owned()),
             },
             state,
             next_attempt_at,
