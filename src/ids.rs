@@ -51,11 +51,9 @@ pub fn instance_id() -> String {
                 .collect::<String>()
         })
         .unwrap_or_default();
-    let suffix: String = URL_SAFE_NO_PAD
-        .encode(random_bytes::<6>())
-        .chars()
-        .filter(char::is_ascii_alphanumeric)
-        .take(6)
+    let suffix: String = random_bytes::<3>()
+        .iter()
+        .map(|b| format!("{b:02x}"))
         .collect();
     if host.is_empty() {
         format!("hookrelay-{suffix}")

@@ -316,7 +316,6 @@ impl Store {
     }
 }
 
-/// `sqlite://file.db`, `sqlite:///abs/file.db`, `sqlite:file.db` or a bare path.
 /// The advisory lock instances take on PostgreSQL to migrate one at a time
 /// (an arbitrary number, the same in every instance).
 const MIGRATION_LOCK: i64 = 0x686f_6f6b_7265_6c61;
@@ -351,6 +350,7 @@ fn is_postgres_url(url: &str) -> bool {
     url.starts_with("postgres://") || url.starts_with("postgresql://")
 }
 
+/// `sqlite://file.db`, `sqlite:///abs/file.db`, `sqlite:file.db` or a bare path.
 fn sqlite_path(url: &str) -> Option<String> {
     let path = url
         .strip_prefix("sqlite://")

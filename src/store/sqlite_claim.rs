@@ -13,6 +13,9 @@ use super::{is_postgres_url, sqlite_path, StoreError};
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, Write};
 
+/// How much of the claim file a refused claim reads to name the holder.
+const MAX_HOLDER_BYTES: u64 = 1024;
+
 /// This process's claim on a SQLite file; released when dropped.
 #[derive(Debug)]
 pub struct SqliteClaim {
@@ -46,7 +49,8 @@ pub fn claim(database_url: &str, holder: &str) -> Result<Option<SqliteClaim>, St
         Err(TryLockError::WouldBlock) => {
             let mut named = String::new();
             // Best effort: the holder may be writing its name right now.
-            let _ = lock.read_to_string(&mut named);
+            // Bounded: the file is ours, but anyone may have grown it.
+            let _ = (&lock).take(MAX_HOLDER_BYTES).read_to_string(&mut named);
             return Err(StoreError::SqliteInUse {
                 database,
                 holder: named.trim().to_owned(),

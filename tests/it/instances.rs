@@ -9,12 +9,12 @@
 //! second. Every attempt records the instance that made it, and names it in
 //! a header only when asked to.
 
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use crate::common::{
-    spawn_app_with, wait_until, ReceivedRequest, Receiver, RestartableApp, Service, TestApp,
-    TestDb, DELIVERY_TIMEOUT,
+    spawn_app_with, spawn_piped, wait_until, ReceivedRequest, Receiver, RestartableApp, Service,
+    TestApp, TestDb, DELIVERY_TIMEOUT,
 };
 use hookrelay::store::Store;
 use reqwest::StatusCode;
@@ -155,8 +155,7 @@ async fn creates_racing_through_two_instances_never_take_a_tenant_past_its_cap()
     let with_cap = |settings: &mut hookrelay::config::Settings| {
         settings.tenant_max_in_flight_total = IN_FLIGHT_CAP
     };
-    let first = RestartableApp::start(db.url(), with_cap).await;
-    let second = RestartableApp::start(db.url(), with_cap).await;
+    let (first, second) = two_instances(&db, with_cap).await;
     // The race is narrow: a tenant a round makes a regression show.
     for round in 0..3 {
         let (tenant, key) = first.app.create_tenant(&format!("acme-{round}")).await;
@@ -193,8 +192,7 @@ async fn a_key_revoked_through_one_instance_is_refused_by_the_other_within_a_sec
     let Some(db) = TestDb::postgres() else {
         return;
     };
-    let first = RestartableApp::start(db.url(), |_| {}).await;
-    let second = RestartableApp::start(db.url(), |_| {}).await;
+    let (first, second) = two_instances(&db, |_| {}).await;
     let (tenant, key) = first.app.create_tenant("acme").await;
     let created = first
         .app
@@ -219,18 +217,12 @@ async fn a_key_revoked_through_one_instance_is_refused_by_the_other_within_a_sec
         .delete(&key, &format!("/v1/tenants/{tenant}/api-keys/{ci_id}"))
         .await;
     assert_eq!(revoked.status, StatusCode::NO_CONTENT, "{}", revoked.body);
-    let revoked_at = Instant::now();
     // Without the check, the key would be taken until its memory expires
     // (a minute).
-    wait_until(Duration::from_secs(10), || async {
+    assert_seen_within_change_bound("the revocation", || async {
         second.app.get(&ci_key, &endpoints).await.status == StatusCode::UNAUTHORIZED
     })
     .await;
-    let took = revoked_at.elapsed();
-    assert!(
-        took <= CHANGE_BOUND + LOADED_MACHINE_SLACK,
-        "refused {took:?} after the revocation"
-    );
     second.stop().await;
     first.stop().await;
 }
@@ -240,8 +232,7 @@ async fn a_catalog_change_through_one_instance_reaches_the_others_publishing_wit
     let Some(db) = TestDb::postgres() else {
         return;
     };
-    let first = RestartableApp::start(db.url(), |_| {}).await;
-    let second = RestartableApp::start(db.url(), |_| {}).await;
+    let (first, second) = two_instances(&db, |_| {}).await;
     let (tenant, key) = first.app.create_tenant("acme").await;
     let strict = first
         .app
@@ -272,19 +263,40 @@ async fn a_catalog_change_through_one_instance_reaches_the_others_publishing_wit
         )
         .await;
     assert_eq!(declared.status, StatusCode::CREATED, "{}", declared.body);
-    let declared_at = Instant::now();
     // Without the check the second instance would refuse it until restarted.
-    wait_until(Duration::from_secs(10), || async {
+    assert_seen_within_change_bound("the declaration", || async {
         second.app.publish(&key, &tenant, &event).await.status == StatusCode::ACCEPTED
     })
     .await;
-    let took = declared_at.elapsed();
-    assert!(
-        took <= CHANGE_BOUND + LOADED_MACHINE_SLACK,
-        "accepted {took:?} after the declaration"
-    );
     second.stop().await;
     first.stop().await;
+}
+
+/// Two in-process instances on `db`, both configured by `configure`.
+async fn two_instances(
+    db: &TestDb,
+    configure: impl Fn(&mut hookrelay::config::Settings) + Copy,
+) -> (RestartableApp, RestartableApp) {
+    let first = RestartableApp::start(db.url(), configure).await;
+    let second = RestartableApp::start(db.url(), configure).await;
+    (first, second)
+}
+
+/// Waits until `seen` (the other instance acting on `change`, just made)
+/// holds, and asserts it did within [`CHANGE_BOUND`] and the slack of a
+/// loaded machine.
+async fn assert_seen_within_change_bound<F, Fut>(change: &str, seen: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let changed_at = Instant::now();
+    wait_until(Duration::from_secs(10), seen).await;
+    let took = changed_at.elapsed();
+    assert!(
+        took <= CHANGE_BOUND + LOADED_MACHINE_SLACK,
+        "seen {took:?} after {change}"
+    );
 }
 
 fn assert_refused_naming(refused: &Output, file: &str, command: &str) {
@@ -307,12 +319,7 @@ fn assert_refused_naming(refused: &Output, file: &str, command: &str) {
 /// Runs `command` to its end, failing the test if it is still running
 /// after [`REFUSAL_BOUND`] (a second instance that serves would never end).
 async fn run_bounded(mut command: Command) -> Output {
-    let mut child = command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn the hookrelay binary");
+    let mut child = spawn_piped(&mut command);
     let started = Instant::now();
     loop {
         match child.try_wait().expect("poll the child") {

@@ -17,11 +17,6 @@ pub const MIN_DELAY_SECONDS: u32 = 1;
 pub const MAX_DELAY: Duration = Duration::from_secs(24 * 3600);
 const JITTER_FRACTION: f64 = 0.2;
 
-/// The delay before the next attempt, or `None` when the schedule is spent.
-///
-/// `attempts_made` counts attempts including the one that just failed;
-/// `jitter_unit` is drawn uniformly from [-1, 1] by the caller; a server's
-/// `Retry-After` may lengthen the delay, never shorten it.
 /// The wait after the `failures`-th failure in a row of something the
 /// service retries itself: `first` after the first, doubling with each
 /// next, never over `cap`.
@@ -30,6 +25,11 @@ pub fn doubling_backoff(first: Duration, failures: u32, cap: Duration) -> Durati
     first.saturating_mul(1 << doublings).min(cap)
 }
 
+/// The delay before the next attempt, or `None` when the schedule is spent.
+///
+/// `attempts_made` counts attempts including the one that just failed;
+/// `jitter_unit` is drawn uniformly from [-1, 1] by the caller; a server's
+/// `Retry-After` may lengthen the delay, never shorten it.
 pub fn next_delay(
     schedule: &[u32],
     attempts_made: u32,

@@ -68,6 +68,6 @@ pub use receivers::{
     operational_events, random_secret, refused_url, sign, verify_signature, wait_for_webhook_ids,
     wall_time, ReceivedRequest, Receiver,
 };
-pub use service::{try_publish, Service};
+pub use service::{spawn_piped, try_publish, Service};
 pub use values::{attempts_of, data_of, millis_between, parse_time, to_bytes, unix_now};
 pub use waiting::{assert_throughout, wait_until, wait_until_steady, DELIVERY_TIMEOUT};

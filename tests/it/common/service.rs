@@ -66,12 +66,7 @@ impl Service {
     /// Starts `command` and waits for its `listening` line; the lines it
     /// printed before are kept in `printed`.
     pub async fn spawn(mut command: Command, label: &'static str) -> Service {
-        let mut child = command
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn the hookrelay binary");
+        let mut child = spawn_piped(&mut command);
         let stdout = child.stdout.take().expect("piped stdout");
         let stderr = child.stderr.take().expect("piped stderr");
         let mut service = Service {
@@ -157,6 +152,17 @@ impl Service {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Starts `command` (the hookrelay binary) with no stdin and its stdout
+/// and stderr piped to the test.
+pub fn spawn_piped(command: &mut Command) -> Child {
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn the hookrelay binary")
 }
 
 impl Drop for Service {
