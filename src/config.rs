@@ -27,6 +27,12 @@ pub struct Settings {
     #[arg(long, env = "HOOKRELAY_INSTANCE_ID")]
     pub instance_id: Option<String>,
 
+    /// How long an instance's lease on an endpoint lasts without renewal
+    /// (renewed every third of it): when an instance dies, others take its
+    /// endpoints over within this and a few seconds.
+    #[arg(long, env = "HOOKRELAY_LEASE_SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(3..=600))]
+    pub lease_seconds: u64,
+
     /// On SIGTERM/SIGINT, how long in-flight attempts may run before exit.
     #[arg(long, env = "HOOKRELAY_SHUTDOWN_GRACE_SECONDS", default_value_t = 10)]
     pub shutdown_grace_seconds: u64,
@@ -204,6 +210,7 @@ impl Settings {
             database_url: database_url.into(),
             admin_key: None,
             instance_id: None,
+            lease_seconds: 10,
             shutdown_grace_seconds: 10,
             breaker_failures: 5,
             breaker_cooldown_seconds: 30,

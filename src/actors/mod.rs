@@ -3,5 +3,6 @@
 
 pub mod alerts;
 pub mod endpoint;
+pub mod lease_clock;
 pub mod retention;
 pub mod router;

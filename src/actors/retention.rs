@@ -9,9 +9,14 @@ use crate::store::retention;
 use crate::store::writer::Writer;
 use crate::time::now_ms;
 use actix::prelude::*;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 pub struct RetentionSweep {
     sweeper: Sweeper,
+    /// Whether this instance leads the work that runs once among the
+    /// instances sharing the database (see [`crate::actors::router::Ownership`]).
+    leading: Arc<AtomicBool>,
     writer: Writer,
     /// What the current sweep deleted so far, for its log line.
     deliveries_deleted: usize,
@@ -19,9 +24,15 @@ pub struct RetentionSweep {
 }
 
 impl RetentionSweep {
-    pub fn new(settings: RetentionSettings, pace: SweepPace, writer: Writer) -> RetentionSweep {
+    pub fn new(
+        settings: RetentionSettings,
+        pace: SweepPace,
+        writer: Writer,
+        leading: Arc<AtomicBool>,
+    ) -> RetentionSweep {
         RetentionSweep {
             sweeper: Sweeper::new(settings, pace),
+            leading,
             writer,
             deliveries_deleted: 0,
             events_deleted: 0,
@@ -31,7 +42,11 @@ impl RetentionSweep {
     fn start_sweep(&mut self, ctx: &mut Context<Self>) {
         self.deliveries_deleted = 0;
         self.events_deleted = 0;
-        let step = self.sweeper.start(now_ms());
+        let step = if self.leading.load(Ordering::Relaxed) {
+            self.sweeper.start(now_ms())
+        } else {
+            self.sweeper.skip()
+        };
         self.carry_out(step, ctx);
     }
 

@@ -116,7 +116,8 @@ pub async fn rotate(
     } else {
         (None, None)
     };
-    row.updated_at = now;
+    // Strictly later: instances tell a changed configuration by it.
+    row.updated_at = now.max(row.updated_at + 1);
     let config = row.config(&state.health_defaults, &state.secrets)?;
     let sealed = row.sealed(&state.secrets);
     state

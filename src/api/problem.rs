@@ -90,7 +90,7 @@ impl ApiError {
             ApiError::LimitReached { .. } => "Limit reached",
             ApiError::ReservedTenant => "Forbidden",
             ApiError::Store(error) if error.is_unavailable() => "Service Unavailable",
-            ApiError::Store(StoreError::Busy(_)) => "Service Unavailable",
+            ApiError::Store(StoreError::Busy(_) | StoreError::Fenced(_)) => "Service Unavailable",
             ApiError::Store(_) => "Internal Server Error",
             ApiError::Unavailable => "Service Unavailable",
         }
@@ -110,7 +110,9 @@ impl ResponseError for ApiError {
             }
             ApiError::ReservedTenant => StatusCode::FORBIDDEN,
             ApiError::Store(error) if error.is_unavailable() => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::Store(StoreError::Busy(_)) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Store(StoreError::Busy(_) | StoreError::Fenced(_)) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -128,6 +130,9 @@ impl ResponseError for ApiError {
                 format!("the database is unavailable; retry in {RETRY_AFTER_SECONDS} s")
             }
             ApiError::Store(StoreError::Busy(why)) => why.clone(),
+            ApiError::Store(error @ StoreError::Fenced(_)) => {
+                format!("{error}; retry in {RETRY_AFTER_SECONDS} s")
+            }
             ApiError::Store(error) => {
                 log::error!("request failed: {error}");
                 "the request could not be completed; it changed nothing".to_owned()

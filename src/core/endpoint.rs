@@ -46,6 +46,10 @@ pub struct EndpointConfig {
     /// configuration, so the target policy (no private addresses unless
     /// allowed) does not apply to it.
     pub trusted_target: bool,
+    /// When the configuration was last changed (the row's `updated_at`,
+    /// raised by every change): how an instance tells that a configuration
+    /// changed through another one is not the one it runs.
+    pub revision: i64,
 }
 
 /// The HTTP method deliveries are sent with. Receivers of in-house systems

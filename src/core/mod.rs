@@ -6,5 +6,6 @@ pub mod endpoint;
 pub mod endpoint_machine;
 pub mod health;
 pub mod input;
+pub mod ownership;
 pub mod secrets;
 pub mod tenancy;

@@ -10,7 +10,7 @@ mod settings;
 mod shutdown;
 
 use crate::actors::retention::RetentionSweep;
-use crate::actors::router::Router;
+use crate::actors::router::{Catalog, Ownership, Router, RouterSettings};
 use crate::api::{self, auth::Keys, publish_rules::PublishRules, AppState};
 use crate::config::Settings;
 use crate::core::endpoint::EndpointConfig;
@@ -21,7 +21,7 @@ use crate::core::tenancy::tenant_caps::TenantCaps;
 use crate::sender;
 use crate::store::sqlite_claim::{self, SqliteClaim};
 use crate::store::writer::{Writer, WriterLanes};
-use crate::store::{endpoints, Store, StoreError};
+use crate::store::{endpoints, leases, Store, StoreError};
 use crate::time::now_ms;
 use actix::{Actor, Addr};
 use actix_web::dev::Server;
@@ -33,6 +33,8 @@ use settings::{
     secret_box,
 };
 use std::net::TcpListener;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use admin_key::rotate_admin_key;
@@ -93,13 +95,36 @@ impl Application {
         })
         .await
         .map_err(|e| StoreError::Blocking(e.to_string()))??;
+        let mut ownership = Ownership {
+            instance: instance_id.as_str().into(),
+            key_check: secrets.key_check(),
+            lease_ttl: Duration::from_secs(settings.lease_seconds),
+            leading: Arc::new(AtomicBool::new(false)),
+        };
+        let joining = ownership.clone();
+        let leading = store
+            .run(move |db| {
+                let ttl = i64::try_from(joining.lease_ttl.as_millis()).unwrap_or(i64::MAX);
+                leases::join(db, &joining.instance, &joining.key_check, ttl)
+            })
+            .await?;
+        ownership.leading = Arc::new(AtomicBool::new(leading));
         let generated_admin_key = admin_key_at_start(&store, &settings).await?;
         let operator_secrets = secrets.clone();
+        let ttl = i64::try_from(ownership.lease_ttl.as_millis()).unwrap_or(i64::MAX);
+        let me = ownership.instance.to_string();
         store
             .run(move |db| {
                 let target = alert_target
                     .as_ref()
                     .map(|(url, secret)| (url.as_str(), secret));
+                // An instance started without an alert URL beside live ones
+                // that have it must not remove their alert endpoint.
+                let others = leases::live_instances(db, ttl)?.iter().any(|id| *id != me);
+                if target.is_none() && others {
+                    log::warn!("HOOKRELAY_ALERT_URL is not set here but other instances run: their alert endpoint is left as it is; give every instance the same alert settings");
+                    return Ok(());
+                }
                 endpoints::sync_operator_endpoint(db, target, &operator_secrets, now_ms())
             })
             .await?;
@@ -113,7 +138,13 @@ impl Application {
         )
         .map_err(|error| StartupError::Settings(error.to_string()))?;
         let actor_settings = actor_settings(&settings, budget)?;
-        let retention = RetentionSweep::new(retention, sweep_pace, writer.clone()).start();
+        let retention = RetentionSweep::new(
+            retention,
+            sweep_pace,
+            writer.clone(),
+            Arc::clone(&ownership.leading),
+        )
+        .start();
         let transport = sender::Transport::new(
             settings.allow_targets.clone(),
             budget,
@@ -125,8 +156,15 @@ impl Application {
             store.clone(),
             transport.clone(),
             configs,
-            actor_settings,
-            Duration::from_secs(settings.rescue_interval_seconds),
+            RouterSettings {
+                actors: actor_settings,
+                rescue_interval: Duration::from_secs(settings.rescue_interval_seconds),
+                ownership,
+                catalog: Catalog {
+                    defaults: health_defaults.clone(),
+                    secrets: secrets.clone(),
+                },
+            },
         )
         .start();
 

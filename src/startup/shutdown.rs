@@ -2,7 +2,7 @@
 //! get the grace period, then the endpoint threads and the writer end.
 
 use super::Application;
-use crate::actors::router::{DrainAll, ReleaseThreads, Router};
+use crate::actors::router::{DrainAll, LeaveLeases, ReleaseThreads, Router};
 use crate::store::writer::join_threads;
 use actix::Addr;
 use std::time::Duration;
@@ -71,6 +71,14 @@ impl Application {
             .is_err()
         {
             log::warn!("shutdown: the writer had not written everything queued after the grace period ({grace:?})");
+        }
+        // Last, once nothing more is sent or written for the endpoints:
+        // the other instances take them over at once.
+        if tokio::time::timeout_at(deadline + SHUTDOWN_MARGIN, router.send(LeaveLeases))
+            .await
+            .is_err()
+        {
+            log::warn!("shutdown: the leases were not given back; they expire instead");
         }
         log::info!("shutdown complete");
         Ok(())

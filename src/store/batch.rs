@@ -10,7 +10,7 @@ use super::deliveries::{self, AttemptWrite};
 use super::events::{self, Ingested, WrittenDelivery};
 use super::models::{AttemptRow, DeliveryRow, EventRow};
 use super::schema::{deliveries as delivery_table, events as event_table};
-use super::{alerts, endpoints, sequence, Db, StoreError};
+use super::{alerts, endpoints, leases, sequence, Db, StoreError};
 use crate::core::delivery::lifecycle::{BacklogMove, DeliveryState};
 use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Integer, Nullable, Text};
@@ -44,22 +44,31 @@ pub fn ingest(db: &mut Db, inputs: &[IngestInput<'_>]) -> Result<Vec<Ingested>, 
 
 /// Writes every attempt: the attempt rows and the deliveries' new states
 /// first, then, per attempt and in order, the health, alerts and disabling
-/// it carries.
+/// it carries. Returns, for each write, whether it was fenced off: its
+/// endpoint's lease is no longer its maker's (see [`leases::Fence`]), so it
+/// changed nothing.
 ///
-/// Attempts of an endpoint deleted while they were in flight are left out:
-/// their deliveries went with the endpoint, and their rows would break a
-/// foreign key and so spoil every other write of the group. An endpoint is
-/// deleted by a writer call, which never overlaps a batch, so one that
-/// exists here still exists at the commit.
-pub fn record_attempts(db: &mut Db, writes: &[&AttemptWrite], now: i64) -> Result<(), StoreError> {
+/// Attempts of an endpoint deleted while they were in flight are left out
+/// too, but as written: their deliveries went with the endpoint, and their
+/// rows would break a foreign key and so spoil every other write of the
+/// group. An endpoint is deleted by a writer call, which never overlaps a
+/// batch, so one that exists here still exists at the commit.
+pub fn record_attempts(
+    db: &mut Db,
+    writes: &[&AttemptWrite],
+    now: i64,
+) -> Result<Vec<bool>, StoreError> {
     let named: Vec<&str> = writes
         .iter()
         .filter_map(|write| write.record.attempt.endpoint_id.as_deref())
         .collect();
     let existing = endpoints::existing(db, &named)?;
-    let writes: Vec<&AttemptWrite> = writes
+    let fenced = fenced_off(db, writes)?;
+    let kept: Vec<&AttemptWrite> = writes
         .iter()
-        .copied()
+        .zip(&fenced)
+        .filter(|(_, fenced)| !**fenced)
+        .map(|(write, _)| *write)
         .filter(|write| {
             write
                 .record
@@ -70,17 +79,41 @@ pub fn record_attempts(db: &mut Db, writes: &[&AttemptWrite], now: i64) -> Resul
         })
         .collect();
     match db {
-        Db::Postgres(c) => record_together(c, &writes, now)?,
+        Db::Postgres(c) => record_together(c, &kept, now)?,
         Db::Sqlite(_) => {
-            for write in &writes {
+            for write in &kept {
                 deliveries::record_attempt(db, &write.record, now)?;
             }
         }
     }
-    for write in &writes {
+    for write in &kept {
         extras(db, write, now)?;
     }
-    Ok(())
+    Ok(fenced)
+}
+
+/// For each write, whether its fence fails; the leases of the others stay
+/// locked until the commit. Every fenced write of one batch names the same
+/// owner, this instance.
+fn fenced_off(db: &mut Db, writes: &[&AttemptWrite]) -> Result<Vec<bool>, StoreError> {
+    let fences: Vec<&leases::Fence> = writes.iter().filter_map(|w| w.fence.as_ref()).collect();
+    let Some(first) = fences.first() else {
+        return Ok(vec![false; writes.len()]);
+    };
+    let wanted: Vec<(&str, i64)> = fences
+        .iter()
+        .map(|fence| (fence.endpoint_id.as_str(), fence.epoch))
+        .collect();
+    let held = leases::held(db, &first.owner, &wanted)?;
+    Ok(writes
+        .iter()
+        .map(|write| {
+            write
+                .fence
+                .as_ref()
+                .is_some_and(|fence| !held.contains(&fence.endpoint_id))
+        })
+        .collect())
 }
 
 /// What identifies an inserted event among the inputs (see [`ingest_together`]).

@@ -1,5 +1,6 @@
 //! Deliveries and their attempts.
 
+use super::leases::Fence;
 use super::models::{AlertRow, AttemptRow, DeliveryRow, EndpointHealthRow};
 use super::schema::{attempts, deliveries, events};
 use super::{dispatch, tenant_page, Db, StoreError};
@@ -28,6 +29,10 @@ pub struct AttemptWrite {
     /// the hold of its pending deliveries recorded, for the endpoint's actor
     /// to carry out in batches (`endpoints::set_status`, `endpoints::set_backlog_move`).
     pub disable: Option<DisableReason>,
+    /// The lease the endpoint's actor holds: the write is dropped, and its
+    /// maker told, when another instance has taken the endpoint since
+    /// (none: a write made outside an endpoint actor, in tests).
+    pub fence: Option<Fence>,
 }
 
 #[derive(Debug, Default, Clone)]

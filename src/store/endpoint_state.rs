@@ -336,14 +336,26 @@ fn bodies_of(
     Ok(bodies)
 }
 
-/// Endpoints that have deliveries waiting (pending, or held and maybe
+/// Those of `ids` that have deliveries waiting (pending, or held and maybe
 /// stranded): their actors start at once, the others when first needed.
-pub fn endpoints_with_work(db: &mut Db) -> Result<Vec<String>, StoreError> {
-    Ok(dispatch!(db, c => deliveries::table
-        .filter(delivery_rows::is_waiting())
-        .select(deliveries::endpoint_id)
-        .distinct()
-        .load(c))?)
+/// One look into the waiting deliveries' index per endpoint, whatever the
+/// backlogs.
+pub fn with_work_among(db: &mut Db, ids: &[&str]) -> Result<Vec<String>, StoreError> {
+    use super::schema::endpoints as endpoint_table;
+    let waiting = diesel::dsl::sql::<diesel::sql_types::Bool>(
+        "EXISTS (SELECT 1 FROM deliveries WHERE deliveries.endpoint_id = endpoints.id \
+         AND (deliveries.state = 'pending' OR deliveries.state = 'held'))",
+    );
+    let mut found = Vec::new();
+    for chunk in ids.chunks(500) {
+        let some: Vec<String> = dispatch!(db, c => endpoint_table::table
+            .filter(endpoint_table::id.eq_any(chunk))
+            .filter(waiting.clone())
+            .select(endpoint_table::id)
+            .load(c))?;
+        found.extend(some);
+    }
+    Ok(found)
 }
 
 /// What the rescue sweep reads of each endpoint after `after` (by id), at

@@ -9,18 +9,21 @@
 pub mod alerts;
 pub mod api_keys;
 pub mod batch;
+pub mod commands;
 pub mod deliveries;
 pub mod endpoint_state;
 pub mod endpoints;
 pub mod event_types;
 pub mod events;
 pub mod health;
+pub mod leases;
 pub mod models;
 mod reconnect;
 pub mod replay;
 pub mod retention;
 pub mod schema;
 pub mod sequence;
+pub mod signals;
 pub mod sqlite_claim;
 pub mod tenants;
 pub mod writer;
@@ -60,6 +63,13 @@ pub enum StoreError {
     /// or it stopped before answering (its endpoint deleted, or a restart).
     #[error("{0}")]
     Busy(String),
+    /// Another instance owns the endpoint now: the write was refused, and
+    /// its maker must stop acting for the endpoint.
+    #[error("endpoint {0} is owned by another instance now")]
+    Fenced(String),
+    /// A live instance sharing the database holds another secret key.
+    #[error("instance {0}, live on this database, holds a different HOOKRELAY_SECRET_KEY: every instance must hold the same key, or they would seal secrets the others cannot open")]
+    KeyMismatch(String),
     /// Another process serves this SQLite file (see [`sqlite_claim`]).
     #[error("the SQLite database {database} is in use by another hookrelay instance ({holder}); SQLite serves one instance at a time: stop that one first")]
     SqliteInUse { database: String, holder: String },
@@ -227,6 +237,8 @@ enum Pool {
 #[derive(Clone)]
 pub struct Store {
     pool: Pool,
+    /// The database's URL, for connections of their own (see [`signals`]).
+    url: std::sync::Arc<str>,
 }
 
 #[derive(Debug)]
@@ -277,10 +289,18 @@ impl Store {
                     .build(ConnectionManager::new(path))?,
             )
         };
-        let store = Store { pool };
+        let store = Store {
+            pool,
+            url: url.into(),
+        };
         let mut db = store.get()?;
         migrate(&mut db)?;
         Ok(store)
+    }
+
+    /// The URL the store was opened with.
+    pub fn url(&self) -> &str {
+        &self.url
     }
 
     pub fn is_postgres(&self) -> bool {

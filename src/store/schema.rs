@@ -7,6 +7,7 @@ diesel::table! {
         created_at -> BigInt,
         reject_unknown_event_types -> Nullable<Bool>,
         publish_rule_version -> BigInt,
+        endpoints_version -> BigInt,
     }
 }
 
@@ -157,6 +158,35 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    instances (id) {
+        id -> Text,
+        started_at -> BigInt,
+        heartbeat_at -> BigInt,
+        key_check -> Text,
+    }
+}
+
+diesel::table! {
+    endpoint_leases (endpoint_id) {
+        endpoint_id -> Text,
+        owner -> Text,
+        epoch -> BigInt,
+        expires_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    endpoint_commands (id) {
+        id -> Text,
+        endpoint_id -> Text,
+        command -> Text,
+        created_at -> BigInt,
+        answer -> Nullable<Text>,
+        answered_at -> Nullable<BigInt>,
+    }
+}
+
 diesel::joinable!(attempts -> deliveries (delivery_id));
 diesel::joinable!(endpoints -> tenants (tenant_id));
 
@@ -171,4 +201,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     alerts,
     event_types,
     backlog_move_cursors,
+    instances,
+    endpoint_leases,
+    endpoint_commands,
 );

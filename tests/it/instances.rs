@@ -127,11 +127,12 @@ async fn instances_starting_together_without_an_admin_key_generate_one_between_t
         let Some(db) = TestDb::postgres() else {
             return;
         };
-        let without_admin_key =
-            |settings: &mut hookrelay::config::Settings| settings.admin_key = None;
-        let started = futures_util::future::join_all(
-            (0..4).map(|_| RestartableApp::start(db.url(), without_admin_key)),
-        )
+        let started = futures_util::future::join_all((0..4).map(|n| {
+            RestartableApp::start(db.url(), move |settings| {
+                settings.admin_key = None;
+                settings.instance_id = Some(format!("it-{n}"));
+            })
+        }))
         .await;
         let admin_keys = db.count_sql("SELECT count(*) AS n FROM api_keys WHERE tenant_id IS NULL");
         assert_eq!(
@@ -277,8 +278,16 @@ async fn two_instances(
     db: &TestDb,
     configure: impl Fn(&mut hookrelay::config::Settings) + Copy,
 ) -> (RestartableApp, RestartableApp) {
-    let first = RestartableApp::start(db.url(), configure).await;
-    let second = RestartableApp::start(db.url(), configure).await;
+    let first = RestartableApp::start(db.url(), |settings| {
+        configure(settings);
+        settings.instance_id = Some("it-first".to_owned());
+    })
+    .await;
+    let second = RestartableApp::start(db.url(), |settings| {
+        configure(settings);
+        settings.instance_id = Some("it-second".to_owned());
+    })
+    .await;
     (first, second)
 }
 

@@ -30,6 +30,7 @@ mod moves;
 mod openapi;
 mod ordered;
 mod outbound_budget;
+mod ownership;
 mod replay;
 mod rescue;
 mod retention;

@@ -10,6 +10,7 @@ use crate::core::secrets::redact;
 use crate::sender::{self, AttemptReport, Slot};
 use crate::store::deliveries::{AttemptRecord, AttemptWrite};
 use crate::store::models::EndpointHealthRow;
+use crate::store::StoreError;
 use crate::time::now_ms;
 use actix::prelude::*;
 use rand::Rng;
@@ -37,6 +38,19 @@ impl EndpointActor {
 
     /// Sends `delivery` holding `slot`, which is given back when it ends.
     fn attempt(&mut self, delivery: QueuedDelivery, slot: Slot, ctx: &mut Context<Self>) {
+        if !self.deps.lease_clock.may_send() {
+            // The lease may be taken over before this attempt ends: the
+            // delivery stays pending on disk for whoever owns it next.
+            log::warn!(
+                "endpoint {}: leases not renewed for {:?}; stopping before another attempt",
+                self.config.id,
+                self.deps.lease_clock.since_renewal()
+            );
+            drop(slot);
+            self.fenced = true;
+            self.stopped_for_lease(ctx);
+            return;
+        }
         let transport = self.deps.transport.clone();
         let config = Arc::clone(&self.config);
         let delivery_id = delivery.id.clone();
@@ -104,7 +118,10 @@ impl EndpointActor {
                     Err(error) => error,
                 };
                 failures += 1;
-                let Some(wait) = attempt_write_retry(failures) else {
+                // A fenced write would be fenced again: another instance owns the endpoint.
+                let retry = attempt_write_retry(failures)
+                    .filter(|_| !matches!(error, StoreError::Fenced(_)));
+                let Some(wait) = retry else {
                     return Err(error);
                 };
                 log::warn!("endpoint {endpoint}: recording an attempt failed ({error}); trying again in {wait:?}");
@@ -153,6 +170,7 @@ impl EndpointActor {
                 .map(|alert| self.alert_row(alert))
                 .collect(),
             disable: decision.disable,
+            fence: Some(self.fence.clone()),
         }
     }
 }

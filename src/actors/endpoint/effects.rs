@@ -1,7 +1,7 @@
 //! Carrying out the machine's effects that are not attempts or status
 //! changes: timers, pages read from disk, holds and backlog moves.
 
-use super::{EndpointActor, EndpointNotice};
+use super::{fenced, EndpointActor, EndpointNotice};
 use crate::core::delivery::lifecycle::BacklogMove;
 use crate::core::endpoint_machine::{Effect, EndpointMachine, PageOrder};
 use crate::store::deliveries;
@@ -13,6 +13,9 @@ use std::time::{Duration, Instant};
 
 impl EndpointActor {
     pub(super) fn carry_out(&mut self, effects: Vec<Effect>, ctx: &mut Context<Self>) {
+        if self.stopped_for_lease(ctx) {
+            return;
+        }
         for effect in effects {
             match effect {
                 Effect::Send(delivery) => self.send(delivery, ctx),
@@ -121,10 +124,9 @@ impl EndpointActor {
     }
 
     fn hold(&mut self, ids: Vec<String>, ctx: &mut Context<Self>) {
-        let hold = self
-            .deps
-            .writer
-            .call(move |db| deliveries::hold(db, &ids, now_ms()));
+        let hold = self.deps.writer.call(fenced(&self.fence, move |db| {
+            deliveries::hold(db, &ids, now_ms())
+        }));
         ctx.spawn(hold.into_actor(self).map(|held, act, ctx| {
             let written = held.map_err(|error| act.failed("holding deliveries", &error));
             let effects = act.machine.hold_written(written, now_ms());
@@ -135,11 +137,14 @@ impl EndpointActor {
     fn move_batch(&mut self, kind: BacklogMove, ctx: &mut Context<Self>) {
         let endpoint_id = self.config.id.clone();
         let limit = self.move_pace.size();
-        let batch = self.deps.writer.call_in_background(move |db| {
-            let started = Instant::now();
-            endpoint_state::move_batch(db, &endpoint_id, kind, limit, now_ms())
-                .map(|more| (more, started.elapsed()))
-        });
+        let batch = self
+            .deps
+            .writer
+            .call_in_background(fenced(&self.fence, move |db| {
+                let started = Instant::now();
+                endpoint_state::move_batch(db, &endpoint_id, kind, limit, now_ms())
+                    .map(|more| (more, started.elapsed()))
+            }));
         ctx.spawn(batch.into_actor(self).map(move |moved, act, ctx| {
             let written = match moved {
                 Ok((more, took)) => {

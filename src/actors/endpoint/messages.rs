@@ -5,8 +5,10 @@ use super::status::StatusChange;
 use super::EndpointActor;
 use crate::core::endpoint::EndpointConfig;
 use crate::core::endpoint_machine::{MachineSnapshot, QueuedDelivery};
+use crate::core::health::breaker::Breaker;
+use crate::core::health::limits::HealthLimits;
 use crate::store::endpoint_state::{EnableOutcome, Replay};
-use crate::store::models::AlertRow;
+use crate::store::models::{AlertRow, EndpointHealthRow};
 use crate::store::StoreError;
 use crate::time::now_ms;
 use actix::prelude::*;
@@ -21,6 +23,9 @@ pub enum EndpointNotice {
     AlertsRaised(Vec<AlertRow>),
     /// The endpoint disabled itself (failures or 410 Gone); committed.
     Disabled(String),
+    /// A write found that another instance owns the endpoint now: the
+    /// actor has stopped.
+    LeaseLost(String),
 }
 
 /// New deliveries, already committed, for this endpoint.
@@ -79,6 +84,26 @@ pub struct EndpointSnapshot {
     pub last_error: Option<String>,
     /// Attempts waiting for a slot of the attempt budget (not yet sent).
     pub waiting_for_slot: usize,
+}
+
+impl EndpointSnapshot {
+    /// An endpoint's state as stored (`saved`: its breaker and streak, if
+    /// any were saved), for an endpoint whose actor runs elsewhere.
+    pub fn stored(saved: Option<&EndpointHealthRow>, limits: &HealthLimits) -> EndpointSnapshot {
+        EndpointSnapshot {
+            machine: MachineSnapshot {
+                breaker: saved.map_or_else(|| Breaker::closed(limits), EndpointHealthRow::breaker),
+                streak: saved.map(EndpointHealthRow::streak).unwrap_or_default(),
+                queued: 0,
+                in_flight: 0,
+                backlog_on_disk: true,
+                moving: None,
+            },
+            restarts: 0,
+            last_error: None,
+            waiting_for_slot: 0,
+        }
+    }
 }
 
 impl Handler<Enqueue> for EndpointActor {

@@ -25,6 +25,7 @@ mod effects;
 mod messages;
 mod status;
 
+use crate::actors::lease_clock::LeaseClock;
 use crate::core::delivery::attempt_budget::AttemptBudget;
 use crate::core::delivery::move_pace::MovePace;
 use crate::core::endpoint::EndpointConfig;
@@ -33,9 +34,10 @@ use crate::core::endpoint_machine::{
 };
 use crate::sender;
 use crate::store::endpoint_state::{self, BodyCache};
+use crate::store::leases::Fence;
 use crate::store::models::AlertRow;
 use crate::store::writer::Writer;
-use crate::store::{Store, StoreError};
+use crate::store::{Db, Store, StoreError};
 use crate::time::now_ms;
 use actix::prelude::*;
 use status::StatusChange;
@@ -72,11 +74,17 @@ pub struct ActorDeps {
     pub transport: sender::Transport,
     pub notices: Recipient<EndpointNotice>,
     pub settings: ActorSettings,
+    pub lease_clock: Arc<LeaseClock>,
 }
 
 pub struct EndpointActor {
     config: Arc<EndpointConfig>,
     deps: ActorDeps,
+    /// The lease under which this instance runs the endpoint; every write
+    /// checks it.
+    fence: Fence,
+    /// A write found the lease taken by another instance.
+    fenced: bool,
     machine: EndpointMachine,
     /// Status changes not yet taken by the machine, oldest first.
     status_changes: VecDeque<StatusChange>,
@@ -95,12 +103,14 @@ pub struct EndpointActor {
 }
 
 impl EndpointActor {
-    pub fn new(config: Arc<EndpointConfig>, deps: ActorDeps) -> Self {
+    pub fn new(config: Arc<EndpointConfig>, deps: ActorDeps, fence: Fence) -> Self {
         let machine = EndpointMachine::new(machine_config(&config, &deps.settings));
         let move_pace = MovePace::new(deps.settings.move_batch);
         EndpointActor {
             config,
             deps,
+            fence,
+            fenced: false,
             machine,
             status_changes: VecDeque::new(),
             wake: None,
@@ -122,10 +132,9 @@ impl EndpointActor {
         self.machine = EndpointMachine::new(machine_config(&self.config, &self.deps.settings));
         let endpoint_id = self.config.id.clone();
         let alerts_since = self.machine.alerts_bound_since(now_ms());
-        let load = self
-            .deps
-            .writer
-            .call(move |db| endpoint_state::load(db, &endpoint_id, alerts_since, now_ms()));
+        let load = self.deps.writer.call(fenced(&self.fence, move |db| {
+            endpoint_state::load(db, &endpoint_id, alerts_since, now_ms())
+        }));
         ctx.wait(load.into_actor(self).map(|loaded, act, ctx| match loaded {
             Ok(saved) => {
                 act.machine.recall_failing_alerts(&saved.failing_alerts);
@@ -140,6 +149,9 @@ impl EndpointActor {
             }
             Err(error) => {
                 act.failed("loading its state", &error);
+                if act.stopped_for_lease(ctx) {
+                    return;
+                }
                 let backoff = act.reload_backoff();
                 ctx.run_later(backoff, |act, ctx| act.load_state(ctx));
             }
@@ -147,6 +159,14 @@ impl EndpointActor {
     }
 
     fn failed(&mut self, what: &str, error: &StoreError) {
+        if let StoreError::Fenced(_) = error {
+            log::warn!(
+                "endpoint {}: {what} was refused: another instance owns it now; stopping",
+                self.config.id
+            );
+            self.fenced = true;
+            return;
+        }
         log::error!("endpoint {}: {what} failed: {error}", self.config.id);
         self.last_error = Some(format!("{what}: {error}"));
         self.failures_in_a_row = self.failures_in_a_row.saturating_add(1);
@@ -155,6 +175,23 @@ impl EndpointActor {
         } else {
             WriteFailure::Refused
         };
+    }
+
+    /// Once a write was fenced off, stops for good without starting another
+    /// attempt, and tells the router, which forgets the lease.
+    fn stopped_for_lease(&mut self, ctx: &mut Context<Self>) -> bool {
+        if !self.fenced {
+            return false;
+        }
+        if !self.retired {
+            self.retired = true;
+            self.machine.retire();
+            self.deps
+                .notices
+                .do_send(EndpointNotice::LeaseLost(self.config.id.clone()));
+            ctx.stop();
+        }
+        true
     }
 
     fn reload_backoff(&self) -> Duration {
@@ -179,6 +216,19 @@ impl EndpointActor {
                 .threshold
                 .map(|t| i32::try_from(t).unwrap_or(i32::MAX)),
         }
+    }
+}
+
+/// `work` for the writer, run only while the endpoint's lease is still
+/// this actor's (see [`Fence`]).
+fn fenced<T>(
+    fence: &Fence,
+    mut work: impl FnMut(&mut Db) -> Result<T, StoreError> + Send + 'static,
+) -> impl FnMut(&mut Db) -> Result<T, StoreError> + Send + 'static {
+    let fence = fence.clone();
+    move |db| {
+        fence.check(db)?;
+        work(db)
     }
 }
 

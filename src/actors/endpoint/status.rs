@@ -1,7 +1,7 @@
 //! An operator's status changes (disable, enable): queued in order, each
 //! written with the mailbox paused once the machine is ready for it.
 
-use super::{EndpointActor, EndpointNotice};
+use super::{fenced, EndpointActor, EndpointNotice};
 use crate::core::endpoint_machine::{Enabling, ManualDisable, NotReady};
 use crate::store::endpoint_state::{self, EnableOutcome, Replay};
 use crate::store::models::EndpointHealthRow;
@@ -77,10 +77,9 @@ impl EndpointActor {
     ) {
         let alert = self.alert_row(&plan.alert);
         let (endpoint_id, stored) = (self.config.id.clone(), alert.clone());
-        let write = self
-            .deps
-            .writer
-            .call(move |db| endpoint_state::disable(db, &endpoint_id, &stored, now_ms()));
+        let write = self.deps.writer.call(fenced(&self.fence, move |db| {
+            endpoint_state::disable(db, &endpoint_id, &stored, now_ms())
+        }));
         ctx.wait(write.into_actor(self).map(move |written, act, ctx| {
             let effects = match &written {
                 Ok(()) => {
@@ -118,10 +117,10 @@ impl EndpointActor {
         });
         let alert = reset.as_ref().map(|(_, alert)| alert.clone());
         let endpoint_id = self.config.id.clone();
-        let write = self.deps.writer.call(move |db| {
+        let write = self.deps.writer.call(fenced(&self.fence, move |db| {
             let reset = reset.as_ref().map(|(health, alert)| (health, alert));
             endpoint_state::enable(db, &endpoint_id, reset, replay, now_ms())
-        });
+        }));
         ctx.wait(write.into_actor(self).map(move |written, act, ctx| {
             let effects = match &written {
                 Ok(outcome) => {

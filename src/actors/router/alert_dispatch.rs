@@ -23,6 +23,14 @@ impl Router {
     pub(super) fn start_alert_sweeps(&self, ctx: &mut Context<Self>) {
         self.sweep_alerts(i64::MAX, ctx);
         ctx.run_interval(ALERT_SWEEP_INTERVAL, |act, ctx| {
+            // One instance sweeps; the others' alerts reach it on disk.
+            if !act
+                .ownership
+                .leading
+                .load(std::sync::atomic::Ordering::Relaxed)
+            {
+                return;
+            }
             // Younger alerts are most likely still on their way here.
             let grace = i64::try_from(ALERT_SWEEP_INTERVAL.as_millis()).unwrap_or(i64::MAX);
             act.sweep_alerts(now_ms() - grace, ctx);

@@ -2,15 +2,19 @@
 //! registry: endpoints saved and deleted, their live state, an operator's
 //! status changes, the endpoints' notices, and shutdown.
 
+use super::commands::Command;
 use super::Router;
 use crate::actors::endpoint::{
-    Disable, Drain, Enable, EndpointNotice, EndpointSnapshot, GetSnapshot, Reconfigure, Retire,
+    Disable, Drain, Enable, EndpointNotice, EndpointSnapshot, GetSnapshot, Reconfigure,
     SettledElsewhere,
 };
 use crate::core::endpoint::EndpointConfig;
+use crate::core::health::limits::HealthLimits;
 use crate::store::endpoint_state::{self, EnableOutcome, Replay};
+use crate::store::endpoints;
 use crate::store::events::Ingested;
 use crate::store::models::EventRow;
+use crate::store::signals::Signal;
 use crate::store::StoreError;
 use actix::prelude::*;
 use std::collections::HashMap;
@@ -94,8 +98,13 @@ impl Handler<EndpointSaved> for Router {
                     actor.do_send(Reconfigure(Arc::clone(&route.config)));
                 }
             }
-            None => self.add(config),
+            None => {
+                self.add(config);
+                self.round_soon();
+            }
         }
+        self.outgoing.push(Signal::Registry);
+        self.flush_signals_soon();
     }
 }
 
@@ -103,14 +112,9 @@ impl Handler<EndpointDeleted> for Router {
     type Result = ();
 
     fn handle(&mut self, EndpointDeleted(id): EndpointDeleted, _ctx: &mut Context<Self>) {
-        if let Some(route) = self.routes.remove(&id) {
-            if let Some(ids) = self.by_tenant.get_mut(&route.config.tenant_id) {
-                ids.retain(|other| *other != id);
-            }
-            if let Some(actor) = route.actor {
-                actor.do_send(Retire);
-            }
-        }
+        self.remove_route(&id);
+        self.outgoing.push(Signal::Registry);
+        self.flush_signals_soon();
     }
 }
 
@@ -118,6 +122,10 @@ impl Handler<SnapshotOf> for Router {
     type Result = ResponseFuture<Option<EndpointSnapshot>>;
 
     fn handle(&mut self, SnapshotOf(id): SnapshotOf, _ctx: &mut Context<Self>) -> Self::Result {
+        if self.owned_elsewhere(&id) {
+            let stored = self.stored_snapshots(vec![id]);
+            return Box::pin(async move { stored.await.into_values().next() });
+        }
         let actor = self.actor(&id);
         Box::pin(async move { actor?.send(GetSnapshot).await.ok() })
     }
@@ -132,7 +140,10 @@ impl Handler<SnapshotsOfTenant> for Router {
         _ctx: &mut Context<Self>,
     ) -> Self::Result {
         let ids = self.by_tenant.get(&tenant).cloned().unwrap_or_default();
-        let asks: Vec<_> = ids
+        let (elsewhere, here): (Vec<String>, Vec<String>) =
+            ids.into_iter().partition(|id| self.owned_elsewhere(id));
+        let stored = self.stored_snapshots(elsewhere);
+        let asks: Vec<_> = here
             .into_iter()
             .filter_map(|id| self.actor(&id).map(|actor| (id, actor)))
             .map(|(id, actor)| {
@@ -141,11 +152,14 @@ impl Handler<SnapshotsOfTenant> for Router {
             })
             .collect();
         Box::pin(async move {
-            futures_util::future::join_all(asks)
-                .await
-                .into_iter()
-                .flatten()
-                .collect()
+            let mut snapshots = stored.await;
+            snapshots.extend(
+                futures_util::future::join_all(asks)
+                    .await
+                    .into_iter()
+                    .flatten(),
+            );
+            snapshots
         })
     }
 }
@@ -158,6 +172,81 @@ impl Handler<DisableEndpoint> for Router {
         DisableEndpoint(id): DisableEndpoint,
         _ctx: &mut Context<Self>,
     ) -> Self::Result {
+        if self.owned_elsewhere(&id) {
+            // Nobody may own it yet (it is new).
+            self.round_soon();
+            return self.forward(id, Command::Disable);
+        }
+        self.disable_here(id)
+    }
+}
+
+impl Handler<EnableEndpoint> for Router {
+    type Result = ResponseActFuture<Self, Option<Result<EnableOutcome, StoreError>>>;
+
+    fn handle(
+        &mut self,
+        EnableEndpoint(id, replay): EnableEndpoint,
+        _ctx: &mut Context<Self>,
+    ) -> Self::Result {
+        if self.owned_elsewhere(&id) {
+            self.round_soon();
+            return self.forward(id, Command::Enable(replay));
+        }
+        self.enable_here(id, replay)
+    }
+}
+
+impl Router {
+    /// The stored state of endpoints another instance owns: their owner
+    /// saves the breaker and streak with every attempt that changes them.
+    /// What only the owner's memory holds (the queue, in-flight attempts)
+    /// reads as empty.
+    fn stored_snapshots(
+        &self,
+        ids: Vec<String>,
+    ) -> impl std::future::Future<Output = HashMap<String, EndpointSnapshot>> + 'static {
+        let limits: Vec<(String, HealthLimits)> = ids
+            .into_iter()
+            .filter_map(|id| {
+                let limits = self.routes.get(&id)?.config.limits.clone();
+                Some((id, limits))
+            })
+            .collect();
+        let store = self.store.clone();
+        async move {
+            if limits.is_empty() {
+                return HashMap::new();
+            }
+            let read = store
+                .run(move |db| {
+                    let mut snapshots = HashMap::new();
+                    for (id, limits) in limits {
+                        let saved = endpoints::load_health(db, &id)?;
+                        snapshots.insert(id, EndpointSnapshot::stored(saved.as_ref(), &limits));
+                    }
+                    Ok(snapshots)
+                })
+                .await;
+            read.unwrap_or_else(|error| {
+                log::warn!("reading stored endpoint health failed: {error}");
+                HashMap::new()
+            })
+        }
+    }
+
+    /// Whether the endpoint is known but its actor cannot run here: another
+    /// instance owns it (or this one is handing it over).
+    fn owned_elsewhere(&self, id: &str) -> bool {
+        self.routes.contains_key(id)
+            && (!self.leases.contains_key(id) || self.releasing.contains(id))
+    }
+
+    /// Disables an endpoint this instance owns, through its actor.
+    pub(super) fn disable_here(
+        &mut self,
+        id: String,
+    ) -> ResponseActFuture<Self, Option<Result<bool, StoreError>>> {
         // From now on new events are held for it.
         let was_active = self.set_active(&id, false);
         let actor = self.actor(&id);
@@ -173,16 +262,13 @@ impl Handler<DisableEndpoint> for Router {
             Some(answer)
         }))
     }
-}
 
-impl Handler<EnableEndpoint> for Router {
-    type Result = ResponseActFuture<Self, Option<Result<EnableOutcome, StoreError>>>;
-
-    fn handle(
+    /// Enables an endpoint this instance owns, through its actor.
+    pub(super) fn enable_here(
         &mut self,
-        EnableEndpoint(id, replay): EnableEndpoint,
-        _ctx: &mut Context<Self>,
-    ) -> Self::Result {
+        id: String,
+        replay: Replay,
+    ) -> ResponseActFuture<Self, Option<Result<EnableOutcome, StoreError>>> {
         let was_active = self.set_active(&id, true);
         let actor = self.actor(&id);
         let ask = async move { Some(actor?.send(Enable(replay)).await) };
@@ -218,6 +304,7 @@ impl Handler<EndpointNotice> for Router {
             EndpointNotice::Disabled(id) => {
                 self.set_active(&id, false);
             }
+            EndpointNotice::LeaseLost(id) => self.forget_lease(&id),
         }
     }
 }

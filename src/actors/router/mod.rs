@@ -4,24 +4,35 @@
 //! By concern: `messages` (what the router takes, and the handlers that
 //! need no more than the registry), `fan_out` (publishing: an event's
 //! deliveries, committed, then handed to their actors), `alert_dispatch`
-//! (alerts as operational events) and `rescue` (work on disk that no actor
-//! knows of).
+//! (alerts as operational events), `rescue` (work on disk that no actor
+//! knows of), `ownership` (the leases under which this instance runs
+//! endpoints, when several share a database), `registry` (keeping the
+//! endpoints current with changes made through other instances) and
+//! `commands` (status changes asked through an instance that does not own
+//! the endpoint).
 
 mod alert_dispatch;
+mod commands;
 mod fan_out;
 mod messages;
+mod ownership;
+mod registry;
 mod rescue;
 
 use super::endpoint::{ActorDeps, ActorSettings, EndpointActor};
+use crate::actors::lease_clock::LeaseClock;
 use crate::core::endpoint::EndpointConfig;
 use crate::sender::Transport;
-use crate::store::endpoint_state::{self, BodyCache};
+use crate::store::endpoint_state::BodyCache;
+use crate::store::leases::Fence;
 use crate::store::writer::Writer;
 use crate::store::Store;
 use actix::prelude::*;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
+
+pub use ownership::{Catalog, LeaveLeases, Ownership};
 
 pub use messages::{
     DeliverySettled, DisableEndpoint, DrainAll, EnableEndpoint, EndpointDeleted, EndpointSaved,
@@ -52,6 +63,39 @@ pub struct Router {
     /// The pause between two rounds of the rescue sweep, and how long a
     /// pending delivery must have been due before the sweep looks at it.
     rescue_interval: Duration,
+    ownership: Ownership,
+    catalog: Catalog,
+    /// The endpoints this instance owns, with the epoch of each lease: only
+    /// they get an actor here.
+    leases: HashMap<String, i64>,
+    /// Owned endpoints being handed over: their actors finish what is in
+    /// flight, then the lease is given back.
+    releasing: HashSet<String>,
+    /// When the last lease round that renewed the leases began.
+    lease_clock: Arc<LeaseClock>,
+    /// Each tenant's endpoints version, as last read (see [`registry`]).
+    registry_versions: HashMap<String, i64>,
+    registry_reading: bool,
+    /// Commands of other instances being carried out here, by id.
+    commands_running: HashSet<String>,
+    /// Set at shutdown, once the leases are given back: no round takes more.
+    leaving: bool,
+    round_running: bool,
+    /// A [`ownership::RoundNow`] is on its way.
+    round_asked: bool,
+    /// This router, once it runs.
+    me: Option<Addr<Router>>,
+    /// Signals for other instances, sent together by the next flush.
+    outgoing: Vec<crate::store::signals::Signal>,
+}
+
+/// What the router is started with besides its connections.
+pub struct RouterSettings {
+    pub actors: ActorSettings,
+    /// See [`Router::rescue_interval`].
+    pub rescue_interval: Duration,
+    pub ownership: Ownership,
+    pub catalog: Catalog,
 }
 
 impl Router {
@@ -60,9 +104,15 @@ impl Router {
         store: Store,
         transport: Transport,
         endpoints: Vec<EndpointConfig>,
-        settings: ActorSettings,
-        rescue_interval: Duration,
+        settings: RouterSettings,
     ) -> Self {
+        let RouterSettings {
+            actors: settings,
+            rescue_interval,
+            ownership,
+            catalog,
+        } = settings;
+        let lease_clock = Arc::new(LeaseClock::new(ownership.lease_ttl));
         let threads = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
         let mut router = Router {
             arbiters: (0..threads).map(|_| Arbiter::new()).collect(),
@@ -75,6 +125,19 @@ impl Router {
             routes: HashMap::new(),
             by_tenant: HashMap::new(),
             rescue_interval,
+            ownership,
+            catalog,
+            leases: HashMap::new(),
+            releasing: HashSet::new(),
+            lease_clock,
+            registry_versions: HashMap::new(),
+            registry_reading: false,
+            commands_running: HashSet::new(),
+            outgoing: Vec::new(),
+            me: None,
+            leaving: false,
+            round_running: false,
+            round_asked: false,
         };
         for config in endpoints {
             router.add(config);
@@ -102,17 +165,28 @@ impl Router {
         self.started_route(id)?.actor.clone()
     }
 
-    /// The endpoint's route, its actor started now if it was not running.
+    /// The endpoint's route, its actor started now if it was not running;
+    /// `None` unless this instance owns the endpoint (and is not handing
+    /// it over).
     fn started_route(&mut self, id: &str) -> Option<&Route> {
+        let epoch = *self.leases.get(id)?;
+        if self.releasing.contains(id) {
+            return None;
+        }
         let route = self.routes.get_mut(id)?;
         if route.actor.is_none() {
             let deps = self.deps.clone()?;
             let config = Arc::clone(&route.config);
+            let fence = Fence {
+                endpoint_id: id.to_owned(),
+                owner: Arc::clone(&self.ownership.instance),
+                epoch,
+            };
             // None once the threads were released at shutdown.
             let arbiter = &self.arbiters[self.next_arbiter.checked_rem(self.arbiters.len())?];
             self.next_arbiter += 1;
             let actor = Supervisor::start_in_arbiter(&arbiter.handle(), move |_| {
-                EndpointActor::new(config, deps)
+                EndpointActor::new(config, deps, fence)
             });
             route.actor = Some(actor);
         }
@@ -131,26 +205,6 @@ impl Router {
         }
         before
     }
-
-    /// Starts the actors of endpoints with deliveries waiting on disk; the
-    /// API serves meanwhile, and the other actors start when first needed.
-    fn start_endpoints_with_work(&self, ctx: &mut Context<Self>) {
-        let store = self.store.clone();
-        let found = async move { store.run(endpoint_state::endpoints_with_work).await };
-        ctx.spawn(found.into_actor(self).map(|found, act, ctx| match found {
-            Ok(ids) => {
-                for id in ids {
-                    act.actor(&id);
-                }
-            }
-            Err(error) => {
-                log::error!("finding endpoints with waiting deliveries failed: {error}; retrying");
-                ctx.run_later(Duration::from_secs(5), |act, ctx| {
-                    act.start_endpoints_with_work(ctx);
-                });
-            }
-        }));
-    }
 }
 
 impl Drop for Router {
@@ -168,6 +222,7 @@ impl Actor for Router {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
+        self.me = Some(ctx.address());
         self.deps = Some(ActorDeps {
             writer: self.writer.clone(),
             store: self.store.clone(),
@@ -175,8 +230,14 @@ impl Actor for Router {
             transport: self.transport.clone(),
             notices: ctx.address().recipient(),
             settings: self.settings,
+            lease_clock: Arc::clone(&self.lease_clock),
         });
-        self.start_endpoints_with_work(ctx);
+        // The first lease round starts the actors of the endpoints taken
+        // that have deliveries waiting; the others start when first needed.
+        self.start_lease_rounds(ctx);
+        self.poll_registry(ctx);
+        self.start_listening(ctx);
+        self.poll_commands(ctx);
         self.schedule_rescue_sweep(ctx);
         self.start_alert_sweeps(ctx);
     }

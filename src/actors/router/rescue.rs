@@ -4,7 +4,7 @@
 
 use super::messages::PendingOnDisk;
 use super::{Route, Router};
-use crate::actors::endpoint::{Reconfigure, WorkOnDisk};
+use crate::actors::endpoint::Reconfigure;
 use crate::core::delivery::rescue::{self, OnDisk, Rescue};
 use crate::store::endpoint_state;
 use crate::time::now_ms;
@@ -15,14 +15,6 @@ use std::sync::Arc;
 const RESCUE_BATCH: i64 = 500;
 
 impl Router {
-    /// Tells the endpoint's actor (started if need be) that deliveries wait
-    /// on disk that it was not handed.
-    pub(super) fn work_on_disk(&mut self, id: &str) {
-        if let Some(actor) = self.actor(id) {
-            actor.do_send(WorkOnDisk);
-        }
-    }
-
     /// Starts a round of the rescue sweep one interval from now.
     pub(super) fn schedule_rescue_sweep(&self, ctx: &mut Context<Self>) {
         ctx.run_later(self.rescue_interval, |act, ctx| {
@@ -65,6 +57,10 @@ impl Router {
     }
 
     fn rescue(&mut self, id: &str, on_disk: OnDisk, rescued: &mut RescueCount) {
+        // Another instance's endpoints are its own sweep's to rescue.
+        if !self.leases.contains_key(id) {
+            return;
+        }
         let Some(route) = self.routes.get(id) else {
             return;
         };
@@ -84,6 +80,7 @@ impl Router {
                     if let Some(Route {
                         config,
                         actor: Some(actor),
+                        ..
                     }) = self.started_route(id)
                     {
                         actor.do_send(Reconfigure(Arc::clone(config)));

@@ -197,7 +197,8 @@ pub async fn update(
     }
     let max_only = fields.changes_max_cooldown_only();
     fields.apply_to(&mut row)?;
-    row.updated_at = now_ms();
+    // Strictly later: instances tell a changed configuration by it.
+    row.updated_at = now_ms().max(row.updated_at + 1);
     if let Some(caps) = &caps {
         caps.check_timeout(Some(before_timeout), row.timeout_seconds.unsigned_abs())?;
     }

@@ -156,6 +156,13 @@ impl Sweeper {
         self.next(Duration::ZERO)
     }
 
+    /// Another instance sharing the database leads the sweeps: this one
+    /// sleeps an interval, then asks again.
+    pub fn skip(&mut self) -> Step {
+        self.remaining.clear();
+        Step::Sleep(self.pace.interval)
+    }
+
     /// The current batch is done: the same again (it was full, so more may
     /// be due), or the next one, or sleep when the plan is done.
     pub fn batch_done(&mut self, outcome: BatchOutcome) -> Step {

@@ -85,6 +85,13 @@ impl SecretBox {
         format!("{SEALED_V1}{}", STANDARD.encode(sealed))
     }
 
+    /// A value that tells whether two instances hold the same key (or both
+    /// none) without showing it: a constant sealed under a constant nonce,
+    /// which a key maps to one value and another key to another.
+    pub fn key_check(&self) -> String {
+        self.seal("instance key check", "hookrelay", [0; NONCE_LEN])
+    }
+
     /// The secret behind a stored value of endpoint `endpoint_id`.
     pub fn open(&self, endpoint_id: &str, stored: &str) -> Result<String, OpenError> {
         if !is_sealed(stored) {
@@ -141,6 +148,15 @@ mod tests {
 
     fn sealed_box(key: &str) -> SecretBox {
         SecretBox::new(Some(SecretKey::parse(key).unwrap()))
+    }
+
+    #[test]
+    fn the_key_check_tells_keys_apart_and_shows_none() {
+        let check = sealed_box(KEY).key_check();
+        assert_eq!(check, sealed_box(KEY).key_check());
+        assert_ne!(check, sealed_box(OTHER_KEY).key_check());
+        assert_ne!(check, SecretBox::new(None).key_check());
+        assert!(!check.contains(KEY));
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! restart, in [`health`] and [`moves`].
 
 use super::models::EndpointRow;
-use super::schema::endpoints;
+use super::schema::{endpoints, tenants};
 use super::tenants::SYSTEM_TENANT;
 use super::{dispatch, tenant_page, Db, StoreError};
 use crate::core::delivery::envelope::OPERATIONAL_PREFIX;
@@ -13,7 +13,7 @@ use crate::core::health::failure_policy::DisableReason;
 use crate::core::secrets::secret_box::SecretBox;
 use crate::core::secrets::signing::Secret;
 use diesel::prelude::*;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 mod health;
 mod moves;
@@ -32,7 +32,7 @@ pub const OPERATOR_ENDPOINT: &str = "ep_operator_alerts";
 
 pub fn insert(db: &mut Db, row: &EndpointRow) -> Result<(), StoreError> {
     dispatch!(db, c => diesel::insert_into(endpoints::table).values(row).execute(c))?;
-    Ok(())
+    raise_endpoints_version(db, &row.tenant_id)
 }
 
 /// Writes the configuration columns only: the status belongs to the
@@ -68,10 +68,12 @@ pub fn update(db: &mut Db, row: &EndpointRow) -> Result<(), StoreError> {
             endpoints::previous_secret_expires_at.eq(row.previous_secret_expires_at),
         ))
         .execute(c))?;
-    Ok(())
+    raise_endpoints_version(db, &row.tenant_id)
 }
 
-/// Disables (`Some(reason)`) or re-activates (`None`) the endpoint.
+/// Disables (`Some(reason)`) or re-activates (`None`) the endpoint. Its
+/// `updated_at` stays: it dates the configuration, by which every instance
+/// tells a changed one (a status change has `disabled_at`).
 pub fn set_status(
     db: &mut Db,
     id: &str,
@@ -86,8 +88,11 @@ pub fn set_status(
             endpoints::status.eq(status),
             endpoints::disabled_at.eq(disabled_at),
             endpoints::disabled_reason.eq(reason),
-            endpoints::updated_at.eq(now),
         ))
+        .execute(c))?;
+    let tenant = endpoints::table.find(id).select(endpoints::tenant_id);
+    dispatch!(db, c => diesel::update(tenants::table.filter(tenants::id.eq_any(tenant)))
+        .set(tenants::endpoints_version.eq(tenants::endpoints_version + 1))
         .execute(c))?;
     Ok(())
 }
@@ -182,7 +187,26 @@ pub fn delete(db: &mut Db, tenant_id: &str, id: &str) -> Result<bool, StoreError
         .filter(endpoints::tenant_id.eq(tenant_id))
         .filter(endpoints::id.eq(id)))
         .execute(c))?;
+    raise_endpoints_version(db, tenant_id)?;
     Ok(deleted > 0)
+}
+
+/// Marks, in the transaction of a change to one of the tenant's endpoints
+/// (created, changed, disabled or enabled, deleted), that what every
+/// instance remembers of the tenant's endpoints is out of date.
+fn raise_endpoints_version(db: &mut Db, tenant_id: &str) -> Result<(), StoreError> {
+    dispatch!(db, c => diesel::update(tenants::table.find(tenant_id))
+        .set(tenants::endpoints_version.eq(tenants::endpoints_version + 1))
+        .execute(c))?;
+    Ok(())
+}
+
+/// Every tenant's endpoints version (see [`raise_endpoints_version`]).
+pub fn versions(db: &mut Db) -> Result<HashMap<String, i64>, StoreError> {
+    let rows: Vec<(String, i64)> = dispatch!(db, c => tenants::table
+        .select((tenants::id, tenants::endpoints_version))
+        .load(c))?;
+    Ok(rows.into_iter().collect())
 }
 
 /// Creates, updates or (with `None`) removes the endpoint that carries

@@ -223,6 +223,7 @@ impl EndpointRow {
             limits: self.limits(defaults),
             raises_alerts: self.id != OPERATOR_ENDPOINT,
             trusted_target: self.id == OPERATOR_ENDPOINT,
+            revision: self.updated_at,
         })
     }
 }

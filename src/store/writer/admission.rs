@@ -79,6 +79,7 @@ mod tests {
             health: None,
             alerts: Vec::new(),
             disable: None,
+            fence: None,
         }
     }
 

@@ -64,6 +64,8 @@ pub(super) struct IngestJob {
 
 pub(super) struct AttemptJob {
     pub(super) write: AttemptWrite,
+    /// Another instance owns the endpoint now: the write changed nothing.
+    fenced: bool,
     reply: oneshot::Sender<Result<(), StoreError>>,
 }
 
@@ -110,7 +112,12 @@ impl Job {
 
     pub(super) fn attempt(write: AttemptWrite) -> (Job, Answer<()>) {
         let (reply, answer) = oneshot::channel();
-        (Job::Attempt(Box::new(AttemptJob { write, reply })), answer)
+        let job = AttemptJob {
+            write,
+            fenced: false,
+            reply,
+        };
+        (Job::Attempt(Box::new(job)), answer)
     }
 
     pub(super) fn answer(self, outcome: Result<(), StoreError>) {
@@ -121,6 +128,12 @@ impl Job {
                 let _ = reply.send(outcome.and_then(|()| result.ok_or_else(not_run)));
             }
             Job::Attempt(job) => {
+                let fenced = job.fenced;
+                let endpoint = job.write.fence.map(|fence| fence.endpoint_id);
+                let outcome = match (outcome, endpoint) {
+                    (Ok(()), Some(endpoint)) if fenced => Err(StoreError::Fenced(endpoint)),
+                    (outcome, _) => outcome,
+                };
                 let _ = job.reply.send(outcome);
             }
         }
@@ -189,8 +202,16 @@ pub(super) fn run_jobs(db: &mut Db, jobs: &mut [Job]) -> Result<(), StoreError> 
                 _ => None,
             })
             .collect();
-        if !writes.is_empty() {
-            batch::record_attempts(db, &writes, now)?;
+        if writes.is_empty() {
+            continue;
+        }
+        let fenced = batch::record_attempts(db, &writes, now)?;
+        let jobs = run.iter_mut().filter_map(|job| match job {
+            Job::Attempt(job) => Some(job),
+            _ => None,
+        });
+        for (job, fenced) in jobs.zip(fenced) {
+            job.fenced = fenced;
         }
     }
     Ok(())

@@ -150,6 +150,7 @@ fn attempt(
         health: None,
         alerts: Vec::new(),
         disable: None,
+        fence: None,
     }
 }
 
@@ -162,7 +163,9 @@ fn stored_delivery(db: &mut Db, id: &str) -> DeliveryRow {
 
 /// Records `writes` as one batch in one transaction at `at`.
 fn record_attempts(db: &mut Db, writes: &[AttemptWrite], at: i64) -> Result<(), StoreError> {
-    db.transaction(|db| batch::record_attempts(db, &writes.iter().collect::<Vec<_>>(), at))
+    db.transaction(|db| {
+        batch::record_attempts(db, &writes.iter().collect::<Vec<_>>(), at).map(drop)
+    })
 }
 
 /// The migrated database with [`TENANT`] and these endpoints.

@@ -24,11 +24,23 @@ pub fn test_settings(database_url: &str) -> hookrelay::config::Settings {
     let mut settings = hookrelay::config::Settings::new(database_url);
     settings.listen = "127.0.0.1:0".to_string();
     settings.admin_key = Some(ADMIN_KEY.to_string());
+    settings.instance_id = Some(instance_id_for(database_url));
     settings.allow_targets = LOOPBACK_TARGETS
         .split(',')
         .map(|net| net.parse().expect("LOOPBACK_TARGETS are CIDRs"))
         .collect();
     settings
+}
+
+/// The instance id every start on `database_url` takes unless a test sets
+/// its own: a restart in a test is the same instance starting again, which
+/// takes back its endpoints at once instead of waiting for its former
+/// leases to expire. Instances side by side must be given ids of their own.
+pub fn instance_id_for(database_url: &str) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    database_url.hash(&mut hasher);
+    format!("it-{:016x}", hasher.finish())
 }
 
 /// Builds `hookrelay::startup::Application` on `db` with [`ADMIN_KEY`] and

@@ -12,7 +12,7 @@ use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use super::app::{ADMIN_KEY, LOOPBACK_TARGETS};
+use super::app::{instance_id_for, ADMIN_KEY, LOOPBACK_TARGETS};
 use super::values::to_bytes;
 use super::waiting::wait_until;
 
@@ -57,6 +57,7 @@ impl Service {
             .arg("serve")
             .env_remove("HOOKRELAY_ADMIN_KEY")
             .env("DATABASE_URL", database_url)
+            .env("HOOKRELAY_INSTANCE_ID", instance_id_for(database_url))
             .env("HOOKRELAY_LISTEN", "127.0.0.1:0")
             .env("HOOKRELAY_ALLOW_TARGETS", LOOPBACK_TARGETS)
             .env("RUST_LOG", rust_log);
