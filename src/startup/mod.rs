@@ -19,7 +19,9 @@ use crate::core::input::target_policy::TargetPolicy;
 use crate::core::secrets::secret_box::SecretBox;
 use crate::core::tenancy::tenant_caps::TenantCaps;
 use crate::sender;
+use crate::store::endpoints::OPERATOR_ENDPOINT;
 use crate::store::sqlite_claim::{self, SqliteClaim};
+use crate::store::tenants::SYSTEM_TENANT;
 use crate::store::writer::{Writer, WriterLanes};
 use crate::store::{endpoints, leases, Store, StoreError};
 use crate::time::now_ms;
@@ -122,7 +124,9 @@ impl Application {
                 // that have it must not remove their alert endpoint.
                 let others = leases::live_instances(db, ttl)?.iter().any(|id| *id != me);
                 if target.is_none() && others {
-                    log::warn!("HOOKRELAY_ALERT_URL is not set here but other instances run: their alert endpoint is left as it is; give every instance the same alert settings");
+                    if endpoints::find(db, SYSTEM_TENANT, OPERATOR_ENDPOINT)?.is_some() {
+                        log::warn!("HOOKRELAY_ALERT_URL is not set here but other instances run with it: their alert endpoint is left as it is; give every instance the same alert settings");
+                    }
                     return Ok(());
                 }
                 endpoints::sync_operator_endpoint(db, target, &operator_secrets, now_ms())
