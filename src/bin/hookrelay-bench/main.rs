@@ -26,6 +26,11 @@
 //!   RSS and duration, the publish and drain rates, the time until the API
 //!   answers after the restart, and lost/duplicate counts (targets: at most
 //!   150 MiB throughout, serving within 5 s).
+//! - `--scenario instances --instances N` (PostgreSQL): N services on one
+//!   database, their endpoints (`--fanout`) spread by lease; events are
+//!   published through each in turn. Prints throughput, latency, the CPU
+//!   time of each instance, of PostgreSQL and of the bench, then kills one
+//!   instance and prints the time to the first delivery by the new owner.
 //! - `--scenario endpoints --endpoints N`: N idle endpoints created by C
 //!   concurrent clients, spread over tenants; prints the creation rate, the
 //!   idle service's RSS, then restarts it and prints the time until the API
@@ -36,6 +41,7 @@ mod backlog;
 mod client;
 mod endpoints;
 mod fanout;
+mod instances;
 mod isolation;
 mod process;
 mod receiver;
@@ -100,7 +106,10 @@ struct Args {
     /// Endpoints scenario: endpoints per tenant (tenants are added as needed).
     #[arg(long, default_value_t = 1000)]
     endpoints_per_tenant: usize,
-    /// Backlog and endpoints scenarios: the `hookrelay` binary to run;
+    /// Instances scenario: how many services share the database.
+    #[arg(long, default_value_t = 2)]
+    instances: usize,
+    /// Backlog, endpoints and instances scenarios: the `hookrelay` binary to run;
     /// default: the one next to this bench binary.
     #[arg(long)]
     service_binary: Option<PathBuf>,
@@ -117,6 +126,8 @@ enum Scenario {
     Backlog,
     /// The real service's memory and start-up time with N idle endpoints.
     Endpoints,
+    /// Several services on one PostgreSQL database: throughput and failover.
+    Instances,
 }
 
 impl Scenario {
@@ -160,7 +171,9 @@ fn main() -> Result<(), String> {
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
-    let outcome = if args.scenario.runs_child() {
+    let outcome = if args.scenario == Scenario::Instances {
+        runtime.block_on(instances::run(&args, &database_url, &scratch))
+    } else if args.scenario.runs_child() {
         run_with_child(&args, &database_url, &scratch, &runtime)
     } else {
         run_in_process(&args, &database_url, &runtime)

@@ -17,6 +17,8 @@ pub struct ServiceCommand {
     database_url: String,
     pub port: u16,
     log: PathBuf,
+    /// Settings besides the defaults.
+    env: Vec<(String, String)>,
 }
 
 /// After SIGTERM, how long the service may take to exit before SIGKILL.
@@ -53,7 +55,14 @@ impl ServiceCommand {
             database_url: database_url.to_owned(),
             port,
             log,
+            env: Vec::new(),
         })
+    }
+
+    /// The same command with `name=value` set as well.
+    pub fn with_env(mut self, name: &str, value: &str) -> ServiceCommand {
+        self.env.push((name.to_owned(), value.to_owned()));
+        self
     }
 
     pub fn log(&self) -> &Path {
@@ -76,6 +85,7 @@ impl ServiceCommand {
             .env("HOOKRELAY_LISTEN", format!("127.0.0.1:{}", self.port))
             .env("HOOKRELAY_ADMIN_KEY", ADMIN_KEY)
             .env("HOOKRELAY_ALLOW_TARGETS", crate::LOOPBACK_TARGETS)
+            .envs(self.env.iter().map(|(name, value)| (name, value)))
             .stdin(Stdio::null())
             .stdout(Stdio::from(log))
             .stderr(Stdio::from(stderr))
@@ -149,6 +159,12 @@ impl ServiceProcess {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// SIGKILL, as a crash: nothing is drained or given back.
+    pub fn kill(&mut self) -> Result<(), String> {
+        self.child.kill().map_err(|e| e.to_string())?;
+        self.child.wait().map(drop).map_err(|e| e.to_string())
     }
 
     /// SIGTERM (the service drains in-flight attempts and exits), then
