@@ -295,3 +295,126 @@ async fn an_instance_with_another_secret_key_is_refused() {
     assert!(refused.contains("HOOKRELAY_SECRET_KEY"), "{refused}");
     first.stop().await;
 }
+
+/// Publishes `count` events numbered from `from` through `api`, one at a
+/// time; returns the ids accepted.
+async fn publish_some(
+    api: &TestApp,
+    tenant: &TenantEndpoint,
+    from: usize,
+    count: usize,
+) -> Vec<String> {
+    let mut accepted = Vec::new();
+    for n in from..from + count {
+        let id = format!("evt_{n}");
+        let event = json!({"id": id, "type": "invoice.paid", "payload": {"n": n}});
+        if api
+            .publish(&tenant.key, &tenant.tenant, &event)
+            .await
+            .status
+            == StatusCode::ACCEPTED
+        {
+            accepted.push(id);
+        }
+    }
+    accepted
+}
+
+/// Every id of `events` arrived `fanout` times, and nothing else arrived.
+async fn assert_each_delivered_once(receiver: &Receiver, events: &[String], fanout: usize) {
+    receiver
+        .wait_for_count(events.len() * fanout, DELIVERY_TIMEOUT)
+        .await;
+    receiver
+        .assert_nothing_more_arrives(
+            events.len() * fanout,
+            Duration::from_secs(1),
+            "a second send",
+        )
+        .await;
+    let mut arrived = receiver.webhook_ids();
+    arrived.sort();
+    let mut expected: Vec<String> = events
+        .iter()
+        .flat_map(|id| std::iter::repeat_n(id.clone(), fanout))
+        .collect();
+    expected.sort();
+    assert_eq!(arrived, expected, "every accepted event, once per endpoint");
+}
+
+#[actix_rt::test]
+async fn a_rolling_restart_loses_nothing_and_sends_nothing_twice() {
+    let Some(db) = TestDb::postgres() else {
+        return;
+    };
+    let mut first = service(&db, "it-roll-1", "first").await;
+    let mut second = service(&db, "it-roll-2", "second").await;
+    let receiver = Receiver::start();
+    let tenant = endpoints(
+        &TestApp::connect(&first.address, ADMIN_KEY),
+        &receiver.url(),
+        4,
+    )
+    .await;
+    wait_until(LEASE * 4 + SLACK, || async {
+        owned_by(&db, "it-roll-1") == 2 && owned_by(&db, "it-roll-2") == 2
+    })
+    .await;
+    let mut events = Vec::new();
+    for round in 0..2 {
+        // Stop one gracefully while publishing through the other, start
+        // it again, then the same with the other.
+        let (stopping, serving) = if round == 0 {
+            (&mut first, &second)
+        } else {
+            (&mut second, &first)
+        };
+        let api = TestApp::connect(&serving.address, ADMIN_KEY);
+        events.extend(publish_some(&api, &tenant, events.len(), 5).await);
+        let (status, _) = stopping.terminate(Duration::from_secs(30)).await;
+        assert!(status.success(), "a graceful stop: {status}");
+        events.extend(publish_some(&api, &tenant, events.len(), 5).await);
+        let id = if round == 0 { "it-roll-1" } else { "it-roll-2" };
+        *stopping = service(&db, id, "restarted").await;
+        events.extend(publish_some(&api, &tenant, events.len(), 5).await);
+    }
+    assert_eq!(events.len(), 30, "every publish accepted");
+    assert_each_delivered_once(&receiver, &events, 4).await;
+    assert_eq!(attempted_by_two(&db), 0);
+}
+
+#[actix_rt::test]
+async fn instances_come_back_by_themselves_after_the_database_was_away() {
+    let Some(db) = TestDb::postgres() else {
+        return;
+    };
+    let first = RestartableApp::start(db.url(), with_lease("it-away-1")).await;
+    let second = RestartableApp::start(db.url(), with_lease("it-away-2")).await;
+    let receiver = Receiver::start();
+    let tenant = endpoints(&first.app, &receiver.url(), 4).await;
+    wait_until(LEASE * 4 + SLACK, || async {
+        owned_by(&db, "it-away-1") == 2 && owned_by(&db, "it-away-2") == 2
+    })
+    .await;
+    let mut events = publish_some(&first.app, &tenant, 0, 5).await;
+    receiver
+        .wait_for_count(events.len() * 4, DELIVERY_TIMEOUT)
+        .await;
+
+    // Longer than a lease: both stop their actors and their leases expire.
+    db.allow_connections(false);
+    db.terminate_connections();
+    tokio::time::sleep(LEASE * 2).await;
+    db.allow_connections(true);
+
+    wait_until(DELIVERY_TIMEOUT, || async {
+        owned_by(&db, "it-away-1") + owned_by(&db, "it-away-2") == 4
+    })
+    .await;
+    events.extend(publish_some(&second.app, &tenant, events.len(), 5).await);
+    events.extend(publish_some(&first.app, &tenant, events.len(), 5).await);
+    assert_each_delivered_once(&receiver, &events, 4).await;
+    assert_eq!(attempted_by_two(&db), 0);
+    second.stop().await;
+    first.stop().await;
+}

@@ -14,7 +14,6 @@ use crate::store::endpoint_state::{self, EnableOutcome, Replay};
 use crate::store::endpoints;
 use crate::store::events::Ingested;
 use crate::store::models::EventRow;
-use crate::store::signals::Signal;
 use crate::store::StoreError;
 use actix::prelude::*;
 use std::collections::HashMap;
@@ -103,8 +102,6 @@ impl Handler<EndpointSaved> for Router {
                 self.round_soon();
             }
         }
-        self.outgoing.push(Signal::Registry);
-        self.flush_signals_soon();
     }
 }
 
@@ -113,8 +110,6 @@ impl Handler<EndpointDeleted> for Router {
 
     fn handle(&mut self, EndpointDeleted(id): EndpointDeleted, _ctx: &mut Context<Self>) {
         self.remove_route(&id);
-        self.outgoing.push(Signal::Registry);
-        self.flush_signals_soon();
     }
 }
 
@@ -208,9 +203,12 @@ impl Router {
     ) -> impl std::future::Future<Output = HashMap<String, EndpointSnapshot>> + 'static {
         let limits: Vec<(String, HealthLimits)> = ids
             .into_iter()
-            .filter_map(|id| {
-                let limits = self.routes.get(&id)?.config.limits.clone();
-                Some((id, limits))
+            .map(|id| {
+                let limits = self.routes.get(&id).map_or_else(
+                    || self.catalog.defaults.clone(),
+                    |route| route.config.limits.clone(),
+                );
+                (id, limits)
             })
             .collect();
         let store = self.store.clone();
@@ -235,11 +233,13 @@ impl Router {
         }
     }
 
-    /// Whether the endpoint is known but its actor cannot run here: another
-    /// instance owns it (or this one is handing it over).
+    /// Whether the endpoint's actor cannot run here: another instance owns
+    /// it, or this one is handing it over, or it was created through another
+    /// instance a moment ago and is not in the registry yet.
     fn owned_elsewhere(&self, id: &str) -> bool {
-        self.routes.contains_key(id)
-            && (!self.leases.contains_key(id) || self.releasing.contains(id))
+        !self.leases.contains_key(id)
+            || self.releasing.contains(id)
+            || !self.routes.contains_key(id)
     }
 
     /// Disables an endpoint this instance owns, through its actor.

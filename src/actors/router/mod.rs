@@ -76,6 +76,11 @@ pub struct Router {
     /// Each tenant's endpoints version, as last read (see [`registry`]).
     registry_versions: HashMap<String, i64>,
     registry_reading: bool,
+    /// A registry read was asked for while one was under way.
+    registry_again: bool,
+    /// Work signalled together with a registry change: handed to actors
+    /// once the change is read.
+    work_after_registry: Vec<String>,
     /// Commands of other instances being carried out here, by id.
     commands_running: HashSet<String>,
     /// Set at shutdown, once the leases are given back: no round takes more.
@@ -132,6 +137,8 @@ impl Router {
             lease_clock,
             registry_versions: HashMap::new(),
             registry_reading: false,
+            registry_again: false,
+            work_after_registry: Vec::new(),
             commands_running: HashSet::new(),
             outgoing: Vec::new(),
             me: None,

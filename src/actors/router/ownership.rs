@@ -341,6 +341,11 @@ impl Handler<Listened> for Router {
                 let mut commands = false;
                 for signal in signals {
                     match signal {
+                        // After a registry change signalled before it, the
+                        // work waits for the change to be read.
+                        Signal::Work(id) if registry || self.registry_reading => {
+                            self.work_after_registry.push(id);
+                        }
                         Signal::Work(id) if self.leases.contains_key(&id) => {
                             self.work_on_disk(&id);
                         }

@@ -1,9 +1,12 @@
 //! Keeping the registry current with changes made through other instances:
 //! every change to a tenant's endpoints raises the tenant's endpoints
-//! version in its transaction ([`endpoints::versions`]). Every second, and
-//! at once on a registry signal, the router reads the versions and reloads
-//! the endpoints of the tenants whose version moved: new endpoints are
-//! added, changed ones reconfigured, deleted ones retired.
+//! version and signals it in its transaction ([`endpoints::versions`]).
+//! Every second, and at once on the signal, the router reads the versions
+//! and reloads the endpoints of the tenants whose version moved: new
+//! endpoints are added, changed ones reconfigured, deleted ones retired.
+//! Signals come in commit order, so work signalled with a registry change
+//! waits for that reload: a delivery published after a change made through
+//! another instance is sent as changed.
 
 use super::{Route, Router};
 use crate::actors::endpoint::Reconfigure;
@@ -30,6 +33,8 @@ impl Router {
     /// moved; one read at a time.
     pub(super) fn read_registry(&mut self, ctx: &mut Context<Self>) {
         if self.registry_reading {
+            // What that read found may predate the change asked about.
+            self.registry_again = true;
             return;
         }
         self.registry_reading = true;
@@ -55,7 +60,7 @@ impl Router {
                 })
                 .await
         };
-        ctx.spawn(read.into_actor(self).map(|read, act, _ctx| {
+        ctx.spawn(read.into_actor(self).map(|read, act, ctx| {
             act.registry_reading = false;
             match read {
                 Ok((versions, changed)) => {
@@ -65,6 +70,12 @@ impl Router {
                     act.registry_versions = versions;
                 }
                 Err(error) => log::warn!("reading endpoint changes failed: {error}"),
+            }
+            if std::mem::take(&mut act.registry_again) {
+                return act.read_registry(ctx);
+            }
+            for id in std::mem::take(&mut act.work_after_registry) {
+                act.work_on_disk(&id);
             }
         }));
     }

@@ -6,6 +6,7 @@
 
 use super::models::EndpointRow;
 use super::schema::{endpoints, tenants};
+use super::signals::{self, Signal};
 use super::tenants::SYSTEM_TENANT;
 use super::{dispatch, tenant_page, Db, StoreError};
 use crate::core::delivery::envelope::OPERATIONAL_PREFIX;
@@ -94,7 +95,7 @@ pub fn set_status(
     dispatch!(db, c => diesel::update(tenants::table.filter(tenants::id.eq_any(tenant)))
         .set(tenants::endpoints_version.eq(tenants::endpoints_version + 1))
         .execute(c))?;
-    Ok(())
+    signals::send(db, &[Signal::Registry])
 }
 
 pub fn find_by_id(db: &mut Db, id: &str) -> Result<Option<EndpointRow>, StoreError> {
@@ -194,11 +195,13 @@ pub fn delete(db: &mut Db, tenant_id: &str, id: &str) -> Result<bool, StoreError
 /// Marks, in the transaction of a change to one of the tenant's endpoints
 /// (created, changed, disabled or enabled, deleted), that what every
 /// instance remembers of the tenant's endpoints is out of date.
+/// The signal goes in the same transaction, so it reaches the others at
+/// its commit and before anything committed after it.
 fn raise_endpoints_version(db: &mut Db, tenant_id: &str) -> Result<(), StoreError> {
     dispatch!(db, c => diesel::update(tenants::table.find(tenant_id))
         .set(tenants::endpoints_version.eq(tenants::endpoints_version + 1))
         .execute(c))?;
-    Ok(())
+    signals::send(db, &[Signal::Registry])
 }
 
 /// Every tenant's endpoints version (see [`raise_endpoints_version`]).
