@@ -76,6 +76,8 @@ pub struct Router {
     /// Each tenant's endpoints version, as last read (see [`registry`]).
     registry_versions: HashMap<String, i64>,
     registry_reading: bool,
+    /// Endpoints the last registry read lacked (see [`registry`]).
+    missing_once: HashSet<String>,
     /// A registry read was asked for while one was under way.
     registry_again: bool,
     /// Work signalled together with a registry change: handed to actors
@@ -138,6 +140,7 @@ impl Router {
             registry_versions: HashMap::new(),
             registry_reading: false,
             registry_again: false,
+            missing_once: HashSet::new(),
             work_after_registry: Vec::new(),
             commands_running: HashSet::new(),
             outgoing: Vec::new(),

@@ -83,9 +83,16 @@ impl Router {
     fn refresh_tenant(&mut self, tenant: &str, configs: Vec<EndpointConfig>) {
         let stored: HashSet<String> = configs.iter().map(|c| c.id.clone()).collect();
         let known = self.by_tenant.get(tenant).cloned().unwrap_or_default();
+        // A read that began before a create made through this instance
+        // committed lacks it: an endpoint is removed once two reads in a
+        // row lack it (the second began after the first was applied).
         for id in known.iter().filter(|id| !stored.contains(*id)) {
-            self.remove_route(id);
+            if !self.missing_once.insert(id.clone()) {
+                self.missing_once.remove(id);
+                self.remove_route(id);
+            }
         }
+        self.missing_once.retain(|id| !stored.contains(id));
         for config in configs {
             self.refresh_route(config);
         }
@@ -110,9 +117,13 @@ impl Router {
         if route.actor.is_some() {
             config.active = route.config.active;
         }
-        if route.config.revision == config.revision {
-            // Only the status may differ: a running actor keeps its own.
-            Arc::make_mut(&mut route.config).active = config.active;
+        if config.revision <= route.config.revision {
+            // The same configuration, or an older one read before a change
+            // made through this instance: only the status may be news, and
+            // a running actor keeps its own.
+            if config.revision == route.config.revision {
+                Arc::make_mut(&mut route.config).active = config.active;
+            }
             return;
         }
         route.config = Arc::new(config);
