@@ -275,24 +275,69 @@ pub fn next_page(
     let bodies = bodies_of(db, &taken, cache)?;
     let deliveries = taken
         .into_iter()
-        .filter_map(
-            |(id, tenant_id, event_id, attempt_count, due_at, seq, event_type, _)| {
-                let body = bodies.get(&(tenant_id.clone(), event_id.clone()))?;
-                Some(QueuedDelivery {
-                    id: id.clone(),
-                    event_id: event_id.clone(),
-                    body: Arc::clone(body),
-                    attempt_count: u32::try_from(*attempt_count).unwrap_or_default(),
-                    due_at: due_at.unwrap_or_default(),
-                    seq: *seq,
-                    event_type: Arc::from(event_type.as_str()),
-                })
-            },
-        )
+        .filter_map(|row| queued(row, &bodies))
         .collect();
     Ok(Page {
         deliveries,
         more_from,
+    })
+}
+
+/// Those of the deliveries `ids` still pending, by endpoint, as an actor
+/// takes them in a hand-over: deliveries another instance published for
+/// endpoints this one owns. One look by primary key each; bodies as in
+/// [`next_page`].
+pub fn pending_by_ids(
+    db: &mut Db,
+    ids: &[String],
+    cache: &BodyCache,
+) -> Result<Vec<(String, QueuedDelivery)>, StoreError> {
+    let mut found = Vec::new();
+    for chunk in ids.chunks(500) {
+        let rows: Vec<(String, PageRow)> = dispatch!(db, c => deliveries::table
+            .inner_join(
+                events::table.on(events::tenant_id
+                    .eq(deliveries::tenant_id)
+                    .and(events::id.eq(deliveries::event_id))),
+            )
+            .filter(deliveries::id.eq_any(chunk))
+            .filter(delivery_rows::state_is(DeliveryState::Pending))
+            .select((
+                deliveries::endpoint_id,
+                (
+                    deliveries::id,
+                    deliveries::tenant_id,
+                    deliveries::event_id,
+                    deliveries::attempt_count,
+                    deliveries::next_attempt_at,
+                    deliveries::seq,
+                    events::event_type,
+                    diesel::dsl::sql::<diesel::sql_types::Integer>("0"),
+                ),
+            ))
+            .load(c))?;
+        let pages: Vec<&PageRow> = rows.iter().map(|(_, row)| row).collect();
+        let bodies = bodies_of(db, &pages, cache)?;
+        found.extend(
+            rows.iter()
+                .filter_map(|(endpoint, row)| Some((endpoint.clone(), queued(row, &bodies)?))),
+        );
+    }
+    Ok(found)
+}
+
+/// A page's row as the window holds it, with its body.
+fn queued(row: &PageRow, bodies: &HashMap<EventKey, Arc<str>>) -> Option<QueuedDelivery> {
+    let (id, tenant_id, event_id, attempt_count, due_at, seq, event_type, _) = row;
+    let body = bodies.get(&(tenant_id.clone(), event_id.clone()))?;
+    Some(QueuedDelivery {
+        id: id.clone(),
+        event_id: event_id.clone(),
+        body: Arc::clone(body),
+        attempt_count: u32::try_from(*attempt_count).unwrap_or_default(),
+        due_at: due_at.unwrap_or_default(),
+        seq: *seq,
+        event_type: Arc::from(event_type.as_str()),
     })
 }
 

@@ -26,6 +26,13 @@ const LIVENESS_CHECK: Duration = Duration::from_secs(1);
 pub enum Signal {
     /// Deliveries of this endpoint wait on disk, unknown to its owner.
     Work(String),
+    /// One new delivery for an endpoint another instance owns: the owner
+    /// reads it by id and hands it to the actor, as a local publish would.
+    Delivery {
+        endpoint_id: String,
+        delivery_id: String,
+        seq: i64,
+    },
     /// A status change of this endpoint waits for its owner.
     Command(String),
     /// Some tenant's endpoints changed.
@@ -36,6 +43,12 @@ impl Signal {
     fn payload(&self) -> String {
         match self {
             Signal::Work(id) => format!("work:{id}"),
+            // The endpoint id last: it is the only part that may hold ':'.
+            Signal::Delivery {
+                endpoint_id,
+                delivery_id,
+                seq,
+            } => format!("delivery:{seq}:{delivery_id}:{endpoint_id}"),
             Signal::Command(id) => format!("command:{id}"),
             Signal::Registry => "registry".to_owned(),
         }
@@ -44,6 +57,15 @@ impl Signal {
     fn parse(payload: &str) -> Option<Signal> {
         match payload.split_once(':') {
             Some(("work", id)) => Some(Signal::Work(id.to_owned())),
+            Some(("delivery", rest)) => {
+                let (seq, rest) = rest.split_once(':')?;
+                let (delivery_id, endpoint_id) = rest.split_once(':')?;
+                Some(Signal::Delivery {
+                    endpoint_id: endpoint_id.to_owned(),
+                    delivery_id: delivery_id.to_owned(),
+                    seq: seq.parse().ok()?,
+                })
+            }
             Some(("command", id)) => Some(Signal::Command(id.to_owned())),
             None if payload == "registry" => Some(Signal::Registry),
             _ => None,
@@ -146,6 +168,11 @@ mod tests {
     fn signals_survive_their_payload() {
         for signal in [
             Signal::Work("ep_1".to_owned()),
+            Signal::Delivery {
+                endpoint_id: "ep:odd".to_owned(),
+                delivery_id: "dlv_1".to_owned(),
+                seq: 42,
+            },
             Signal::Command("ep_2".to_owned()),
             Signal::Registry,
         ] {

@@ -71,9 +71,8 @@ impl Router {
                 match written {
                     Ok(ingested) => {
                         for ((event, targets), outcome) in notices.into_iter().zip(ingested) {
-                            for id in hand_over(&Committed::of(&event), targets, &outcome) {
-                                act.work_on_disk(&id);
-                            }
+                            let unannounced = hand_over(&Committed::of(&event), targets, &outcome);
+                            act.hand_over_elsewhere(unannounced);
                         }
                     }
                     // It stays undispatched; the next sweep tries again.

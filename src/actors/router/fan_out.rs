@@ -2,7 +2,7 @@
 //! to it, are committed with the event, then handed to their actors; only
 //! committed deliveries reach an actor.
 
-use super::messages::{PendingOnDisk, Publish};
+use super::messages::Publish;
 use super::Router;
 use crate::actors::endpoint::{EndpointActor, Enqueue};
 use crate::core::delivery::lifecycle::DeliveryState;
@@ -71,17 +71,25 @@ impl Committed {
     }
 }
 
-/// Hands the deliveries that were stored `pending` to their actors; a
+/// A delivery stored `pending` whose actor the fan-out had no address of:
+/// another instance owns its endpoint, or the fan-out took the endpoint for
+/// disabled (an enable committed in between).
+pub(super) struct Unannounced {
+    pub(super) endpoint_id: String,
+    pub(super) delivery_id: String,
+    pub(super) seq: i64,
+}
+
+/// Hands over the deliveries that were stored `pending` to their actors; a
 /// target skipped by ingestion (its endpoint was deleted meanwhile) has
 /// nothing to send, and one stored `held` waits for an enable. Returns the
-/// endpoints whose delivery was stored `pending` although the fan-out took
-/// them for disabled (an enable committed in between): they have no actor
-/// address here, and must be told to read their disk.
+/// deliveries stored `pending` that have no actor address here (see
+/// [`Unannounced`]).
 pub(super) fn hand_over(
     event: &Committed,
     targets: Vec<Target>,
     ingested: &Ingested,
-) -> Vec<String> {
+) -> Vec<Unannounced> {
     let Ingested::New { deliveries } = ingested else {
         return Vec::new();
     };
@@ -102,7 +110,11 @@ pub(super) fn hand_over(
                 due_at: event.created_at,
                 event_type: Arc::clone(&event.event_type),
             }])),
-            None => unannounced.push(row.endpoint_id),
+            None => unannounced.push(Unannounced {
+                endpoint_id: row.endpoint_id,
+                delivery_id: row.id,
+                seq: stored.seq,
+            }),
         }
     }
     unannounced
@@ -124,6 +136,23 @@ fn new_delivery(event: &EventRow, endpoint_id: &str, active: bool) -> DeliveryRo
     events::stored_as(row, active)
 }
 
+/// Committed deliveries the fan-out could not hand to an actor here.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(super) struct HandOverElsewhere(pub(super) Vec<Unannounced>);
+
+impl Handler<HandOverElsewhere> for Router {
+    type Result = ();
+
+    fn handle(
+        &mut self,
+        HandOverElsewhere(unannounced): HandOverElsewhere,
+        _ctx: &mut Context<Self>,
+    ) {
+        self.hand_over_elsewhere(unannounced);
+    }
+}
+
 impl Handler<Publish> for Router {
     type Result = ResponseFuture<Result<Ingested, StoreError>>;
 
@@ -136,8 +165,9 @@ impl Handler<Publish> for Router {
             let committed = Committed::of(&event);
             let ingested = writer.ingest(event, rows).await?;
             // Only committed deliveries reach an actor.
-            for id in hand_over(&committed, targets, &ingested) {
-                router.do_send(PendingOnDisk(id));
+            let unannounced = hand_over(&committed, targets, &ingested);
+            if !unannounced.is_empty() {
+                router.do_send(HandOverElsewhere(unannounced));
             }
             Ok(ingested)
         })

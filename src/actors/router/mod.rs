@@ -90,6 +90,8 @@ pub struct Router {
     round_running: bool,
     /// A [`ownership::RoundNow`] is on its way.
     round_asked: bool,
+    /// A batch of signals is being sent.
+    signals_in_flight: bool,
     /// This router, once it runs.
     me: Option<Addr<Router>>,
     /// Signals for other instances, sent together by the next flush.
@@ -145,6 +147,7 @@ impl Router {
             commands_running: HashSet::new(),
             outgoing: Vec::new(),
             me: None,
+            signals_in_flight: false,
             leaving: false,
             round_running: false,
             round_asked: false,

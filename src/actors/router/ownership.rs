@@ -6,8 +6,10 @@
 //! stopped at once. Only owned endpoints get an actor: work for another
 //! instance's endpoint is signalled to it.
 
+use super::fan_out::Unannounced;
 use super::Router;
-use crate::actors::endpoint::{Drain, Retire, WorkOnDisk};
+use crate::actors::endpoint::{Drain, Enqueue, Retire, WorkOnDisk};
+use crate::core::endpoint_machine::QueuedDelivery;
 use crate::core::health::limits::HealthLimits;
 use crate::core::ownership::renewal_interval;
 use crate::core::secrets::secret_box::SecretBox;
@@ -15,6 +17,7 @@ use crate::store::leases::{self, Round};
 use crate::store::signals::{self, Heard, Signal};
 use crate::store::{endpoint_state, StoreError};
 use actix::prelude::*;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -267,10 +270,80 @@ impl Router {
             actor.do_send(WorkOnDisk);
         } else if !self.leases.contains_key(id) && self.routes.contains_key(id) {
             self.outgoing.push(Signal::Work(id.to_owned()));
+            // No round is asked for: a new endpoint is taken at once by the
+            // rounds its creation asks for, and a dead owner's once its
+            // lease expires, which the periodic rounds see.
             self.flush_signals_soon();
-            // Nobody may own it yet (it is new).
-            self.round_soon();
         }
+    }
+
+    /// Committed deliveries with no actor here: an owned endpoint's actor
+    /// reads its disk; another instance's endpoint is signalled each
+    /// delivery, which its owner reads by id.
+    pub(super) fn hand_over_elsewhere(&mut self, unannounced: Vec<Unannounced>) {
+        for delivery in unannounced {
+            if self.leases.contains_key(&delivery.endpoint_id) {
+                self.work_on_disk(&delivery.endpoint_id);
+                continue;
+            }
+            if !self.routes.contains_key(&delivery.endpoint_id) {
+                continue;
+            }
+            self.outgoing.push(Signal::Delivery {
+                endpoint_id: delivery.endpoint_id,
+                delivery_id: delivery.delivery_id,
+                seq: delivery.seq,
+            });
+            // No round is asked for: a new endpoint is taken at once by the
+            // rounds its creation asks for, and a dead owner's once its
+            // lease expires, which the periodic rounds see.
+            self.flush_signals_soon();
+        }
+    }
+
+    /// Hands deliveries another instance published for owned endpoints to
+    /// their actors, read by id; if the read fails, the actors read their
+    /// disk instead.
+    fn take_handed_over(&mut self, handed: Vec<(String, String)>, ctx: &mut Context<Self>) {
+        let Some(bodies) = self.deps.as_ref().map(|deps| deps.bodies.clone()) else {
+            return;
+        };
+        let endpoints: Vec<String> = handed
+            .iter()
+            .map(|(endpoint, _)| endpoint.clone())
+            .collect();
+        let ids: Vec<String> = handed.into_iter().map(|(_, id)| id).collect();
+        let store = self.store.clone();
+        let read = async move {
+            store
+                .run(move |db| endpoint_state::pending_by_ids(db, &ids, &bodies))
+                .await
+        };
+        ctx.spawn(
+            read.into_actor(self)
+                .map(move |read, act, _ctx| match read {
+                    Ok(found) => {
+                        let mut by_endpoint: HashMap<String, Vec<QueuedDelivery>> = HashMap::new();
+                        for (endpoint, delivery) in found {
+                            by_endpoint.entry(endpoint).or_default().push(delivery);
+                        }
+                        for (endpoint, mut deliveries) in by_endpoint {
+                            deliveries.sort_by_key(|d| d.seq);
+                            if let Some(actor) = act.actor(&endpoint) {
+                                actor.do_send(Enqueue(deliveries));
+                            }
+                        }
+                    }
+                    Err(error) => {
+                        log::warn!(
+                            "reading deliveries handed over by other instances failed: {error}"
+                        );
+                        for endpoint in endpoints {
+                            act.work_on_disk(&endpoint);
+                        }
+                    }
+                }),
+        );
     }
 
     /// Sends what is in `outgoing` in one statement, right after the
@@ -312,19 +385,28 @@ pub(super) struct FlushSignals;
 impl Handler<FlushSignals> for Router {
     type Result = ();
 
+    /// One statement at a time: what is queued while it runs goes with
+    /// the next, so signals are sent in batches as large as the load.
     fn handle(&mut self, _: FlushSignals, ctx: &mut Context<Self>) {
-        let mut outgoing = std::mem::take(&mut self.outgoing);
-        if outgoing.is_empty() {
+        if self.signals_in_flight || self.outgoing.is_empty() {
             return;
         }
-        outgoing.sort_by_key(|signal| format!("{signal:?}"));
-        outgoing.dedup();
+        let mut seen = std::collections::HashSet::new();
+        let outgoing: Vec<Signal> = std::mem::take(&mut self.outgoing)
+            .into_iter()
+            .filter(|signal| seen.insert(signal.clone()))
+            .collect();
+        self.signals_in_flight = true;
         let store = self.store.clone();
         let sent = async move { store.run(move |db| signals::send(db, &outgoing)).await };
-        ctx.spawn(sent.into_actor(self).map(|sent, _act, _ctx| {
+        ctx.spawn(sent.into_actor(self).map(|sent, act, ctx| {
+            act.signals_in_flight = false;
             if let Err(error) = sent {
                 // The polls and the rescue sweep find the work all the same.
                 log::warn!("signalling other instances failed: {error}");
+            }
+            if !act.outgoing.is_empty() {
+                ctx.notify(FlushSignals);
             }
         }));
     }
@@ -339,8 +421,22 @@ impl Handler<Listened> for Router {
             Heard::Signals(signals) => {
                 let mut registry = false;
                 let mut commands = false;
+                let mut handed = Vec::new();
                 for signal in signals {
                     match signal {
+                        Signal::Delivery { endpoint_id, .. }
+                            if registry || self.registry_reading =>
+                        {
+                            self.work_after_registry.push(endpoint_id);
+                        }
+                        Signal::Delivery {
+                            endpoint_id,
+                            delivery_id,
+                            ..
+                        } if self.leases.contains_key(&endpoint_id) => {
+                            handed.push((endpoint_id, delivery_id));
+                        }
+                        Signal::Delivery { .. } => {}
                         // After a registry change signalled before it, the
                         // work waits for the change to be read.
                         Signal::Work(id) if registry || self.registry_reading => {
@@ -356,6 +452,9 @@ impl Handler<Listened> for Router {
                 }
                 if registry {
                     self.read_registry(ctx);
+                }
+                if !handed.is_empty() {
+                    self.take_handed_over(handed, ctx);
                 }
                 if commands {
                     self.read_commands(ctx);
