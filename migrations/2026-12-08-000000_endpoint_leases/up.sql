@@ -24,13 +24,14 @@ CREATE INDEX endpoint_leases_by_owner ON endpoint_leases (owner);
 ALTER TABLE tenants ADD COLUMN endpoints_version BIGINT NOT NULL DEFAULT 0;
 
 -- A status change asked through an instance that does not own the
--- endpoint, for the owner to carry out and answer.
+-- endpoint, for the owner to take, carry out and answer.
 CREATE TABLE endpoint_commands (
     id TEXT PRIMARY KEY NOT NULL,
     endpoint_id TEXT NOT NULL REFERENCES endpoints (id) ON DELETE CASCADE,
     command TEXT NOT NULL,
     created_at BIGINT NOT NULL,
+    taken_at BIGINT,
     answer TEXT,
     answered_at BIGINT
 );
-CREATE INDEX endpoint_commands_unanswered ON endpoint_commands (created_at) WHERE answered_at IS NULL;
+CREATE INDEX endpoint_commands_untaken ON endpoint_commands (created_at) WHERE taken_at IS NULL;

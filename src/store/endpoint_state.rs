@@ -212,6 +212,36 @@ impl BodyCache {
 
 type PageRow = (String, String, String, i32, Option<i64>, i64, String, i32);
 
+/// Pending deliveries joined to their events: what a page and a hand-over
+/// read. A macro, as diesel types a query by its every clause.
+macro_rules! pending_with_events {
+    () => {
+        deliveries::table
+            .inner_join(
+                events::table.on(events::tenant_id
+                    .eq(deliveries::tenant_id)
+                    .and(events::id.eq(deliveries::event_id))),
+            )
+            .filter(delivery_rows::state_is(DeliveryState::Pending))
+    };
+}
+
+/// The columns of a [`PageRow`], `$size` the body's size in SQL.
+macro_rules! page_columns {
+    ($size:expr) => {
+        (
+            deliveries::id,
+            deliveries::tenant_id,
+            deliveries::event_id,
+            deliveries::attempt_count,
+            deliveries::next_attempt_at,
+            deliveries::seq,
+            events::event_type,
+            diesel::dsl::sql::<diesel::sql_types::Integer>($size),
+        )
+    };
+}
+
 /// The next page of the endpoint's pending deliveries in `order` (earliest
 /// due first, or in event order): at most `limit` deliveries and
 /// `byte_budget` bytes of bodies, skipping the ids in `exclude` (already in
@@ -227,24 +257,9 @@ pub fn next_page(
     cache: &BodyCache,
 ) -> Result<Page, StoreError> {
     let wanted = limit.saturating_add(exclude.len());
-    let pending = deliveries::table
-        .inner_join(
-            events::table.on(events::tenant_id
-                .eq(deliveries::tenant_id)
-                .and(events::id.eq(deliveries::event_id))),
-        )
+    let pending = pending_with_events!()
         .filter(deliveries::endpoint_id.eq(endpoint_id))
-        .filter(delivery_rows::state_is(DeliveryState::Pending))
-        .select((
-            deliveries::id,
-            deliveries::tenant_id,
-            deliveries::event_id,
-            deliveries::attempt_count,
-            deliveries::next_attempt_at,
-            deliveries::seq,
-            events::event_type,
-            diesel::dsl::sql::<diesel::sql_types::Integer>("CAST(LENGTH(events.body) AS INTEGER)"),
-        ))
+        .select(page_columns!("CAST(LENGTH(events.body) AS INTEGER)"))
         .limit(i64::try_from(wanted).unwrap_or(i64::MAX));
     // The indexes (endpoint_id, state, next_attempt_at, id) and
     // (endpoint_id, state, seq) serve these.
@@ -294,27 +309,10 @@ pub fn pending_by_ids(
 ) -> Result<Vec<(String, QueuedDelivery)>, StoreError> {
     let mut found = Vec::new();
     for chunk in ids.chunks(500) {
-        let rows: Vec<(String, PageRow)> = dispatch!(db, c => deliveries::table
-            .inner_join(
-                events::table.on(events::tenant_id
-                    .eq(deliveries::tenant_id)
-                    .and(events::id.eq(deliveries::event_id))),
-            )
+        // The size is not needed: a hand-over is not budgeted as a page is.
+        let rows: Vec<(String, PageRow)> = dispatch!(db, c => pending_with_events!()
             .filter(deliveries::id.eq_any(chunk))
-            .filter(delivery_rows::state_is(DeliveryState::Pending))
-            .select((
-                deliveries::endpoint_id,
-                (
-                    deliveries::id,
-                    deliveries::tenant_id,
-                    deliveries::event_id,
-                    deliveries::attempt_count,
-                    deliveries::next_attempt_at,
-                    deliveries::seq,
-                    events::event_type,
-                    diesel::dsl::sql::<diesel::sql_types::Integer>("0"),
-                ),
-            ))
+            .select((deliveries::endpoint_id, page_columns!("0")))
             .load(c))?;
         let pages: Vec<&PageRow> = rows.iter().map(|(_, row)| row).collect();
         let bodies = bodies_of(db, &pages, cache)?;

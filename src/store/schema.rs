@@ -182,6 +182,7 @@ diesel::table! {
         endpoint_id -> Text,
         command -> Text,
         created_at -> BigInt,
+        taken_at -> Nullable<BigInt>,
         answer -> Nullable<Text>,
         answered_at -> Nullable<BigInt>,
     }

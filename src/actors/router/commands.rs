@@ -4,11 +4,13 @@
 //! moves), so the asking instance writes a command
 //! ([`crate::store::commands`]), signals the owner, and waits for the
 //! answer; the owner reads commands at once on the signal and every second
-//! without it. An unanswered command is withdrawn after [`ANSWER_WITHIN`],
-//! and the request fails having changed nothing.
+//! without it, and takes each before carrying it out. A command no owner
+//! took within [`ANSWER_WITHIN`] is withdrawn, and the request fails having
+//! changed nothing; one taken but not answered within twice that fails
+//! saying the change may have been made. Every wait is bounded.
 
 use super::Router;
-use crate::store::commands::{self, Waiting};
+use crate::store::commands::{self, CommandState, Waiting};
 use crate::store::endpoint_state::{EnableOutcome, Replay};
 use crate::store::signals::{self, Signal};
 use crate::store::StoreError;
@@ -154,23 +156,35 @@ impl Router {
             loop {
                 actix_rt::time::sleep(ANSWER_POLL).await;
                 let command_id = id.clone();
-                let answer = store
-                    .run(move |db| commands::answer_of(db, &command_id))
+                let state = store
+                    .run(move |db| commands::state(db, &command_id))
                     .await?;
-                if let Some(answer) = answer {
-                    return serde_json::from_str::<Answer>(&answer)
-                        .map_err(|e| StoreError::Corrupt(format!("a command's answer: {e}")));
-                }
-                if began.elapsed() >= ANSWER_WITHIN {
-                    let command_id = id.clone();
-                    if store
-                        .run(move |db| commands::withdraw(db, &command_id))
-                        .await?
-                    {
+                let waited = began.elapsed();
+                match state {
+                    CommandState::Answered(answer) => {
+                        return serde_json::from_str::<Answer>(&answer)
+                            .map_err(|e| StoreError::Corrupt(format!("a command's answer: {e}")));
+                    }
+                    // Deleted with its endpoint.
+                    CommandState::Gone => return Ok(Answer::Unknown),
+                    CommandState::Waiting if waited >= ANSWER_WITHIN => {
+                        let command_id = id.clone();
+                        if store
+                            .run(move |db| commands::withdraw(db, &command_id))
+                            .await?
+                        {
+                            return Err(StoreError::Busy(format!(
+                                "the instance that owns endpoint {endpoint_id} did not answer within {ANSWER_WITHIN:?}; nothing was changed, try again"
+                            )));
+                        }
+                    }
+                    CommandState::Taken if waited >= 2 * ANSWER_WITHIN => {
                         return Err(StoreError::Busy(format!(
-                            "the instance that owns endpoint {endpoint_id} did not answer within {ANSWER_WITHIN:?}; nothing was changed, try again"
+                            "the instance that owns endpoint {endpoint_id} took the change but did not answer within {:?}; it may have been made: read the endpoint",
+                            2 * ANSWER_WITHIN
                         )));
                     }
+                    CommandState::Waiting | CommandState::Taken => {}
                 }
             }
         };
@@ -220,6 +234,32 @@ impl Router {
         if !self.commands_running.insert(waiting.id.clone()) {
             return;
         }
+        let store = self.store.clone();
+        let command_id = waiting.id.clone();
+        let taken = async move {
+            store
+                .run(move |db| commands::take(db, &command_id, now_ms()))
+                .await
+        };
+        ctx.spawn(
+            taken
+                .into_actor(self)
+                .map(move |taken, act, ctx| match taken {
+                    Ok(true) => act.carry_out_taken(waiting, ctx),
+                    // Withdrawn by its asker, or taken by an earlier owner.
+                    Ok(false) => {
+                        act.commands_running.remove(&waiting.id);
+                    }
+                    Err(error) => {
+                        // The next poll tries again.
+                        log::warn!("taking command {} failed: {error}", waiting.id);
+                        act.commands_running.remove(&waiting.id);
+                    }
+                }),
+        );
+    }
+
+    fn carry_out_taken(&mut self, waiting: Waiting, ctx: &mut Context<Self>) {
         let Waiting {
             id, endpoint_id, ..
         } = waiting.clone();

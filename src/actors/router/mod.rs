@@ -82,7 +82,7 @@ pub struct Router {
     registry_again: bool,
     /// Work signalled together with a registry change: handed to actors
     /// once the change is read.
-    work_after_registry: Vec<String>,
+    work_after_registry: HashSet<String>,
     /// Commands of other instances being carried out here, by id.
     commands_running: HashSet<String>,
     /// Set at shutdown, once the leases are given back: no round takes more.
@@ -143,7 +143,7 @@ impl Router {
             registry_reading: false,
             registry_again: false,
             missing_once: HashSet::new(),
-            work_after_registry: Vec::new(),
+            work_after_registry: HashSet::new(),
             commands_running: HashSet::new(),
             outgoing: Vec::new(),
             me: None,

@@ -257,6 +257,9 @@ impl Router {
             }
             act.leases.remove(&id);
             act.releasing.remove(&id);
+            // A delivery published here while the lease was being given
+            // back was left on disk, unannounced: its new owner, which may
+            // have read its disk before that delivery's commit, is told.
             act.outgoing.push(Signal::Work(id));
             act.flush_signals_soon();
         }));
@@ -427,7 +430,7 @@ impl Handler<Listened> for Router {
                         Signal::Delivery { endpoint_id, .. }
                             if registry || self.registry_reading =>
                         {
-                            self.work_after_registry.push(endpoint_id);
+                            self.work_after_registry.insert(endpoint_id);
                         }
                         Signal::Delivery {
                             endpoint_id,
@@ -440,7 +443,7 @@ impl Handler<Listened> for Router {
                         // After a registry change signalled before it, the
                         // work waits for the change to be read.
                         Signal::Work(id) if registry || self.registry_reading => {
-                            self.work_after_registry.push(id);
+                            self.work_after_registry.insert(id);
                         }
                         Signal::Work(id) if self.leases.contains_key(&id) => {
                             self.work_on_disk(&id);
