@@ -190,6 +190,21 @@ pub struct Settings {
     /// tenant key may reach (the admin key is not held to it).
     #[arg(long, env = "HOOKRELAY_TENANT_MAX_IN_FLIGHT_TOTAL", default_value_t = DEFAULT_MAX_IN_FLIGHT_TOTAL)]
     pub tenant_max_in_flight_total: u64,
+
+    /// Serve `/metrics` without a key on this address too (for example
+    /// `127.0.0.1:9464`), the usual way to scrape; on the API's address it
+    /// takes the admin key.
+    #[arg(long, env = "HOOKRELAY_METRICS_LISTEN")]
+    pub metrics_listen: Option<String>,
+
+    /// Label the attempt and delivery metrics with their endpoint: one
+    /// series per endpoint and label set, so only for a few hundred endpoints.
+    #[arg(long, env = "HOOKRELAY_METRICS_PER_ENDPOINT")]
+    pub metrics_per_endpoint: bool,
+
+    /// Label the event, attempt and delivery metrics with their tenant.
+    #[arg(long, env = "HOOKRELAY_METRICS_PER_TENANT")]
+    pub metrics_per_tenant: bool,
 }
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://hookrelay.db";
@@ -239,6 +254,9 @@ impl Settings {
             retain_succeeded_days: 30,
             retain_failed_days: 90,
             retention_interval_seconds: 300,
+            metrics_listen: None,
+            metrics_per_endpoint: false,
+            metrics_per_tenant: false,
         }
     }
 }

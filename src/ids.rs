@@ -11,6 +11,17 @@ pub fn time_ordered(prefix: &str) -> String {
     format!("{prefix}_{}", uuid::Uuid::now_v7().simple())
 }
 
+/// When a [`time_ordered`] id was made, in milliseconds since the epoch
+/// (by the clock of the instance that made it).
+pub fn created_at_ms(id: &str) -> Option<i64> {
+    let (_, uuid) = id.split_once('_')?;
+    let (seconds, nanos) = uuid::Uuid::try_parse(uuid).ok()?.get_timestamp()?.to_unix();
+    i64::try_from(seconds)
+        .ok()?
+        .checked_mul(1000)?
+        .checked_add(i64::from(nanos / 1_000_000))
+}
+
 pub fn random_bytes<const N: usize>() -> [u8; N] {
     let mut bytes = [0u8; N];
     rand::thread_rng().fill_bytes(&mut bytes);
@@ -65,6 +76,19 @@ pub fn instance_id() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_time_ordered_id_tells_when_it_was_made() {
+        let before = chrono::Utc::now().timestamp_millis();
+        let made = created_at_ms(&time_ordered("dlv")).expect("a v7 id");
+        let after = chrono::Utc::now().timestamp_millis();
+        assert!((before..=after).contains(&made), "{before} {made} {after}");
+        assert_eq!(created_at_ms("dlv_not-a-uuid"), None);
+        assert_eq!(
+            created_at_ms(&format!("dlv_{}", uuid::Uuid::new_v4().simple())),
+            None
+        );
+    }
 
     #[test]
     fn ids_sort_by_creation() {

@@ -8,6 +8,7 @@ pub mod api;
 pub mod config;
 pub mod core;
 pub mod ids;
+pub mod metrics;
 pub mod sender;
 pub mod startup;
 pub mod store;

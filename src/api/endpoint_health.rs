@@ -332,6 +332,7 @@ pub async fn disable(
 ) -> Result<HttpResponse, ApiError> {
     path.find(&state).await?;
     ask(state.router.send(DisableEndpoint(path.endpoint.clone()))).await?;
+    state.metrics.status_changed("disabled", "api");
     let row = path.find(&state).await?;
     Ok(HttpResponse::Ok().json(view(&row, None)))
 }
@@ -393,6 +394,7 @@ pub async fn enable(
         .router
         .send(EnableEndpoint(path.endpoint.clone(), replay)))
     .await?;
+    state.metrics.status_changed("enabled", "api");
     let row = path.find(&state).await?;
     Ok(HttpResponse::Ok().json(Enabled {
         endpoint: view(&row, None),

@@ -24,6 +24,7 @@ pub mod events;
 pub mod guard;
 pub mod health;
 pub mod locks;
+pub mod metrics;
 pub mod openapi;
 pub mod paging;
 pub mod problem;
@@ -38,6 +39,7 @@ use crate::core::health::limits::HealthLimits;
 use crate::core::input::target_policy::TargetPolicy;
 use crate::core::secrets::secret_box::SecretBox;
 use crate::core::tenancy::tenant_caps::TenantCaps;
+use crate::metrics::Metrics;
 use crate::sender::Transport;
 use crate::store::writer::Writer;
 use crate::store::Store;
@@ -49,6 +51,7 @@ use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers};
 use actix_web::web;
 use actix_web::HttpResponse;
 use serde::Deserialize;
+use std::sync::Arc;
 use utoipa::IntoParams;
 
 pub struct AppState {
@@ -71,6 +74,7 @@ pub struct AppState {
     /// The HTTP clients of manual attempts (retries and endpoint tests),
     /// shared with the endpoint actors.
     pub transport: Transport,
+    pub metrics: Arc<Metrics>,
 }
 
 /// Every route, registered by [`routes`] and listed in [`ROUTES`] from the
@@ -111,6 +115,7 @@ macro_rules! route_table {
 route_table! {
     get "/healthz" => health::healthz,
     get "/openapi.json" => openapi::document,
+    get "/metrics" => metrics::scrape,
     post "/v1/tenants" => tenants::create,
     get "/v1/tenants" => tenants::list,
     get "/v1/tenants/{tenant}" => tenants::get,

@@ -7,7 +7,7 @@
 
 use super::{
     alerts, api_keys, deliveries, endpoint_health, endpoint_secrets, endpoints, event_types,
-    events, health, replay, tenants,
+    events, health, metrics, replay, tenants,
 };
 use actix_web::HttpResponse;
 use std::sync::LazyLock;
@@ -26,6 +26,7 @@ use utoipa::{Modify, OpenApi};
     paths(
         health::healthz,
         document,
+        metrics::scrape,
         tenants::create,
         tenants::list,
         tenants::get,

@@ -18,6 +18,7 @@ use crate::core::health::limits::HealthLimits;
 use crate::core::input::target_policy::TargetPolicy;
 use crate::core::secrets::secret_box::SecretBox;
 use crate::core::tenancy::tenant_caps::TenantCaps;
+use crate::metrics::{MetricLabels, Metrics};
 use crate::sender;
 use crate::store::endpoints::OPERATOR_ENDPOINT;
 use crate::store::sqlite_claim::{self, SqliteClaim};
@@ -56,6 +57,8 @@ pub enum StartupError {
 pub struct Application {
     port: u16,
     server: Server,
+    /// `/metrics` without a key, on `HOOKRELAY_METRICS_LISTEN`, and its port.
+    metrics_server: Option<(Server, u16)>,
     router: Addr<Router>,
     /// Kept so the sweep lives as long as the application.
     _retention: Addr<RetentionSweep>,
@@ -132,8 +135,16 @@ impl Application {
                 endpoints::sync_operator_endpoint(db, target, &operator_secrets, now_ms())
             })
             .await?;
-        let (writer, writer_lanes) =
-            Writer::start(&store, usize::from(settings.writer_connections))?;
+        let metrics = Metrics::new(MetricLabels {
+            per_endpoint: settings.metrics_per_endpoint,
+            per_tenant: settings.metrics_per_tenant,
+        })
+        .map_err(|error| StartupError::Settings(format!("metrics: {error}")))?;
+        let (writer, writer_lanes) = Writer::start(
+            &store,
+            usize::from(settings.writer_connections),
+            metrics.writer.clone(),
+        )?;
         let configs = endpoint_configs(&store, &writer, &health_defaults, &secrets).await?;
         let budget = attempt_budget(&settings)?;
         let tenant_caps = TenantCaps::new(
@@ -168,6 +179,7 @@ impl Application {
                     defaults: health_defaults.clone(),
                     secrets: secrets.clone(),
                 },
+                metrics: Arc::clone(&metrics),
             },
         )
         .start();
@@ -192,10 +204,15 @@ impl Application {
                 https_only: settings.https_only,
             },
             transport,
+            metrics,
         });
         actix_rt::spawn(api::cache_checks::keep_current(state.clone()));
         let shutdown_grace = Duration::from_secs(settings.shutdown_grace_seconds);
         let max_payload_bytes = settings.max_payload_bytes;
+        let metrics_server = match &settings.metrics_listen {
+            Some(address) => Some(metrics_server(address, state.clone())?),
+            None => None,
+        };
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
@@ -205,6 +222,7 @@ impl Application {
                 .wrap(api::problem_errors())
                 .wrap(from_fn(api::guard::slow_failed_authentication))
                 .wrap(from_fn(api::guard::refuse_encoded_bodies))
+                .wrap(from_fn(api::metrics::count_publishes))
                 .configure(api::routes)
         })
         .listen(listener)
@@ -215,6 +233,7 @@ impl Application {
         Ok(Application {
             port,
             server,
+            metrics_server,
             router,
             _retention: retention,
             writer_lanes,
@@ -228,10 +247,42 @@ impl Application {
         self.port
     }
 
+    /// The port of `/metrics` without a key, when `HOOKRELAY_METRICS_LISTEN` is set.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics_server.as_ref().map(|(_, port)| *port)
+    }
+
     /// The admin key generated at first start, when none was configured.
     pub fn admin_key(&self) -> Option<&str> {
         self.generated_admin_key.as_deref()
     }
+}
+
+/// A server of its own for `/metrics` without a key on `address`: only
+/// that path, with problem+json for anything else.
+fn metrics_server(
+    address: &str,
+    state: web::Data<AppState>,
+) -> Result<(Server, u16), StartupError> {
+    let listen_failed = |e| StartupError::Listen(address.to_owned(), e);
+    let listener = TcpListener::bind(address).map_err(listen_failed)?;
+    let port = listener.local_addr().map_err(listen_failed)?.port();
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .wrap(api::problem_errors())
+            .route(
+                "/metrics",
+                web::get().to(api::metrics::scrape_unauthenticated),
+            )
+    })
+    .workers(1)
+    .listen(listener)
+    .map_err(listen_failed)?
+    .disable_signals()
+    .shutdown_timeout(1)
+    .run();
+    Ok((server, port))
 }
 
 /// Endpoints read per query at start-up.

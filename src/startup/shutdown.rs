@@ -26,9 +26,17 @@ impl Application {
         let _sqlite_claim = self.sqlite_claim;
         let handle = self.server.handle();
         let server = actix_web::rt::spawn(self.server);
+        let metrics_server = self.metrics_server.map(|(server, _)| {
+            let handle = server.handle();
+            actix_web::rt::spawn(server);
+            handle
+        });
         let writer_lanes = self.writer_lanes;
         shutdown_signal().await?;
         log::info!("shutdown requested: no longer accepting requests");
+        if let Some(metrics_server) = metrics_server {
+            metrics_server.stop(false).await;
+        }
         let grace = self.shutdown_grace;
         let deadline = tokio::time::Instant::now() + grace + SHUTDOWN_MARGIN;
         let router = self.router;

@@ -15,6 +15,7 @@ pub mod endpoint_state;
 pub mod endpoints;
 pub mod event_types;
 pub mod events;
+pub mod gauges;
 pub mod health;
 pub mod leases;
 pub mod models;

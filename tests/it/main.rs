@@ -26,6 +26,7 @@ mod hygiene;
 mod instances;
 mod keys;
 mod limits;
+mod metrics;
 mod moves;
 mod openapi;
 mod ordered;

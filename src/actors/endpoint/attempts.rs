@@ -3,13 +3,16 @@
 //! write fails, within a bound).
 
 use super::{EndpointActor, EndpointNotice};
+use crate::core::delivery::lifecycle::DeliveryState;
 use crate::core::endpoint_machine::{
     attempt_write_retry, AttemptDecision, AttemptOutcome, QueuedDelivery,
 };
 use crate::core::secrets::redact;
+use crate::ids;
+use crate::metrics::RecordedAttempt;
 use crate::sender::{self, AttemptReport, Slot};
 use crate::store::deliveries::{AttemptRecord, AttemptWrite};
-use crate::store::models::EndpointHealthRow;
+use crate::store::models::{AlertRow, EndpointHealthRow};
 use crate::store::StoreError;
 use crate::time::now_ms;
 use actix::prelude::*;
@@ -54,6 +57,7 @@ impl EndpointActor {
         let transport = self.deps.transport.clone();
         let config = Arc::clone(&self.config);
         let delivery_id = delivery.id.clone();
+        let in_flight = self.deps.metrics.attempt_started();
         let attempt = async move {
             let report = sender::attempt(
                 &transport,
@@ -64,6 +68,7 @@ impl EndpointActor {
             )
             .await;
             drop(slot);
+            drop(in_flight);
             report
         };
         ctx.spawn(attempt.into_actor(self).map(move |report, act, ctx| {
@@ -108,6 +113,19 @@ impl EndpointActor {
     ) {
         let write = self.attempt_write(&decision, report);
         let alerts = write.alerts.clone();
+        let disabled = write.disable.is_some();
+        let counted = CountedAttempt {
+            status: report.status,
+            error_kind: report.error.as_ref().map(|(kind, _)| kind.as_str()),
+            duration_ms: report.duration_ms,
+            finished: match decision.state {
+                DeliveryState::Succeeded => Some("succeeded"),
+                DeliveryState::Failed => Some("failed"),
+                _ => None,
+            },
+            published_at_ms: ids::created_at_ms(&decision.delivery_id),
+            ended_at_ms: report.started_at_ms + report.duration_ms,
+        };
         let writer = self.deps.writer.clone();
         let endpoint = self.config.id.clone();
         let stored = async move {
@@ -133,6 +151,7 @@ impl EndpointActor {
             let written = match written {
                 Ok(()) => {
                     act.failures_in_a_row = 0;
+                    act.count(&counted, &alerts, disabled);
                     if !alerts.is_empty() {
                         act.deps
                             .notices
@@ -150,6 +169,26 @@ impl EndpointActor {
                 .attempt_recorded(&delivery_id, written, now_ms());
             act.carry_out(effects, ctx);
         }));
+    }
+
+    fn count(&self, attempt: &CountedAttempt, alerts: &[AlertRow], disabled: bool) {
+        let metrics = &self.deps.metrics;
+        metrics.attempt_recorded(&RecordedAttempt {
+            tenant: &self.config.tenant_id,
+            endpoint: &self.config.id,
+            status: attempt.status,
+            error_kind: attempt.error_kind,
+            duration_ms: attempt.duration_ms,
+            finished: attempt.finished,
+            published_at_ms: attempt.published_at_ms,
+            ended_at_ms: attempt.ended_at_ms,
+        });
+        for alert in alerts {
+            metrics.alert_raised(&alert.kind);
+        }
+        if disabled {
+            metrics.status_changed("disabled", "failures");
+        }
     }
 
     fn attempt_write(&self, decision: &AttemptDecision, report: &AttemptReport) -> AttemptWrite {
@@ -173,6 +212,16 @@ impl EndpointActor {
             fence: Some(self.fence.clone()),
         }
     }
+}
+
+/// What the metrics count of an attempt, kept until its write commits.
+struct CountedAttempt {
+    status: Option<u16>,
+    error_kind: Option<&'static str>,
+    duration_ms: i64,
+    finished: Option<&'static str>,
+    published_at_ms: Option<i64>,
+    ended_at_ms: i64,
 }
 
 /// The failure as one line for an alert: the transport error, or the status.

@@ -149,6 +149,7 @@ impl EndpointActor {
             let written = match moved {
                 Ok((more, took)) => {
                     act.move_pace.batch_took(took);
+                    act.deps.metrics.backlog_batch_moved(kind.as_str());
                     Ok(more)
                 }
                 Err(error) => {

@@ -32,6 +32,7 @@ use crate::core::endpoint::EndpointConfig;
 use crate::core::endpoint_machine::{
     reload_backoff, Alert, EndpointMachine, MachineConfig, WindowLimits, WriteFailure,
 };
+use crate::metrics::Metrics;
 use crate::sender;
 use crate::store::endpoint_state::{self, BodyCache};
 use crate::store::leases::Fence;
@@ -75,6 +76,7 @@ pub struct ActorDeps {
     pub notices: Recipient<EndpointNotice>,
     pub settings: ActorSettings,
     pub lease_clock: Arc<LeaseClock>,
+    pub metrics: Arc<Metrics>,
 }
 
 pub struct EndpointActor {
@@ -270,6 +272,7 @@ impl Supervised for EndpointActor {
     /// after a backoff that grows while restarts follow each other.
     fn restarting(&mut self, _ctx: &mut Context<Self>) {
         self.restarts = self.restarts.saturating_add(1);
+        self.deps.metrics.actor_restarted();
         self.failures_in_a_row = self.failures_in_a_row.saturating_add(1);
         self.last_failure = WriteFailure::Refused;
         self.wake = None;

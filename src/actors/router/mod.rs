@@ -22,6 +22,7 @@ mod rescue;
 use super::endpoint::{ActorDeps, ActorSettings, EndpointActor};
 use crate::actors::lease_clock::LeaseClock;
 use crate::core::endpoint::EndpointConfig;
+use crate::metrics::Metrics;
 use crate::sender::Transport;
 use crate::store::endpoint_state::BodyCache;
 use crate::store::leases::Fence;
@@ -92,6 +93,7 @@ pub struct Router {
     round_asked: bool,
     /// A batch of signals is being sent.
     signals_in_flight: bool,
+    metrics: Arc<Metrics>,
     /// This router, once it runs.
     me: Option<Addr<Router>>,
     /// Signals for other instances, sent together by the next flush.
@@ -105,6 +107,7 @@ pub struct RouterSettings {
     pub rescue_interval: Duration,
     pub ownership: Ownership,
     pub catalog: Catalog,
+    pub metrics: Arc<Metrics>,
 }
 
 impl Router {
@@ -120,6 +123,7 @@ impl Router {
             rescue_interval,
             ownership,
             catalog,
+            metrics,
         } = settings;
         let lease_clock = Arc::new(LeaseClock::new(ownership.lease_ttl));
         let threads = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
@@ -151,6 +155,7 @@ impl Router {
             leaving: false,
             round_running: false,
             round_asked: false,
+            metrics,
         };
         for config in endpoints {
             router.add(config);
@@ -220,6 +225,22 @@ impl Router {
     }
 }
 
+/// How many endpoint actors run here (for the metrics).
+#[derive(Message)]
+#[rtype(result = "usize")]
+pub struct CountActors;
+
+impl Handler<CountActors> for Router {
+    type Result = usize;
+
+    fn handle(&mut self, _: CountActors, _: &mut Context<Self>) -> usize {
+        self.routes
+            .values()
+            .filter(|route| route.actor.as_ref().is_some_and(Addr::connected))
+            .count()
+    }
+}
+
 impl Drop for Router {
     /// The endpoint actors' threads end with the router, so that nothing
     /// they hold (the writer, pooled connections) outlives the application
@@ -244,6 +265,7 @@ impl Actor for Router {
             notices: ctx.address().recipient(),
             settings: self.settings,
             lease_clock: Arc::clone(&self.lease_clock),
+            metrics: Arc::clone(&self.metrics),
         });
         // The first lease round starts the actors of the endpoints taken
         // that have deliveries waiting; the others start when first needed.

@@ -139,6 +139,22 @@ impl Bench {
             .ok_or_else(|| "the created endpoint has no id".to_owned())
     }
 
+    /// One scrape of `/metrics`; returns the size of the text.
+    pub async fn scrape_metrics(&self) -> Result<usize, String> {
+        let response = self
+            .client
+            .get(format!("{}/metrics", self.base))
+            .bearer_auth(ADMIN_KEY)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        if !response.status().is_success() {
+            return Err(format!("/metrics answered {}", response.status()));
+        }
+        let text = response.text().await.map_err(|e| e.to_string())?;
+        Ok(text.len())
+    }
+
     /// The endpoint's `stats` as the service reports them (`null` if none).
     pub async fn endpoint_stats(&self, tenant: &str, id: &str) -> Result<Value, String> {
         let url = format!("{}/{tenant}/endpoints/{id}", self.tenants);

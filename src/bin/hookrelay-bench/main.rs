@@ -106,6 +106,10 @@ struct Args {
     /// Endpoints scenario: endpoints per tenant (tenants are added as needed).
     #[arg(long, default_value_t = 1000)]
     endpoints_per_tenant: usize,
+    /// Fanout scenario: scrape `/metrics` this often while publishing and
+    /// delivering, as Prometheus would (0: never).
+    #[arg(long, default_value_t = 0)]
+    scrape_every_ms: u64,
     /// Instances scenario: how many services share the database.
     #[arg(long, default_value_t = 2)]
     instances: usize,

@@ -5,12 +5,13 @@ use super::admission::{admission, Admission};
 use super::health::{Failure, Health, Outage, SharedHealth};
 use super::jobs::{run_jobs, Job};
 use super::MAX_LANES;
+use crate::metrics::WriterMetrics;
 use crate::store::reconnect::ReconnectingDb;
 use crate::store::{Store, StoreError};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex, PoisonError, RwLock};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Upper bound of jobs sharing one commit, to keep a commit's latency short.
 const MAX_BATCH: usize = 512;
@@ -49,6 +50,7 @@ pub(super) fn spawn(
     queue: mpsc::Receiver<Job>,
     health: &Arc<SharedHealth>,
     closing: &Arc<AtomicBool>,
+    metrics: WriterMetrics,
 ) -> Result<Vec<JoinHandle<()>>, StoreError> {
     let shared = Arc::new(Lanes {
         queue: Mutex::new(queue),
@@ -60,6 +62,7 @@ pub(super) fn spawn(
         let mut write_loop = WriteLoop {
             db: ReconnectingDb::connect(store.clone())?,
             health: Health(Arc::clone(health)),
+            metrics: metrics.clone(),
         };
         let shared = Arc::clone(&shared);
         let thread = std::thread::Builder::new()
@@ -74,6 +77,7 @@ pub(super) fn spawn(
 struct WriteLoop {
     db: ReconnectingDb,
     health: Health,
+    metrics: WriterMetrics,
 }
 
 impl WriteLoop {
@@ -93,6 +97,7 @@ impl WriteLoop {
                     Err(_) => break,
                 }
             }
+            self.metrics.queue_depth.sub(batch.len() as i64);
             // Background work (a backlog move's batch) commits on its own,
             // after the group queued with it, and like every call alone.
             let (background, batch): (Vec<Job>, Vec<Job>) = batch
@@ -208,10 +213,23 @@ impl WriteLoop {
     fn transact(&mut self, jobs: &mut [Job]) -> Result<(), Failure> {
         let db = match self.db.get() {
             Ok(db) => db,
-            Err(refused) => return Err(Failure::Outage(self.unavailable(&refused))),
+            Err(refused) => {
+                self.metrics.failed_commits.inc();
+                return Err(Failure::Outage(self.unavailable(&refused)));
+            }
         };
-        match db.transaction(|db| run_jobs(db, jobs)) {
+        let started = Instant::now();
+        let written = db.transaction(|db| run_jobs(db, jobs));
+        self.metrics
+            .commit_seconds
+            .observe(started.elapsed().as_secs_f64());
+        if written.is_err() {
+            self.metrics.failed_commits.inc();
+        }
+        match written {
             Ok(()) => {
+                self.metrics.commits.inc();
+                self.metrics.group_size.observe(jobs.len() as f64);
                 self.committed();
                 Ok(())
             }

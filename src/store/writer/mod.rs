@@ -37,6 +37,7 @@ use super::deliveries::AttemptWrite;
 use super::events::Ingested;
 use super::models::{DeliveryRow, EventRow};
 use super::{Db, Store, StoreError};
+use crate::metrics::WriterMetrics;
 use health::SharedHealth;
 use jobs::{Answer, Job};
 use std::future::Future;
@@ -118,18 +119,29 @@ impl Drop for WriterLanes {
 pub struct Writer {
     jobs: mpsc::Sender<Job>,
     health: Arc<SharedHealth>,
+    queue_depth: prometheus::IntGauge,
 }
 
 impl Writer {
     /// Starts the writer with `lanes` threads (see [`lanes::spawn`]), each
     /// on a connection of its own. The threads end when the last handle is
     /// dropped, or when the returned [`WriterLanes`] closes them.
-    pub fn start(store: &Store, lanes: usize) -> Result<(Writer, WriterLanes), StoreError> {
+    pub fn start(
+        store: &Store,
+        lanes: usize,
+        metrics: WriterMetrics,
+    ) -> Result<(Writer, WriterLanes), StoreError> {
         let (jobs, queue) = mpsc::channel::<Job>();
         let health = Arc::new(SharedHealth::new());
         let closing = Arc::new(AtomicBool::new(false));
-        let threads = lanes::spawn(store, lanes, queue, &health, &closing)?;
-        Ok((Writer { jobs, health }, WriterLanes { closing, threads }))
+        let queue_depth = metrics.queue_depth.clone();
+        let threads = lanes::spawn(store, lanes, queue, &health, &closing, metrics)?;
+        let writer = Writer {
+            jobs,
+            health,
+            queue_depth,
+        };
+        Ok((writer, WriterLanes { closing, threads }))
     }
 
     /// Whether the writer can commit: false from a failure that meant the
@@ -196,7 +208,13 @@ impl Writer {
         job: Job,
         answer: Answer<T>,
     ) -> impl Future<Output = Result<T, StoreError>> + 'static {
+        // Counted before it is sent, so a lane that takes it at once never
+        // makes the depth negative.
+        self.queue_depth.inc();
         let queued = self.jobs.send(job);
+        if queued.is_err() {
+            self.queue_depth.dec();
+        }
         async move {
             queued.map_err(|_| StoreError::WriterGone)?;
             answer.await.map_err(|_| StoreError::WriterGone)?

@@ -25,7 +25,8 @@ async fn groups_in_flight_together_keep_every_answer_and_the_order_of_calls(test
     const ROUNDS: usize = 6;
     const PER_ROUND: usize = 120;
     let (store, mut db) = open_with_endpoints(&test_db, &["ep_a", "ep_b"]);
-    let (writer, _lanes) = Writer::start(&store, MAX_LANES).expect("start the writer");
+    let (writer, _lanes) =
+        Writer::start(&store, MAX_LANES, detached_metrics()).expect("start the writer");
     let backend = test_db.backend();
 
     let mut pairs = Vec::new();
@@ -131,7 +132,8 @@ async fn groups_in_flight_together_keep_every_answer_and_the_order_of_calls(test
 /// and later work is refused instead of waiting for ever.
 async fn closed_lanes_write_what_was_queued_and_end_while_handles_remain(test_db: TestDb) {
     let (store, _db) = open_with_endpoints(&test_db, &[]);
-    let (writer, lanes) = Writer::start(&store, MAX_LANES).expect("start the writer");
+    let (writer, lanes) =
+        Writer::start(&store, MAX_LANES, detached_metrics()).expect("start the writer");
     let queued: Vec<_> = (0..50i32).map(|n| writer.call(move |_| Ok(n))).collect();
     // A guard against a hang, not a measure of speed.
     actix_rt::time::timeout(DELIVERY_TIMEOUT, lanes.close())
@@ -155,7 +157,8 @@ async fn closed_lanes_write_what_was_queued_and_end_while_handles_remain(test_db
 /// drops its lanes: they end although handles remain.
 async fn lanes_dropped_with_the_application_end_while_handles_remain(test_db: TestDb) {
     let (store, _db) = open_with_endpoints(&test_db, &[]);
-    let (writer, lanes) = Writer::start(&store, MAX_LANES).expect("start the writer");
+    let (writer, lanes) =
+        Writer::start(&store, MAX_LANES, detached_metrics()).expect("start the writer");
     writer
         .call(|_| Ok(()))
         .await
@@ -169,4 +172,12 @@ async fn lanes_dropped_with_the_application_end_while_handles_remain(test_db: Te
     })
     .await;
     assert!(!writer.is_healthy());
+}
+
+/// Writer metrics in a registry of their own, which no one scrapes.
+fn detached_metrics() -> hookrelay::metrics::WriterMetrics {
+    hookrelay::metrics::Metrics::new(Default::default())
+        .expect("metrics")
+        .writer
+        .clone()
 }
