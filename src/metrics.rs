@@ -7,7 +7,6 @@
 //! per endpoint or tenant and label set) are added only when the operator
 //! asks for them ([`MetricLabels`]).
 
-use crate::store::gauges::StoredCounts;
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
@@ -348,6 +347,17 @@ impl Metrics {
         values.extend_from_slice(own);
         values
     }
+}
+
+/// Waiting deliveries by state, endpoints by status and by breaker state,
+/// as counted in the database. Every state the service knows is listed,
+/// at zero when none is stored, so that a gauge falls back to zero instead
+/// of keeping its last value.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoredCounts {
+    pub deliveries_by_state: Vec<(String, i64)>,
+    pub endpoints_by_status: Vec<(String, i64)>,
+    pub endpoints_by_breaker: Vec<(String, i64)>,
 }
 
 /// An attempt under way, for the in-flight gauge.

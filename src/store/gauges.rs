@@ -3,18 +3,9 @@
 use super::schema::{deliveries, endpoint_health, endpoints};
 use super::{dispatch, Db, StoreError};
 use crate::core::delivery::lifecycle::DeliveryState;
+use crate::metrics::StoredCounts;
 use diesel::dsl::count_star;
 use diesel::prelude::*;
-
-/// Waiting deliveries by state, endpoints by status and by breaker state.
-/// Every state the service knows is listed, at zero when none is stored,
-/// so that a gauge falls back to zero instead of keeping its last value.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct StoredCounts {
-    pub deliveries_by_state: Vec<(String, i64)>,
-    pub endpoints_by_status: Vec<(String, i64)>,
-    pub endpoints_by_breaker: Vec<(String, i64)>,
-}
 
 const WAITING: [DeliveryState; 2] = [DeliveryState::Pending, DeliveryState::Held];
 const STATUSES: [&str; 2] = ["active", "disabled"];

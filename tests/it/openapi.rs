@@ -99,7 +99,7 @@ async fn the_document_covers_every_registered_route_and_nothing_else() {
 }
 
 #[actix_rt::test]
-async fn every_route_under_v1_documents_the_key_and_refuses_a_request_without_one() {
+async fn every_route_under_v1_and_metrics_documents_the_key_and_refuses_a_request_without_one() {
     let app = spawn_app(TestDb::sqlite()).await;
     let document = document(&app).await;
     let schemes = &document["components"]["securitySchemes"];
@@ -126,7 +126,7 @@ async fn every_route_under_v1_documents_the_key_and_refuses_a_request_without_on
             .join("/");
         let method = Method::from_bytes(method.to_uppercase().as_bytes()).expect("a method");
         let response = app.send(method, &concrete, None, &[], None).await;
-        if path.starts_with("/v1/") {
+        if path.starts_with("/v1/") || path == "/metrics" {
             let needs = security
                 .into_iter()
                 .flatten()
