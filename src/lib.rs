@@ -13,3 +13,4 @@ pub mod sender;
 pub mod startup;
 pub mod store;
 pub mod time;
+pub mod ui;

@@ -159,6 +159,12 @@ impl Keys {
             .map(str::trim)
             .filter(|key| !key.is_empty())
             .ok_or(ApiError::Unauthorized)?;
+        self.owner_of(key).await
+    }
+
+    /// Whose key `key` is: 401 when it is none (unknown or revoked). The
+    /// dashboard asks this of its session's key on every page.
+    pub async fn owner_of(&self, key: &str) -> Result<KeyOwner, ApiError> {
         let hash = key_hash(key);
         if self.configured_admin.as_ref() == Some(&hash) {
             return Ok(KeyOwner::Admin);

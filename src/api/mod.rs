@@ -176,17 +176,17 @@ fn method_not_allowed(allow: &str) -> HttpResponse {
 }
 
 /// Errors raised outside our handlers (unknown route, bad query string,
-/// oversized body) become problem+json like every other error.
+/// oversized body) become problem+json like every other error of the API.
 pub fn problem_errors<B: 'static>() -> ErrorHandlers<B> {
     ErrorHandlers::new().default_handler(as_problem)
 }
 
 fn as_problem<B>(response: ServiceResponse<B>) -> actix_web::Result<ErrorHandlerResponse<B>> {
-    let is_problem = response
-        .headers()
-        .get(CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes() == b"application/problem+json");
-    if is_problem {
+    // The dashboard's error pages are HTML for a person, and stay so.
+    let is_answered = response.headers().get(CONTENT_TYPE).is_some_and(|v| {
+        v.as_bytes() == b"application/problem+json" || v.as_bytes().starts_with(b"text/html")
+    });
+    if is_answered {
         return Ok(ErrorHandlerResponse::Response(
             response.map_into_left_body(),
         ));

@@ -26,6 +26,7 @@ use crate::store::tenants::SYSTEM_TENANT;
 use crate::store::writer::{Writer, WriterLanes};
 use crate::store::{endpoints, leases, Store, StoreError};
 use crate::time::now_ms;
+use crate::ui;
 use actix::{Actor, Addr};
 use actix_web::dev::Server;
 use actix_web::middleware::from_fn;
@@ -213,9 +214,14 @@ impl Application {
             Some(address) => Some(metrics_server(address, state.clone())?),
             None => None,
         };
+        let dashboard = web::Data::new(ui::Dashboard::new(
+            ui::ApiClient::new(own_api_base(&listener)?).map_err(StartupError::Settings)?,
+            state.clone(),
+        ));
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
+                .app_data(dashboard.clone())
                 // Every handler reads its body as `web::Bytes`, which this
                 // bounds: a larger body is a 413 before any handler runs.
                 .app_data(web::PayloadConfig::new(max_payload_bytes))
@@ -224,6 +230,7 @@ impl Application {
                 .wrap(from_fn(api::guard::refuse_encoded_bodies))
                 .wrap(from_fn(api::metrics::count_publishes))
                 .configure(api::routes)
+                .configure(ui::routes)
         })
         .listen(listener)
         .map_err(|e| StartupError::Listen(settings.listen.clone(), e))?
@@ -256,6 +263,23 @@ impl Application {
     pub fn admin_key(&self) -> Option<&str> {
         self.generated_admin_key.as_deref()
     }
+}
+
+/// Where the dashboard reaches the API: the listener's own address, on
+/// loopback when it listens on every address.
+fn own_api_base(listener: &TcpListener) -> Result<String, StartupError> {
+    let mut address = listener
+        .local_addr()
+        .map_err(|e| StartupError::Settings(format!("the API's address: {e}")))?;
+    if address.ip().is_unspecified() {
+        let loopback: std::net::IpAddr = if address.is_ipv4() {
+            std::net::Ipv4Addr::LOCALHOST.into()
+        } else {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        };
+        address.set_ip(loopback);
+    }
+    Ok(format!("http://{address}"))
 }
 
 /// A server of its own for `/metrics` without a key on `address`: only
