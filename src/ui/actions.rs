@@ -37,7 +37,7 @@ pub async fn login(
     }
     match ui.app.keys.owner_of(key).await {
         Ok(_) => {
-            let cookie = open_session(&ui, key.to_owned());
+            let cookie = open_session(&ui, &request, key.to_owned());
             let mut response = see_other("/ui");
             if let Ok(value) = HeaderValue::from_str(&cookie) {
                 response.headers_mut().insert(header::SET_COOKIE, value);

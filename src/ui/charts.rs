@@ -94,21 +94,29 @@ pub fn latency_chart(buckets: &[Bucket], label: &str) -> Markup {
         .max()
         .unwrap_or(0)
         .max(1) as f64;
-    let points: Vec<String> = buckets
+    let points: Vec<(f64, f64)> = buckets
         .iter()
         .enumerate()
         .filter_map(|(n, bucket)| {
             let latency = bucket.latency_p50_ms? as f64;
             let x = n as f64 * slot + slot / 2.0;
             let y = HEIGHT - 2.0 - latency / largest * (HEIGHT - 4.0);
-            Some(format!("{x:.1},{y:.1}"))
+            Some((x, y))
         })
+        .collect();
+    let line: Vec<String> = points
+        .iter()
+        .map(|(x, y)| format!("{x:.1},{y:.1}"))
         .collect();
     html! {
         svg.chart viewBox=(format!("0 0 {WIDTH} {HEIGHT}")) role="img" aria-label=(label) {
             title { (label) ", largest median " (largest) " ms" }
             line x1="0" y1=(HEIGHT) x2=(WIDTH) y2=(HEIGHT) class="axis" {}
-            polyline points=(points.join(" ")) class="latency" {}
+            polyline points=(line.join(" ")) class="latency" {}
+            // A lone slice has no line: each median is a dot as well.
+            @for (x, y) in &points {
+                circle cx=(format!("{x:.1}")) cy=(format!("{y:.1}")) r="2" class="latency" {}
+            }
         }
     }
 }

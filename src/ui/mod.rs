@@ -63,7 +63,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 DefaultHeaders::new()
                     .add(("Content-Security-Policy", CONTENT_SECURITY_POLICY))
                     .add(("X-Content-Type-Options", "nosniff"))
-                    .add(("Referrer-Policy", "no-referrer"))
+                    // `no-referrer` would make the browser send `Origin: null` with
+                    // the forms, which the origin check refuses.
+                    .add(("Referrer-Policy", "same-origin"))
                     .add(("Cache-Control", "no-store")),
             )
             .route("", web::get().to(pages::home))
@@ -143,13 +145,20 @@ async fn signed_in(request: &HttpRequest, ui: &Dashboard) -> Result<SignedIn, Ht
     }
 }
 
-/// Opens a session for `key` and answers the cookie that names it.
-fn open_session(ui: &Dashboard, key: String) -> String {
+/// Opens a session for `key` and answers the cookie that names it; a
+/// `Secure` one when the browser came over HTTPS (as a proxy in front
+/// says with `X-Forwarded-Proto` or `Forwarded`).
+fn open_session(ui: &Dashboard, request: &HttpRequest, key: String) -> String {
     let token = URL_SAFE_NO_PAD.encode(ids::random_bytes::<32>());
     let csrf = URL_SAFE_NO_PAD.encode(ids::random_bytes::<32>());
     ui.sessions().open(token.clone(), key, csrf, now_ms());
+    let secure = if request.connection_info().scheme() == "https" {
+        "; Secure"
+    } else {
+        ""
+    };
     format!(
-        "{COOKIE}={token}; Path=/ui; HttpOnly; SameSite=Strict; Max-Age={}",
+        "{COOKIE}={token}; Path=/ui; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
         SESSION_MS / 1000
     )
 }

@@ -177,14 +177,16 @@ pub async fn tenant(
             tbody {
                 @for (n, endpoint) in endpoints.iter().enumerate() {
                     @let id = text(&endpoint["endpoint_id"]);
-                    tr data-endpoint=(id) {
+                    @let sick = endpoint["status"] != "active"
+                        || endpoint["consecutive_failures"].as_u64().unwrap_or(0) > 0;
+                    tr data-endpoint=(id) class=(if sick { "bad" } else { "ok" }) {
                         td {
                             a href=(format!("/ui/tenants/{tenant}/endpoints/{id}")) { (id) }
                             br; span.url { (text(&endpoint["url"])) }
                         }
                         td.status { (badge(&text(&endpoint["status"]))) }
                         td.breaker { (badge(&text(&endpoint["circuit"]))) }
-                        td.number { (text(&endpoint["consecutive_failures"])) }
+                        td.number class=(if sick { "bad" } else { "" }) { (text(&endpoint["consecutive_failures"])) }
                         td.number { (percent(endpoint["last_hour_success_rate"].as_f64())) }
                         td.number { (text(&endpoint["pending"])) }
                         td.number { (text(&endpoint["held"])) }

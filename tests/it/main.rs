@@ -10,6 +10,7 @@ mod api;
 mod batch;
 mod bounded;
 mod crash;
+mod dashboard;
 mod database_outage;
 mod delivery;
 mod endpoint_options;
