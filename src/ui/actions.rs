@@ -6,7 +6,8 @@
 use super::html;
 use super::pages::login_page;
 use super::{
-    closed_cookie, failed, open_session, see_other, signed_in, Dashboard, SignedIn, UiError,
+    closed_cookie, cookie, failed, open_session, see_other, signed_in, Dashboard, SignedIn,
+    UiError, LOGIN_COOKIE,
 };
 use crate::api::problem::ApiError;
 use crate::core::input::domain::is_id;
@@ -27,10 +28,13 @@ pub async fn login(
     ui: web::Data<Dashboard>,
     body: web::Bytes,
 ) -> HttpResponse {
-    if !same_origin(&request) {
+    let mut fields = form(&body);
+    let sent = fields.remove("csrf").unwrap_or_default();
+    let expected = cookie(&request, LOGIN_COOKIE).unwrap_or_default();
+    if !same_origin(&request) || expected.is_empty() || !same_token(&sent, &expected) {
         return forbidden(None);
     }
-    let key = form(&body).remove("key").unwrap_or_default();
+    let key = fields.remove("key").unwrap_or_default();
     let key = key.trim();
     if key.is_empty() {
         return login_page(StatusCode::UNPROCESSABLE_ENTITY, Some("Enter an API key."));

@@ -169,15 +169,32 @@ fn closed_cookie() -> String {
 }
 
 fn session_token(request: &HttpRequest) -> Option<String> {
+    cookie(request, COOKIE)
+}
+
+/// The sign-in form's CSRF token, sent with the form and in a cookie of
+/// its own (there is no session yet): a form posted from elsewhere has
+/// neither the cookie (`SameSite=Strict`) nor the token.
+const LOGIN_COOKIE: &str = "hookrelay_login";
+
+/// A new sign-in token, and the cookie that carries it.
+fn login_token() -> (String, String) {
+    let token = URL_SAFE_NO_PAD.encode(ids::random_bytes::<32>());
+    let cookie =
+        format!("{LOGIN_COOKIE}={token}; Path=/ui/login; HttpOnly; SameSite=Strict; Max-Age=3600");
+    (token, cookie)
+}
+
+fn cookie(request: &HttpRequest, wanted: &str) -> Option<String> {
     request
         .headers()
         .get_all(header::COOKIE)
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == COOKIE)
+        .find(|(name, _)| *name == wanted)
         .map(|(_, value)| value.to_owned())
-        .filter(|token| !token.is_empty())
+        .filter(|value| !value.is_empty())
 }
 
 fn to_login() -> HttpResponse {

@@ -3,9 +3,10 @@
 
 use super::charts::{self, Point};
 use super::html::{self, badge, button_form, percent, text};
-use super::{failed, see_other, signed_in, Dashboard, SignedIn};
+use super::{failed, login_token, see_other, signed_in, Dashboard, SignedIn};
 use crate::core::input::domain::is_id;
 use crate::time::{now_ms, rfc3339};
+use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use maud::{html, Markup};
@@ -51,6 +52,7 @@ pub async fn login_form(request: HttpRequest, ui: web::Data<Dashboard>) -> HttpR
 
 /// The sign-in form, with why the last try failed.
 pub fn login_page(status: StatusCode, problem: Option<&str>) -> HttpResponse {
+    let (token, cookie) = login_token();
     let body = html! {
         h1 { "Sign in" }
         p { "With the admin key, or a tenant's API key." }
@@ -58,6 +60,7 @@ pub fn login_page(status: StatusCode, problem: Option<&str>) -> HttpResponse {
             p.problem role="alert" { (problem) }
         }
         form.login method="post" action="/ui/login" {
+            input type="hidden" name="csrf" value=(token);
             label for="key" { "API key" }
             input #key type="password" name="key" autocomplete="off" required;
             button type="submit" { "Sign in" }
@@ -65,6 +68,9 @@ pub fn login_page(status: StatusCode, problem: Option<&str>) -> HttpResponse {
     };
     let mut response = html::page("Sign in", None, body);
     *response.status_mut() = status;
+    if let Ok(value) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().insert(header::SET_COOKIE, value);
+    }
     response
 }
 

@@ -25,6 +25,17 @@ async fn forms_need_their_token_and_a_tenant_key_sees_only_its_tenant() {
     let acme = TenantEndpoint::create(&app, json!({"url": receiver.url()})).await;
     let (other, _) = app.create_tenant("other").await;
 
+    // The sign-in form has its token too: a sign-in posted from elsewhere
+    // (no token, no cookie) opens no session.
+    let forged = no_redirects()
+        .post(app.url("/ui/login"))
+        .form(&[("key", ADMIN_KEY)])
+        .send()
+        .await
+        .expect("a forged sign-in");
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    assert!(forged.headers().get("set-cookie").is_none());
+
     // A tenant key signs in to its own tenant and no other.
     let tenant_session = sign_in(&app, &acme.key).await;
     let home = get(&app, &tenant_session, "/ui").await;
@@ -69,6 +80,44 @@ async fn forms_need_their_token_and_a_tenant_key_sees_only_its_tenant() {
     let done = post(&app, &admin_session, &disable, &format!("csrf={token}")).await;
     assert_eq!(done.status(), StatusCode::SEE_OTHER);
     assert_eq!(acme.view(&app).await["status"], "disabled");
+
+    // Send test works while disabled; Rotate secret gives a new secret.
+    let endpoint_actions = format!("/ui/tenants/acme/endpoints/{}", acme.id);
+    let tested = post(
+        &app,
+        &admin_session,
+        &format!("{endpoint_actions}/test"),
+        &format!("csrf={token}"),
+    )
+    .await;
+    assert_eq!(tested.status(), StatusCode::SEE_OTHER);
+    receiver.wait_for_count(1, DELIVERY_TIMEOUT).await;
+    let secret_path = format!("/v1/tenants/acme/endpoints/{}/secret", acme.id);
+    let before = app.get_json(ADMIN_KEY, &secret_path).await["secret"].clone();
+    let rotated = post(
+        &app,
+        &admin_session,
+        &format!("{endpoint_actions}/rotate-secret"),
+        &format!("csrf={token}"),
+    )
+    .await;
+    assert_eq!(rotated.status(), StatusCode::SEE_OTHER);
+    let after = app.get_json(ADMIN_KEY, &secret_path).await["secret"].clone();
+    assert_ne!(before, after, "rotated");
+    // Retry of a delivery of a disabled endpoint: the API's refusal, as a page.
+    let event = acme
+        .publish_numbered(&app, "evt_dashboard", 1)
+        .await
+        .remove(0);
+    let delivery = app.single_delivery_id(&acme.key, "acme", &event).await;
+    let retry = format!("/ui/tenants/acme/deliveries/{delivery}/retry");
+    let refused = post(&app, &admin_session, &retry, &format!("csrf={token}")).await;
+    assert_eq!(refused.status(), StatusCode::CONFLICT);
+    let page = refused.text().await.unwrap_or_default();
+    assert!(
+        page.contains("endpoint is disabled; enable it first"),
+        "{page}"
+    );
 
     // A revoked key ends its session at the next page.
     let keys = app.get_json(ADMIN_KEY, "/v1/tenants/acme/api-keys").await;
@@ -341,11 +390,20 @@ impl Drop for Browser {
     }
 }
 
-/// Signs in through the form and answers the session's cookie.
+/// Signs in through the form, as a browser would (the form's page first,
+/// for its token and cookie), and answers the session's cookie.
 async fn sign_in(app: &TestApp, key: &str) -> String {
+    let form = no_redirects()
+        .get(app.url("/ui/login"))
+        .send()
+        .await
+        .expect("the sign-in page");
+    let login_cookie = set_cookie(&form);
+    let token = csrf_of(&form.text().await.unwrap_or_default());
     let response = no_redirects()
         .post(app.url("/ui/login"))
-        .form(&[("key", key)])
+        .header("cookie", login_cookie)
+        .form(&[("key", key), ("csrf", &token)])
         .send()
         .await
         .expect("sign in");
@@ -386,6 +444,17 @@ async fn post(app: &TestApp, cookie: &str, path: &str, body: &str) -> reqwest::R
         .send()
         .await
         .expect("a form")
+}
+
+/// The `name=value` of the response's cookie.
+fn set_cookie(response: &reqwest::Response) -> String {
+    response
+        .headers()
+        .get("set-cookie")
+        .and_then(|value| value.to_str().ok())
+        .and_then(|cookie| cookie.split(';').next())
+        .unwrap_or_default()
+        .to_owned()
 }
 
 fn location(response: &reqwest::Response) -> String {
