@@ -4,7 +4,8 @@
 //! evenly; a killed instance's endpoints are taken over within the lease;
 //! a stalled one that wakes up sends nothing more for what it lost and its
 //! late writes change nothing; a status change made through an instance
-//! that does not own the endpoint behaves as if there were one instance;
+//! that does not own the endpoint behaves as if there were one instance,
+//! and its health view shows the owner's live state;
 //! an instance with another secret key is refused.
 
 use std::process::Command;
@@ -151,6 +152,42 @@ async fn a_status_change_through_an_instance_that_does_not_own_the_endpoint_acts
         events.len(),
         "nothing more to the old URL"
     );
+    second.stop().await;
+    first.stop().await;
+}
+
+#[actix_rt::test]
+async fn the_health_view_through_any_instance_shows_the_owners_live_state() {
+    let Some(db) = TestDb::postgres() else {
+        return;
+    };
+    let first = RestartableApp::start(db.url(), with_lease("it-live-a")).await;
+    let second = RestartableApp::start(db.url(), with_lease("it-live-b")).await;
+    let receiver = Receiver::start();
+    receiver.set_delay(Some(Duration::from_secs(5)));
+    let ep = TenantEndpoint::create(&first.app, json!({"url": receiver.url()})).await;
+    wait_until(LEASE * 2 + SLACK, || async {
+        owned_by(&db, "it-live-a") + owned_by(&db, "it-live-b") == 1
+    })
+    .await;
+    let (owner, other) = if owned_by(&db, "it-live-a") == 1 {
+        (&first.app, &second.app)
+    } else {
+        (&second.app, &first.app)
+    };
+    ep.publish_numbered(other, "evt_live", 1).await;
+    receiver.wait_for_count(1, DELIVERY_TIMEOUT).await;
+    // The attempt is in flight: only the owner's actor knows it (the
+    // stored state says nothing is).
+    for (app, which) in [(owner, "the owner"), (other, "another instance")] {
+        let health = ep.health(app).await;
+        assert_eq!(
+            health["queue"]["in_flight"],
+            json!(1),
+            "through {which}: {health}"
+        );
+    }
+    receiver.set_delay(None);
     second.stop().await;
     first.stop().await;
 }

@@ -1,5 +1,5 @@
-//! Status changes asked through an instance that does not own the
-//! endpoint. Only the owner's actor changes an endpoint's status (its
+//! Status changes, and reads of the live state, asked through an instance
+//! that does not own the endpoint. Only the owner's actor changes an endpoint's status (its
 //! machine orders a status change with in-flight attempts and backlog
 //! moves), so the asking instance writes a command
 //! ([`crate::store::commands`]), signals the owner, and waits for the
@@ -10,6 +10,11 @@
 //! saying the change may have been made. Every wait is bounded.
 
 use super::Router;
+use crate::actors::endpoint::{EndpointSnapshot, GetSnapshot};
+use crate::core::delivery::lifecycle::BacklogMove;
+use crate::core::endpoint_machine::MachineSnapshot;
+use crate::core::health::breaker::{Breaker, CircuitState};
+use crate::core::health::failure_policy::Streak;
 use crate::store::commands::{self, CommandState, Waiting};
 use crate::store::endpoint_state::{EnableOutcome, Replay};
 use crate::store::signals::{self, Signal};
@@ -23,6 +28,10 @@ use std::time::{Duration, Instant};
 /// that a dead owner's successor has taken the endpoint over.
 const ANSWER_WITHIN: Duration = Duration::from_secs(15);
 
+/// How long a health view waits for the owner's live state before it
+/// shows the stored one (no owner, or a slow one).
+pub(super) const SNAPSHOT_WITHIN: Duration = Duration::from_secs(2);
+
 /// How often the asker looks for the answer.
 const ANSWER_POLL: Duration = Duration::from_millis(25);
 
@@ -33,6 +42,8 @@ const COMMAND_POLL: Duration = Duration::from_secs(1);
 pub(super) enum Command {
     Disable,
     Enable(Replay),
+    /// The actor's live state, for a health view read elsewhere.
+    Snapshot,
 }
 
 impl Command {
@@ -41,6 +52,7 @@ impl Command {
             Command::Disable => "disable",
             Command::Enable(Replay::Held) => "enable:replay",
             Command::Enable(Replay::None) => "enable:cancel",
+            Command::Snapshot => "snapshot",
         }
     }
 
@@ -49,6 +61,7 @@ impl Command {
             "disable" => Some(Command::Disable),
             "enable:replay" => Some(Command::Enable(Replay::Held)),
             "enable:cancel" => Some(Command::Enable(Replay::None)),
+            "snapshot" => Some(Command::Snapshot),
             _ => None,
         }
     }
@@ -65,6 +78,7 @@ pub(super) enum Answer {
         replayed: usize,
         cancelled: usize,
     },
+    Snapshot(LiveState),
     /// The endpoint is unknown to its owner (deleted meanwhile).
     Unknown,
     Failed {
@@ -133,13 +147,110 @@ impl Answered for EnableOutcome {
     }
 }
 
+/// An endpoint actor's live state as carried between instances.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(super) struct LiveState {
+    circuit: String,
+    opened_at: Option<i64>,
+    next_probe_at: Option<i64>,
+    cooldown_ms: i64,
+    consecutive_failures: u32,
+    failing_since: Option<i64>,
+    alerted: Vec<u32>,
+    alert_raised: bool,
+    queued: usize,
+    in_flight: usize,
+    backlog_on_disk: bool,
+    moving: Option<String>,
+    restarts: u32,
+    last_error: Option<String>,
+    waiting_for_slot: usize,
+}
+
+impl From<&EndpointSnapshot> for LiveState {
+    fn from(live: &EndpointSnapshot) -> LiveState {
+        let machine = &live.machine;
+        LiveState {
+            circuit: machine.breaker.state.as_str().to_owned(),
+            opened_at: machine.breaker.opened_at,
+            next_probe_at: machine.breaker.next_probe_at,
+            cooldown_ms: machine.breaker.cooldown_ms,
+            consecutive_failures: machine.streak.consecutive_failures,
+            failing_since: machine.streak.failing_since,
+            alerted: machine.streak.alerted.clone(),
+            alert_raised: machine.streak.alert_raised,
+            queued: machine.queued,
+            in_flight: machine.in_flight,
+            backlog_on_disk: machine.backlog_on_disk,
+            moving: machine.moving.map(|kind| kind.as_str().to_owned()),
+            restarts: live.restarts,
+            last_error: live.last_error.clone(),
+            waiting_for_slot: live.waiting_for_slot,
+        }
+    }
+}
+
+impl LiveState {
+    fn snapshot(self) -> Result<EndpointSnapshot, StoreError> {
+        let circuit = CircuitState::parse(&self.circuit)
+            .ok_or_else(|| StoreError::Corrupt(format!("a circuit state {:?}", self.circuit)))?;
+        Ok(EndpointSnapshot {
+            machine: MachineSnapshot {
+                breaker: Breaker {
+                    state: circuit,
+                    opened_at: self.opened_at,
+                    next_probe_at: self.next_probe_at,
+                    cooldown_ms: self.cooldown_ms,
+                },
+                streak: Streak {
+                    consecutive_failures: self.consecutive_failures,
+                    failing_since: self.failing_since,
+                    alerted: self.alerted,
+                    alert_raised: self.alert_raised,
+                },
+                queued: self.queued,
+                in_flight: self.in_flight,
+                backlog_on_disk: self.backlog_on_disk,
+                moving: self.moving.as_deref().and_then(BacklogMove::parse),
+            },
+            restarts: self.restarts,
+            last_error: self.last_error,
+            waiting_for_slot: self.waiting_for_slot,
+        })
+    }
+}
+
+impl Answered for EndpointSnapshot {
+    fn to_answer(outcome: Option<Result<EndpointSnapshot, StoreError>>) -> Answer {
+        failed(outcome, |live| Answer::Snapshot(LiveState::from(&live)))
+    }
+
+    fn from_answer(answer: Answer) -> Option<Result<EndpointSnapshot, StoreError>> {
+        match answer {
+            Answer::Snapshot(live) => Some(live.snapshot()),
+            other => refused(other),
+        }
+    }
+}
+
 impl Router {
     /// Asks the endpoint's owner to carry out `command`, and waits for its
-    /// answer.
+    /// answer: [`ANSWER_WITHIN`] for it to be taken.
     pub(super) fn forward<T: Answered>(
         &mut self,
         endpoint_id: String,
         command: Command,
+    ) -> ResponseActFuture<Self, Option<Result<T, StoreError>>> {
+        self.forward_within(endpoint_id, command, ANSWER_WITHIN)
+    }
+
+    /// Like [`Self::forward`], waiting `within` for the command to be taken
+    /// (and twice that for its answer).
+    pub(super) fn forward_within<T: Answered>(
+        &mut self,
+        endpoint_id: String,
+        command: Command,
+        within: Duration,
     ) -> ResponseActFuture<Self, Option<Result<T, StoreError>>> {
         let store = self.store.clone();
         let asked = async move {
@@ -167,21 +278,21 @@ impl Router {
                     }
                     // Deleted with its endpoint.
                     CommandState::Gone => return Ok(Answer::Unknown),
-                    CommandState::Waiting if waited >= ANSWER_WITHIN => {
+                    CommandState::Waiting if waited >= within => {
                         let command_id = id.clone();
                         if store
                             .run(move |db| commands::withdraw(db, &command_id))
                             .await?
                         {
                             return Err(StoreError::Busy(format!(
-                                "the instance that owns endpoint {endpoint_id} did not answer within {ANSWER_WITHIN:?}; nothing was changed, try again"
+                                "the instance that owns endpoint {endpoint_id} did not answer within {within:?}; nothing was changed, try again"
                             )));
                         }
                     }
-                    CommandState::Taken if waited >= 2 * ANSWER_WITHIN => {
+                    CommandState::Taken if waited >= 2 * within => {
                         return Err(StoreError::Busy(format!(
                             "the instance that owns endpoint {endpoint_id} took the change but did not answer within {:?}; it may have been made: read the endpoint",
-                            2 * ANSWER_WITHIN
+                            2 * within
                         )));
                     }
                     CommandState::Waiting | CommandState::Taken => {}
@@ -272,6 +383,17 @@ impl Router {
                 self.enable_here(endpoint_id, replay)
                     .map(|outcome, _act, _ctx| EnableOutcome::to_answer(outcome)),
             ),
+            Some(Command::Snapshot) => {
+                let actor = self.actor(&endpoint_id);
+                let ask = async move {
+                    let Some(actor) = actor else {
+                        return Answer::Unknown;
+                    };
+                    let live = actor.send(GetSnapshot).await.ok();
+                    EndpointSnapshot::to_answer(live.map(Ok))
+                };
+                Box::pin(ask.into_actor(self))
+            }
             None => Box::pin(fut::ready(Answer::Failed {
                 error: format!("unknown command {:?}", waiting.command),
             })),
@@ -309,6 +431,7 @@ mod tests {
             Command::Disable,
             Command::Enable(Replay::Held),
             Command::Enable(Replay::None),
+            Command::Snapshot,
         ] {
             assert_eq!(Command::parse(command.as_str()), Some(command));
         }
@@ -332,5 +455,39 @@ mod tests {
             Some(Err(StoreError::Busy(_)))
         ));
         assert!(bool::from_answer(Answer::Unknown).is_none());
+    }
+
+    #[test]
+    fn a_live_state_survives_its_stored_form() {
+        let live = EndpointSnapshot {
+            machine: MachineSnapshot {
+                breaker: Breaker {
+                    state: CircuitState::Open,
+                    opened_at: Some(1_000),
+                    next_probe_at: Some(31_000),
+                    cooldown_ms: 60_000,
+                },
+                streak: Streak {
+                    consecutive_failures: 5,
+                    failing_since: Some(900),
+                    alerted: vec![3, 5],
+                    alert_raised: true,
+                },
+                queued: 7,
+                in_flight: 2,
+                backlog_on_disk: true,
+                moving: Some(BacklogMove::Replay),
+            },
+            restarts: 1,
+            last_error: Some("disk full".to_owned()),
+            waiting_for_slot: 1,
+        };
+        let stored = serde_json::to_string(&EndpointSnapshot::to_answer(Some(Ok(live.clone()))))
+            .expect("stored");
+        let read: Answer = serde_json::from_str(&stored).expect("read");
+        let back = EndpointSnapshot::from_answer(read)
+            .expect("an answer")
+            .expect("a snapshot");
+        assert_eq!(LiveState::from(&back), LiveState::from(&live));
     }
 }

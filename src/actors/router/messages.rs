@@ -2,7 +2,7 @@
 //! registry: endpoints saved and deleted, their live state, an operator's
 //! status changes, the endpoints' notices, and shutdown.
 
-use super::commands::Command;
+use super::commands::{Command, SNAPSHOT_WITHIN};
 use super::Router;
 use crate::actors::endpoint::{
     Disable, Drain, Enable, EndpointNotice, EndpointSnapshot, GetSnapshot, Reconfigure,
@@ -114,15 +114,32 @@ impl Handler<EndpointDeleted> for Router {
 }
 
 impl Handler<SnapshotOf> for Router {
-    type Result = ResponseFuture<Option<EndpointSnapshot>>;
+    type Result = ResponseActFuture<Self, Option<EndpointSnapshot>>;
 
+    /// The owner's live state: here, or asked of the instance that owns
+    /// the endpoint; the stored state when no owner answers in time.
     fn handle(&mut self, SnapshotOf(id): SnapshotOf, _ctx: &mut Context<Self>) -> Self::Result {
-        if self.owned_elsewhere(&id) {
-            let stored = self.stored_snapshots(vec![id]);
-            return Box::pin(async move { stored.await.into_values().next() });
+        if !self.owned_elsewhere(&id) {
+            let actor = self.actor(&id);
+            return Box::pin(async move { actor?.send(GetSnapshot).await.ok() }.into_actor(self));
         }
-        let actor = self.actor(&id);
-        Box::pin(async move { actor?.send(GetSnapshot).await.ok() })
+        if !self.routes.contains_key(&id) || !self.store.is_postgres() {
+            let stored = self.stored_snapshots(vec![id]);
+            return Box::pin(async move { stored.await.into_values().next() }.into_actor(self));
+        }
+        let asked =
+            self.forward_within::<EndpointSnapshot>(id.clone(), Command::Snapshot, SNAPSHOT_WITHIN);
+        Box::pin(asked.then(move |live, act, _ctx| {
+            let live = live.and_then(Result::ok);
+            let stored = live.is_none().then(|| act.stored_snapshots(vec![id]));
+            async move {
+                match stored {
+                    Some(stored) => stored.await.into_values().next(),
+                    None => live,
+                }
+            }
+            .into_actor(act)
+        }))
     }
 }
 
