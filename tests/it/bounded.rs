@@ -115,6 +115,13 @@ async fn an_alert_storm_between_subscribers_of_operational_events_stops(db: Test
         )
         .await;
     }
+    // Each endpoint's lease is taken by a lease round after its creation;
+    // until then its deliveries wait (on PostgreSQL, up to a round), a
+    // pause the settling below would take for the storm's end.
+    wait_until(Duration::from_secs(10), || async {
+        db.count_sql("SELECT count(*) AS n FROM endpoint_leases") >= 3
+    })
+    .await;
     for n in 0..3 {
         app.publish_event(&key, &tenant, "invoice.paid", json!({"n": n}))
             .await;
