@@ -68,6 +68,24 @@ pub fn window_counts(
         .collect())
 }
 
+/// Start, duration and status of the endpoint's newest attempts since
+/// `since`, at most `limit`: the three columns a chart draws, not the
+/// receivers' answers.
+pub fn timings(
+    db: &mut Db,
+    endpoint_id: &str,
+    since: i64,
+    limit: i64,
+) -> Result<Vec<(i64, i64, Option<i32>)>, StoreError> {
+    Ok(dispatch!(db, c => attempts::table
+        .filter(attempts::endpoint_id.eq(endpoint_id))
+        .filter(attempts::started_at.ge(since))
+        .order(attempts::started_at.desc())
+        .limit(limit)
+        .select((attempts::started_at, attempts::duration_ms, attempts::status_code))
+        .load(c))?)
+}
+
 pub fn recent(db: &mut Db, endpoint_id: &str, limit: i64) -> Result<Vec<AttemptRow>, StoreError> {
     Ok(dispatch!(db, c => attempts::table
         .filter(attempts::endpoint_id.eq(endpoint_id))
